@@ -1,0 +1,27 @@
+// The execution-engine interface. Everything above this layer (U-Net, trainer, samplers, CLI,
+// web demo) runs models through it and never touches ONNX Runtime directly.
+
+import type { Tensor } from '../util/tensor.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'wasm' | 'webgpu';
+
+export interface SessionOptions {
+  /** Intra-op threads (0 = the runtime's default). */
+  readonly threads?: number;
+  readonly provider?: ExecutionProvider;
+  /** Graph optimisation level; 'all' unless debugging. */
+  readonly optimization?: 'none' | 'basic' | 'extended' | 'all';
+}
+
+export interface EngineSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Run with float32 feeds by input name; returns the requested (default: all) outputs. */
+  run(feeds: Readonly<Record<string, Tensor>>, outputs?: readonly string[]): Promise<Record<string, Tensor>>;
+  release(): Promise<void>;
+}
+
+export interface Engine {
+  readonly name: string;
+  createSession(model: Uint8Array, opts?: SessionOptions): Promise<EngineSession>;
+}

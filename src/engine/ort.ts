@@ -1,0 +1,65 @@
+// Engine over ONNX Runtime's common JavaScript API, shared by onnxruntime-node and onnxruntime-web:
+// the caller passes the `ort` module it loaded, so this file imports neither.
+
+import type * as OrtCommon from 'onnxruntime-common';
+import type { Tensor } from '../util/tensor.js';
+import type { Engine, EngineSession, ExecutionProvider, SessionOptions } from './engine.js';
+
+type OrtModule = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
+
+function providers(p: ExecutionProvider): string[] {
+  switch (p) {
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return ['cuda', 'cpu'];
+    case 'wasm':
+      return ['wasm'];
+    case 'webgpu':
+      return ['webgpu', 'wasm'];
+  }
+}
+
+function level(o: NonNullable<SessionOptions['optimization']>): 'disabled' | 'basic' | 'extended' | 'all' {
+  switch (o) {
+    case 'none':
+      return 'disabled';
+    case 'basic':
+    case 'extended':
+    case 'all':
+      return o;
+  }
+}
+
+export function ortEngine(ort: OrtModule, name: string, defaultProvider: ExecutionProvider): Engine {
+  return {
+    name,
+    async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
+      const session = await ort.InferenceSession.create(model, {
+        executionProviders: providers(opts.provider ?? defaultProvider),
+        graphOptimizationLevel: level(opts.optimization ?? 'all'),
+        intraOpNumThreads: opts.threads ?? 0,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+      });
+      return {
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        async run(feeds, outputs) {
+          const ortFeeds: Record<string, OrtCommon.Tensor> = {};
+          for (const [k, t] of Object.entries(feeds)) {
+            ortFeeds[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
+          }
+          const res = outputs ? await session.run(ortFeeds, outputs as string[]) : await session.run(ortFeeds);
+          const out: Record<string, Tensor> = {};
+          for (const [k, v] of Object.entries(res)) {
+            const data = (v.location === 'cpu' || v.location === undefined ? v.data : await v.getData()) as Float32Array;
+            out[k] = { data, shape: [...v.dims] };
+          }
+          return out;
+        },
+        release: () => session.release(),
+      };
+    },
+  };
+}

@@ -1,0 +1,420 @@
+// The graph builder: symbolic tensors with static shapes and dtypes, recorded as ONNX-style nodes.
+// One model definition is written against this API; `grad` (autodiff.ts) appends the backward
+// nodes to the same graph, and `toOnnx` (onnx.ts) serialises any set of outputs. Every op checks
+// its operand shapes when it is built and throws an error naming the op and the shapes.
+
+export type DType = 'float32' | 'int64';
+
+export interface Value {
+  readonly id: number;
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** The node that produced it; undefined for inputs, parameters and constants. */
+  readonly producer?: Node;
+}
+
+export type Attr = number | string | readonly number[] | { readonly floats: readonly number[] };
+
+export interface Node {
+  readonly op: string;
+  readonly inputs: readonly Value[];
+  readonly outputs: readonly Value[];
+  readonly attrs: Readonly<Record<string, Attr>>;
+  /** Node-local facts the gradient rule needs (e.g. which primitive this node implements). */
+  readonly meta?: Readonly<Record<string, unknown>>;
+}
+
+export type Leaf =
+  | { readonly kind: 'input'; readonly value: Value }
+  | { readonly kind: 'param'; readonly value: Value; readonly data: Float32Array }
+  | { readonly kind: 'const'; readonly value: Value; readonly data: Float32Array | BigInt64Array };
+
+export interface ConvOptions {
+  readonly strides?: readonly [number, number];
+  /** [top, left, bottom, right] as ONNX. */
+  readonly pads?: readonly [number, number, number, number];
+}
+
+export function shapeStr(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function numel(s: readonly number[]): number {
+  return s.reduce((a, b) => a * b, 1);
+}
+
+export class GraphError extends Error {
+  constructor(op: string, message: string) {
+    super(`${op}: ${message}`);
+    this.name = 'GraphError';
+  }
+}
+
+/** Numpy-style broadcast of two shapes, or an error naming the op. */
+export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new GraphError(op, `cannot broadcast ${shapeStr(a)} with ${shapeStr(b)}`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+export class Graph {
+  readonly nodes: Node[] = [];
+  readonly leaves: Leaf[] = [];
+  private nextId = 0;
+  private readonly names = new Set<string>();
+  private readonly constCache = new Map<string, Value>();
+  /** Prefix for auto-generated names, set by `scope`. */
+  private prefix = '';
+
+  private newValue(name: string | undefined, shape: readonly number[], dtype: DType, producer?: Node): Value {
+    const id = this.nextId++;
+    let nm = name ?? `${this.prefix}v${id}`;
+    if (this.names.has(nm)) {
+      if (name !== undefined) throw new GraphError('graph', `duplicate value name '${name}'`);
+      nm = `${nm}_${id}`;
+    }
+    this.names.add(nm);
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new GraphError('graph', `bad dimension in ${shapeStr(shape)}`);
+    }
+    return { id, name: nm, shape: [...shape], dtype, producer };
+  }
+
+  /** Run fn with auto-generated names prefixed (readable ONNX graphs). */
+  scope<T>(name: string, fn: () => T): T {
+    const saved = this.prefix;
+    this.prefix = `${saved}${name}/`;
+    try {
+      return fn();
+    } finally {
+      this.prefix = saved;
+    }
+  }
+
+  input(name: string, shape: readonly number[], dtype: DType = 'float32'): Value {
+    const v = this.newValue(name, shape, dtype);
+    this.leaves.push({ kind: 'input', value: v });
+    return v;
+  }
+
+  param(name: string, shape: readonly number[], data: Float32Array): Value {
+    if (data.length !== numel(shape)) {
+      throw new GraphError('param', `'${name}' has ${data.length} values but shape ${shapeStr(shape)}`);
+    }
+    const v = this.newValue(name, shape, 'float32');
+    this.leaves.push({ kind: 'param', value: v, data });
+    return v;
+  }
+
+  constant(data: Float32Array | BigInt64Array, shape: readonly number[]): Value {
+    if (data.length !== numel(shape)) {
+      throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
+    }
+    const dtype: DType = data instanceof BigInt64Array ? 'int64' : 'float32';
+    const small = data.length <= 16;
+    const key = small ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}` : '';
+    if (small) {
+      const hit = this.constCache.get(key);
+      if (hit) return hit;
+    }
+    const v = this.newValue(undefined, shape, dtype);
+    this.leaves.push({ kind: 'const', value: v, data });
+    if (small) this.constCache.set(key, v);
+    return v;
+  }
+
+  scalar(x: number): Value {
+    return this.constant(Float32Array.of(x), []);
+  }
+
+  ints(xs: readonly number[]): Value {
+    return this.constant(BigInt64Array.from(xs.map((x) => BigInt(x))), [xs.length]);
+  }
+
+  /** Record a node; outputs are created from the given shapes. */
+  node(
+    op: string,
+    inputs: readonly Value[],
+    outShapes: readonly (readonly number[])[],
+    attrs: Record<string, Attr> = {},
+    meta?: Record<string, unknown>,
+    outDtypes?: readonly DType[],
+  ): Value[] {
+    const outputs: Value[] = [];
+    const node: Node = { op, inputs, outputs, attrs, meta };
+    outShapes.forEach((s, i) => {
+      outputs.push(this.newValue(undefined, s, outDtypes?.[i] ?? 'float32', node));
+    });
+    this.nodes.push(node);
+    return outputs;
+  }
+
+  private unary(op: string, x: Value): Value {
+    return this.node(op, [x], [x.shape])[0]!;
+  }
+
+  private binary(op: string, a: Value, b: Value): Value {
+    return this.node(op, [a, b], [broadcastShapes(op, a.shape, b.shape)])[0]!;
+  }
+
+  // ---- elementwise ----
+  add(a: Value, b: Value): Value {
+    return this.binary('Add', a, b);
+  }
+  sub(a: Value, b: Value): Value {
+    return this.binary('Sub', a, b);
+  }
+  mul(a: Value, b: Value): Value {
+    return this.binary('Mul', a, b);
+  }
+  div(a: Value, b: Value): Value {
+    return this.binary('Div', a, b);
+  }
+  neg(x: Value): Value {
+    return this.unary('Neg', x);
+  }
+  exp(x: Value): Value {
+    return this.unary('Exp', x);
+  }
+  log(x: Value): Value {
+    return this.unary('Log', x);
+  }
+  sqrt(x: Value): Value {
+    return this.unary('Sqrt', x);
+  }
+  sin(x: Value): Value {
+    return this.unary('Sin', x);
+  }
+  cos(x: Value): Value {
+    return this.unary('Cos', x);
+  }
+  tanh(x: Value): Value {
+    return this.unary('Tanh', x);
+  }
+  sigmoid(x: Value): Value {
+    return this.unary('Sigmoid', x);
+  }
+  /** SiLU / swish: x * sigmoid(x). */
+  silu(x: Value): Value {
+    return this.mul(x, this.sigmoid(x));
+  }
+  square(x: Value): Value {
+    return this.mul(x, x);
+  }
+  scale(x: Value, s: number): Value {
+    return this.mul(x, this.scalar(s));
+  }
+
+  // ---- linear algebra ----
+  matmul(a: Value, b: Value): Value {
+    if (a.shape.length < 2 || b.shape.length < 2) {
+      throw new GraphError('MatMul', `operands need rank >= 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+    }
+    const [m, k] = a.shape.slice(-2) as [number, number];
+    const [k2, n] = b.shape.slice(-2) as [number, number];
+    if (k !== k2) throw new GraphError('MatMul', `inner dimensions differ: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+    const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+    return this.node('MatMul', [a, b], [[...batch, m, n]])[0]!;
+  }
+
+  /** y = x @ w^T + b with torch's Linear layout: x [..., in], w [out, in], b [out]. */
+  linear(x: Value, w: Value, b?: Value): Value {
+    const y = this.matmul(x, this.transpose(w, [1, 0]));
+    return b ? this.add(y, b) : y;
+  }
+
+  conv(x: Value, w: Value, b: Value | undefined, opts: ConvOptions = {}): Value {
+    const [sh, sw] = opts.strides ?? [1, 1];
+    const [pt, pl, pb, pr] = opts.pads ?? [0, 0, 0, 0];
+    if (x.shape.length !== 4 || w.shape.length !== 4) {
+      throw new GraphError('Conv', `expects 4-d input and weight, got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
+    }
+    const [n, c, h, wd] = x.shape as [number, number, number, number];
+    const [o, ci, kh, kw] = w.shape as [number, number, number, number];
+    if (ci !== c) throw new GraphError('Conv', `input has ${c} channels, weight ${shapeStr(w.shape)} expects ${ci}`);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== o)) {
+      throw new GraphError('Conv', `bias ${shapeStr(b.shape)} does not match ${o} output channels`);
+    }
+    const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
+    const ow = Math.floor((wd + pl + pr - kw) / sw) + 1;
+    if (oh <= 0 || ow <= 0) throw new GraphError('Conv', `kernel ${kh}x${kw} larger than padded input ${shapeStr(x.shape)}`);
+    const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr] };
+    return this.node('Conv', b ? [x, w, b] : [x, w], [[n, o, oh, ow]], attrs)[0]!;
+  }
+
+  /** ConvTranspose with ONNX semantics (used by the conv input-gradient rule). */
+  convTranspose(
+    x: Value,
+    w: Value,
+    opts: { strides: [number, number]; pads: [number, number, number, number]; outputPadding?: [number, number] },
+  ): Value {
+    const [n, c, h, wd] = x.shape as [number, number, number, number];
+    const [ci, o, kh, kw] = w.shape as [number, number, number, number];
+    if (ci !== c) throw new GraphError('ConvTranspose', `input has ${c} channels, weight ${shapeStr(w.shape)}`);
+    const [sh, sw] = opts.strides;
+    const [pt, pl, pb, pr] = opts.pads;
+    const [oph, opw] = opts.outputPadding ?? [0, 0];
+    const oh = sh * (h - 1) + oph + kh - pt - pb;
+    const ow = sw * (wd - 1) + opw + kw - pl - pr;
+    const attrs = {
+      kernel_shape: [kh, kw],
+      strides: [sh, sw],
+      pads: [pt, pl, pb, pr],
+      output_padding: [oph, opw],
+    };
+    return this.node('ConvTranspose', [x, w], [[n, o, oh, ow]], attrs)[0]!;
+  }
+
+  // ---- shape ops ----
+  reshape(x: Value, shape: readonly number[]): Value {
+    let known = 1;
+    let infer = -1;
+    const out = [...shape];
+    out.forEach((d, i) => {
+      if (d === -1) {
+        if (infer >= 0) throw new GraphError('Reshape', `more than one -1 in ${shapeStr(shape)}`);
+        infer = i;
+      } else known *= d;
+    });
+    const total = numel(x.shape);
+    if (infer >= 0) {
+      if (total % known !== 0) throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+      out[infer] = total / known;
+    }
+    if (numel(out) !== total) throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+    if (out.join(',') === x.shape.join(',')) return x;
+    return this.node('Reshape', [x, this.ints(out)], [out])[0]!;
+  }
+
+  transpose(x: Value, perm: readonly number[]): Value {
+    if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
+      throw new GraphError('Transpose', `perm [${perm}] is not a permutation of the axes of ${shapeStr(x.shape)}`);
+    }
+    return this.node('Transpose', [x], [perm.map((p) => x.shape[p]!)], { perm: [...perm] })[0]!;
+  }
+
+  concat(xs: readonly Value[], axis: number): Value {
+    const r = xs[0]!.shape.length;
+    const ax = axis < 0 ? axis + r : axis;
+    const out = [...xs[0]!.shape];
+    out[ax] = 0;
+    for (const x of xs) {
+      if (x.shape.length !== r || x.shape.some((d, i) => i !== ax && d !== xs[0]!.shape[i])) {
+        throw new GraphError('Concat', `shapes ${xs.map((v) => shapeStr(v.shape)).join(', ')} differ off axis ${ax}`);
+      }
+      out[ax]! += x.shape[ax]!;
+    }
+    return this.node('Concat', xs, [out], { axis: ax })[0]!;
+  }
+
+  /** Zero padding; pads = [begin_0, ..., begin_{r-1}, end_0, ..., end_{r-1}] as ONNX. */
+  pad(x: Value, pads: readonly number[]): Value {
+    const r = x.shape.length;
+    if (pads.length !== 2 * r) throw new GraphError('Pad', `needs ${2 * r} pads for ${shapeStr(x.shape)}`);
+    const out = x.shape.map((d, i) => d + pads[i]! + pads[i + r]!);
+    return this.node('Pad', [x, this.ints(pads)], [out])[0]!;
+  }
+
+  /** Slice with static starts/ends (clamped as ONNX), step 1 or -1. */
+  slice(x: Value, axes: readonly number[], starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Value {
+    const out = [...x.shape];
+    const st = steps ?? axes.map(() => 1);
+    axes.forEach((a, i) => {
+      const d = x.shape[a]!;
+      const step = st[i]!;
+      if (step === 1) {
+        const s = clamp(norm(starts[i]!, d), 0, d);
+        const e = clamp(norm(ends[i]!, d), 0, d);
+        out[a] = Math.max(0, e - s);
+      } else if (step === -1) {
+        const s = clamp(norm(starts[i]!, d), -1, d - 1);
+        const e = clamp(norm(ends[i]!, d), -1, d - 1);
+        out[a] = Math.max(0, s - e);
+      } else throw new GraphError('Slice', `only steps of 1 and -1 are supported, got ${step}`);
+    });
+    const ins = [x, this.ints(starts), this.ints(ends), this.ints(axes), this.ints(st)];
+    return this.node('Slice', ins, [out])[0]!;
+  }
+
+  expand(x: Value, shape: readonly number[]): Value {
+    const out = broadcastShapes('Expand', x.shape, shape);
+    if (out.join(',') === x.shape.join(',')) return x;
+    return this.node('Expand', [x, this.ints(shape)], [out])[0]!;
+  }
+
+  reduceSum(x: Value, axes: readonly number[], keepdims = true): Value {
+    const r = x.shape.length;
+    const ax = axes.map((a) => (a < 0 ? a + r : a));
+    const out = keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
+    if (ax.length === 0) return x;
+    return this.node('ReduceSum', [x, this.ints(ax)], [out], { keepdims: keepdims ? 1 : 0 })[0]!;
+  }
+
+  reduceMean(x: Value, axes: readonly number[], keepdims = true): Value {
+    const r = x.shape.length;
+    const count = axes.reduce((a, ax) => a * x.shape[ax < 0 ? ax + r : ax]!, 1);
+    return this.scale(this.reduceSum(x, axes, keepdims), 1 / count);
+  }
+
+  softmax(x: Value, axis = -1): Value {
+    const ax = axis < 0 ? axis + x.shape.length : axis;
+    return this.node('Softmax', [x], [x.shape], { axis: ax })[0]!;
+  }
+
+  /** Normalise each (n, c) slice of x [N, C, ...] to zero mean, unit variance (no affine). */
+  instanceNorm(x: Value, eps: number): Value {
+    const c = x.shape[1]!;
+    const ones = this.constant(new Float32Array(c).fill(1), [c]);
+    const zero = this.constant(new Float32Array(c), [c]);
+    return this.node('InstanceNormalization', [x, ones, zero], [x.shape], { epsilon: { floats: [eps] } })[0]!;
+  }
+
+  /** GroupNorm of x [N, C, H, W] with per-channel affine (gamma, beta [C]). */
+  groupNorm(x: Value, groups: number, gamma: Value, beta: Value, eps: number): Value {
+    const [n, c] = x.shape as [number, number];
+    if (c % groups !== 0) throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
+    const spatial = x.shape.slice(2);
+    const xg = this.reshape(x, [n, groups, -1]); // [N, G, C/G*H*W]
+    const y = this.reshape(this.instanceNorm(xg, eps), x.shape); // [N, C, H, W]
+    const bshape = [c, ...spatial.map(() => 1)];
+    return this.add(this.mul(y, this.reshape(gamma, bshape)), this.reshape(beta, bshape));
+  }
+
+  /** Nearest-neighbour 2x upsampling of x [N, C, H, W]. */
+  upsample2x(x: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const scales = this.constant(Float32Array.of(1, 1, 2, 2), [4]);
+    const attrs = { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
+    return this.node('Resize', [x, this.constant(new Float32Array(0), [0]), scales], [[n, c, 2 * h, 2 * w]], attrs)[0]!;
+  }
+
+  identity(x: Value): Value {
+    return this.unary('Identity', x);
+  }
+
+  /** Parameters of this graph, in creation order. */
+  params(): { value: Value; data: Float32Array }[] {
+    return this.leaves.flatMap((l) => (l.kind === 'param' ? [{ value: l.value, data: l.data }] : []));
+  }
+
+  inputs(): Value[] {
+    return this.leaves.flatMap((l) => (l.kind === 'input' ? [l.value] : []));
+  }
+}
+
+function norm(i: number, d: number): number {
+  return i < 0 ? i + d : i;
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(Math.max(v, lo), hi);
+}

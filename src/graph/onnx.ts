@@ -1,0 +1,113 @@
+// Serialise a Graph to an ONNX ModelProto (opset 17, IR version 8) that onnxruntime-node and
+// onnxruntime-web both load. Only the nodes the requested outputs depend on are written.
+// Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
+// (training: the optimiser in TypeScript feeds fresh weights every step).
+
+import type { Attr, Graph, Node, Value } from './graph.js';
+import { Msg } from './protobuf.js';
+
+export const OPSET = 17;
+
+export interface ExportOptions {
+  /** Graph outputs, by ONNX name. */
+  readonly outputs: Readonly<Record<string, Value>>;
+  /** 'initializer': weights baked in; 'input': every parameter becomes a graph input of the same name. */
+  readonly params: 'initializer' | 'input';
+  readonly name?: string;
+}
+
+const ELEM = { float32: 1, int64: 7 } as const;
+
+function valueInfo(name: string, v: Value): Msg {
+  const shape = new Msg();
+  for (const d of v.shape) shape.msg(1, new Msg().int(1, d));
+  const tensorType = new Msg().int(1, ELEM[v.dtype]).msg(2, shape);
+  return new Msg().string(1, name).msg(2, new Msg().msg(1, tensorType));
+}
+
+function tensorProto(name: string, v: Value, data: Float32Array | BigInt64Array): Msg {
+  const m = new Msg();
+  for (const d of v.shape) m.int(1, d);
+  m.int(2, ELEM[v.dtype]);
+  m.string(8, name);
+  m.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return m;
+}
+
+function attribute(name: string, a: Attr): Msg {
+  const m = new Msg().string(1, name);
+  if (typeof a === 'number') {
+    if (!Number.isInteger(a)) throw new Error(`attribute ${name}: use {floats:[x]} for a float`);
+    return m.int(3, a).int(20, 2);
+  }
+  if (typeof a === 'string') return m.string(4, a).int(20, 3);
+  if (Array.isArray(a)) return m.packedInts(8, a as number[]).int(20, 7);
+  const fl = (a as { floats: number[] }).floats;
+  if (fl.length === 1) return m.float(2, fl[0]!).int(20, 1);
+  return m.packedFloats(7, fl).int(20, 6);
+}
+
+/** The nodes (in graph order) that the given values depend on. */
+export function liveNodes(g: Graph, roots: readonly Value[]): Node[] {
+  const need = new Set(roots.map((v) => v.id));
+  const live: Node[] = [];
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i]!;
+    if (n.outputs.some((o) => need.has(o.id))) {
+      live.push(n);
+      for (const v of n.inputs) need.add(v.id);
+    }
+  }
+  return live.reverse();
+}
+
+export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
+  const outs = Object.entries(opts.outputs);
+  const live = liveNodes(
+    g,
+    outs.map(([, v]) => v),
+  );
+  const used = new Set<number>();
+  for (const n of live) for (const v of n.inputs) used.add(v.id);
+  for (const [, v] of outs) used.add(v.id);
+
+  const graph = new Msg();
+  // Output renaming: an output's ONNX name may differ from the value's name; add Identity nodes.
+  const nodeMsgs: Msg[] = live.map((n) => {
+    const m = new Msg();
+    for (const v of n.inputs) m.string(1, v.name);
+    for (const v of n.outputs) m.string(2, v.name);
+    m.string(3, `${n.op}_${n.outputs[0]!.name}`);
+    m.string(4, n.op);
+    for (const [k, a] of Object.entries(n.attrs)) m.msg(5, attribute(k, a));
+    return m;
+  });
+  for (const [name, v] of outs) {
+    if (name !== v.name) {
+      nodeMsgs.push(new Msg().string(1, v.name).string(2, name).string(3, `out_${name}`).string(4, 'Identity'));
+    }
+  }
+  for (const m of nodeMsgs) graph.msg(1, m);
+  graph.string(2, opts.name ?? 'ddpm');
+  for (const leaf of g.leaves) {
+    if (!used.has(leaf.value.id)) continue;
+    if (leaf.kind === 'const' || (leaf.kind === 'param' && opts.params === 'initializer')) {
+      graph.msg(5, tensorProto(leaf.value.name, leaf.value, leaf.data));
+    }
+  }
+  for (const leaf of g.leaves) {
+    if (!used.has(leaf.value.id)) continue;
+    if (leaf.kind === 'input' || (leaf.kind === 'param' && opts.params === 'input')) {
+      graph.msg(11, valueInfo(leaf.value.name, leaf.value));
+    }
+  }
+  for (const [name, v] of outs) graph.msg(12, valueInfo(name, v));
+
+  const model = new Msg()
+    .int(1, 8)
+    .string(2, 'ddpm-ts')
+    .string(3, '0.1.0')
+    .msg(7, graph)
+    .msg(8, new Msg().string(1, '').int(2, OPSET));
+  return model.toBytes();
+}

@@ -1,0 +1,152 @@
+// Every op's gradient rule against central finite differences through onnxruntime-node,
+// and the forward ops against direct TypeScript computations in float64.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { nodeEngine } from '../engine/node.js';
+import { allClose } from '../util/allclose.js';
+import { Rng } from '../util/rng.js';
+import { gradCheck } from './gradcheck.js';
+import { Graph, GraphError, type Value } from './graph.js';
+import { toOnnx } from './onnx.js';
+
+const engine = nodeEngine();
+
+async function check(
+  shapes: Record<string, number[]>,
+  build: (g: Graph, x: Record<string, Value>) => Value,
+  opts: Parameters<typeof gradCheck>[3] = {},
+  tol = 2e-3,
+): Promise<void> {
+  const rs = await gradCheck(engine, shapes, build, opts);
+  for (const r of rs) {
+    const scale = Math.max(1, Math.abs(r.numeric));
+    assert.ok(
+      Math.abs(r.analytic - r.numeric) <= tol * scale,
+      `d/d${r.input}: analytic ${r.analytic} vs numeric ${r.numeric}`,
+    );
+  }
+}
+
+const positive = (_: string, rng: Rng, n: number) => Float32Array.from({ length: n }, () => 0.5 + rng.uniform());
+
+describe('gradient rules vs finite differences', () => {
+  it('Add/Sub/Mul/Div with broadcasting', () =>
+    check({ a: [2, 3, 4], b: [3, 1] }, (g, x) => g.div(g.mul(g.sub(g.add(x.a!, x.b!), x.b!), x.a!), g.add(x.b!, g.scalar(3))), {
+      init: positive,
+    }));
+  it('Neg, Exp, Log, Sqrt', () =>
+    check({ a: [5, 3] }, (g, x) => g.add(g.neg(g.exp(g.scale(x.a!, 0.3))), g.mul(g.log(x.a!), g.sqrt(x.a!))), {
+      init: positive,
+    }));
+  it('Sin, Cos, Tanh, Sigmoid, SiLU, square', () =>
+    check({ a: [4, 6] }, (g, x) =>
+      g.add(g.add(g.sin(x.a!), g.cos(g.square(x.a!))), g.add(g.tanh(x.a!), g.silu(g.sigmoid(x.a!)))),
+    ));
+  it('MatMul (batched, broadcast) and linear', () =>
+    check({ a: [2, 3, 4], b: [4, 5], w: [6, 5], bias: [6] }, (g, x) => g.linear(g.matmul(x.a!, x.b!), x.w!, x.bias!)));
+  it('Reshape, Transpose, Concat', () =>
+    check({ a: [2, 3, 4], b: [2, 2, 4] }, (g, x) =>
+      g.transpose(g.reshape(g.concat([x.a!, x.b!], 1), [2, 4, 5]), [2, 0, 1]),
+    ));
+  it('Pad and Slice (steps 1 and -1)', () =>
+    check({ a: [2, 3, 5, 5] }, (g, x) => {
+      const p = g.pad(x.a!, [0, 0, 1, 2, 0, 0, 2, 1]);
+      const s = g.slice(p, [2, 3], [1, -2], [6, -(2 ** 31)], [1, -1]);
+      return g.mul(s, s);
+    }));
+  it('Expand, ReduceSum, reduceMean', () =>
+    check({ a: [3, 1, 4] }, (g, x) => {
+      const e = g.expand(x.a!, [2, 3, 5, 4]);
+      return g.add(g.reduceSum(g.mul(e, e), [1, 3], false), g.reduceMean(g.sin(e), [3, 1], false));
+    }));
+  it('Softmax', () => check({ a: [2, 3, 7] }, (g, x) => g.softmax(g.scale(x.a!, 2), -1)));
+  it('GroupNorm (InstanceNormalization) with affine', () =>
+    check({ a: [2, 8, 3, 3], gam: [8], bet: [8] }, (g, x) => g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6)));
+  it('nearest 2x upsampling', () => check({ a: [2, 3, 3, 4] }, (g, x) => g.upsample2x(x.a!)));
+  it('Conv 3x3 stride 1 pad 1 with bias', () =>
+    check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) => g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] })));
+  it('Conv 1x1', () => check({ a: [2, 5, 4, 4], w: [3, 5, 1, 1], b: [3] }, (g, x) => g.conv(x.a!, x.w!, x.b!)));
+  it('Conv 3x3 stride 2, pad right/bottom by 1 (downsample)', () =>
+    check({ a: [2, 3, 8, 8], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
+      g.conv(x.a!, x.w!, x.b!, { strides: [2, 2], pads: [0, 0, 1, 1] }),
+    ));
+  it('Conv 3x3 stride 2, symmetric pad 1', () =>
+    check({ a: [1, 2, 7, 7], w: [3, 2, 3, 3] }, (g, x) => g.conv(x.a!, x.w!, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] })));
+  it('a value used twice accumulates gradients', () =>
+    check({ a: [3, 4] }, (g, x) => g.mul(g.sin(x.a!), g.add(x.a!, g.scalar(1)))));
+});
+
+describe('forward ops vs direct computation', () => {
+  it('conv 3x3 stride 2 with asymmetric pads matches a naive float64 loop', async () => {
+    const rng = new Rng(3);
+    const [n, c, h, w, o] = [2, 3, 6, 6, 4];
+    const x = rng.normalArray(n * c * h * w);
+    const wt = rng.normalArray(o * c * 9);
+    const g = new Graph();
+    const xv = g.input('x', [n, c, h, w]);
+    const y = g.conv(xv, g.param('w', [o, c, 3, 3], wt), undefined, { strides: [2, 2], pads: [0, 0, 1, 1] });
+    const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
+    const got = (await s.run({ x: { data: x, shape: [n, c, h, w] } })).y!;
+    assert.deepEqual(got.shape, [n, o, 3, 3]);
+    const want = new Float64Array(n * o * 9);
+    for (let b = 0; b < n; b++)
+      for (let oc = 0; oc < o; oc++)
+        for (let i = 0; i < 3; i++)
+          for (let j = 0; j < 3; j++) {
+            let acc = 0;
+            for (let ic = 0; ic < c; ic++)
+              for (let ki = 0; ki < 3; ki++)
+                for (let kj = 0; kj < 3; kj++) {
+                  const yy = 2 * i + ki;
+                  const xx = 2 * j + kj;
+                  if (yy >= h || xx >= w) continue;
+                  acc += x[((b * c + ic) * h + yy) * w + xx]! * wt[((oc * c + ic) * 3 + ki) * 3 + kj]!;
+                }
+            want[((b * o + oc) * 3 + i) * 3 + j] = acc;
+          }
+    allClose(got.data, want, 1e-5, 1e-5, 'conv');
+  });
+
+  it('groupNorm matches the float64 definition', async () => {
+    const rng = new Rng(4);
+    const [n, c, hw, groups] = [2, 8, 9, 4];
+    const x = Float32Array.from(rng.normalArray(n * c * hw), (v) => 3 + 2 * v);
+    const gam = rng.normalArray(c);
+    const bet = rng.normalArray(c);
+    const g = new Graph();
+    const xv = g.input('x', [n, c, 3, 3]);
+    const y = g.groupNorm(xv, groups, g.param('g', [c], gam), g.param('b', [c], bet), 1e-6);
+    const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
+    const got = (await s.run({ x: { data: x, shape: [n, c, 3, 3] } })).y!.data;
+    const want = new Float64Array(x.length);
+    const per = (c / groups) * hw;
+    for (let b = 0; b < n; b++)
+      for (let gi = 0; gi < groups; gi++) {
+        const off = (b * groups + gi) * per;
+        let m = 0;
+        for (let i = 0; i < per; i++) m += x[off + i]!;
+        m /= per;
+        let v = 0;
+        for (let i = 0; i < per; i++) v += (x[off + i]! - m) ** 2;
+        v /= per;
+        for (let i = 0; i < per; i++) {
+          const ch = gi * (c / groups) + Math.floor(i / hw);
+          want[off + i] = ((x[off + i]! - m) / Math.sqrt(v + 1e-6)) * gam[ch]! + bet[ch]!;
+        }
+      }
+    allClose(got, want, 1e-4, 1e-4, 'groupNorm');
+  });
+
+  it('shape errors name the op and the shapes', () => {
+    const g = new Graph();
+    const a = g.input('a', [2, 3]);
+    const b = g.input('b', [4, 5]);
+    assert.throws(() => g.matmul(a, b), (e: unknown) => e instanceof GraphError && /MatMul.*\[2, 3\].*\[4, 5\]/.test(e.message));
+    assert.throws(() => g.add(a, b), /Add: cannot broadcast \[2, 3\] with \[4, 5\]/);
+    const x = g.input('x', [1, 3, 8, 8]);
+    const w = g.input('w', [4, 2, 3, 3]);
+    assert.throws(() => g.conv(x, w, undefined), /Conv: input has 3 channels/);
+    assert.throws(() => g.reshape(a, [4, 2]), /Reshape: cannot reshape \[2, 3\] to \[4, 2\]/);
+  });
+});
