@@ -1,0 +1,328 @@
+// The paper's U-Net (Ho et al. 2020, Appendix B; PixelCNN++ backbone with Wide-ResNet blocks,
+// GroupNorm, sinusoidal timestep embedding and self-attention at 16x16), built on the graph builder.
+// Parameter names and shapes are exactly those of diffusers' UNet2DModel, so the paper's released
+// CIFAR-10 weights (google/ddpm-cifar10-32) load by name.
+
+import type { Graph, Value } from '../graph/graph.js';
+import { hashUniform, Rng } from '../util/rng.js';
+
+export interface UNetConfig {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly resolution: number;
+  readonly ch: number;
+  readonly chMult: readonly number[];
+  readonly numResBlocks: number;
+  /** Resolutions (e.g. [16]) whose levels get self-attention; the middle block always has it. */
+  readonly attnResolutions: readonly number[];
+  readonly dropout: number;
+  readonly groups: number;
+  readonly eps: number;
+}
+
+/** The paper's CIFAR-10 model: 35,746,307 parameters. */
+export const CIFAR10_UNET: UNetConfig = {
+  inChannels: 3,
+  outChannels: 3,
+  resolution: 32,
+  ch: 128,
+  chMult: [1, 2, 2, 2],
+  numResBlocks: 2,
+  attnResolutions: [16],
+  dropout: 0.1,
+  groups: 32,
+  eps: 1e-6,
+};
+
+/** The 2.2M-parameter model of the benchmarks and the shipped MNIST model. */
+export const SMALL_UNET: UNetConfig = { ...CIFAR10_UNET, inChannels: 1, outChannels: 1, ch: 32 };
+
+export type ParamKind = 'conv' | 'linear' | 'bias' | 'normWeight' | 'normBias';
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly kind: ParamKind;
+  /** Paper initialisation zeroes the last conv of each block and of the network. */
+  readonly zeroInit: boolean;
+}
+
+export type ParamStore = Map<string, Float32Array>;
+
+export type InitMode = 'paper' | 'fixture';
+
+export function validateConfig(c: UNetConfig): void {
+  const bad = (m: string) => {
+    throw new Error(`U-Net config: ${m}`);
+  };
+  if (c.ch % c.groups !== 0) bad(`ch ${c.ch} must be divisible by groups ${c.groups}`);
+  for (const m of c.chMult) if ((c.ch * m) % c.groups !== 0) bad(`ch*mult ${c.ch * m} not divisible by ${c.groups}`);
+  if (c.resolution % 2 ** (c.chMult.length - 1) !== 0) {
+    bad(`resolution ${c.resolution} must be divisible by 2^${c.chMult.length - 1} (one halving per level)`);
+  }
+  if (c.ch % 2 !== 0) bad('ch must be even (sinusoidal embedding)');
+  if (!(c.dropout >= 0 && c.dropout < 1)) bad(`dropout ${c.dropout} must be in [0, 1)`);
+}
+
+/** Every parameter, in diffusers state_dict naming. */
+export function unetParamSpecs(c: UNetConfig): ParamSpec[] {
+  validateConfig(c);
+  const specs: ParamSpec[] = [];
+  const conv = (name: string, o: number, i: number, k: number, zero = false) => {
+    specs.push({ name: `${name}.weight`, shape: [o, i, k, k], kind: 'conv', zeroInit: zero });
+    specs.push({ name: `${name}.bias`, shape: [o], kind: 'bias', zeroInit: true });
+  };
+  const linear = (name: string, o: number, i: number, zero = false) => {
+    specs.push({ name: `${name}.weight`, shape: [o, i], kind: 'linear', zeroInit: zero });
+    specs.push({ name: `${name}.bias`, shape: [o], kind: 'bias', zeroInit: true });
+  };
+  const norm = (name: string, n: number) => {
+    specs.push({ name: `${name}.weight`, shape: [n], kind: 'normWeight', zeroInit: false });
+    specs.push({ name: `${name}.bias`, shape: [n], kind: 'normBias', zeroInit: true });
+  };
+  const temb = 4 * c.ch;
+  const resnet = (p: string, i: number, o: number) => {
+    norm(`${p}.norm1`, i);
+    conv(`${p}.conv1`, o, i, 3);
+    linear(`${p}.time_emb_proj`, o, temb);
+    norm(`${p}.norm2`, o);
+    conv(`${p}.conv2`, o, o, 3, true);
+    if (i !== o) conv(`${p}.conv_shortcut`, o, i, 1);
+  };
+  const attn = (p: string, n: number) => {
+    norm(`${p}.group_norm`, n);
+    linear(`${p}.to_q`, n, n);
+    linear(`${p}.to_k`, n, n);
+    linear(`${p}.to_v`, n, n);
+    linear(`${p}.to_out.0`, n, n, true);
+  };
+  conv('conv_in', c.ch, c.inChannels, 3);
+  linear('time_embedding.linear_1', temb, c.ch);
+  linear('time_embedding.linear_2', temb, temb);
+  for (const s of walk(c)) {
+    switch (s.kind) {
+      case 'resnet':
+        resnet(s.prefix, s.inCh, s.outCh);
+        break;
+      case 'attn':
+        attn(s.prefix, s.outCh);
+        break;
+      case 'down':
+      case 'up':
+        conv(`${s.prefix}.conv`, s.outCh, s.outCh, 3);
+        break;
+    }
+  }
+  norm('conv_norm_out', c.ch);
+  conv('conv_out', c.outChannels, c.ch, 3, true);
+  return specs;
+}
+
+type Step =
+  | { kind: 'resnet'; prefix: string; inCh: number; outCh: number; skipCh: number; res: number; path: 'down' | 'mid' | 'up' }
+  | { kind: 'attn'; prefix: string; outCh: number; res: number }
+  | { kind: 'down' | 'up'; prefix: string; outCh: number; res: number };
+
+/** The network as a flat list of blocks, in execution order (shared by specs and the builder). */
+function walk(c: UNetConfig): Step[] {
+  const steps: Step[] = [];
+  const levels = c.chMult.length;
+  const skips: number[] = [c.ch];
+  let ch = c.ch;
+  let res = c.resolution;
+  for (let i = 0; i < levels; i++) {
+    const out = c.ch * c.chMult[i]!;
+    for (let j = 0; j < c.numResBlocks; j++) {
+      steps.push({ kind: 'resnet', prefix: `down_blocks.${i}.resnets.${j}`, inCh: ch, outCh: out, skipCh: 0, res, path: 'down' });
+      ch = out;
+      if (c.attnResolutions.includes(res)) steps.push({ kind: 'attn', prefix: `down_blocks.${i}.attentions.${j}`, outCh: ch, res });
+      skips.push(ch);
+    }
+    if (i !== levels - 1) {
+      steps.push({ kind: 'down', prefix: `down_blocks.${i}.downsamplers.0`, outCh: ch, res });
+      res /= 2;
+      skips.push(ch);
+    }
+  }
+  steps.push({ kind: 'resnet', prefix: 'mid_block.resnets.0', inCh: ch, outCh: ch, skipCh: 0, res, path: 'mid' });
+  steps.push({ kind: 'attn', prefix: 'mid_block.attentions.0', outCh: ch, res });
+  steps.push({ kind: 'resnet', prefix: 'mid_block.resnets.1', inCh: ch, outCh: ch, skipCh: 0, res, path: 'mid' });
+  for (let u = 0; u < levels; u++) {
+    const i = levels - 1 - u;
+    const out = c.ch * c.chMult[i]!;
+    for (let j = 0; j < c.numResBlocks + 1; j++) {
+      const skip = skips.pop()!;
+      steps.push({ kind: 'resnet', prefix: `up_blocks.${u}.resnets.${j}`, inCh: ch + skip, outCh: out, skipCh: skip, res, path: 'up' });
+      ch = out;
+      if (c.attnResolutions.includes(res)) steps.push({ kind: 'attn', prefix: `up_blocks.${u}.attentions.${j}`, outCh: ch, res });
+    }
+    if (i !== 0) {
+      steps.push({ kind: 'up', prefix: `up_blocks.${u}.upsamplers.0`, outCh: ch, res });
+      res *= 2;
+    }
+  }
+  return steps;
+}
+
+export function countParams(c: UNetConfig): number {
+  return unetParamSpecs(c).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+}
+
+/** FNV-1a 32-bit hash of a UTF-8 string (fixture seeds; mirrored in reference/torch_unet.py). */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+function fans(s: ParamSpec): { fanIn: number; fanOut: number } {
+  const [o, i, kh = 1, kw = 1] = s.shape as number[];
+  return { fanIn: i! * kh * kw, fanOut: o! * kh * kw };
+}
+
+/**
+ * 'paper': the original code's init (variance scaling, fan_avg, uniform; zero for the last conv of each
+ * block, the attention output and the network output; biases 0; norms 1/0).
+ * 'fixture': every parameter non-zero from hashUniform(fnv1a(name)), mirrored by the PyTorch reference.
+ */
+export function initParams(c: UNetConfig, mode: InitMode, seed = 0): ParamStore {
+  const rng = new Rng(seed);
+  const store: ParamStore = new Map();
+  for (const s of unetParamSpecs(c)) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    let data: Float32Array;
+    switch (mode) {
+      case 'paper': {
+        data = new Float32Array(n);
+        if (s.kind === 'normWeight') data.fill(1);
+        else if ((s.kind === 'conv' || s.kind === 'linear') && !s.zeroInit) {
+          const { fanIn, fanOut } = fans(s);
+          const limit = Math.sqrt(3 / ((fanIn + fanOut) / 2));
+          for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * limit;
+        }
+        break;
+      }
+      case 'fixture': {
+        const h = fnv1a(s.name);
+        if (s.kind === 'conv' || s.kind === 'linear') data = hashUniform(h, n, Math.sqrt(3 / fans(s).fanIn));
+        else data = hashUniform(h, n, 0.1);
+        if (s.kind === 'normWeight') for (let i = 0; i < n; i++) data[i]! += 1;
+        break;
+      }
+    }
+    store.set(s.name, data);
+  }
+  return store;
+}
+
+export interface UNetGraph {
+  /** Model output, [N, outChannels, H, W]. */
+  readonly out: Value;
+  /** Dropout-mask inputs (values 0 or 1/(1-p)), one per ResNet block, in order; empty without dropout. */
+  readonly dropoutMasks: readonly Value[];
+  /** Parameter values by name, in spec order. */
+  readonly params: ReadonlyMap<string, Value>;
+}
+
+/**
+ * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps). With `training`,
+ * dropout masks become graph inputs named `dropout.<block>`.
+ */
+export function buildUNet(
+  g: Graph,
+  c: UNetConfig,
+  store: ParamStore,
+  x: Value,
+  t: Value,
+  opts: { training?: boolean } = {},
+): UNetGraph {
+  const params = new Map<string, Value>();
+  for (const s of unetParamSpecs(c)) {
+    const data = store.get(s.name);
+    if (!data) throw new Error(`U-Net: parameter ${s.name} missing from the weights`);
+    if (data.length !== s.shape.reduce((a, b) => a * b, 1)) {
+      throw new Error(`U-Net: parameter ${s.name} has ${data.length} values, expected shape [${s.shape}]`);
+    }
+    params.set(s.name, g.param(s.name, s.shape, data));
+  }
+  const P = (name: string) => params.get(name)!;
+  const [n, , h0, w0] = x.shape as [number, number, number, number];
+  if (x.shape[1] !== c.inChannels || h0 !== c.resolution || w0 !== c.resolution) {
+    throw new Error(`U-Net: input [${x.shape}] does not match the config (${c.inChannels}x${c.resolution}x${c.resolution})`);
+  }
+  const masks: Value[] = [];
+  const useDropout = (opts.training ?? false) && c.dropout > 0;
+
+  const gn = (v: Value, p: string) => g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps);
+  const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
+    g.conv(v, P(`${p}.weight`), P(`${p}.bias`), {
+      strides,
+      pads: strides[0] === 2 ? [0, 0, 1, 1] : [1, 1, 1, 1],
+    });
+  const conv1 = (v: Value, p: string) => g.conv(v, P(`${p}.weight`), P(`${p}.bias`));
+  const linear = (v: Value, p: string) => g.linear(v, P(`${p}.weight`), P(`${p}.bias`));
+
+  // Timestep embedding (sinusoidal, sin then cos) -> Dense -> SiLU -> Dense.
+  const half = c.ch / 2;
+  const freqs = Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / (half - 1)));
+  const temb = g.scope('temb', () => {
+    const arg = g.mul(g.reshape(t, [n, 1]), g.constant(freqs, [1, half])); // [N, ch/2]
+    const e = g.concat([g.sin(arg), g.cos(arg)], 1); // [N, ch]
+    return linear(g.silu(linear(e, 'time_embedding.linear_1')), 'time_embedding.linear_2'); // [N, 4ch]
+  });
+  const tembAct = g.silu(temb);
+
+  const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
+    g.scope(s.prefix, () => {
+      let hh = conv3(g.silu(gn(v, `${s.prefix}.norm1`)), `${s.prefix}.conv1`); // [N, out, H, W]
+      const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
+      hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
+      hh = g.silu(gn(hh, `${s.prefix}.norm2`));
+      if (useDropout) {
+        const m = g.input(`dropout.${s.prefix}`, hh.shape);
+        masks.push(m);
+        hh = g.mul(hh, m);
+      }
+      hh = conv3(hh, `${s.prefix}.conv2`);
+      const sc = s.inCh !== s.outCh ? conv1(v, `${s.prefix}.conv_shortcut`) : v;
+      return g.add(sc, hh);
+    });
+
+  const attention = (v: Value, s: Extract<Step, { kind: 'attn' }>) =>
+    g.scope(s.prefix, () => {
+      const [, C, H, W] = v.shape as [number, number, number, number];
+      const hn = g.transpose(g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]), [0, 2, 1]); // [N, HW, C]
+      const q = linear(hn, `${s.prefix}.to_q`);
+      const k = linear(hn, `${s.prefix}.to_k`);
+      const vv = linear(hn, `${s.prefix}.to_v`);
+      const w = g.softmax(g.scale(g.matmul(q, g.transpose(k, [0, 2, 1])), 1 / Math.sqrt(C)), -1); // [N, HW, HW]
+      const o = linear(g.matmul(w, vv), `${s.prefix}.to_out.0`); // [N, HW, C]
+      return g.add(v, g.reshape(g.transpose(o, [0, 2, 1]), [n, C, H, W]));
+    });
+
+  let hcur = conv3(x, 'conv_in');
+  const skips: Value[] = [hcur];
+  for (const s of walk(c)) {
+    switch (s.kind) {
+      case 'resnet': {
+        const inp = s.path === 'up' ? g.concat([hcur, skips.pop()!], 1) : hcur;
+        hcur = resnet(inp, s);
+        if (s.path === 'down') skips.push(hcur);
+        break;
+      }
+      case 'attn':
+        hcur = attention(hcur, s);
+        if (s.prefix.startsWith('down_blocks')) skips[skips.length - 1] = hcur;
+        break;
+      case 'down':
+        hcur = conv3(hcur, `${s.prefix}.conv`, [2, 2]);
+        skips.push(hcur);
+        break;
+      case 'up':
+        hcur = conv3(g.upsample2x(hcur), `${s.prefix}.conv`);
+        break;
+    }
+  }
+  const out = conv3(g.silu(gn(hcur, 'conv_norm_out')), 'conv_out');
+  return { out, dropoutMasks: masks, params };
+}
