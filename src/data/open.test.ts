@@ -1,0 +1,115 @@
+// openDataset: spec forms, resolution / channel adaptation, detection of bare paths, and its errors.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { encode as encodePng } from 'fast-png';
+import { allClose } from '../util/allclose.js';
+import { CIFAR_RECORD } from './cifar.js';
+import { DataError } from './dataset.js';
+import { FASHION_MNIST_DIRS, fashionMnistPath, openDataset } from './open.js';
+
+const root = mkdtempSync(join(tmpdir(), 'ddpm-open-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const first = (ds: ReturnType<typeof openDataset>) => {
+  const out = new Float32Array(ds.channels * ds.height * ds.width);
+  ds.get(0, out, 0);
+  return out;
+};
+
+test('open: mnist by default at 32x32; resolution 28 unpads, 16 resizes, channels 3 replicates', () => {
+  const d = openDataset();
+  assert.deepEqual([d.n, d.channels, d.height, d.width], [10000, 1, 32, 32]);
+  const d28 = openDataset('mnist', { resolution: 28 });
+  assert.deepEqual([d28.height, d28.width], [28, 28]);
+  const a = first(d);
+  const b = first(d28);
+  for (let y = 0; y < 28; y++)
+    allClose(
+      a.subarray((y + 2) * 32 + 2, (y + 2) * 32 + 30),
+      b.subarray(y * 28, y * 28 + 28),
+      0,
+      0,
+      `row ${y}`,
+    );
+  const d16 = openDataset('mnist', { resolution: 16 });
+  assert.deepEqual([d16.height, d16.width, d16.n], [16, 16, 10000]);
+  // 2x downscale of the padded image: each output pixel is a weighted mean of a 4x4 neighbourhood.
+  const s = first(d16);
+  assert.equal(s[0], -1, 'corner stays background');
+  assert.ok(Math.max(...s) > 0, 'digit strokes survive');
+  const rgb = openDataset('mnist', { channels: 3 });
+  const c = first(rgb);
+  assert.equal(rgb.channels, 3);
+  for (let ch = 0; ch < 3; ch++) allClose(c.subarray(ch * 1024, (ch + 1) * 1024), a, 0, 0, `channel ${ch}`);
+});
+
+test('open: bare paths are detected (CIFAR-10 folder, IDX folder or file, image folder)', () => {
+  const cifar = join(root, 'cifar');
+  mkdirSync(cifar);
+  const rec = new Uint8Array(CIFAR_RECORD).fill(200);
+  rec[0] = 2;
+  writeFileSync(join(cifar, 'data_batch_1.bin'), rec);
+  const cds = openDataset(cifar, { resolution: 8 });
+  assert.deepEqual([cds.n, cds.channels, cds.height, cds.label!(0)], [1, 3, 8, 2]);
+  allClose(first(cds), new Array(3 * 64).fill(200 / 127.5 - 1), 0, 1e-6, 'resized constant CIFAR image');
+  assert.equal(openDataset(`cifar10:${join(cifar, 'data_batch_1.bin')}`, { channels: 1 }).channels, 1);
+
+  const idx = join(root, 'idx');
+  mkdirSync(idx);
+  const buf = new Uint8Array(16 + 2 * 784).fill(255);
+  new DataView(buf.buffer).setUint32(0, 0x803);
+  new DataView(buf.buffer).setUint32(4, 2);
+  new DataView(buf.buffer).setUint32(8, 28);
+  new DataView(buf.buffer).setUint32(12, 28);
+  writeFileSync(join(idx, 'train-images-idx3-ubyte.gz'), gzipSync(buf));
+  writeFileSync(join(idx, 'other.bin.gz'), gzipSync(buf));
+  for (const spec of [idx, join(idx, 'other.bin.gz'), `idx:${join(idx, 'train-images-idx3-ubyte.gz')}`]) {
+    const ds = openDataset(spec);
+    assert.deepEqual([ds.n, ds.height, ds.width], [2, 32, 32], spec);
+    const px = first(ds);
+    assert.deepEqual([px[0], px[2 * 32 + 2]], [-1, 1], spec);
+  }
+
+  const imgs = join(root, 'imgs');
+  mkdirSync(imgs);
+  writeFileSync(
+    join(imgs, 'x.png'),
+    encodePng({ width: 20, height: 10, data: new Uint8Array(600).fill(9), channels: 3 }),
+  );
+  for (const spec of [imgs, `folder:${imgs}`]) {
+    const ds = openDataset(spec, { resolution: 4 });
+    assert.deepEqual([ds.n, ds.channels, ds.height, ds.canFlip], [1, 3, 4, true], spec);
+  }
+});
+
+test('open: unknown specs and undetectable files explain what is accepted', () => {
+  assert.throws(
+    () => openDataset(join(root, 'nothing-here')),
+    (e: Error) => e instanceof DataError && /no such file/.test(e.message) && /cifar10:PATH/.test(e.message),
+  );
+  const odd = join(root, 'odd.dat');
+  writeFileSync(odd, 'plain text');
+  assert.throws(
+    () => openDataset(odd),
+    (e: Error) => e.message.includes(odd) && /cannot tell/.test(e.message),
+  );
+  assert.throws(() => openDataset('mnist', { resolution: 0 }), /resolution/);
+  assert.throws(
+    () => fashionMnistPath(root),
+    (e: Error) => e.message.includes(root),
+  );
+});
+
+const installed = FASHION_MNIST_DIRS.some((d) => existsSync(join(d, 'train-images-idx3-ubyte.gz')));
+test('open: fashion-mnist from the Debian package, or an error saying how to get it', () => {
+  if (installed) {
+    const ds = openDataset('fashion-mnist');
+    assert.deepEqual([ds.n, ds.channels, ds.height, ds.canFlip], [60000, 1, 32, true]);
+  } else {
+    assert.throws(() => openDataset('fashion-mnist'), /apt-get install dataset-fashion-mnist/);
+  }
+});

