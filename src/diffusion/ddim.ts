@@ -1,0 +1,123 @@
+// DDIM sampling (Song, Meng, Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12) over a subsequence
+// tau_1 < .. < tau_S of the original timesteps, and its deterministic inversion (eta = 0, the ODE run
+// forwards) which encodes x_0 to x_T, useful for interpolation. Works with every parameterisation: the
+// x_0 prediction comes from GaussianDiffusion.predictXstart at the original t, and eps is derived from it.
+//   x_{prev} = sqrt(abar_prev) x0Pred + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
+//   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
+// eta = 1 over all T steps is ancestral sampling with the 'fixedsmall' variance.
+
+import type { Rng } from '../util/rng.js';
+import type { Tensor } from '../util/tensor.js';
+import type { GaussianDiffusion } from './gaussianDiffusion.js';
+import { batchOf, fullT, randomTensor } from './ops.js';
+import { spacedTimesteps } from './respace.js';
+import type { Denoiser, NoiseFn, ProgressFn, StepFn } from './types.js';
+
+export interface DdimOptions {
+  /** Number of steps S (default 50): the "ddimS" stride when one gives exactly S steps, else S evenly spread. */
+  readonly steps?: number;
+  /** Explicit timesteps (any order; sorted and deduplicated); overrides steps. */
+  readonly timesteps?: ArrayLike<number>;
+  /** 0 = deterministic (default), 1 = DDPM-like noise. */
+  readonly eta?: number;
+  /** Clip x_0 predictions to [-1, 1] (default true). */
+  readonly clipDenoised?: boolean;
+  readonly onStep?: StepFn;
+  readonly onProgress?: ProgressFn;
+}
+
+export interface DdimSampleOptions extends DdimOptions {
+  /** Starting point x_{tau_S}; default standard normal noise. */
+  readonly xT?: Tensor;
+  readonly noiseFn?: NoiseFn;
+}
+
+/** The DDIM timesteps for a step count: range(0, T, stride) if some stride gives exactly `steps`, else "steps". */
+export function ddimTimesteps(T: number, steps: number): Int32Array {
+  try {
+    return spacedTimesteps(T, `ddim${steps}`);
+  } catch {
+    return spacedTimesteps(T, String(steps));
+  }
+}
+
+/** The ascending timesteps a DDIM run with these options visits. */
+export function ddimTimestepsFor(diffusion: GaussianDiffusion, opts: DdimOptions): Int32Array {
+  const T = diffusion.numTimesteps;
+  const ts = opts.timesteps
+    ? Int32Array.from(new Set(Array.from(opts.timesteps))).sort()
+    : ddimTimesteps(T, opts.steps ?? 50);
+  if (ts.length === 0 || ts[0]! < 0 || ts[ts.length - 1]! >= T) {
+    throw new Error(`ddim: timesteps must be a non-empty subset of [0, ${T})`);
+  }
+  return ts;
+}
+
+/** Move x from noise level abar (x at t) to level abarTo, given x_0 and eps predictions (eq. 12). */
+function ddimMove(x0: Tensor, eps: Tensor, abarTo: number, sigma: number, z: Tensor | null): Tensor {
+  const a = Math.sqrt(abarTo);
+  const b = Math.sqrt(Math.max(0, 1 - abarTo - sigma * sigma));
+  const out = new Float32Array(x0.data.length);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = a * x0.data[i]! + b * eps.data[i]! + (z ? sigma * z.data[i]! : 0);
+  }
+  return { data: out, shape: [...x0.shape] };
+}
+
+/** DDIM samples of shape [N, C, H, W] from tau_S down to x_0; deterministic given xT when eta = 0. */
+export async function ddimSample(
+  diffusion: GaussianDiffusion,
+  denoise: Denoiser,
+  shape: readonly number[],
+  rng: Rng,
+  opts: DdimSampleOptions = {},
+): Promise<Tensor> {
+  const ts = ddimTimestepsFor(diffusion, opts);
+  const eta = opts.eta ?? 0;
+  const n = batchOf(shape);
+  const noiseFn = opts.noiseFn ?? ((k: number) => rng.normalArray(k));
+  let x = opts.xT ?? randomTensor(shape, noiseFn); // x_{tau_S}: [N, C, H, W]
+  if (x.shape.join() !== shape.join())
+    throw new Error(`ddimSample: xT has shape [${x.shape}], not [${shape}]`);
+  const abar = diffusion.alphasCumprod;
+  for (let k = ts.length - 1; k >= 0; k--) {
+    const ti = ts[k]!;
+    const t = fullT(n, ti);
+    const { predXstart } = await diffusion.predictXstart(denoise, x, t, opts.clipDenoised ?? true);
+    const eps = diffusion.predictEpsFromXstart(x, t, predXstart); // [N, C, H, W]
+    const abarT = abar[ti]!;
+    const abarPrev = k > 0 ? abar[ts[k - 1]!]! : 1;
+    const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abarT)) * Math.sqrt(1 - abarT / abarPrev);
+    const z = k > 0 && sigma > 0 ? randomTensor(shape, noiseFn) : null;
+    opts.onStep?.({ t: ti, modelT: diffusion.timestepMap[ti]!, xt: x, predXstart });
+    x = ddimMove(predXstart, eps, abarPrev, sigma, z);
+    opts.onProgress?.({ step: ts.length - k, total: ts.length });
+  }
+  return x;
+}
+
+/**
+ * Deterministic DDIM encoding of x0 (eta = 0): x0 is taken as x_{tau_1}, then for k = 1..S-1 the eps
+ * predicted at (x_{tau_k}, tau_k) carries it to tau_{k+1}. Returns x at the last timestep tau_S, which
+ * ddimSample with the same timesteps decodes back to about x0.
+ */
+export async function ddimReverse(
+  diffusion: GaussianDiffusion,
+  denoise: Denoiser,
+  x0: Tensor,
+  opts: DdimOptions = {},
+): Promise<{ xT: Tensor; t: number }> {
+  const ts = ddimTimestepsFor(diffusion, opts);
+  const n = batchOf(x0.shape);
+  let x = x0; // x_{tau_1}: [N, C, H, W]
+  for (let k = 0; k < ts.length - 1; k++) {
+    const ti = ts[k]!;
+    const t = fullT(n, ti);
+    const { predXstart } = await diffusion.predictXstart(denoise, x, t, opts.clipDenoised ?? true);
+    const eps = diffusion.predictEpsFromXstart(x, t, predXstart); // [N, C, H, W]
+    opts.onStep?.({ t: ti, modelT: diffusion.timestepMap[ti]!, xt: x, predXstart });
+    x = ddimMove(predXstart, eps, diffusion.alphasCumprod[ts[k + 1]!]!, 0, null);
+    opts.onProgress?.({ step: k + 1, total: ts.length - 1 });
+  }
+  return { xT: x, t: ts[ts.length - 1]! };
+}

@@ -1,0 +1,346 @@
+// GaussianDiffusion: the forward process q and the reverse process p of DDPM (Ho et al. 2020, sections 2-3),
+// as in the original code's GaussianDiffusion2. All coefficient tables are float64 (index t = 0..T-1 is the
+// paper's t = 1..T); they meet float32 only when applied to a tensor.
+// Covers: q(x_t | x_0) (eq. 4), the posterior q(x_{t-1} | x_t, x_0) (eqs. 6-7), the three parameterisations
+// of mu_theta (Table 2), fixed variances (section 3.2), one step of Algorithm 2 and the whole of Algorithm 2.
+
+import type { Rng } from '../util/rng.js';
+import type { Tensor } from '../util/tensor.js';
+import { affine, assertSameShape, batchOf, clip1, fullT, gather, perSample, randomTensor } from './ops.js';
+import {
+  type Denoiser,
+  type LossType,
+  type ModelMeanType,
+  type ModelVarType,
+  type NoiseFn,
+  type ProgressFn,
+  type StepFn,
+  unreachable,
+} from './types.js';
+
+export interface GaussianDiffusionConfig {
+  readonly betas: ArrayLike<number>;
+  readonly modelMeanType: ModelMeanType;
+  readonly modelVarType: ModelVarType;
+  readonly lossType: LossType;
+  /** Respacing: inner index -> timestep passed to the Denoiser (default: identity). See respace.ts. */
+  readonly timestepMap?: ArrayLike<number>;
+}
+
+/** A diagonal Gaussian with per-element mean, variance and log-variance, all shaped like x. */
+export interface MeanVariance {
+  readonly mean: Tensor;
+  readonly variance: Tensor;
+  readonly logVariance: Tensor;
+}
+
+export interface PMeanVariance extends MeanVariance {
+  /** The model's x_0 prediction (clipped to [-1, 1] when clipDenoised). */
+  readonly predXstart: Tensor;
+  /** The raw Denoiser output. */
+  readonly modelOutput: Tensor;
+}
+
+export interface PSampleResult {
+  readonly sample: Tensor;
+  readonly predXstart: Tensor;
+}
+
+export interface SampleLoopOptions {
+  /** Clip x_0 predictions to [-1, 1] (default true, as the original sampler). */
+  readonly clipDenoised?: boolean;
+  /** Starting point x_{startT}; default standard normal noise (x_T of Algorithm 2). */
+  readonly xStart?: Tensor;
+  /** First timestep index of the loop (default T - 1); used to decode from an intermediate x_t. */
+  readonly startT?: number;
+  /** Noise source (default rng.normalArray). */
+  readonly noiseFn?: NoiseFn;
+  readonly onStep?: StepFn;
+  readonly onProgress?: ProgressFn;
+}
+
+/** How a parameterisation turns the network output into x_0 and mu, and what L_simple regresses on. */
+interface MeanParameterisation {
+  /** x_0 implied by the network output (before clipping). */
+  xstart(d: GaussianDiffusion, xt: Tensor, t: Int32Array, out: Tensor): Tensor;
+  /** mu_theta(x_t, t) given the raw output and the (clipped) x_0 prediction. */
+  mean(d: GaussianDiffusion, xt: Tensor, t: Int32Array, out: Tensor, predXstart: Tensor): Tensor;
+  /** Regression target of the 'mse' loss. */
+  target(d: GaussianDiffusion, x0: Tensor, xt: Tensor, t: Int32Array, noise: Tensor): Tensor;
+}
+
+function meanParameterisation(kind: ModelMeanType): MeanParameterisation {
+  const posteriorMean = (d: GaussianDiffusion, xt: Tensor, t: Int32Array, _o: Tensor, x0: Tensor) =>
+    d.qPosteriorMeanVariance(x0, xt, t).mean;
+  switch (kind) {
+    case 'eps': // eq. 11: mu = posterior mean of x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
+      return {
+        xstart: (d, xt, t, out) => d.predictXstartFromEps(xt, t, out),
+        mean: posteriorMean,
+        target: (_d, _x0, _xt, _t, noise) => noise,
+      };
+    case 'xstart':
+      return {
+        xstart: (_d, _xt, _t, out) => out,
+        mean: posteriorMean,
+        target: (_d, x0) => x0,
+      };
+    case 'xprev': // the output is mu itself; clipping only affects the x_0 prediction
+      return {
+        xstart: (d, xt, t, out) => d.predictXstartFromXprev(xt, t, out),
+        mean: (_d, _xt, _t, out) => out,
+        target: (d, x0, xt, t) => d.qPosteriorMeanVariance(x0, xt, t).mean,
+      };
+    default:
+      return unreachable(kind, 'model mean type');
+  }
+}
+
+/** sigma_t^2 tables of the fixed variances. fixedlarge: variance beta_t, log-variance log([b~_1, b_2, ..]). */
+function fixedVariance(
+  kind: ModelVarType,
+  betas: Float64Array,
+  posteriorVariance: Float64Array,
+  posteriorLogVarianceClipped: Float64Array,
+  firstPosteriorVariance: number,
+): { variance: Float64Array; logVariance: Float64Array } {
+  switch (kind) {
+    case 'fixedlarge': {
+      const logVariance = betas.map((b) => Math.log(b));
+      logVariance[0] = Math.log(firstPosteriorVariance); // better decoder likelihood, as the original
+      return { variance: betas, logVariance };
+    }
+    case 'fixedsmall':
+      return { variance: posteriorVariance, logVariance: posteriorLogVarianceClipped };
+    default:
+      return unreachable(kind, 'model variance type');
+  }
+}
+
+export class GaussianDiffusion {
+  readonly numTimesteps: number;
+  readonly modelMeanType: ModelMeanType;
+  readonly modelVarType: ModelVarType;
+  readonly lossType: LossType;
+  /** Inner index -> Denoiser timestep. */
+  readonly timestepMap: Int32Array;
+
+  readonly betas: Float64Array;
+  readonly alphas: Float64Array;
+  readonly alphasCumprod: Float64Array; // abar_t = prod_{s<=t} alpha_s (eq. 4)
+  readonly alphasCumprodPrev: Float64Array; // abar_{t-1}, with abar_{-1} = 1
+  readonly sqrtAlphasCumprod: Float64Array;
+  readonly sqrtOneMinusAlphasCumprod: Float64Array;
+  readonly logOneMinusAlphasCumprod: Float64Array;
+  readonly sqrtRecipAlphasCumprod: Float64Array;
+  readonly sqrtRecipm1AlphasCumprod: Float64Array;
+  readonly posteriorVariance: Float64Array; // betaTilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t (eq. 7)
+  readonly posteriorLogVarianceClipped: Float64Array; // log betaTilde_t with t = 0 replaced by t = 1
+  readonly posteriorMeanCoef1: Float64Array; // sqrt(abar_{t-1}) beta_t / (1 - abar_t) (eq. 7)
+  readonly posteriorMeanCoef2: Float64Array; // sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) (eq. 7)
+  /** sigma_t^2 of p(x_{t-1} | x_t) and its log, chosen by modelVarType. */
+  readonly modelVariance: Float64Array;
+  readonly modelLogVariance: Float64Array;
+
+  private readonly parameterisation: MeanParameterisation;
+
+  constructor(cfg: GaussianDiffusionConfig) {
+    const T = cfg.betas.length;
+    if (T < 1) throw new Error('GaussianDiffusion: betas is empty');
+    const betas = Float64Array.from(cfg.betas);
+    betas.forEach((b, i) => {
+      if (!(b > 0 && b <= 1)) throw new Error(`GaussianDiffusion: beta[${i}] = ${b} is outside (0, 1]`);
+    });
+    this.numTimesteps = T;
+    this.modelMeanType = cfg.modelMeanType;
+    this.modelVarType = cfg.modelVarType;
+    this.lossType = cfg.lossType;
+    this.parameterisation = meanParameterisation(cfg.modelMeanType);
+    if (cfg.lossType !== 'mse' && cfg.lossType !== 'kl') unreachable(cfg.lossType, 'loss type');
+    this.timestepMap = cfg.timestepMap
+      ? Int32Array.from(cfg.timestepMap)
+      : Int32Array.from(betas, (_, i) => i);
+    if (this.timestepMap.length !== T) throw new Error('GaussianDiffusion: timestepMap must have T entries');
+
+    this.betas = betas;
+    this.alphas = betas.map((b) => 1 - b);
+    this.alphasCumprod = new Float64Array(T);
+    let acc = 1;
+    for (let i = 0; i < T; i++) {
+      acc *= this.alphas[i]!;
+      this.alphasCumprod[i] = acc;
+    }
+    const abar = this.alphasCumprod;
+    this.alphasCumprodPrev = Float64Array.from(abar, (_, i) => (i === 0 ? 1 : abar[i - 1]!));
+    const abarPrev = this.alphasCumprodPrev;
+    this.sqrtAlphasCumprod = abar.map(Math.sqrt);
+    this.sqrtOneMinusAlphasCumprod = abar.map((a) => Math.sqrt(1 - a));
+    this.logOneMinusAlphasCumprod = abar.map((a) => Math.log(1 - a));
+    this.sqrtRecipAlphasCumprod = abar.map((a) => Math.sqrt(1 / a));
+    this.sqrtRecipm1AlphasCumprod = abar.map((a) => Math.sqrt(1 / a - 1));
+    this.posteriorVariance = betas.map((b, i) => (b * (1 - abarPrev[i]!)) / (1 - abar[i]!));
+    // posteriorVariance[0] is 0; its log is clipped to the t = 1 value. With T = 1 there is no t = 1: use beta_0.
+    const first = T > 1 ? this.posteriorVariance[1]! : betas[0]!;
+    this.posteriorLogVarianceClipped = this.posteriorVariance.map((v, i) => Math.log(i === 0 ? first : v));
+    this.posteriorMeanCoef1 = betas.map((b, i) => (b * Math.sqrt(abarPrev[i]!)) / (1 - abar[i]!));
+    this.posteriorMeanCoef2 = betas.map(
+      (_b, i) => ((1 - abarPrev[i]!) * Math.sqrt(this.alphas[i]!)) / (1 - abar[i]!),
+    );
+    const v = fixedVariance(
+      cfg.modelVarType,
+      betas,
+      this.posteriorVariance,
+      this.posteriorLogVarianceClipped,
+      first,
+    );
+    this.modelVariance = v.variance;
+    this.modelLogVariance = v.logVariance;
+  }
+
+  /** The timesteps the Denoiser receives for inner timesteps t. */
+  modelTimesteps(t: Int32Array): Int32Array {
+    return t.map((ti) => this.timestepMap[ti]!);
+  }
+
+  /** q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (eq. 4). */
+  qMeanVariance(x0: Tensor, t: Int32Array): MeanVariance {
+    const T = this.numTimesteps;
+    return {
+      mean: affine(x0, t, T, this.sqrtAlphasCumprod), // [N, C, H, W]
+      variance: gather(
+        x0,
+        t,
+        T,
+        this.alphasCumprod.map((a) => 1 - a),
+      ),
+      logVariance: gather(x0, t, T, this.logOneMinusAlphasCumprod),
+    };
+  }
+
+  /** x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 4; t = 0 is one step of noise). */
+  qSample(x0: Tensor, t: Int32Array, noise: Tensor): Tensor {
+    return affine(x0, t, this.numTimesteps, this.sqrtAlphasCumprod, noise, this.sqrtOneMinusAlphasCumprod);
+  }
+
+  /** q(x_{t-1} | x_t, x_0) = N(mu~_t, betaTilde_t I) (eqs. 6-7); log-variance clipped at t = 0. */
+  qPosteriorMeanVariance(x0: Tensor, xt: Tensor, t: Int32Array): MeanVariance {
+    const T = this.numTimesteps;
+    return {
+      mean: affine(x0, t, T, this.posteriorMeanCoef1, xt, this.posteriorMeanCoef2), // [N, C, H, W]
+      variance: gather(xt, t, T, this.posteriorVariance),
+      logVariance: gather(xt, t, T, this.posteriorLogVarianceClipped),
+    };
+  }
+
+  /** x_0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (eq. 4 solved for x_0). */
+  predictXstartFromEps(xt: Tensor, t: Int32Array, eps: Tensor): Tensor {
+    const minus = this.sqrtRecipm1AlphasCumprod.map((c) => -c);
+    return affine(xt, t, this.numTimesteps, this.sqrtRecipAlphasCumprod, eps, minus);
+  }
+
+  /** x_0 = (mu~ - coef2 x_t) / coef1 (eq. 7 solved for x_0). */
+  predictXstartFromXprev(xt: Tensor, t: Int32Array, xprev: Tensor): Tensor {
+    const c1 = this.posteriorMeanCoef1;
+    const c2 = this.posteriorMeanCoef2;
+    const recip = c1.map((c) => 1 / c);
+    const ratio = c2.map((c, i) => -c / c1[i]!);
+    return affine(xprev, t, this.numTimesteps, recip, xt, ratio);
+  }
+
+  /** eps = (x_t / sqrt(abar_t) - x_0) / sqrt(1 / abar_t - 1) (eq. 4 solved for eps; used by DDIM). */
+  predictEpsFromXstart(xt: Tensor, t: Int32Array, x0: Tensor): Tensor {
+    const a = this.sqrtRecipAlphasCumprod.map((c, i) => c / this.sqrtRecipm1AlphasCumprod[i]!);
+    const b = this.sqrtRecipm1AlphasCumprod.map((c) => -1 / c);
+    return affine(xt, t, this.numTimesteps, a, x0, b);
+  }
+
+  /** Run the Denoiser (at the mapped timesteps) and turn its output into x_0 (clipped if asked). */
+  async predictXstart(
+    denoise: Denoiser,
+    x: Tensor,
+    t: Int32Array,
+    clipDenoised: boolean,
+  ): Promise<{ modelOutput: Tensor; predXstart: Tensor }> {
+    perSample(x, t, this.numTimesteps, 'predictXstart');
+    const modelOutput = await denoise(x, this.modelTimesteps(t)); // [N, C, H, W]
+    assertSameShape(modelOutput, x, 'Denoiser output');
+    const raw = this.parameterisation.xstart(this, x, t, modelOutput);
+    return { modelOutput, predXstart: clipDenoised ? clip1(raw) : raw };
+  }
+
+  /** p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) (eq. 1, section 3.2). */
+  async pMeanVariance(
+    denoise: Denoiser,
+    x: Tensor,
+    t: Int32Array,
+    opts: { clipDenoised: boolean },
+  ): Promise<PMeanVariance> {
+    const { modelOutput, predXstart } = await this.predictXstart(denoise, x, t, opts.clipDenoised);
+    const T = this.numTimesteps;
+    return {
+      mean: this.parameterisation.mean(this, x, t, modelOutput, predXstart), // [N, C, H, W]
+      variance: gather(x, t, T, this.modelVariance),
+      logVariance: gather(x, t, T, this.modelLogVariance),
+      predXstart,
+      modelOutput,
+    };
+  }
+
+  /**
+   * One step of Algorithm 2: x_{t-1} = mu_theta + sigma_t z. noise (z, shaped like x) may be null only
+   * when every t is 0, where no noise is added.
+   */
+  async pSample(
+    denoise: Denoiser,
+    x: Tensor,
+    t: Int32Array,
+    opts: { clipDenoised: boolean; noise: Tensor | null },
+  ): Promise<PSampleResult> {
+    const out = await this.pMeanVariance(denoise, x, t, opts);
+    const { noise } = opts;
+    if (noise) assertSameShape(noise, x, 'pSample noise');
+    else if (t.some((ti) => ti !== 0)) throw new Error('pSample: noise is required unless every t is 0');
+    const per = x.data.length / t.length;
+    const sample = new Float32Array(x.data.length);
+    for (let n = 0; n < t.length; n++) {
+      const sigma = t[n] === 0 ? 0 : Math.exp(0.5 * this.modelLogVariance[t[n]!]!);
+      for (let i = n * per; i < (n + 1) * per; i++) {
+        sample[i] = out.mean.data[i]! + (sigma === 0 ? 0 : sigma * noise!.data[i]!);
+      }
+    }
+    return { sample: { data: sample, shape: [...x.shape] }, predXstart: out.predXstart };
+  }
+
+  /** Algorithm 2: x_T ~ N(0, I), then pSample for t = T-1 .. 0. Returns x_0. */
+  async pSampleLoop(
+    denoise: Denoiser,
+    shape: readonly number[],
+    rng: Rng,
+    opts: SampleLoopOptions = {},
+  ): Promise<Tensor> {
+    const n = batchOf(shape);
+    const noiseFn = opts.noiseFn ?? ((k: number) => rng.normalArray(k));
+    const startT = opts.startT ?? this.numTimesteps - 1;
+    if (!(Number.isInteger(startT) && startT >= 0 && startT < this.numTimesteps)) {
+      throw new Error(`pSampleLoop: startT ${startT} is outside [0, ${this.numTimesteps})`);
+    }
+    let x = opts.xStart ?? randomTensor(shape, noiseFn); // x_{startT}: [N, C, H, W]
+    if (opts.xStart && opts.xStart.shape.join() !== shape.join()) {
+      throw new Error(`pSampleLoop: xStart has shape [${opts.xStart.shape}], expected [${shape}]`);
+    }
+    for (let i = startT; i >= 0; i--) {
+      const t = fullT(n, i);
+      const noise = i > 0 ? randomTensor(shape, noiseFn) : null;
+      const step = await this.pSample(denoise, x, t, { clipDenoised: opts.clipDenoised ?? true, noise });
+      opts.onStep?.({ t: i, modelT: this.timestepMap[i]!, xt: x, predXstart: step.predXstart });
+      x = step.sample;
+      opts.onProgress?.({ step: startT - i + 1, total: startT + 1 });
+    }
+    return x;
+  }
+
+  /** Target of the 'mse' loss (L_simple, eq. 14): eps, x_0 or the posterior mean, by parameterisation. */
+  mseTarget(x0: Tensor, xt: Tensor, t: Int32Array, noise: Tensor): Tensor {
+    return this.parameterisation.target(this, x0, xt, t, noise);
+  }
+}

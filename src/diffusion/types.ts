@@ -1,0 +1,51 @@
+// Shared types of the diffusion layer (Ho et al. 2020, "Denoising Diffusion Probabilistic Models").
+// The layer never imports a network: everything takes a Denoiser, a function from (x_t, t) to the model output.
+
+import type { Tensor } from '../util/tensor.js';
+
+/**
+ * The network as the diffusion layer sees it. x: [N, C, H, W]; t: per-sample timestep index 0..T-1
+ * (0-based as in the original code: t = 0 is the paper's t = 1). Returns eps, x_0 or x_{t-1}
+ * according to the ModelMeanType, with the same shape as x.
+ */
+export type Denoiser = (x: Tensor, t: Int32Array) => Promise<Tensor>;
+
+/** What the network predicts (paper Table 2): the noise eps, the clean image x_0, or the posterior mean mu~. */
+export type ModelMeanType = 'eps' | 'xstart' | 'xprev';
+
+/** Fixed reverse-process variance sigma_t^2 (paper section 3.2): beta_t ('fixedlarge') or beta~_t ('fixedsmall'). */
+export type ModelVarType = 'fixedlarge' | 'fixedsmall';
+
+/** Training loss: L_simple (eq. 14, 'mse') or the variational bound term L_{t-1} (eq. 5, 'kl'). */
+export type LossType = 'mse' | 'kl';
+
+/** Beta schedules: the paper's 'linear', Nichol & Dhariwal's 'cosine', and the original code's others. */
+export type BetaScheduleKind = 'linear' | 'cosine' | 'quad' | 'sigmoid' | 'const' | 'jsd';
+
+/** Progress of a sampler or bound computation, for a CLI progress bar: step counts from 1 to total. */
+export interface Progress {
+  readonly step: number;
+  readonly total: number;
+}
+export type ProgressFn = (p: Progress) => void;
+
+/** One reverse step as seen by onStep callbacks (progressive generation, paper Fig. 6). */
+export interface StepInfo {
+  /** Timestep index of the diffusion being sampled (inner index for a respaced diffusion). */
+  readonly t: number;
+  /** Timestep the Denoiser received (the original 0..T-1 index). */
+  readonly modelT: number;
+  /** x_t, the input of this step: [N, C, H, W]. */
+  readonly xt: Tensor;
+  /** The model's prediction of x_0 from x_t (clipped if the sampler clips): [N, C, H, W]. */
+  readonly predXstart: Tensor;
+}
+export type StepFn = (s: StepInfo) => void;
+
+/** Source of standard normal noise: n values. Defaults to rng.normalArray. */
+export type NoiseFn = (n: number) => Float32Array;
+
+/** Exhaustiveness guard for the switches over the option unions (also catches bad strings from JS callers). */
+export function unreachable(value: never, what: string): never {
+  throw new Error(`unknown ${what}: ${String(value)}`);
+}
