@@ -50,10 +50,14 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
           for (const [k, t] of Object.entries(feeds)) {
             ortFeeds[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
           }
-          const res = outputs ? await session.run(ortFeeds, outputs as string[]) : await session.run(ortFeeds);
+          const res = outputs
+            ? await session.run(ortFeeds, outputs as string[])
+            : await session.run(ortFeeds);
           const out: Record<string, Tensor> = {};
           for (const [k, v] of Object.entries(res)) {
-            const data = (v.location === 'cpu' || v.location === undefined ? v.data : await v.getData()) as Float32Array;
+            const data = (
+              v.location === 'cpu' || v.location === undefined ? v.data : await v.getData()
+            ) as Float32Array;
             out[k] = { data, shape: [...v.dims] };
           }
           return out;

@@ -46,13 +46,18 @@ export function grad(g: Graph, y: Value, wrt: readonly Value[], seed?: Value): V
       const dx = dxs[i];
       if (!dx || !dependsOnWanted.has(x.id)) return;
       if (dx.shape.join(',') !== x.shape.join(',')) {
-        throw new GraphError(node.op, `gradient rule gave ${shapeStr(dx.shape)} for input ${shapeStr(x.shape)}`);
+        throw new GraphError(
+          node.op,
+          `gradient rule gave ${shapeStr(dx.shape)} for input ${shapeStr(x.shape)}`,
+        );
       }
       const prev = grads.get(x.id);
       grads.set(x.id, prev ? g.add(prev, dx) : dx);
     });
   }
-  return wrt.map((v) => grads.get(v.id) ?? g.constant(new Float32Array(v.shape.reduce((a, b) => a * b, 1)), v.shape));
+  return wrt.map(
+    (v) => grads.get(v.id) ?? g.constant(new Float32Array(v.shape.reduce((a, b) => a * b, 1)), v.shape),
+  );
 }
 
 /** Sum a broadcast gradient back down to `shape`. */
@@ -68,7 +73,7 @@ export function unbroadcast(g: Graph, dy: Value, shape: readonly number[]): Valu
 
 function intsOf(g: Graph, v: Value): number[] {
   const leaf = g.leaves.find((l) => l.value.id === v.id);
-  if (!leaf || leaf.kind !== 'const') throw new GraphError('grad', `expected a constant operand, got ${v.name}`);
+  if (leaf?.kind !== 'const') throw new GraphError('grad', `expected a constant operand, got ${v.name}`);
   return Array.from(leaf.data as ArrayLike<number | bigint>, Number);
 }
 
@@ -133,7 +138,15 @@ const RULES: Record<string, Rule> = {
     const pads = intsOf(g, n.inputs[1]!);
     const r = x.shape.length;
     const axes = [...Array(r).keys()];
-    return [g.slice(dy, axes, pads.slice(0, r), axes.map((a) => pads[a]! + x.shape[a]!)), null];
+    return [
+      g.slice(
+        dy,
+        axes,
+        pads.slice(0, r),
+        axes.map((a) => pads[a]! + x.shape[a]!),
+      ),
+      null,
+    ];
   },
   Slice: (g, n, dy) => {
     const x = n.inputs[0]!;
@@ -161,7 +174,13 @@ const RULES: Record<string, Rule> = {
       }
     });
     if (flipAxes.length) {
-      d = g.slice(d, flipAxes, flipAxes.map(() => -1), flipAxes.map(() => -(2 ** 31)), flipAxes.map(() => -1));
+      d = g.slice(
+        d,
+        flipAxes,
+        flipAxes.map(() => -1),
+        flipAxes.map(() => -(2 ** 31)),
+        flipAxes.map(() => -1),
+      );
     }
     return [g.pad(d, [...before, ...after]), null, null, null, null];
   },
@@ -201,11 +220,22 @@ const RULES: Record<string, Rule> = {
     const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
     const strides = n.attrs.strides as number[];
     const pads = n.attrs.pads as [number, number, number, number];
-    return [convInputGrad(g, dy, x, w, strides, pads), convWeightGrad(g, dy, x, w, strides, pads), b ? g.reduceSum(dy, [0, 2, 3], false) : null];
+    return [
+      convInputGrad(g, dy, x, w, strides, pads),
+      convWeightGrad(g, dy, x, w, strides, pads),
+      b ? g.reduceSum(dy, [0, 2, 3], false) : null,
+    ];
   },
 };
 
-function convInputGrad(g: Graph, dy: Value, x: Value, w: Value, strides: number[], pads: readonly number[]): Value {
+function convInputGrad(
+  g: Graph,
+  dy: Value,
+  x: Value,
+  w: Value,
+  strides: number[],
+  pads: readonly number[],
+): Value {
   const [, , kh, kw] = w.shape as [number, number, number, number];
   const [sh, sw] = strides as [number, number];
   if (sh === 1 && sw === 1) {
@@ -223,7 +253,14 @@ function convInputGrad(g: Graph, dy: Value, x: Value, w: Value, strides: number[
   return g.convTranspose(dy, w, { strides: [sh, sw], pads: [pt, pl, pb, pr], outputPadding: [oph, opw] });
 }
 
-function convWeightGrad(g: Graph, dy: Value, x: Value, w: Value, strides: number[], pads: readonly number[]): Value {
+function convWeightGrad(
+  g: Graph,
+  dy: Value,
+  x: Value,
+  w: Value,
+  strides: number[],
+  pads: readonly number[],
+): Value {
   const [n, c, h, wd] = x.shape as [number, number, number, number];
   const [o, , kh, kw] = w.shape as [number, number, number, number];
   const [, , oh, ow] = dy.shape as [number, number, number, number];

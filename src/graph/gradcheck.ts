@@ -23,7 +23,12 @@ export async function gradCheck(
   engine: Engine,
   inputShapes: Readonly<Record<string, readonly number[]>>,
   build: (g: Graph, xs: Record<string, Value>) => Value,
-  opts: { seed?: number; h?: number; directions?: number; init?: (name: string, rng: Rng, n: number) => Float32Array } = {},
+  opts: {
+    seed?: number;
+    h?: number;
+    directions?: number;
+    init?: (name: string, rng: Rng, n: number) => Float32Array;
+  } = {},
 ): Promise<GradCheckResult[]> {
   const rng = new Rng(opts.seed ?? 1);
   const h = opts.h ?? 1e-2;
@@ -33,7 +38,11 @@ export async function gradCheck(
   const y = build(g, xs);
   const n = y.shape.reduce((a, b) => a * b, 1);
   const r = g.input('r', y.shape);
-  const loss = g.reduceSum(g.mul(y, r), y.shape.map((_, i) => i), false);
+  const loss = g.reduceSum(
+    g.mul(y, r),
+    y.shape.map((_, i) => i),
+    false,
+  );
   const names = Object.keys(xs);
   const grads = grad(
     g,

@@ -121,7 +121,9 @@ export class Graph {
     }
     const dtype: DType = data instanceof BigInt64Array ? 'int64' : 'float32';
     const small = data.length <= 16;
-    const key = small ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}` : '';
+    const key = small
+      ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}`
+      : '';
     if (small) {
       const hit = this.constCache.get(key);
       if (hit) return hit;
@@ -217,11 +219,15 @@ export class Graph {
   // ---- linear algebra ----
   matmul(a: Value, b: Value): Value {
     if (a.shape.length < 2 || b.shape.length < 2) {
-      throw new GraphError('MatMul', `operands need rank >= 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+      throw new GraphError(
+        'MatMul',
+        `operands need rank >= 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`,
+      );
     }
     const [m, k] = a.shape.slice(-2) as [number, number];
     const [k2, n] = b.shape.slice(-2) as [number, number];
-    if (k !== k2) throw new GraphError('MatMul', `inner dimensions differ: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+    if (k !== k2)
+      throw new GraphError('MatMul', `inner dimensions differ: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
     const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
     return this.node('MatMul', [a, b], [[...batch, m, n]])[0]!;
   }
@@ -236,17 +242,22 @@ export class Graph {
     const [sh, sw] = opts.strides ?? [1, 1];
     const [pt, pl, pb, pr] = opts.pads ?? [0, 0, 0, 0];
     if (x.shape.length !== 4 || w.shape.length !== 4) {
-      throw new GraphError('Conv', `expects 4-d input and weight, got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
+      throw new GraphError(
+        'Conv',
+        `expects 4-d input and weight, got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`,
+      );
     }
     const [n, c, h, wd] = x.shape as [number, number, number, number];
     const [o, ci, kh, kw] = w.shape as [number, number, number, number];
-    if (ci !== c) throw new GraphError('Conv', `input has ${c} channels, weight ${shapeStr(w.shape)} expects ${ci}`);
+    if (ci !== c)
+      throw new GraphError('Conv', `input has ${c} channels, weight ${shapeStr(w.shape)} expects ${ci}`);
     if (b && (b.shape.length !== 1 || b.shape[0] !== o)) {
       throw new GraphError('Conv', `bias ${shapeStr(b.shape)} does not match ${o} output channels`);
     }
     const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
     const ow = Math.floor((wd + pl + pr - kw) / sw) + 1;
-    if (oh <= 0 || ow <= 0) throw new GraphError('Conv', `kernel ${kh}x${kw} larger than padded input ${shapeStr(x.shape)}`);
+    if (oh <= 0 || ow <= 0)
+      throw new GraphError('Conv', `kernel ${kh}x${kw} larger than padded input ${shapeStr(x.shape)}`);
     const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr] };
     return this.node('Conv', b ? [x, w, b] : [x, w], [[n, o, oh, ow]], attrs)[0]!;
   }
@@ -255,11 +266,16 @@ export class Graph {
   convTranspose(
     x: Value,
     w: Value,
-    opts: { strides: [number, number]; pads: [number, number, number, number]; outputPadding?: [number, number] },
+    opts: {
+      strides: [number, number];
+      pads: [number, number, number, number];
+      outputPadding?: [number, number];
+    },
   ): Value {
     const [n, c, h, wd] = x.shape as [number, number, number, number];
     const [ci, o, kh, kw] = w.shape as [number, number, number, number];
-    if (ci !== c) throw new GraphError('ConvTranspose', `input has ${c} channels, weight ${shapeStr(w.shape)}`);
+    if (ci !== c)
+      throw new GraphError('ConvTranspose', `input has ${c} channels, weight ${shapeStr(w.shape)}`);
     const [sh, sw] = opts.strides;
     const [pt, pl, pb, pr] = opts.pads;
     const [oph, opw] = opts.outputPadding ?? [0, 0];
@@ -287,17 +303,22 @@ export class Graph {
     });
     const total = numel(x.shape);
     if (infer >= 0) {
-      if (total % known !== 0) throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+      if (total % known !== 0)
+        throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
       out[infer] = total / known;
     }
-    if (numel(out) !== total) throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+    if (numel(out) !== total)
+      throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
     if (out.join(',') === x.shape.join(',')) return x;
     return this.node('Reshape', [x, this.ints(out)], [out])[0]!;
   }
 
   transpose(x: Value, perm: readonly number[]): Value {
     if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
-      throw new GraphError('Transpose', `perm [${perm}] is not a permutation of the axes of ${shapeStr(x.shape)}`);
+      throw new GraphError(
+        'Transpose',
+        `perm [${perm}] is not a permutation of the axes of ${shapeStr(x.shape)}`,
+      );
     }
     return this.node('Transpose', [x], [perm.map((p) => x.shape[p]!)], { perm: [...perm] })[0]!;
   }
@@ -309,7 +330,10 @@ export class Graph {
     out[ax] = 0;
     for (const x of xs) {
       if (x.shape.length !== r || x.shape.some((d, i) => i !== ax && d !== xs[0]!.shape[i])) {
-        throw new GraphError('Concat', `shapes ${xs.map((v) => shapeStr(v.shape)).join(', ')} differ off axis ${ax}`);
+        throw new GraphError(
+          'Concat',
+          `shapes ${xs.map((v) => shapeStr(v.shape)).join(', ')} differ off axis ${ax}`,
+        );
       }
       out[ax]! += x.shape[ax]!;
     }
@@ -325,7 +349,13 @@ export class Graph {
   }
 
   /** Slice with static starts/ends (clamped as ONNX), step 1 or -1. */
-  slice(x: Value, axes: readonly number[], starts: readonly number[], ends: readonly number[], steps?: readonly number[]): Value {
+  slice(
+    x: Value,
+    axes: readonly number[],
+    starts: readonly number[],
+    ends: readonly number[],
+    steps?: readonly number[],
+  ): Value {
     const out = [...x.shape];
     const st = steps ?? axes.map(() => 1);
     axes.forEach((a, i) => {
@@ -354,7 +384,9 @@ export class Graph {
   reduceSum(x: Value, axes: readonly number[], keepdims = true): Value {
     const r = x.shape.length;
     const ax = axes.map((a) => (a < 0 ? a + r : a));
-    const out = keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
+    const out = keepdims
+      ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !ax.includes(i));
     if (ax.length === 0) return x;
     return this.node('ReduceSum', [x, this.ints(ax)], [out], { keepdims: keepdims ? 1 : 0 })[0]!;
   }
@@ -381,7 +413,8 @@ export class Graph {
   /** GroupNorm of x [N, C, H, W] with per-channel affine (gamma, beta [C]). */
   groupNorm(x: Value, groups: number, gamma: Value, beta: Value, eps: number): Value {
     const [n, c] = x.shape as [number, number];
-    if (c % groups !== 0) throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
+    if (c % groups !== 0)
+      throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
     const spatial = x.shape.slice(2);
     const xg = this.reshape(x, [n, groups, -1]); // [N, G, C/G*H*W]
     const y = this.reshape(this.instanceNorm(xg, eps), x.shape); // [N, C, H, W]
@@ -394,7 +427,12 @@ export class Graph {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const scales = this.constant(Float32Array.of(1, 1, 2, 2), [4]);
     const attrs = { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
-    return this.node('Resize', [x, this.constant(new Float32Array(0), [0]), scales], [[n, c, 2 * h, 2 * w]], attrs)[0]!;
+    return this.node(
+      'Resize',
+      [x, this.constant(new Float32Array(0), [0]), scales],
+      [[n, c, 2 * h, 2 * w]],
+      attrs,
+    )[0]!;
   }
 
   identity(x: Value): Value {

@@ -84,7 +84,9 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   });
   for (const [name, v] of outs) {
     if (name !== v.name) {
-      nodeMsgs.push(new Msg().string(1, v.name).string(2, name).string(3, `out_${name}`).string(4, 'Identity'));
+      nodeMsgs.push(
+        new Msg().string(1, v.name).string(2, name).string(3, `out_${name}`).string(4, 'Identity'),
+      );
     }
   }
   for (const m of nodeMsgs) graph.msg(1, m);

@@ -28,23 +28,34 @@ async function check(
   }
 }
 
-const positive = (_: string, rng: Rng, n: number) => Float32Array.from({ length: n }, () => 0.5 + rng.uniform());
+const positive = (_: string, rng: Rng, n: number) =>
+  Float32Array.from({ length: n }, () => 0.5 + rng.uniform());
 
 describe('gradient rules vs finite differences', () => {
   it('Add/Sub/Mul/Div with broadcasting', () =>
-    check({ a: [2, 3, 4], b: [3, 1] }, (g, x) => g.div(g.mul(g.sub(g.add(x.a!, x.b!), x.b!), x.a!), g.add(x.b!, g.scalar(3))), {
-      init: positive,
-    }));
+    check(
+      { a: [2, 3, 4], b: [3, 1] },
+      (g, x) => g.div(g.mul(g.sub(g.add(x.a!, x.b!), x.b!), x.a!), g.add(x.b!, g.scalar(3))),
+      {
+        init: positive,
+      },
+    ));
   it('Neg, Exp, Log, Sqrt', () =>
-    check({ a: [5, 3] }, (g, x) => g.add(g.neg(g.exp(g.scale(x.a!, 0.3))), g.mul(g.log(x.a!), g.sqrt(x.a!))), {
-      init: positive,
-    }));
+    check(
+      { a: [5, 3] },
+      (g, x) => g.add(g.neg(g.exp(g.scale(x.a!, 0.3))), g.mul(g.log(x.a!), g.sqrt(x.a!))),
+      {
+        init: positive,
+      },
+    ));
   it('Sin, Cos, Tanh, Sigmoid, SiLU, square', () =>
     check({ a: [4, 6] }, (g, x) =>
       g.add(g.add(g.sin(x.a!), g.cos(g.square(x.a!))), g.add(g.tanh(x.a!), g.silu(g.sigmoid(x.a!)))),
     ));
   it('MatMul (batched, broadcast) and linear', () =>
-    check({ a: [2, 3, 4], b: [4, 5], w: [6, 5], bias: [6] }, (g, x) => g.linear(g.matmul(x.a!, x.b!), x.w!, x.bias!)));
+    check({ a: [2, 3, 4], b: [4, 5], w: [6, 5], bias: [6] }, (g, x) =>
+      g.linear(g.matmul(x.a!, x.b!), x.w!, x.bias!),
+    ));
   it('Reshape, Transpose, Concat', () =>
     check({ a: [2, 3, 4], b: [2, 2, 4] }, (g, x) =>
       g.transpose(g.reshape(g.concat([x.a!, x.b!], 1), [2, 4, 5]), [2, 0, 1]),
@@ -65,14 +76,19 @@ describe('gradient rules vs finite differences', () => {
     check({ a: [2, 8, 3, 3], gam: [8], bet: [8] }, (g, x) => g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6)));
   it('nearest 2x upsampling', () => check({ a: [2, 3, 3, 4] }, (g, x) => g.upsample2x(x.a!)));
   it('Conv 3x3 stride 1 pad 1 with bias', () =>
-    check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) => g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] })));
-  it('Conv 1x1', () => check({ a: [2, 5, 4, 4], w: [3, 5, 1, 1], b: [3] }, (g, x) => g.conv(x.a!, x.w!, x.b!)));
+    check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
+      g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] }),
+    ));
+  it('Conv 1x1', () =>
+    check({ a: [2, 5, 4, 4], w: [3, 5, 1, 1], b: [3] }, (g, x) => g.conv(x.a!, x.w!, x.b!)));
   it('Conv 3x3 stride 2, pad right/bottom by 1 (downsample)', () =>
     check({ a: [2, 3, 8, 8], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
       g.conv(x.a!, x.w!, x.b!, { strides: [2, 2], pads: [0, 0, 1, 1] }),
     ));
   it('Conv 3x3 stride 2, symmetric pad 1', () =>
-    check({ a: [1, 2, 7, 7], w: [3, 2, 3, 3] }, (g, x) => g.conv(x.a!, x.w!, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] })));
+    check({ a: [1, 2, 7, 7], w: [3, 2, 3, 3] }, (g, x) =>
+      g.conv(x.a!, x.w!, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] }),
+    ));
   it('a value used twice accumulates gradients', () =>
     check({ a: [3, 4] }, (g, x) => g.mul(g.sin(x.a!), g.add(x.a!, g.scalar(1)))));
 });
@@ -142,7 +158,10 @@ describe('forward ops vs direct computation', () => {
     const g = new Graph();
     const a = g.input('a', [2, 3]);
     const b = g.input('b', [4, 5]);
-    assert.throws(() => g.matmul(a, b), (e: unknown) => e instanceof GraphError && /MatMul.*\[2, 3\].*\[4, 5\]/.test(e.message));
+    assert.throws(
+      () => g.matmul(a, b),
+      (e: unknown) => e instanceof GraphError && /MatMul.*\[2, 3\].*\[4, 5\]/.test(e.message),
+    );
     assert.throws(() => g.add(a, b), /Add: cannot broadcast \[2, 3\] with \[4, 5\]/);
     const x = g.input('x', [1, 3, 8, 8]);
     const w = g.input('w', [4, 2, 3, 3]);

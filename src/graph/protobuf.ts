@@ -58,7 +58,9 @@ export class Msg {
   packedFloats(field: number, vs: readonly number[]): this {
     const b = new Uint8Array(4 * vs.length);
     const dv = new DataView(b.buffer);
-    vs.forEach((v, i) => dv.setFloat32(4 * i, v, true));
+    vs.forEach((v, i) => {
+      dv.setFloat32(4 * i, v, true);
+    });
     return this.bytes(field, b);
   }
 

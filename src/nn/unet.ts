@@ -56,7 +56,8 @@ export function validateConfig(c: UNetConfig): void {
     throw new Error(`U-Net config: ${m}`);
   };
   if (c.ch % c.groups !== 0) bad(`ch ${c.ch} must be divisible by groups ${c.groups}`);
-  for (const m of c.chMult) if ((c.ch * m) % c.groups !== 0) bad(`ch*mult ${c.ch * m} not divisible by ${c.groups}`);
+  for (const m of c.chMult)
+    if ((c.ch * m) % c.groups !== 0) bad(`ch*mult ${c.ch * m} not divisible by ${c.groups}`);
   if (c.resolution % 2 ** (c.chMult.length - 1) !== 0) {
     bad(`resolution ${c.resolution} must be divisible by 2^${c.chMult.length - 1} (one halving per level)`);
   }
@@ -119,7 +120,15 @@ export function unetParamSpecs(c: UNetConfig): ParamSpec[] {
 }
 
 type Step =
-  | { kind: 'resnet'; prefix: string; inCh: number; outCh: number; skipCh: number; res: number; path: 'down' | 'mid' | 'up' }
+  | {
+      kind: 'resnet';
+      prefix: string;
+      inCh: number;
+      outCh: number;
+      skipCh: number;
+      res: number;
+      path: 'down' | 'mid' | 'up';
+    }
   | { kind: 'attn'; prefix: string; outCh: number; res: number }
   | { kind: 'down' | 'up'; prefix: string; outCh: number; res: number };
 
@@ -133,9 +142,18 @@ function walk(c: UNetConfig): Step[] {
   for (let i = 0; i < levels; i++) {
     const out = c.ch * c.chMult[i]!;
     for (let j = 0; j < c.numResBlocks; j++) {
-      steps.push({ kind: 'resnet', prefix: `down_blocks.${i}.resnets.${j}`, inCh: ch, outCh: out, skipCh: 0, res, path: 'down' });
+      steps.push({
+        kind: 'resnet',
+        prefix: `down_blocks.${i}.resnets.${j}`,
+        inCh: ch,
+        outCh: out,
+        skipCh: 0,
+        res,
+        path: 'down',
+      });
       ch = out;
-      if (c.attnResolutions.includes(res)) steps.push({ kind: 'attn', prefix: `down_blocks.${i}.attentions.${j}`, outCh: ch, res });
+      if (c.attnResolutions.includes(res))
+        steps.push({ kind: 'attn', prefix: `down_blocks.${i}.attentions.${j}`, outCh: ch, res });
       skips.push(ch);
     }
     if (i !== levels - 1) {
@@ -144,17 +162,42 @@ function walk(c: UNetConfig): Step[] {
       skips.push(ch);
     }
   }
-  steps.push({ kind: 'resnet', prefix: 'mid_block.resnets.0', inCh: ch, outCh: ch, skipCh: 0, res, path: 'mid' });
+  steps.push({
+    kind: 'resnet',
+    prefix: 'mid_block.resnets.0',
+    inCh: ch,
+    outCh: ch,
+    skipCh: 0,
+    res,
+    path: 'mid',
+  });
   steps.push({ kind: 'attn', prefix: 'mid_block.attentions.0', outCh: ch, res });
-  steps.push({ kind: 'resnet', prefix: 'mid_block.resnets.1', inCh: ch, outCh: ch, skipCh: 0, res, path: 'mid' });
+  steps.push({
+    kind: 'resnet',
+    prefix: 'mid_block.resnets.1',
+    inCh: ch,
+    outCh: ch,
+    skipCh: 0,
+    res,
+    path: 'mid',
+  });
   for (let u = 0; u < levels; u++) {
     const i = levels - 1 - u;
     const out = c.ch * c.chMult[i]!;
     for (let j = 0; j < c.numResBlocks + 1; j++) {
       const skip = skips.pop()!;
-      steps.push({ kind: 'resnet', prefix: `up_blocks.${u}.resnets.${j}`, inCh: ch + skip, outCh: out, skipCh: skip, res, path: 'up' });
+      steps.push({
+        kind: 'resnet',
+        prefix: `up_blocks.${u}.resnets.${j}`,
+        inCh: ch + skip,
+        outCh: out,
+        skipCh: skip,
+        res,
+        path: 'up',
+      });
       ch = out;
-      if (c.attnResolutions.includes(res)) steps.push({ kind: 'attn', prefix: `up_blocks.${u}.attentions.${j}`, outCh: ch, res });
+      if (c.attnResolutions.includes(res))
+        steps.push({ kind: 'attn', prefix: `up_blocks.${u}.attentions.${j}`, outCh: ch, res });
     }
     if (i !== 0) {
       steps.push({ kind: 'up', prefix: `up_blocks.${u}.upsamplers.0`, outCh: ch, res });
@@ -248,7 +291,9 @@ export function buildUNet(
   const P = (name: string) => params.get(name)!;
   const [n, , h0, w0] = x.shape as [number, number, number, number];
   if (x.shape[1] !== c.inChannels || h0 !== c.resolution || w0 !== c.resolution) {
-    throw new Error(`U-Net: input [${x.shape}] does not match the config (${c.inChannels}x${c.resolution}x${c.resolution})`);
+    throw new Error(
+      `U-Net: input [${x.shape}] does not match the config (${c.inChannels}x${c.resolution}x${c.resolution})`,
+    );
   }
   const masks: Value[] = [];
   const useDropout = (opts.training ?? false) && c.dropout > 0;

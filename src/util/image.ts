@@ -17,7 +17,7 @@ export interface RasterImage {
 export function toByte(v: number): number {
   const b = Math.round((v + 1) * 127.5);
   if (!(b >= 0)) return 0; // negative or NaN
-  return b > 255 ? 255 : b;
+  return Math.min(b, 255);
 }
 
 /** One image [C, H, W] (or [1, C, H, W]) in [-1, 1] -> interleaved bytes. */

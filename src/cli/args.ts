@@ -1,0 +1,109 @@
+// Command-line option parsing shared by the `ddpm` subcommands: typed options with defaults, help
+// text generated from the same table, and errors that name the option and what it accepts.
+
+import { parseArgs } from 'node:util';
+
+export type OptKind = 'int' | 'float' | 'string' | 'bool' | 'list';
+
+export interface OptDef {
+  readonly kind: OptKind;
+  readonly help: string;
+  readonly default?: string | number | boolean | readonly number[];
+  /** Allowed values of a string option. */
+  readonly choices?: readonly string[];
+  readonly min?: number;
+}
+
+export type OptTable = Readonly<Record<string, OptDef>>;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function helpText(
+  cmd: string,
+  summary: string,
+  table: OptTable,
+  examples: readonly string[] = [],
+): string {
+  const lines = [`usage: ddpm ${cmd} [options]`, '', summary, '', 'options:'];
+  for (const [name, d] of Object.entries(table)) {
+    const arg = d.kind === 'bool' ? '' : ` <${d.choices ? d.choices.join('|') : d.kind}>`;
+    const def =
+      d.default === undefined
+        ? ''
+        : ` (default: ${Array.isArray(d.default) ? d.default.join(',') : d.default})`;
+    lines.push(`  --${name}${arg}`.padEnd(34) + d.help + def);
+  }
+  lines.push(`${`  --help`.padEnd(34)}show this help`);
+  if (examples.length) lines.push('', 'examples:', ...examples.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
+
+export type Parsed = Record<string, string | number | boolean | number[] | undefined>;
+
+export function parseOptions(cmd: string, argv: readonly string[], table: OptTable): Parsed | 'help' {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const [name, d] of Object.entries(table))
+    options[name] = { type: d.kind === 'bool' ? 'boolean' : 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
+      values: Record<string, string | boolean | undefined>;
+    });
+  } catch (e) {
+    throw new UsageError(
+      `ddpm ${cmd}: ${(e as Error).message.replace(/\. To specify.*$/s, '')}; see 'ddpm ${cmd} --help'`,
+    );
+  }
+  if (values.help) return 'help';
+  const out: Parsed = {};
+  for (const [name, d] of Object.entries(table)) {
+    const raw = values[name];
+    if (raw === undefined) {
+      out[name] = d.default as Parsed[string];
+      continue;
+    }
+    const fail = (what: string): never => {
+      throw new UsageError(
+        `ddpm ${cmd}: --${name} ${JSON.stringify(raw)}: ${what}; see 'ddpm ${cmd} --help'`,
+      );
+    };
+    switch (d.kind) {
+      case 'bool':
+        out[name] = raw as boolean;
+        break;
+      case 'string':
+        if (d.choices && !d.choices.includes(raw as string)) fail(`expected one of ${d.choices.join(', ')}`);
+        out[name] = raw as string;
+        break;
+      case 'int': {
+        const v = Number(raw);
+        if (!/^-?\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(v)) fail('expected an integer');
+        if (d.min !== undefined && v < d.min) fail(`must be at least ${d.min}`);
+        out[name] = v;
+        break;
+      }
+      case 'float': {
+        const v = Number(raw);
+        if (String(raw).trim() === '' || !Number.isFinite(v)) fail('expected a number');
+        if (d.min !== undefined && v < d.min) fail(`must be at least ${d.min}`);
+        out[name] = v;
+        break;
+      }
+      case 'list': {
+        const parts = String(raw)
+          .split(',')
+          .filter((p) => p.trim() !== '')
+          .map(Number);
+        if (parts.some((v) => !Number.isFinite(v))) fail('expected comma-separated numbers, e.g. 1,2,2,2');
+        out[name] = parts;
+        break;
+      }
+    }
+  }
+  return out;
+}

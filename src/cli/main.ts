@@ -1,0 +1,48 @@
+// The `ddpm` command: train, sample, bpd, interpolate.
+
+import { UsageError } from './args.js';
+import { sampleCommand } from './sample.js';
+import { trainCommand } from './train.js';
+
+const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
+  train: { run: trainCommand, help: 'train a model (Algorithm 1); rerun to resume' },
+  sample: { run: sampleCommand, help: 'sample images (Algorithm 2, respaced, DDIM; progressive, GIF)' },
+};
+
+function usage(): string {
+  return [
+    'usage: ddpm <command> [options]',
+    '',
+    'Denoising Diffusion Probabilistic Models (Ho, Jain, Abbeel 2020) in TypeScript.',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(12)} ${v.help}`),
+    '',
+    "run 'ddpm <command> --help' for its options",
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const c = COMMANDS[cmd];
+  if (!c) {
+    console.error(`ddpm: unknown command '${cmd}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    await c.run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(e.message);
+      return 2;
+    }
+    console.error(`ddpm ${cmd}: ${(e as Error).message}`);
+    if (process.env.DDPM_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}

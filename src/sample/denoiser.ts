@@ -1,0 +1,64 @@
+// A U-Net behind the diffusion layer's Denoiser interface: builds the inference graph with the
+// weights baked in (ONNX Runtime pre-packs them), compiles one session per batch size, and splits
+// or pads any batch to the compiled size. The diffusion code only ever sees denoise(x, t).
+
+import type { Denoiser } from '../diffusion/types.js';
+import type { Engine, EngineSession, SessionOptions } from '../engine/engine.js';
+import { Graph } from '../graph/graph.js';
+import { toOnnx } from '../graph/onnx.js';
+import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
+import { sizeOf, type Tensor } from '../util/tensor.js';
+
+/** The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. */
+export function buildInferenceModel(cfg: UNetConfig, params: ParamStore, batch: number): Uint8Array {
+  const g = new Graph();
+  const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
+  const t = g.input('t', [batch]);
+  const u = buildUNet(g, cfg, params, x, t);
+  return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
+}
+
+export interface UNetDenoiser {
+  readonly denoise: Denoiser;
+  /** The compiled batch size (calls with other sizes are split or padded). */
+  readonly batch: number;
+  release(): Promise<void>;
+}
+
+export async function createDenoiser(
+  engine: Engine,
+  cfg: UNetConfig,
+  params: ParamStore,
+  batch: number,
+  opts: SessionOptions = {},
+): Promise<UNetDenoiser> {
+  const session: EngineSession = await engine.createSession(buildInferenceModel(cfg, params, batch), opts);
+  const per = cfg.inChannels * cfg.resolution * cfg.resolution;
+  const perOut = cfg.outChannels * cfg.resolution * cfg.resolution;
+  const xbuf = new Float32Array(batch * per);
+  const tbuf = new Float32Array(batch);
+  const denoise: Denoiser = async (x: Tensor, t: Int32Array): Promise<Tensor> => {
+    const n = x.shape[0]!;
+    if (sizeOf(x.shape) !== n * per) {
+      throw new Error(
+        `denoise: input [${x.shape}] does not match the model (${cfg.inChannels}x${cfg.resolution}x${cfg.resolution})`,
+      );
+    }
+    if (t.length !== n) throw new Error(`denoise: ${t.length} timesteps for a batch of ${n}`);
+    const out = new Float32Array(n * perOut);
+    for (let s = 0; s < n; s += batch) {
+      const m = Math.min(batch, n - s);
+      xbuf.fill(0);
+      xbuf.set(x.data.subarray(s * per, (s + m) * per));
+      tbuf.fill(0);
+      for (let i = 0; i < m; i++) tbuf[i] = t[s + i]!;
+      const res = await session.run({
+        x: { data: xbuf, shape: [batch, cfg.inChannels, cfg.resolution, cfg.resolution] },
+        t: { data: tbuf, shape: [batch] },
+      });
+      out.set(res.out!.data.subarray(0, m * perOut), s * perOut);
+    }
+    return { data: out, shape: [n, cfg.outChannels, cfg.resolution, cfg.resolution] };
+  };
+  return { denoise, batch, release: () => session.release() };
+}

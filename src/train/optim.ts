@@ -1,0 +1,109 @@
+// The paper's optimisation recipe (Appendix B): Adam (lr 2e-4, eps 1e-8), linear warmup over 5000
+// steps, gradient clipping to global norm 1.0, and an exponential moving average of the weights
+// (decay 0.9999) used for sampling. All state is plain Float32Arrays so it saves bit-exactly.
+
+export interface AdamConfig {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Steps of linear learning-rate warmup from 0 (0 = none). */
+  readonly warmup: number;
+  /** Clip the global gradient norm to this value (0 or Infinity = no clipping). */
+  readonly gradClip: number;
+}
+
+export const PAPER_ADAM: AdamConfig = {
+  lr: 2e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  warmup: 5000,
+  gradClip: 1,
+};
+
+export interface AdamState {
+  /** Updates applied so far. */
+  step: number;
+  readonly m: Map<string, Float32Array>;
+  readonly v: Map<string, Float32Array>;
+}
+
+export function newAdamState(params: ReadonlyMap<string, Float32Array>): AdamState {
+  const m = new Map<string, Float32Array>();
+  const v = new Map<string, Float32Array>();
+  for (const [k, p] of params) {
+    m.set(k, new Float32Array(p.length));
+    v.set(k, new Float32Array(p.length));
+  }
+  return { step: 0, m, v };
+}
+
+/** Global L2 norm of all gradients, accumulated in float64. */
+export function globalNorm(grads: ReadonlyMap<string, Float32Array>): number {
+  let s = 0;
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
+  return Math.sqrt(s);
+}
+
+/** Learning rate at update number `step` (1-based) with linear warmup. */
+export function learningRate(cfg: AdamConfig, step: number): number {
+  return cfg.warmup > 0 ? cfg.lr * Math.min(step / cfg.warmup, 1) : cfg.lr;
+}
+
+export interface AdamStepResult {
+  readonly gradNorm: number;
+  readonly lr: number;
+}
+
+/** One Adam update in place (tf.train.AdamOptimizer's form, as the original code). */
+export function adamStep(
+  cfg: AdamConfig,
+  state: AdamState,
+  params: ReadonlyMap<string, Float32Array>,
+  grads: ReadonlyMap<string, Float32Array>,
+): AdamStepResult {
+  const gradNorm = globalNorm(grads);
+  if (!Number.isFinite(gradNorm)) {
+    throw new Error(
+      `adam: gradient norm is ${gradNorm} at step ${state.step + 1}; the loss diverged (lower --lr?)`,
+    );
+  }
+  const clip = cfg.gradClip > 0 && gradNorm > cfg.gradClip ? cfg.gradClip / gradNorm : 1;
+  state.step += 1;
+  const t = state.step;
+  const lr = learningRate(cfg, t);
+  const { beta1: b1, beta2: b2, eps } = cfg;
+  const alpha = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+  for (const [k, p] of params) {
+    const g = grads.get(k);
+    if (!g) throw new Error(`adam: no gradient for parameter ${k}`);
+    const m = state.m.get(k)!;
+    const v = state.v.get(k)!;
+    for (let i = 0; i < p.length; i++) {
+      const gi = g[i]! * clip;
+      const mi = b1 * m[i]! + (1 - b1) * gi;
+      const vi = b2 * v[i]! + (1 - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i]! - (alpha * m[i]!) / (Math.sqrt(v[i]!) + eps);
+    }
+  }
+  return { gradNorm, lr };
+}
+
+/** ema <- decay * ema + (1 - decay) * params, in place. */
+export function emaUpdate(
+  ema: ReadonlyMap<string, Float32Array>,
+  params: ReadonlyMap<string, Float32Array>,
+  decay: number,
+): void {
+  for (const [k, p] of params) {
+    const e = ema.get(k)!;
+    for (let i = 0; i < p.length; i++) e[i] = decay * e[i]! + (1 - decay) * p[i]!;
+  }
+}
+
+export function cloneParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  return new Map([...params].map(([k, v]) => [k, v.slice()]));
+}

@@ -1,0 +1,261 @@
+// Training (Algorithm 1 of Ho et al. 2020) with the paper's recipe (Appendix B) and a run folder
+// that survives crashes: checkpoints every N steps written atomically, and rerunning the same
+// command resumes from the last one. A resumed run ends with exactly the weights an uninterrupted
+// run of the same length would have: every source of randomness (timesteps, noise, dropout masks,
+// batch order and flips) lives in saved RNG states, and each step is a deterministic function of them.
+//
+// Run folder: config.json (the run's options), checkpoint.safetensors, log.jsonl (one JSON line per
+// logged step), loss.png, samples/step_NNNNNN.png (EMA weights), model/ (EMA weights + ModelSpec).
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BatchLoader, type LoaderState } from '../data/loader.js';
+import { openDataset } from '../data/open.js';
+import { ddimSample } from '../diffusion/ddim.js';
+import type { Engine } from '../engine/engine.js';
+import type { ModelSpec } from '../model/spec.js';
+import { diffusionFromSpec } from '../model/spec.js';
+import { saveModel } from '../model/weights.js';
+import { initParams, type ParamStore, unetParamSpecs } from '../nn/unet.js';
+import { createDenoiser } from '../sample/denoiser.js';
+import { writeFileAtomic } from '../util/atomicFile.js';
+import { makeGrid, plotLossCurve } from '../util/image.js';
+import { writePngAtomic } from '../util/imageFile.js';
+import { Rng, type RngState } from '../util/rng.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type AdamConfig, adamStep, cloneParams, emaUpdate, newAdamState, PAPER_ADAM } from './optim.js';
+import { createTrainSession } from './trainGraph.js';
+
+export interface TrainOptions {
+  readonly runDir: string;
+  /** Dataset spec for openDataset ('mnist', 'fashion-mnist', 'cifar10:PATH', 'folder:PATH', ...). */
+  readonly data: string;
+  readonly spec: ModelSpec;
+  readonly batch: number;
+  /** Total optimiser steps of the run (a resumed run may raise it). */
+  readonly steps: number;
+  readonly adam: AdamConfig;
+  readonly emaDecay: number;
+  /** Random horizontal flips (only where the data allows them; never for digits). */
+  readonly flip: boolean;
+  readonly seed: number;
+  readonly checkpointEvery: number;
+  /** Write a sample grid every N steps (0 = never). */
+  readonly sampleEvery: number;
+  readonly sampleCount: number;
+  readonly logEvery: number;
+  /** ONNX Runtime intra-op threads (0 = one per core). */
+  readonly threads: number;
+}
+
+export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
+  data: 'mnist',
+  batch: 64,
+  steps: 10000,
+  adam: PAPER_ADAM,
+  emaDecay: 0.9999,
+  flip: true,
+  seed: 0,
+  checkpointEvery: 500,
+  sampleEvery: 2000,
+  sampleCount: 36,
+  logEvery: 50,
+  threads: 0,
+};
+
+export interface StepLog {
+  readonly step: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly stepsPerSec: number;
+  readonly epoch: number;
+}
+
+export interface TrainHooks {
+  /** After every optimiser step. */
+  onStep?(s: StepLog & { readonly totalSteps: number; readonly etaSec: number }): void;
+  /** Human-readable events (resume, checkpoint, samples). */
+  onEvent?(message: string): void;
+}
+
+interface RunState {
+  step: number;
+  trainRng: RngState;
+  loader: LoaderState;
+  adamStep: number;
+}
+
+/** The options that must not change when a run resumes. */
+function identity(o: TrainOptions) {
+  return {
+    data: o.data,
+    spec: o.spec,
+    batch: o.batch,
+    adam: o.adam,
+    emaDecay: o.emaDecay,
+    flip: o.flip,
+    seed: o.seed,
+  };
+}
+
+export interface TrainResult {
+  readonly step: number;
+  readonly params: ParamStore;
+  readonly ema: ParamStore;
+  readonly resumedFrom: number;
+}
+
+export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const say = (m: string) => hooks.onEvent?.(m);
+  mkdirSync(join(o.runDir, 'samples'), { recursive: true });
+  const ckptPath = join(o.runDir, 'checkpoint.safetensors');
+  const logPath = join(o.runDir, 'log.jsonl');
+  const cfg = o.spec.unet;
+  const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
+
+  const dataset = openDataset(o.data, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
+  const loader = new BatchLoader(dataset, { batchSize: o.batch, seed: o.seed, flip: o.flip });
+  const diffusion = diffusionFromSpec(o.spec.diffusion);
+  const T = diffusion.numTimesteps;
+
+  let params: ParamStore;
+  let ema: ParamStore;
+  let adam = newAdamState(new Map());
+  let rng = new Rng(o.seed + 1);
+  let step = 0;
+  if (existsSync(ckptPath)) {
+    const ck = loadCheckpoint(ckptPath);
+    const saved = ck.meta.identity as ReturnType<typeof identity>;
+    const now = identity(o);
+    for (const k of Object.keys(now) as (keyof typeof now)[]) {
+      if (JSON.stringify(saved[k]) !== JSON.stringify(now[k])) {
+        throw new Error(
+          `train: ${o.runDir} holds a run with a different ${k} (${JSON.stringify(saved[k])} there, ${JSON.stringify(now[k])} now); ` +
+            'use a new --run folder, or repeat the original options to resume',
+        );
+      }
+    }
+    const st = ck.meta.state as RunState;
+    params = ck.params;
+    ema = ck.ema;
+    adam = { step: st.adamStep, m: ck.adamM, v: ck.adamV };
+    rng = Rng.fromState(st.trainRng);
+    loader.setState(st.loader);
+    step = st.step;
+    truncateLog(logPath, step);
+    say(`resumed ${o.runDir} at step ${step}`);
+  } else {
+    params = initParams(cfg, 'paper', o.seed);
+    ema = cloneParams(params);
+    adam = newAdamState(params);
+    writeFileSync(logPath, '');
+  }
+  writeFileAtomic(join(o.runDir, 'config.json'), `${JSON.stringify({ ...o, runDir: undefined }, null, 2)}\n`);
+  const resumedFrom = step;
+
+  const session = await createTrainSession(engine, cfg, params, o.batch, o.threads);
+  const per = cfg.inChannels * cfg.resolution * cfg.resolution;
+  let rate = 0;
+  let last = performance.now();
+  try {
+    while (step < o.steps) {
+      const batch = loader.next();
+      const t = new Int32Array(o.batch);
+      for (let i = 0; i < o.batch; i++) t[i] = rng.int(T); // t ~ Uniform({1..T}) (Algorithm 1)
+      const noise = { data: rng.normalArray(o.batch * per), shape: batch.x.shape }; // eps ~ N(0, I)
+      const xt = diffusion.qSample(batch.x, t, noise); // eq. 4
+      const target = diffusion.mseTarget(batch.x, xt, t, noise); // eps for L_simple (eq. 14)
+      const out = await session.step(
+        params,
+        { xt, t: Float32Array.from(t), target, weight: new Float32Array(o.batch).fill(1) },
+        rng,
+      );
+      if (!Number.isFinite(out.loss)) {
+        throw new Error(`train: loss is ${out.loss} at step ${step + 1}; lower --lr or check the data`);
+      }
+      const upd = adamStep(o.adam, adam, params, out.grads);
+      emaUpdate(ema, params, o.emaDecay);
+      step++;
+
+      const now = performance.now();
+      const sps = 1000 / Math.max(now - last, 1e-3);
+      last = now;
+      rate = rate === 0 ? sps : 0.9 * rate + 0.1 * sps;
+      const rec: StepLog = {
+        step,
+        loss: out.loss,
+        lr: upd.lr,
+        gradNorm: upd.gradNorm,
+        stepsPerSec: rate,
+        epoch: loader.epochsSeen,
+      };
+      hooks.onStep?.({ ...rec, totalSteps: o.steps, etaSec: (o.steps - step) / rate });
+      if (step % o.logEvery === 0 || step === o.steps) appendLog(logPath, rec);
+      if (step % o.checkpointEvery === 0 || step === o.steps) {
+        const state: RunState = {
+          step,
+          trainRng: rng.getState(),
+          loader: loader.getState(),
+          adamStep: adam.step,
+        };
+        saveCheckpoint(
+          ckptPath,
+          { meta: { identity: identity(o), state }, params, ema, adamM: adam.m, adamV: adam.v },
+          shapes,
+        );
+        saveModel(join(o.runDir, 'model'), o.spec, ema);
+        writeLossCurve(logPath, join(o.runDir, 'loss.png'));
+        say(`checkpoint at step ${step}`);
+      }
+      if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) {
+        const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+        await writeSamples(engine, o, ema, file);
+        say(`samples: ${file}`);
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return { step, params, ema, resumedFrom };
+}
+
+function appendLog(path: string, rec: StepLog): void {
+  writeFileSync(path, `${JSON.stringify(rec)}\n`, { flag: 'a' });
+}
+
+/** Drop log lines written after the checkpoint we resume from. */
+function truncateLog(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as StepLog).step <= step);
+  writeFileAtomic(path, keep.map((l) => `${l}\n`).join(''));
+}
+
+export function readLog(path: string): StepLog[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as StepLog);
+}
+
+function writeLossCurve(logPath: string, out: string): void {
+  const pts = readLog(logPath).map((r) => ({ step: r.step, loss: r.loss }));
+  if (pts.length >= 2) writePngAtomic(out, plotLossCurve(pts, { logY: true }));
+}
+
+/** A grid from the EMA weights with 50-step DDIM; its own RNG, so training randomness is untouched. */
+async function writeSamples(engine: Engine, o: TrainOptions, ema: ParamStore, file: string): Promise<void> {
+  const cfg = o.spec.unet;
+  const den = await createDenoiser(engine, cfg, ema, o.sampleCount, { threads: o.threads });
+  try {
+    const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
+    const x = await ddimSample(diffusionFromSpec(o.spec.diffusion), den.denoise, shape, new Rng(12345), {
+      steps: 50,
+    });
+    writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
+  } finally {
+    await den.release();
+  }
+}

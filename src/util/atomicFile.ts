@@ -1,0 +1,34 @@
+// Atomic file writes (Node only): write a temporary file beside the target, fsync it, rename it over
+// the target, fsync the folder. A crash at any moment leaves the old file or the new one, never half.
+
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+export function writePartsAtomic(path: string, parts: readonly Uint8Array[]): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const p of parts) {
+      let off = 0;
+      while (off < p.length) off += writeSync(fd, p, off, p.length - off);
+    }
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
+  writePartsAtomic(path, [typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes]);
+}
