@@ -14,7 +14,9 @@ export function sizeOf(shape: readonly number[]): number {
 
 export function tensor(data: Float32Array, shape: readonly number[]): Tensor {
   if (data.length !== sizeOf(shape)) {
-    throw new Error(`tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${sizeOf(shape)}`);
+    throw new Error(
+      `tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${sizeOf(shape)}`,
+    );
   }
   return { data, shape: [...shape] };
 }
