@@ -271,29 +271,16 @@ function convWeightGrad(
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt + pl + pb + pr === 0) {
     cols = g.reshape(x, [n, c, h * wd]);
   } else {
-    const xp = pt + pl + pb + pr > 0 ? g.pad(x, [0, 0, pt, pl, 0, 0, pb, pr]) : x;
-    const patches: Value[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const s = g.slice(xp, [2, 3], [i, j], [i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1], undefined);
-        const ss = sh === 1 && sw === 1 ? s : stridedSubsample(g, s, sh, sw, oh, ow);
-        patches.push(g.reshape(ss, [n, c, 1, oh * ow]));
-      }
-    }
-    cols = g.reshape(g.concat(patches, 2), [n, c * kh * kw, oh * ow]);
+    // im2col as one Conv with one-hot kernels: every input channel becomes kh*kw output channels
+    // holding its shifted copies (faster in ONNX Runtime than Pad + kh*kw Slices + Concat).
+    const eye = new Float32Array(kh * kw * kh * kw);
+    for (let k = 0; k < kh * kw; k++) eye[k * kh * kw + k] = 1;
+    const patches = g.conv(g.reshape(x, [n * c, 1, h, wd]), g.constant(eye, [kh * kw, 1, kh, kw]), undefined, {
+      strides: [sh, sw],
+      pads: [pt, pl, pb, pr],
+    }); // [N*Cin, kh*kw, OH, OW]
+    cols = g.reshape(patches, [n, c * kh * kw, oh * ow]);
   }
   const perN = g.matmul(dyr, g.transpose(cols, [0, 2, 1])); // [N, Cout, Cin*kh*kw]
   return g.reshape(g.reduceSum(perN, [0], false), w.shape);
-}
-
-/** Every s-th row and column of x [N, C, (oh-1)*s+1, (ow-1)*s+1] without strided Slice. */
-function stridedSubsample(g: Graph, x: Value, sh: number, sw: number, oh: number, ow: number): Value {
-  const [n, c] = x.shape as [number, number];
-  // Pad to a multiple of the stride, view as [.., oh, sh, ow, sw], keep index 0 of each stride.
-  const hp = oh * sh;
-  const wp = ow * sw;
-  const padded = g.pad(x, [0, 0, 0, 0, 0, 0, hp - x.shape[2]!, wp - x.shape[3]!]);
-  const r = g.reshape(padded, [n, c, oh, sh, ow, sw]);
-  const picked = g.slice(r, [3, 5], [0, 0], [1, 1]);
-  return g.reshape(picked, [n, c, oh, ow]);
 }

@@ -1,0 +1,148 @@
+// The U-Net against the independent PyTorch reference (reference/make_fixtures.py, float64):
+// forward outputs and every parameter's gradient of sum(out * r), on the same hash-initialised
+// weights and inputs. Also the paper's parameter count and the diffusers names.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { nodeEngine } from '../engine/node.js';
+import { grad } from '../graph/autodiff.js';
+import { Graph, type Value } from '../graph/graph.js';
+import { toOnnx } from '../graph/onnx.js';
+import { allClose, relErr } from '../util/allclose.js';
+import { hashUniform } from '../util/rng.js';
+import { buildUNet, CIFAR10_UNET, countParams, fnv1a, initParams, type UNetConfig, unetParamSpecs } from './unet.js';
+
+interface Rec {
+  shape: number[];
+  numel: number;
+  sum: number;
+  sq_sum: number;
+  indices: number[];
+  values: number[];
+  structurally_zero?: boolean;
+}
+interface Fixture {
+  config: {
+    in_channels: number;
+    out_channels: number;
+    resolution: number;
+    ch: number;
+    ch_mult: number[];
+    num_res_blocks: number;
+    attn_resolutions: number[];
+    groups: number;
+    eps: number;
+  };
+  batch: number;
+  t: number[];
+  param_count: number;
+  params: [string, number[]][];
+  output: Rec;
+  grads?: Record<string, Rec>;
+  grad_x?: Rec;
+  grad_scale?: number;
+}
+
+function load(name: string): Fixture {
+  return JSON.parse(readFileSync(new URL(`../../test/fixtures/unet_${name}.json`, import.meta.url), 'utf8'));
+}
+
+function configOf(f: Fixture): UNetConfig {
+  const c = f.config;
+  return {
+    inChannels: c.in_channels,
+    outChannels: c.out_channels,
+    resolution: c.resolution,
+    ch: c.ch,
+    chMult: c.ch_mult,
+    numResBlocks: c.num_res_blocks,
+    attnResolutions: c.attn_resolutions,
+    dropout: 0,
+    groups: c.groups,
+    eps: c.eps,
+  };
+}
+
+async function run(f: Fixture, withGrads: boolean) {
+  const cfg = configOf(f);
+  const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const g = new Graph();
+  const x = g.input('x', shape);
+  const t = g.input('t', [f.batch]);
+  const u = buildUNet(g, cfg, initParams(cfg, 'fixture'), x, t);
+  const outputs: Record<string, Value> = { out: u.out };
+  const names = [...u.params.keys()];
+  if (withGrads) {
+    const r = g.constant(hashUniform(fnv1a('r'), n, 1), u.out.shape);
+    const loss = g.reduceSum(g.mul(u.out, r), [0, 1, 2, 3], false);
+    const gs = grad(g, loss, [x, ...names.map((k) => u.params.get(k)!)]);
+    outputs.grad_x = gs[0]!;
+    names.forEach((k, i) => {
+      outputs[`grad.${k}`] = gs[i + 1]!;
+    });
+  }
+  const s = await nodeEngine().createSession(toOnnx(g, { outputs, params: 'initializer' }), { threads: 2 });
+  const res = await s.run({
+    x: { data: hashUniform(fnv1a('x'), n, 1), shape },
+    t: { data: Float32Array.from(f.t), shape: [f.batch] },
+  });
+  await s.release();
+  return res;
+}
+
+function pick(data: Float32Array, rec: Rec): number[] {
+  return rec.indices.map((i) => data[i]!);
+}
+
+for (const name of ['tiny', 'S']) {
+  describe(`U-Net '${name}' vs PyTorch float64`, () => {
+    const f = load(name);
+    it('has the same parameter names, shapes and count', () => {
+      const cfg = configOf(f);
+      const ours = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape.join(',')]));
+      assert.equal(ours.size, f.params.length);
+      for (const [k, shape] of f.params) assert.equal(ours.get(k), shape.join(','), k);
+      assert.equal(countParams(cfg), f.param_count);
+    });
+    it('forward output and every gradient match', async () => {
+      const res = await run(f, true);
+      const out = res.out!.data;
+      assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
+      allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
+      const gx = res.grad_x!.data;
+      assert.ok(relErr(pick(gx, f.grad_x!), f.grad_x!.values) < 1e-4, 'grad x');
+      const scale = f.grad_scale!;
+      let worst = 0;
+      for (const [k, rec] of Object.entries(f.grads!)) {
+        const got = pick(res[`grad.${k}`]!.data, rec);
+        if (rec.structurally_zero) {
+          // Mathematically zero (e.g. biases cancelled by a following GroupNorm): absolute check.
+          allClose(got, rec.values, 0, 1e-5 * scale, `grad ${k}`);
+          continue;
+        }
+        const e = relErr(got, rec.values);
+        worst = Math.max(worst, e);
+        assert.ok(e < 1e-3, `grad ${k}: rel err ${e.toExponential(2)}`);
+      }
+      assert.ok(worst < 1e-3);
+    });
+  });
+}
+
+describe('U-Net CIFAR-10 configuration', () => {
+  it('has exactly the paper parameter count, 35,746,307, with diffusers names', () => {
+    const f = load('cifar');
+    assert.equal(countParams(CIFAR10_UNET), 35746307);
+    assert.equal(f.param_count, 35746307);
+    const ours = new Set(unetParamSpecs(CIFAR10_UNET).map((s) => s.name));
+    for (const [k] of f.params) assert.ok(ours.has(k), k);
+  });
+  it('forward output matches PyTorch to relative error < 1e-4', async () => {
+    const f = load('cifar');
+    const res = await run(f, false);
+    const e = relErr(pick(res.out!.data, f.output), f.output.values);
+    assert.ok(e < 1e-4, `rel err ${e}`);
+  });
+});
