@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ancestralSample } from '../diffusion/ancestral.js';
 import { ddimSample } from '../diffusion/ddim.js';
 import { progressiveSample } from '../diffusion/progressive.js';
+import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
 import type { StepInfo } from '../diffusion/types.js';
 import { nodeEngine } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
@@ -85,13 +86,16 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
   const wantFrames = o.gif !== undefined || o.progressive !== undefined;
   const sampler = o.sampler as 'ddpm' | 'ddim';
   if (wantFrames) {
-    const res = await progressiveSample(diffusion, den.denoise, shape, rng, {
+    // Algorithm 2 with fewer steps runs on the respaced chain; DDIM picks its own timesteps.
+    const T = diffusion.numTimesteps;
+    const chain =
+      sampler === 'ddpm' && steps < T ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps))) : diffusion;
+    const res = await progressiveSample(chain, den.denoise, shape, rng, {
       sampler: sampler === 'ddim' ? 'ddim' : 'ancestral',
       ddimSteps: steps,
       eta: o.eta as number,
       frames: o.frames as number,
       onProgress,
-      ...(sampler === 'ddpm' && steps < diffusion.numTimesteps ? { steps: String(steps) } : {}),
     });
     x = res.sample;
     frames = res.frames;
@@ -130,7 +134,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     }
     writePngAtomic(o.progressive as string, makeGrid(concatBatch(tiles), { nrow: cols.length }));
     console.log(
-      `wrote ${o.progressive}: predicted x_0 at t = ${frames.map((f) => f.t + 1).join(', ')} (paper Fig. 6)`,
+      `wrote ${o.progressive}: predicted x_0 at t = ${frames.map((f) => f.modelT + 1).join(', ')} (paper Fig. 6)`,
     );
   }
 }
