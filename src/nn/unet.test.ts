@@ -11,7 +11,15 @@ import { Graph, type Value } from '../graph/graph.js';
 import { toOnnx } from '../graph/onnx.js';
 import { allClose, relErr } from '../util/allclose.js';
 import { hashUniform } from '../util/rng.js';
-import { buildUNet, CIFAR10_UNET, countParams, fnv1a, initParams, type UNetConfig, unetParamSpecs } from './unet.js';
+import {
+  buildUNet,
+  CIFAR10_UNET,
+  countParams,
+  fnv1a,
+  initParams,
+  type UNetConfig,
+  unetParamSpecs,
+} from './unet.js';
 
 interface Rec {
   shape: number[];

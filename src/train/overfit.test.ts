@@ -34,7 +34,8 @@ async function overfit(steps: number, seed: number) {
   const x0 = new Float32Array(B * 256);
   for (let b = 0; b < B; b++) {
     ds.get(b, full, 0);
-    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) x0[b * 256 + i * 16 + j] = full[(8 + i) * 32 + 8 + j]!;
+    for (let i = 0; i < 16; i++)
+      for (let j = 0; j < 16; j++) x0[b * 256 + i * 16 + j] = full[(8 + i) * 32 + 8 + j]!;
   }
   const shape = [B, 1, 16, 16];
   const rng = new Rng(seed);
@@ -47,7 +48,11 @@ async function overfit(steps: number, seed: number) {
   const xt = diffusion.qSample({ data: x0, shape }, t, noise);
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
-    const out = await session.step(params, { xt, t: Float32Array.from(t), target: noise, weight: new Float32Array(B).fill(1) }, rng);
+    const out = await session.step(
+      params,
+      { xt, t: Float32Array.from(t), target: noise, weight: new Float32Array(B).fill(1) },
+      rng,
+    );
     losses.push(out.loss);
     adamStep({ ...PAPER_ADAM, lr: 2e-3, warmup: 10 }, adam, params, out.grads);
   }
@@ -60,12 +65,16 @@ describe('training on a fixed batch', () => {
     const a = await overfit(200, 7);
     const first = a.losses.slice(0, 5).reduce((p, c) => p + c, 0) / 5;
     const last = a.losses.slice(-5).reduce((p, c) => p + c, 0) / 5;
-    assert.ok(first > 0.5, `initial loss ${first} should be near 1 (zero-initialised output predicts eps = 0)`);
+    assert.ok(
+      first > 0.5,
+      `initial loss ${first} should be near 1 (zero-initialised output predicts eps = 0)`,
+    );
     assert.ok(last < first / 5, `loss went from ${first.toFixed(4)} to ${last.toFixed(4)}`);
     const b = await overfit(20, 7);
     const c = await overfit(20, 7);
     assert.deepEqual(b.losses, c.losses);
-    for (const [k, v] of b.params) assert.deepEqual(v, c.params.get(k), `weights ${k} differ between identical runs`);
+    for (const [k, v] of b.params)
+      assert.deepEqual(v, c.params.get(k), `weights ${k} differ between identical runs`);
     assert.deepEqual(b.losses, a.losses.slice(0, 20));
   });
 });
