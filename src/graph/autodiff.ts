@@ -15,21 +15,11 @@ export function grad(g: Graph, y: Value, wrt: readonly Value[], seed?: Value): V
   if (y.shape.reduce((a, b) => a * b, 1) !== 1 && !seed) {
     throw new GraphError('grad', `output ${shapeStr(y.shape)} is not a scalar; pass a seed gradient`);
   }
-  // Nodes on some path from a wanted leaf to y, in topological order (creation order is topological).
-  const needed = new Set<number>(); // value ids that lead to y
-  const wantedIds = new Set(wrt.map((v) => v.id));
-  const dependsOnWanted = new Set<number>(wantedIds);
+  // Nodes that y depends on (reverse topological order), and the values that depend on a wanted leaf.
+  const order = g.liveNodes([y]).reverse();
+  const dependsOnWanted = new Set<number>(wrt.map((v) => v.id));
   for (const n of g.nodes) {
     if (n.inputs.some((v) => dependsOnWanted.has(v.id))) for (const o of n.outputs) dependsOnWanted.add(o.id);
-  }
-  needed.add(y.id);
-  const order: Node[] = [];
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i]!;
-    if (n.outputs.some((o) => needed.has(o.id))) {
-      order.push(n);
-      for (const v of n.inputs) needed.add(v.id);
-    }
   }
   const grads = new Map<number, Value>();
   grads.set(y.id, seed ?? g.constant(new Float32Array(y.shape.reduce((a, b) => a * b, 1)).fill(1), y.shape));
@@ -275,10 +265,15 @@ function convWeightGrad(
     // holding its shifted copies (faster in ONNX Runtime than Pad + kh*kw Slices + Concat).
     const eye = new Float32Array(kh * kw * kh * kw);
     for (let k = 0; k < kh * kw; k++) eye[k * kh * kw + k] = 1;
-    const patches = g.conv(g.reshape(x, [n * c, 1, h, wd]), g.constant(eye, [kh * kw, 1, kh, kw]), undefined, {
-      strides: [sh, sw],
-      pads: [pt, pl, pb, pr],
-    }); // [N*Cin, kh*kw, OH, OW]
+    const patches = g.conv(
+      g.reshape(x, [n * c, 1, h, wd]),
+      g.constant(eye, [kh * kw, 1, kh, kw]),
+      undefined,
+      {
+        strides: [sh, sw],
+        pads: [pt, pl, pb, pr],
+      },
+    ); // [N*Cin, kh*kw, OH, OW]
     cols = g.reshape(patches, [n, c * kh * kw, oh * ow]);
   }
   const perN = g.matmul(dyr, g.transpose(cols, [0, 2, 1])); // [N, Cout, Cin*kh*kw]

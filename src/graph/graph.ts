@@ -439,6 +439,20 @@ export class Graph {
     return this.unary('Identity', x);
   }
 
+  /** The nodes (in graph order) that the given values depend on. */
+  liveNodes(roots: readonly Value[]): Node[] {
+    const need = new Set(roots.map((v) => v.id));
+    const live: Node[] = [];
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i]!;
+      if (n.outputs.some((o) => need.has(o.id))) {
+        live.push(n);
+        for (const v of n.inputs) need.add(v.id);
+      }
+    }
+    return live.reverse();
+  }
+
   /** Parameters of this graph, in creation order. */
   params(): { value: Value; data: Float32Array }[] {
     return this.leaves.flatMap((l) => (l.kind === 'param' ? [{ value: l.value, data: l.data }] : []));

@@ -3,7 +3,7 @@
 // Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
-import type { Attr, Graph, Node, Value } from './graph.js';
+import type { Attr, Graph, Value } from './graph.js';
 import { Msg } from './protobuf.js';
 
 export const OPSET = 17;
@@ -47,26 +47,9 @@ function attribute(name: string, a: Attr): Msg {
   return m.packedFloats(7, fl).int(20, 6);
 }
 
-/** The nodes (in graph order) that the given values depend on. */
-export function liveNodes(g: Graph, roots: readonly Value[]): Node[] {
-  const need = new Set(roots.map((v) => v.id));
-  const live: Node[] = [];
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i]!;
-    if (n.outputs.some((o) => need.has(o.id))) {
-      live.push(n);
-      for (const v of n.inputs) need.add(v.id);
-    }
-  }
-  return live.reverse();
-}
-
 export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   const outs = Object.entries(opts.outputs);
-  const live = liveNodes(
-    g,
-    outs.map(([, v]) => v),
-  );
+  const live = g.liveNodes(outs.map(([, v]) => v));
   const used = new Set<number>();
   for (const n of live) for (const v of n.inputs) used.add(v.id);
   for (const [, v] of outs) used.add(v.id);

@@ -7,23 +7,12 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { initParams, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
+import { initParams, TINY_UNET, unetParamSpecs } from '../nn/unet.js';
 import { encodeSafeTensors, parseSafeTensors } from '../util/safetensors.js';
 import { defaultSpec, type ModelSpec } from './spec.js';
 import { loadModel, saveModel } from './weights.js';
 
-const TINY: UNetConfig = {
-  inChannels: 1,
-  outChannels: 1,
-  resolution: 16,
-  ch: 32,
-  chMult: [1, 2],
-  numResBlocks: 1,
-  attnResolutions: [8],
-  dropout: 0,
-  groups: 32,
-  eps: 1e-6,
-};
+const TINY = TINY_UNET;
 const spec: ModelSpec = { ...defaultSpec(), unet: TINY };
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -37,6 +37,16 @@ export const CIFAR10_UNET: UNetConfig = {
 /** The 2.2M-parameter model of the benchmarks and the shipped MNIST model. */
 export const SMALL_UNET: UNetConfig = { ...CIFAR10_UNET, inChannels: 1, outChannels: 1, ch: 32 };
 
+/** A 0.7M-parameter model at 16x16 for tests and quick experiments. */
+export const TINY_UNET: UNetConfig = {
+  ...SMALL_UNET,
+  resolution: 16,
+  chMult: [1, 2],
+  numResBlocks: 1,
+  attnResolutions: [8],
+  dropout: 0,
+};
+
 export type ParamKind = 'conv' | 'linear' | 'bias' | 'normWeight' | 'normBias';
 
 export interface ParamSpec {

@@ -7,23 +7,12 @@ import { describe, it } from 'node:test';
 import { loadMnist } from '../data/mnist.js';
 import { nodeEngine } from '../engine/node.js';
 import { diffusionFromSpec, PAPER_DIFFUSION } from '../model/spec.js';
-import { initParams, type UNetConfig } from '../nn/unet.js';
+import { initParams, TINY_UNET, type UNetConfig } from '../nn/unet.js';
 import { Rng } from '../util/rng.js';
 import { adamStep, newAdamState, PAPER_ADAM } from './optim.js';
 import { createTrainSession } from './trainGraph.js';
 
-const TINY: UNetConfig = {
-  inChannels: 1,
-  outChannels: 1,
-  resolution: 16,
-  ch: 32,
-  chMult: [1, 2],
-  numResBlocks: 1,
-  attnResolutions: [8],
-  dropout: 0.1,
-  groups: 32,
-  eps: 1e-6,
-};
+const TINY: UNetConfig = { ...TINY_UNET, dropout: 0.1 };
 
 async function overfit(steps: number, seed: number) {
   const B = 4;

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 
 export function writePartsAtomic(path: string, parts: readonly Uint8Array[]): void {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
   const fd = openSync(tmp, 'w');
   try {
     for (const p of parts) {
