@@ -89,7 +89,9 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     // Algorithm 2 with fewer steps runs on the respaced chain; DDIM picks its own timesteps.
     const T = diffusion.numTimesteps;
     const chain =
-      sampler === 'ddpm' && steps < T ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps))) : diffusion;
+      sampler === 'ddpm' && steps < T
+        ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps)))
+        : diffusion;
     const res = await progressiveSample(chain, den.denoise, shape, rng, {
       sampler: sampler === 'ddim' ? 'ddim' : 'ancestral',
       ddimSteps: steps,
