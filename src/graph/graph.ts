@@ -207,7 +207,8 @@ export class Graph {
   }
   /** SiLU / swish: x * sigmoid(x). */
   silu(x: Value): Value {
-    return this.mul(x, this.sigmoid(x));
+    const s = this.sigmoid(x);
+    return this.node('Mul', [x, s], [x.shape], {}, { silu: true })[0]!;
   }
   square(x: Value): Value {
     return this.mul(x, x);
