@@ -1,12 +1,16 @@
 // The `ddpm` command: train, sample, bpd, interpolate.
 
 import { UsageError } from './args.js';
+import { bpdCommand } from './bpd.js';
+import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
   train: { run: trainCommand, help: 'train a model (Algorithm 1); rerun to resume' },
   sample: { run: sampleCommand, help: 'sample images (Algorithm 2, respaced, DDIM; progressive, GIF)' },
+  bpd: { run: bpdCommand, help: 'bits/dim of data: the whole variational bound (eq. 5), T calls per batch' },
+  interpolate: { run: interpolateCommand, help: 'interpolate two images in latent space (Fig. 8)' },
 };
 
 function usage(): string {

@@ -1,0 +1,168 @@
+// `ddpm bpd`: the negative log-likelihood bound of data under a model in bits/dim (Ho et al. 2020,
+// eq. 5 and Table 2): L = L_T + sum_{t>1} L_{t-1} + L_0, every term of the variational bound over all
+// T steps (calcBpdLoop, the original's calc_bpd_loop), data scaled from {0..255} to [-1, 1].
+// Cost: T network evaluations per batch, i.e. ceil(n / batch) * T forward passes (the MNIST model:
+// T = 1000, so 64 images in one batch of 64 take 1000 calls of the U-Net on a batch of 64).
+
+import { existsSync, writeFileSync } from 'node:fs';
+import { openDataset } from '../data/open.js';
+import { calcBpdLoop } from '../diffusion/vlb.js';
+import { nodeEngine } from '../engine/node.js';
+import { diffusionFromSpec } from '../model/spec.js';
+import { loadModel } from '../model/weights.js';
+import { createDenoiser } from '../sample/denoiser.js';
+import { Rng } from '../util/rng.js';
+import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
+import { formatDuration, ProgressBar } from './progress.js';
+import { SHIPPED_MODEL } from './sample.js';
+
+const SHIPPED = 'the shipped MNIST model';
+
+export const BPD_OPTIONS: OptTable = {
+  model: { kind: 'string', help: 'model folder (ours or a diffusers UNet2DModel folder)', default: SHIPPED },
+  data: {
+    kind: 'string',
+    help: 'data: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
+    default: 'mnist',
+  },
+  n: {
+    kind: 'int',
+    help: 'images: the first n of the data (fewer if the data has fewer)',
+    default: 64,
+    min: 1,
+  },
+  batch: { kind: 'int', help: 'images per network call (each batch costs T calls)', default: 64, min: 1 },
+  seed: { kind: 'int', help: 'seed of the noise that draws each x_t', default: 0 },
+  threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  json: { kind: 'string', help: 'also write the per-term breakdown (mean, std error, per step) as JSON' },
+};
+
+/** Mean and standard error of the mean (sample std / sqrt(n); null for n = 1). */
+export interface MeanSe {
+  readonly mean: number;
+  readonly stdErr: number | null;
+}
+
+function meanSe(xs: ArrayLike<number>): MeanSe {
+  const n = xs.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) s += xs[i]!;
+  const mean = s / n;
+  if (n < 2) return { mean, stdErr: null };
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (xs[i]! - mean) ** 2;
+  return { mean, stdErr: Math.sqrt(v / (n - 1) / n) };
+}
+
+export async function bpdCommand(argv: readonly string[]): Promise<void> {
+  const o = parseOptions('bpd', argv, BPD_OPTIONS);
+  if (o === 'help') {
+    console.log(
+      helpText(
+        'bpd',
+        'Bits/dim of data under a model: the whole variational bound (prior L_T, the KL terms L_1..L_{T-1} ' +
+          'and the decoder L_0; paper eq. 5, Table 2). Costs T network calls per batch.',
+        BPD_OPTIONS,
+        [
+          'ddpm bpd --n 16                                   # the shipped MNIST model, 16 digits',
+          'ddpm bpd --model runs/mnist/model --n 256 --json bpd.json',
+        ],
+      ),
+    );
+    return;
+  }
+  const modelPath = o.model === SHIPPED ? SHIPPED_MODEL : (o.model as string);
+  if (!existsSync(modelPath)) {
+    throw new UsageError(
+      `ddpm bpd: model ${modelPath} does not exist; pass --model with a model folder (e.g. runs/mnist/model)`,
+    );
+  }
+  const model = loadModel(modelPath);
+  const cfg = model.spec.unet;
+  const diffusion = diffusionFromSpec(model.spec.diffusion);
+  const T = diffusion.numTimesteps;
+  const ds = openDataset(o.data as string, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
+  const n = Math.min(o.n as number, ds.n);
+  const batch = Math.min(o.batch as number, n);
+  const per = cfg.inChannels * cfg.resolution * cfg.resolution;
+  const batches = Math.ceil(n / batch);
+  const bar = new ProgressBar('bpd');
+  bar.log(
+    `ddpm bpd: ${n} images of ${ds.name}, T = ${T}: ${batches} batch(es) x ${T} network calls of batch ${batch}`,
+  );
+  const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, { threads: o.threads as number });
+  const rng = new Rng(o.seed as number);
+  const total = new Float64Array(n);
+  const prior = new Float64Array(n);
+  const decoder = new Float64Array(n);
+  const kl = new Float64Array(n);
+  const perStep = new Float64Array(T); // sum over images of L_{t-1}, by 0-based t
+  const t0 = performance.now();
+  try {
+    for (let b = 0; b < batches; b++) {
+      const s = b * batch;
+      const m = Math.min(batch, n - s);
+      const x = new Float32Array(m * per);
+      for (let i = 0; i < m; i++) ds.get(s + i, x, i * per);
+      const r = await calcBpdLoop(
+        diffusion,
+        den.denoise,
+        { data: x, shape: [m, cfg.inChannels, cfg.resolution, cfg.resolution] },
+        rng,
+        {
+          onProgress: ({ step }) => {
+            const done = b * T + step;
+            const el = (performance.now() - t0) / 1000;
+            bar.update(done, batches * T, `eta ${formatDuration((el / done) * (batches * T - done))}`);
+          },
+        },
+      );
+      for (let i = 0; i < m; i++) {
+        total[s + i] = r.totalBpd[i]!;
+        prior[s + i] = r.priorBpd[i]!;
+        decoder[s + i] = r.termsBpd[0]![i]!;
+        let k = 0;
+        for (let t = 1; t < T; t++) k += r.termsBpd[t]![i]!;
+        kl[s + i] = k;
+      }
+      for (let t = 0; t < T; t++) for (let i = 0; i < m; i++) perStep[t]! += r.termsBpd[t]![i]!;
+    }
+  } finally {
+    await den.release();
+  }
+  bar.done();
+  const secs = (performance.now() - t0) / 1000;
+  const rows: [string, string, MeanSe][] = [
+    ['L_T', 'prior KL(q(x_T|x_0) || N(0, I))', meanSe(prior)],
+    ['L_1..L_{T-1}', `sum of the ${T - 1} KL terms`, meanSe(kl)],
+    ['L_0', 'discretized decoder -log p(x_0|x_1)', meanSe(decoder)],
+    ['total', 'the bound (NLL <=)', meanSe(total)],
+  ];
+  const fmt = (v: MeanSe) =>
+    `${v.mean.toFixed(4).padStart(10)}  ${v.stdErr === null ? '       n/a' : `+- ${v.stdErr.toFixed(4)}`}`;
+  console.log(`bits/dim of ${n} images of ${ds.name} under ${model.source} (T = ${T}, seed ${o.seed}):`);
+  console.log(`  ${'term'.padEnd(14)}${'bits/dim'.padStart(10)}  std err   what`);
+  for (const [name, what, v] of rows) console.log(`  ${name.padEnd(14)}${fmt(v)}  ${what}`);
+  console.log(`${batches * T} network calls in ${secs.toFixed(1)} s`);
+  if (o.json) {
+    const report = {
+      model: model.source,
+      data: o.data,
+      dataset: ds.name,
+      n,
+      T,
+      seed: o.seed,
+      dims: per,
+      unit: 'bits/dim',
+      prior: meanSe(prior),
+      decoder: meanSe(decoder),
+      klSum: meanSe(kl),
+      total: meanSe(total),
+      // perStep[t - 1]: mean over images of L_{t-1} for the paper's t = 1..T (perStep[0] is the decoder L_0).
+      perStep: Array.from(perStep, (v) => v / n),
+      seconds: secs,
+    };
+    writeFileSync(o.json as string, `${JSON.stringify(report, null, 2)}\n`);
+    console.log(`wrote ${o.json}`);
+  }
+}
