@@ -18,7 +18,7 @@ import { diffusionFromSpec } from '../model/spec.js';
 import { saveModel } from '../model/weights.js';
 import { initParams, type ParamStore, unetParamSpecs } from '../nn/unet.js';
 import { createDenoiser } from '../sample/denoiser.js';
-import { writeFileAtomic } from '../util/atomicFile.js';
+import { removeStaleTemps, writeFileAtomic } from '../util/atomicFile.js';
 import { makeGrid, plotLossCurve } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng, type RngState } from '../util/rng.js';
@@ -109,6 +109,9 @@ export interface TrainResult {
 export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const say = (m: string) => hooks.onEvent?.(m);
   mkdirSync(join(o.runDir, 'samples'), { recursive: true });
+  // A run killed mid-write leaves its temporary files (checkpoint-sized); a rerun removes them.
+  const stale = [o.runDir, join(o.runDir, 'model'), join(o.runDir, 'samples')].flatMap(removeStaleTemps);
+  if (stale.length) say(`removed ${stale.length} temporary file(s) left by a killed run`);
   const ckptPath = join(o.runDir, 'checkpoint.safetensors');
   const logPath = join(o.runDir, 'log.jsonl');
   const cfg = o.spec.unet;

@@ -1,8 +1,19 @@
 // Atomic file writes (Node only): write a temporary file beside the target, fsync it, rename it over
 // the target, fsync the folder. A crash at any moment leaves the old file or the new one, never half.
 
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+
+const TEMP_NAME = /^\..+\.tmp-(\d+)-\d+$/;
 
 export function writePartsAtomic(path: string, parts: readonly Uint8Array[]): void {
   const dir = dirname(path);
@@ -31,4 +42,35 @@ export function writePartsAtomic(path: string, parts: readonly Uint8Array[]): vo
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
   writePartsAtomic(path, [typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes]);
+}
+
+/**
+ * Delete the temporary files that writers killed mid-write left in dir (a killed training run leaves
+ * one checkpoint-sized file per kill). Files of processes still running are kept. Returns the names removed.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || isRunning(Number(m[1]))) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
