@@ -55,9 +55,12 @@ export function parseOptions(cmd: string, argv: readonly string[], table: OptTab
       values: Record<string, string | boolean | undefined>;
     });
   } catch (e) {
-    throw new UsageError(
-      `ddpm ${cmd}: ${(e as Error).message.replace(/\. To specify.*$/s, '')}; see 'ddpm ${cmd} --help'`,
-    );
+    const msg = (e as Error).message;
+    const opt = /'(--[\w-]+)'/.exec(msg)?.[1];
+    const text = /ambiguous/.test(msg)
+      ? `${opt} needs a value (write a value starting with '-' as ${opt}=-4)`
+      : msg.split('\n')[0]!.replace(/\.$/, '');
+    throw new UsageError(`ddpm ${cmd}: ${text}; see 'ddpm ${cmd} --help'`);
   }
   if (values.help) return 'help';
   const out: Parsed = {};

@@ -108,7 +108,6 @@ export interface TrainResult {
 
 export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const say = (m: string) => hooks.onEvent?.(m);
-  mkdirSync(join(o.runDir, 'samples'), { recursive: true });
   // A run killed mid-write leaves its temporary files (checkpoint-sized); a rerun removes them.
   const stale = [o.runDir, join(o.runDir, 'model'), join(o.runDir, 'samples')].flatMap(removeStaleTemps);
   if (stale.length) say(`removed ${stale.length} temporary file(s) left by a killed run`);
@@ -118,6 +117,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
 
   const dataset = openDataset(o.data, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
+  mkdirSync(join(o.runDir, 'samples'), { recursive: true });
   const loader = new BatchLoader(dataset, { batchSize: o.batch, seed: o.seed, flip: o.flip });
   const diffusion = diffusionFromSpec(o.spec.diffusion);
   const T = diffusion.numTimesteps;
@@ -128,7 +128,14 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   let rng = new Rng(o.seed + 1);
   let step = 0;
   if (existsSync(ckptPath)) {
-    const ck = loadCheckpoint(ckptPath);
+    let ck: ReturnType<typeof loadCheckpoint>;
+    try {
+      ck = loadCheckpoint(ckptPath);
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message}\n  the run cannot resume from it; move it away to start the run over from step 0`,
+      );
+    }
     const saved = ck.meta.identity as ReturnType<typeof identity>;
     const now = identity(o);
     for (const k of Object.keys(now) as (keyof typeof now)[]) {
