@@ -116,7 +116,7 @@ describe('ddpm', () => {
       { args: ['train', '--steps', 'ten'], code: 2, says: ['--steps "ten": expected an integer'] },
       { args: ['sample', '--steps', '2e3'], code: 2, says: ['--steps "2e3": expected an integer'] },
       { args: ['train', '--batch=-4'], code: 2, says: ['--batch "-4": must be at least 1'] },
-      { args: ['train', '--batch', '-4'], code: 2, says: ["'--batch'", '--batch=-XYZ'] },
+      { args: ['train', '--batch', '-4'], code: 2, says: ['--batch needs a value', '--batch=-4'] },
       { args: ['train', '--lr=-1e-4'], code: 2, says: ['--lr "-1e-4": must be at least 0'] },
       {
         args: ['train', '--ch-mult', '1,two'],
