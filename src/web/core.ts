@@ -5,11 +5,12 @@
 import { ddimSample } from '../diffusion/ddim.js';
 import type { StepInfo } from '../diffusion/types.js';
 import type { Engine, ExecutionProvider } from '../engine/engine.js';
+import { checkParams } from '../model/params.js';
 import { diffusionFromSpec, type ModelSpec, validateSpec } from '../model/spec.js';
-import { initParams, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
+import { initParams, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { createDenoiser, type UNetDenoiser } from '../sample/denoiser.js';
 import { hashUniform, Rng } from '../util/rng.js';
-import { parseSafeTensors, type SafeTensor } from '../util/safetensors.js';
+import { parseSafeTensors } from '../util/safetensors.js';
 import type { Tensor } from '../util/tensor.js';
 
 export interface WebModel {
@@ -17,42 +18,6 @@ export interface WebModel {
   readonly params: ParamStore;
   /** Where it came from (URL of the folder), for messages and caching. */
   readonly source: string;
-}
-
-/**
- * Names and sizes against the config (the browser-safe subset of model/weights.ts checkParams, which
- * lives beside node:fs): every parameter present with the right element count, nothing extra.
- */
-export function paramsFromTensors(
-  cfg: UNetConfig,
-  tensors: ReadonlyMap<string, SafeTensor>,
-  source: string,
-): ParamStore {
-  const store: ParamStore = new Map();
-  const missing: string[] = [];
-  for (const s of unetParamSpecs(cfg)) {
-    const t = tensors.get(s.name);
-    if (!t) {
-      missing.push(s.name);
-      continue;
-    }
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== n)
-      throw new Error(`${source}: ${s.name} has shape [${t.shape}], the config needs [${s.shape}]`);
-    store.set(s.name, t.data);
-  }
-  if (missing.length) {
-    throw new Error(
-      `${source}: ${missing.length} parameters missing (first: ${missing.slice(0, 3).join(', ')}); does config.json match the weights?`,
-    );
-  }
-  const extra = [...tensors.keys()].filter((k) => !store.has(k));
-  if (extra.length) {
-    throw new Error(
-      `${source}: ${extra.length} unexpected tensors (first: ${extra.slice(0, 3).join(', ')}); does config.json match the weights?`,
-    );
-  }
-  return store;
 }
 
 /** A model folder from its two files' contents. */
@@ -65,7 +30,7 @@ export function parseModel(configJson: string, weights: Uint8Array, source: stri
   }
   const spec = validateSpec(raw as ModelSpec, `${source}config.json`);
   const file = parseSafeTensors(weights, `${source}model.safetensors`);
-  return { spec, params: paramsFromTensors(spec.unet, file.tensors, `${source}model.safetensors`), source };
+  return { spec, params: checkParams(spec.unet, file.tensors, `${source}model.safetensors`), source };
 }
 
 /** Fetch a model folder by URL (a trailing slash is added): config.json and model.safetensors. */
