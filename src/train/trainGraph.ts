@@ -68,13 +68,28 @@ export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: numb
   };
 }
 
-/** Fill a dropout mask: 0 with probability p, else 1/(1-p). */
-function dropoutMask(n: number, p: number, rng: Rng): Float32Array {
-  const out = new Float32Array(n);
-  const keep = 1 / (1 - p);
-  const thresh = p * 4294967296;
-  for (let i = 0; i < n; i++) out[i] = rng.nextU32() < thresh ? 0 : keep;
-  return out;
+/**
+ * Fill a dropout mask: 0 with probability p (rounded to a multiple of 2^-16), else 1/(1-p). Tens of
+ * millions of values per step, so a local xorshift128 stream seeded by four draws of `rng` (whose
+ * state the checkpoint saves) supplies two 16-bit uniforms per word: ~20x faster than rng.nextU32().
+ */
+export function dropoutMask(out: Float32Array, p: number, rng: Rng): void {
+  const thresh = Math.round(p * 65536);
+  const keep = 65536 / (65536 - thresh);
+  let a = rng.nextU32() | 1;
+  let b = rng.nextU32() | 0;
+  let c = rng.nextU32() | 0;
+  let d = rng.nextU32() | 0;
+  const n = out.length;
+  for (let i = 0; i < n; i += 2) {
+    const t = a ^ (a << 11);
+    a = b;
+    b = c;
+    c = d;
+    d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
+    out[i] = (d & 0xffff) < thresh ? 0 : keep;
+    if (i + 1 < n) out[i + 1] = d >>> 16 < thresh ? 0 : keep;
+  }
 }
 
 export async function createTrainSession(
@@ -86,6 +101,8 @@ export async function createTrainSession(
 ): Promise<TrainSession> {
   const built = buildTrainModel(cfg, params, batch);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
+  // Mask buffers are reused: a step's masks are written only after the previous run has finished.
+  const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
   const session: EngineSession = await engine.createSession(built.model, { threads });
   return {
     batch,
@@ -97,10 +114,10 @@ export async function createTrainSession(
         target: b.target,
         weight: { data: b.weight, shape: [batch, 1, 1, 1] },
       };
-      for (const site of built.dropoutSites) {
-        const n = site.shape.reduce((a, c) => a * c, 1);
-        feeds[site.name] = { data: dropoutMask(n, cfg.dropout, rng), shape: site.shape };
-      }
+      built.dropoutSites.forEach((site, i) => {
+        dropoutMask(masks[i]!, cfg.dropout, rng);
+        feeds[site.name] = { data: masks[i]!, shape: site.shape };
+      });
       for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
       const res = await session.run(feeds);
       const grads = new Map<string, Float32Array>();

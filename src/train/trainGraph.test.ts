@@ -1,0 +1,36 @@
+// Dropout masks: the drop rate and scale keep E[mask] = 1, and the stream is a pure function of the
+// Rng state (so a resumed run draws the same masks).
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Rng } from '../util/rng.js';
+import { dropoutMask } from './trainGraph.js';
+
+describe('dropoutMask', () => {
+  it('drops a fraction p within 5 standard errors and keeps the mean at 1', () => {
+    const n = 1_000_001;
+    const m = new Float32Array(n);
+    dropoutMask(m, 0.1, new Rng(3));
+    let zeros = 0;
+    let sum = 0;
+    for (const v of m) {
+      if (v === 0) zeros++;
+      sum += v;
+    }
+    const se = Math.sqrt((0.1 * 0.9) / n);
+    assert.ok(Math.abs(zeros / n - 0.1) < 5 * se, `drop rate ${zeros / n}`);
+    assert.ok(Math.abs(sum / n - 1) < 5 * se * 1.2, `mean ${sum / n}`);
+    assert.ok(m.every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-4));
+  });
+  it('is determined by the Rng state', () => {
+    const a = new Float32Array(1001);
+    const b = new Float32Array(1001);
+    const r = new Rng(9);
+    const st = r.getState();
+    dropoutMask(a, 0.3, r);
+    dropoutMask(b, 0.3, Rng.fromState(st));
+    assert.deepEqual(a, b);
+    dropoutMask(b, 0.3, r);
+    assert.notDeepEqual(a, b);
+  });
+});
