@@ -4,6 +4,7 @@
 // The bound of a model whose output conv is (nearly) zero, eps_theta = 0, is checked against its
 // closed form (derived below, independently of src/diffusion).
 
+import { exactNormalCdf } from '../src/diffusion/testing.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -335,24 +336,7 @@ describe('ddpm', () => {
 //              lo = (-1 - x0) / s, hi = (1 - x0) / s
 //   L_0     = E -log P(x_0 | N(clip(x_0 + s_1 eps), b~_2)) over the 256 bins (edge bins open), by quadrature.
 function erfc(x: number): number {
-  // Numerical Recipes' erfcc (fractional error < 1.2e-7).
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const poly =
-    -1.26551223 +
-    t *
-      (1.00002368 +
-        t *
-          (0.37409196 +
-            t *
-              (0.09678418 +
-                t *
-                  (-0.18628806 +
-                    t *
-                      (0.27886807 +
-                        t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-  const r = t * Math.exp(-z * z + poly);
-  return x >= 0 ? r : 2 - r;
+  return 2 * exactNormalCdf(-x * Math.SQRT2); // erfc(x) = 2 Phi(-x sqrt 2)
 }
 const Phi = (z: number) => 0.5 * erfc(-z / Math.SQRT2);
 const phi = (z: number) => Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
