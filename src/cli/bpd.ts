@@ -4,22 +4,19 @@
 // Cost: T network evaluations per batch, i.e. ceil(n / batch) * T forward passes (the MNIST model:
 // T = 1000, so 64 images in one batch of 64 take 1000 calls of the U-Net on a batch of 64).
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { openDataset } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
 import { nodeEngine } from '../engine/node.js';
 import { diffusionFromSpec } from '../model/spec.js';
-import { loadModel } from '../model/weights.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { Rng } from '../util/rng.js';
-import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
+import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
-import { SHIPPED_MODEL } from './sample.js';
-
-const SHIPPED = 'the shipped MNIST model';
+import { MODEL_OPTION, openModelOption } from './modelOption.js';
 
 export const BPD_OPTIONS: OptTable = {
-  model: { kind: 'string', help: 'model folder (ours or a diffusers UNet2DModel folder)', default: SHIPPED },
+  model: MODEL_OPTION,
   data: {
     kind: 'string',
     help: 'data: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
@@ -71,13 +68,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
-  const modelPath = o.model === SHIPPED ? SHIPPED_MODEL : (o.model as string);
-  if (!existsSync(modelPath)) {
-    throw new UsageError(
-      `ddpm bpd: model ${modelPath} does not exist; pass --model with a model folder (e.g. runs/mnist/model)`,
-    );
-  }
-  const model = loadModel(modelPath);
+  const model = openModelOption('bpd', o.model);
   const cfg = model.spec.unet;
   const diffusion = diffusionFromSpec(model.spec.diffusion);
   const T = diffusion.numTimesteps;

@@ -12,7 +12,6 @@ import { openDataset } from '../data/open.js';
 import { interpolate } from '../diffusion/interpolate.js';
 import { nodeEngine } from '../engine/node.js';
 import { diffusionFromSpec } from '../model/spec.js';
-import { loadModel } from '../model/weights.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { makeGrid } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
@@ -20,12 +19,10 @@ import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
 import { ProgressBar } from './progress.js';
-import { SHIPPED_MODEL } from './sample.js';
-
-const SHIPPED = 'the shipped MNIST model';
+import { MODEL_OPTION, openModelOption } from './modelOption.js';
 
 export const INTERPOLATE_OPTIONS: OptTable = {
-  model: { kind: 'string', help: 'model folder (ours or a diffusers UNet2DModel folder)', default: SHIPPED },
+  model: MODEL_OPTION,
   data: {
     kind: 'string',
     help: 'data the source images come from: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
@@ -73,13 +70,7 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
     );
     return;
   }
-  const modelPath = o.model === SHIPPED ? SHIPPED_MODEL : (o.model as string);
-  if (!existsSync(modelPath)) {
-    throw new UsageError(
-      `ddpm interpolate: model ${modelPath} does not exist; pass --model with a model folder (e.g. runs/mnist/model)`,
-    );
-  }
-  const model = loadModel(modelPath);
+  const model = openModelOption('interpolate', o.model);
   const cfg = model.spec.unet;
   const diffusion = diffusionFromSpec(model.spec.diffusion);
   const T = diffusion.numTimesteps;

@@ -1,8 +1,6 @@
 // `ddpm sample`: images from a trained model (default: the MNIST model shipped in models/mnist) with
 // Algorithm 2 (all T steps or respaced) or DDIM; optional animated reverse chain and progressive grid.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { ancestralSample } from '../diffusion/ancestral.js';
 import { ddimSample } from '../diffusion/ddim.js';
 import { progressiveSample } from '../diffusion/progressive.js';
@@ -11,7 +9,6 @@ import type { StepInfo } from '../diffusion/types.js';
 import { nodeEngine } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
 import { diffusionFromSpec } from '../model/spec.js';
-import { loadModel } from '../model/weights.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
 import { makeGrid } from '../util/image.js';
@@ -19,17 +16,13 @@ import { writeFileAtomic } from '../util/atomicFile.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
-import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
+import { MODEL_OPTION, openModelOption } from './modelOption.js';
+import { helpText, type OptTable, parseOptions } from './args.js';
 import { ProgressBar } from './progress.js';
 
-export const SHIPPED_MODEL = fileURLToPath(new URL('../../models/mnist', import.meta.url));
 
 export const SAMPLE_OPTIONS: OptTable = {
-  model: {
-    kind: 'string',
-    help: 'model folder (ours or a diffusers UNet2DModel folder)',
-    default: 'the shipped MNIST model',
-  },
+  model: MODEL_OPTION,
   out: { kind: 'string', help: 'output PNG grid', default: 'samples.png' },
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
   sampler: {
@@ -64,9 +57,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
-  const modelPath = o.model === SAMPLE_OPTIONS.model!.default ? SHIPPED_MODEL : (o.model as string);
-  if (!existsSync(modelPath)) throw new UsageError(`ddpm sample: model ${modelPath} does not exist`);
-  const model = loadModel(modelPath);
+  const model = openModelOption('sample', o.model);
   const diffusion = diffusionFromSpec(model.spec.diffusion);
   const cfg = model.spec.unet;
   const n = o.n as number;
