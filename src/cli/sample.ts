@@ -20,7 +20,6 @@ import { MODEL_OPTION, openModelOption } from './modelOption.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { ProgressBar } from './progress.js';
 
-
 export const SAMPLE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
   out: { kind: 'string', help: 'output PNG grid', default: 'samples.png' },
