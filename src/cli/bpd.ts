@@ -8,7 +8,6 @@ import { writeFileSync } from 'node:fs';
 import { openDataset } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
 import { nodeEngine } from '../engine/node.js';
-import { diffusionFromSpec } from '../model/spec.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { Rng } from '../util/rng.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
@@ -70,7 +69,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
   }
   const model = openModelOption('bpd', o.model);
   const cfg = model.spec.unet;
-  const diffusion = diffusionFromSpec(model.spec.diffusion);
+  const { diffusion } = model;
   const T = diffusion.numTimesteps;
   const ds = openDataset(o.data as string, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
   const n = Math.min(o.n as number, ds.n);

@@ -11,7 +11,6 @@ import { loadImageFile } from '../data/folder.js';
 import { openDataset } from '../data/open.js';
 import { interpolate } from '../diffusion/interpolate.js';
 import { nodeEngine } from '../engine/node.js';
-import { diffusionFromSpec } from '../model/spec.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { makeGrid } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
@@ -72,7 +71,7 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
   }
   const model = openModelOption('interpolate', o.model);
   const cfg = model.spec.unet;
-  const diffusion = diffusionFromSpec(model.spec.diffusion);
+  const { diffusion } = model;
   const T = diffusion.numTimesteps;
   const t = (o.t as number | undefined) ?? Math.max(1, Math.floor(T / 2));
   if (t > T) {

@@ -3,6 +3,8 @@
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
+import { diffusionFromSpec } from '../model/spec.js';
 import { type LoadedModel, loadModel } from '../model/weights.js';
 import { type OptDef, UsageError } from './args.js';
 
@@ -16,13 +18,17 @@ export const MODEL_OPTION: OptDef = {
   default: SHIPPED,
 };
 
-/** Load the model named by a parsed --model value; a missing folder is a usage error. */
-export function openModelOption(cmd: string, value: unknown): LoadedModel {
+/** Load the model named by a parsed --model value, with its diffusion; a missing folder is a usage error. */
+export function openModelOption(
+  cmd: string,
+  value: unknown,
+): LoadedModel & { readonly diffusion: GaussianDiffusion } {
   const path = value === SHIPPED ? SHIPPED_MODEL : String(value);
   if (!existsSync(path)) {
     throw new UsageError(
       `ddpm ${cmd}: model ${path} does not exist; pass --model with a model folder (e.g. runs/mnist/model)`,
     );
   }
-  return loadModel(path);
+  const model = loadModel(path);
+  return { ...model, diffusion: diffusionFromSpec(model.spec.diffusion) };
 }

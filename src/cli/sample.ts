@@ -8,7 +8,6 @@ import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
 import type { StepInfo } from '../diffusion/types.js';
 import { nodeEngine } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
-import { diffusionFromSpec } from '../model/spec.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
 import { makeGrid } from '../util/image.js';
@@ -57,7 +56,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   const model = openModelOption('sample', o.model);
-  const diffusion = diffusionFromSpec(model.spec.diffusion);
+  const { diffusion } = model;
   const cfg = model.spec.unet;
   const n = o.n as number;
   const steps = Math.min(o.steps as number, diffusion.numTimesteps);
