@@ -23,6 +23,8 @@ export interface Node {
   readonly attrs: Readonly<Record<string, Attr>>;
   /** Node-local facts the gradient rule needs (e.g. which primitive this node implements). */
   readonly meta?: Readonly<Record<string, unknown>>;
+  /** ONNX operator domain ('' = the default ai.onnx domain), for runtime-specific ops. */
+  readonly domain?: string;
 }
 
 export type Leaf =
@@ -34,6 +36,8 @@ export interface ConvOptions {
   readonly strides?: readonly [number, number];
   /** [top, left, bottom, right] as ONNX. */
   readonly pads?: readonly [number, number, number, number];
+  /** Channel groups (ONNX `group`): input and output channels split into this many independent convs. */
+  readonly group?: number;
 }
 
 export function shapeStr(s: readonly number[]): string {
@@ -150,9 +154,12 @@ export class Graph {
     attrs: Record<string, Attr> = {},
     meta?: Record<string, unknown>,
     outDtypes?: readonly DType[],
+    domain?: string,
   ): Value[] {
     const outputs: Value[] = [];
-    const node: Node = { op, inputs, outputs, attrs, meta };
+    const node: Node = domain
+      ? { op, inputs, outputs, attrs, meta, domain }
+      : { op, inputs, outputs, attrs, meta };
     outShapes.forEach((s, i) => {
       outputs.push(this.newValue(undefined, s, outDtypes?.[i] ?? 'float32', node));
     });
@@ -250,8 +257,15 @@ export class Graph {
     }
     const [n, c, h, wd] = x.shape as [number, number, number, number];
     const [o, ci, kh, kw] = w.shape as [number, number, number, number];
-    if (ci !== c)
-      throw new GraphError('Conv', `input has ${c} channels, weight ${shapeStr(w.shape)} expects ${ci}`);
+    const group = opts.group ?? 1;
+    if (ci * group !== c) {
+      throw new GraphError(
+        'Conv',
+        `input has ${c} channels, weight ${shapeStr(w.shape)} with group ${group} expects ${ci * group}`,
+      );
+    }
+    if (o % group !== 0)
+      throw new GraphError('Conv', `${o} output channels not divisible into ${group} groups`);
     if (b && (b.shape.length !== 1 || b.shape[0] !== o)) {
       throw new GraphError('Conv', `bias ${shapeStr(b.shape)} does not match ${o} output channels`);
     }
@@ -259,7 +273,7 @@ export class Graph {
     const ow = Math.floor((wd + pl + pr - kw) / sw) + 1;
     if (oh <= 0 || ow <= 0)
       throw new GraphError('Conv', `kernel ${kh}x${kw} larger than padded input ${shapeStr(x.shape)}`);
-    const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr] };
+    const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], group };
     return this.node('Conv', b ? [x, w, b] : [x, w], [[n, o, oh, ow]], attrs)[0]!;
   }
 
@@ -438,6 +452,35 @@ export class Graph {
 
   identity(x: Value): Value {
     return this.unary('Identity', x);
+  }
+
+  /**
+   * Replace `node` (single output) by the nodes that `build` records, in place: they take its position
+   * in the node order and the last one produces the original output value, so every consumer and
+   * graph output stays as it is. For lowering passes that run after `grad` (e.g. nchwc.ts).
+   */
+  replaceNode(node: Node, build: () => Value): void {
+    const at = this.nodes.indexOf(node);
+    if (at < 0 || node.outputs.length !== 1) throw new GraphError(node.op, 'cannot replace this node');
+    const start = this.nodes.length;
+    const v = build();
+    const added = this.nodes.splice(start);
+    const last = added.at(-1);
+    if (!last || last.outputs[0] !== v) throw new GraphError(node.op, 'replacement must end in a new node');
+    const old = node.outputs[0]!;
+    if (v.shape.join(',') !== old.shape.join(',')) {
+      throw new GraphError(
+        node.op,
+        `replacement gives ${shapeStr(v.shape)}, expected ${shapeStr(old.shape)}`,
+      );
+    }
+    (last.outputs as Value[])[0] = old;
+    this.nodes.splice(at, 1, ...added);
+  }
+
+  /** The leaf record of a value, if it is an input, parameter or constant. */
+  leafOf(v: Value): Leaf | undefined {
+    return this.leaves.find((l) => l.value.id === v.id);
   }
 
   /** The nodes (in graph order) that the given values depend on. */

@@ -63,6 +63,7 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
     m.string(3, `${n.op}_${n.outputs[0]!.name}`);
     m.string(4, n.op);
     for (const [k, a] of Object.entries(n.attrs)) m.msg(5, attribute(k, a));
+    if (n.domain) m.string(7, n.domain);
     return m;
   });
   for (const [name, v] of outs) {
@@ -94,5 +95,8 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
     .string(3, '0.1.0')
     .msg(7, graph)
     .msg(8, new Msg().string(1, '').int(2, OPSET));
+  for (const d of new Set(live.flatMap((n) => (n.domain ? [n.domain] : [])))) {
+    model.msg(8, new Msg().string(1, d).int(2, 1));
+  }
   return model.toBytes();
 }

@@ -8,9 +8,12 @@ import { describe, it } from 'node:test';
 import { nodeEngine } from '../engine/node.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
+import { lowerConvsToNchwc } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
+import { nchwcBlockOf } from '../train/trainGraph.js';
 import { allClose, relErr } from '../util/allclose.js';
 import { hashUniform } from '../util/rng.js';
+import type { Tensor } from '../util/tensor.js';
 import {
   buildUNet,
   CIFAR10_UNET,
@@ -72,14 +75,16 @@ function configOf(f: Fixture): UNetConfig {
   };
 }
 
-async function run(f: Fixture, withGrads: boolean) {
+/** With `nchwcBlock` > 1, weights are graph inputs and convs lowered to NCHWc (the training graph's form). */
+async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0) {
   const cfg = configOf(f);
   const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const n = shape.reduce((a, b) => a * b, 1);
   const g = new Graph();
   const x = g.input('x', shape);
   const t = g.input('t', [f.batch]);
-  const u = buildUNet(g, cfg, initParams(cfg, 'fixture'), x, t);
+  const store = initParams(cfg, 'fixture');
+  const u = buildUNet(g, cfg, store, x, t);
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];
   if (withGrads) {
@@ -91,11 +96,15 @@ async function run(f: Fixture, withGrads: boolean) {
       outputs[`grad.${k}`] = gs[i + 1]!;
     });
   }
-  const s = await nodeEngine().createSession(toOnnx(g, { outputs, params: 'initializer' }), { threads: 2 });
-  const res = await s.run({
+  if (nchwcBlock > 1) assert.ok(lowerConvsToNchwc(g, nchwcBlock, Object.values(outputs)) > 0);
+  const params = nchwcBlock > 1 ? 'input' : 'initializer';
+  const s = await nodeEngine().createSession(toOnnx(g, { outputs, params }), { threads: 2 });
+  const feeds: Record<string, Tensor> = {
     x: { data: hashUniform(fnv1a('x'), n, 1), shape },
     t: { data: Float32Array.from(f.t), shape: [f.batch] },
-  });
+  };
+  if (params === 'input') for (const [k, v] of u.params) feeds[k] = { data: store.get(k)!, shape: v.shape };
+  const res = await s.run(feeds);
   await s.release();
   return res;
 }
@@ -114,8 +123,7 @@ for (const name of ['tiny', 'S']) {
       for (const [k, shape] of f.params) assert.equal(ours.get(k), shape.join(','), k);
       assert.equal(countParams(cfg), f.param_count);
     });
-    it('forward output and every gradient match', async () => {
-      const res = await run(f, true);
+    const gradsMatch = (res: Awaited<ReturnType<typeof run>>) => {
       const out = res.out!.data;
       assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
       allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
@@ -135,6 +143,12 @@ for (const name of ['tiny', 'S']) {
         assert.ok(e < 1e-3, `grad ${k}: rel err ${e.toExponential(2)}`);
       }
       assert.ok(worst < 1e-3);
+    };
+    it('forward output and every gradient match', async () => gradsMatch(await run(f, true)));
+    it('forward output and every gradient match with weights as inputs, convs lowered to NCHWc', async (t) => {
+      const block = await nchwcBlockOf(nodeEngine());
+      if (block < 2) return t.skip('this runtime has no NCHWc kernels');
+      gradsMatch(await run(f, true, block));
     });
   });
 }

@@ -6,6 +6,7 @@
 import type { Engine, EngineSession } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph } from '../graph/graph.js';
+import { lowerConvsToNchwc, nchwcProbeGraph } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
 import type { Rng } from '../util/rng.js';
@@ -34,8 +35,40 @@ export interface TrainSession {
   release(): Promise<void>;
 }
 
-/** Build the ONNX training model; returns its bytes and the dropout-mask inputs it expects. */
-export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: number) {
+const probed = new WeakMap<Engine, Promise<number>>();
+
+/**
+ * The engine's NCHWc block size (16 with AVX-512, 8 with AVX2), or 0 when it has no such kernels
+ * (onnxruntime-web, non-x86 CPUs): probed once per engine by loading a one-op model.
+ */
+export function nchwcBlockOf(engine: Engine): Promise<number> {
+  let p = probed.get(engine);
+  if (!p) {
+    p = (async () => {
+      const { graph, out } = nchwcProbeGraph();
+      try {
+        const s = await engine.createSession(toOnnx(graph, { outputs: { out }, params: 'initializer' }));
+        try {
+          const res = await s.run({ x: { data: Float32Array.of(1), shape: [1, 1, 1, 1] } });
+          const b = res.out!.data[1]!;
+          return Number.isInteger(b) && b > 1 ? b : 0;
+        } finally {
+          await s.release();
+        }
+      } catch {
+        return 0;
+      }
+    })();
+    probed.set(engine, p);
+  }
+  return p;
+}
+
+/**
+ * Build the ONNX training model; returns its bytes and the dropout-mask inputs it expects. With
+ * `nchwcBlock` > 1 (the engine's, see nchwcBlockOf), convolutions run in ORT's blocked layout.
+ */
+export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: number, nchwcBlock = 0) {
   const g = new Graph();
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const xt = g.input('xt', shape);
@@ -61,6 +94,7 @@ export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: numb
   names.forEach((n, i) => {
     outputs[`grad.${n}`] = grads[i]!;
   });
+  if (nchwcBlock > 1) lowerConvsToNchwc(g, nchwcBlock, Object.values(outputs));
   return {
     model: toOnnx(g, { outputs, params: 'input', name: 'ddpm-train' }),
     dropoutSites: u.dropoutMasks.map((m) => ({ name: m.name, shape: m.shape })),
@@ -99,7 +133,7 @@ export async function createTrainSession(
   batch: number,
   threads = 0,
 ): Promise<TrainSession> {
-  const built = buildTrainModel(cfg, params, batch);
+  const built = buildTrainModel(cfg, params, batch, await nchwcBlockOf(engine));
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));

@@ -1,0 +1,161 @@
+// Where the time goes: `npm run profile -- [S-fwd|S-train|L-fwd|L-train] [--runs N] [--top K]`.
+// Runs the row's ONNX model under ONNX Runtime's own profiler (our side only, no PyTorch), then prints the
+// kernel time per op type and the most expensive nodes, summed over the timed runs and divided by their
+// count. The first two runs are warm-up (ORT's arena grows; they are 3-5x slower) and are not counted.
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { Graph } from '../src/graph/graph.js';
+import { toOnnx } from '../src/graph/onnx.js';
+import { buildUNet, CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
+import { buildTrainModel } from '../src/train/trainGraph.js';
+import { Rng } from '../src/util/rng.js';
+
+interface Event {
+  cat: string;
+  name: string;
+  dur: number;
+  args?: {
+    op_name?: string;
+    input_type_shape?: Record<string, number[]>[];
+    output_type_shape?: Record<string, number[]>[];
+  };
+}
+
+function parse(argv: string[]) {
+  let row = 'S-train';
+  let runs = 5;
+  let top = 25;
+  let opt: 'all' | 'extended' | 'basic' = 'all';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--runs') runs = Number(argv[++i]);
+    else if (a === '--top') top = Number(argv[++i]);
+    else if (a === '--opt') opt = argv[++i] as typeof opt;
+    else if (/^[SL]-(fwd|train)$/.test(a)) row = a;
+    else {
+      console.error(
+        `profile: unknown argument ${a}\nusage: npm run profile -- [S-fwd|S-train|L-fwd|L-train] [--runs N] [--top K]`,
+      );
+      process.exit(2);
+    }
+  }
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a positive integer');
+  return { row, runs, top, opt };
+}
+
+async function main() {
+  const { row, runs, top, opt } = parse(process.argv.slice(2));
+  const cfg = row.startsWith('S') ? SMALL_UNET : CIFAR10_UNET;
+  const B = row.startsWith('S') ? 64 : 16;
+  const train = row.endsWith('train');
+  const params = initParams(cfg, train ? 'paper' : 'fixture', 0);
+  const shape = [B, cfg.inChannels, cfg.resolution, cfg.resolution];
+  const per = shape.reduce((a, c) => a * c, 1);
+  const rng = new Rng(0);
+  const feeds: Record<string, ort.Tensor> = {};
+  const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
+  let model: Uint8Array;
+  if (train) {
+    const built = buildTrainModel(cfg, params, B, Number(process.env.NCHWC ?? 0));
+    model = built.model;
+    feeds.target = new ort.Tensor('float32', rng.normalArray(per), shape);
+    feeds.weight = new ort.Tensor('float32', new Float32Array(B).fill(1), [B, 1, 1, 1]);
+    for (const d of built.dropoutSites) {
+      const n = d.shape.reduce((a, c) => a * c, 1);
+      const m = new Float32Array(n);
+      for (let i = 0; i < n; i++) m[i] = rng.uniform() < cfg.dropout ? 0 : 1 / (1 - cfg.dropout);
+      feeds[d.name] = new ort.Tensor('float32', m, d.shape as number[]);
+    }
+    for (const s of built.paramNames) {
+      const p = params.get(s)!;
+      feeds[s] = new ort.Tensor('float32', p, [...shapes.get(s)!]);
+    }
+  } else {
+    const g = new Graph();
+    const x = g.input('xt', shape);
+    const t = g.input('t', [B]);
+    const u = buildUNet(g, cfg, params, x, t);
+    model = toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-fwd' });
+  }
+  feeds.xt = new ort.Tensor('float32', rng.normalArray(per), shape);
+  feeds.t = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: B }, () => rng.int(1000)),
+    [B],
+  );
+
+  const dir = mkdtempSync(join(tmpdir(), 'ddpm-profile-'));
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: opt,
+    intraOpNumThreads: 2,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableProfiling: true,
+    profileFilePrefix: join(dir, 'ort'),
+  });
+  const wall: number[] = [];
+  for (let i = 0; i < runs + 2; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    wall.push(performance.now() - t0);
+  }
+  session.endProfiling();
+  await session.release();
+  const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+  if (!file) throw new Error(`profile: ONNX Runtime wrote no profile into ${dir}`);
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[];
+  rmSync(dir, { recursive: true, force: true });
+
+  // Node events come in run order; drop the first two runs' worth.
+  const nodeEvents = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  const perRun = nodeEvents.length / (runs + 2);
+  const counted = nodeEvents.slice(perRun * 2);
+  const byOp = new Map<string, { us: number; n: number }>();
+  const byNode = new Map<string, { us: number; op: string; shapes: string }>();
+  for (const e of counted) {
+    const op = e.args?.op_name ?? '?';
+    const a = byOp.get(op) ?? { us: 0, n: 0 };
+    a.us += e.dur;
+    a.n++;
+    byOp.set(op, a);
+    const name = e.name.replace(/_kernel_time$/, '');
+    const sh = (l?: Record<string, number[]>[]) => (l ?? []).map((r) => `[${Object.values(r)[0]}]`).join(' ');
+    const b = byNode.get(name) ?? {
+      us: 0,
+      op,
+      shapes: `${sh(e.args?.input_type_shape)} -> ${sh(e.args?.output_type_shape)}`,
+    };
+    b.us += e.dur;
+    byNode.set(name, b);
+  }
+  const total = [...byOp.values()].reduce((s, a) => s + a.us, 0) / runs / 1000;
+  const med = [...wall.slice(2)].sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+  console.log(
+    `${row}: batch ${B}, ${perRun} kernels per run, kernel time ${total.toFixed(1)} ms per run, wall median ${med.toFixed(1)} ms (warm-up ${wall
+      .slice(0, 2)
+      .map((w) => w.toFixed(0))
+      .join(', ')} ms)`,
+  );
+  console.log('\nop type                      ms/run   share   nodes');
+  for (const [op, a] of [...byOp].sort((x, y) => y[1].us - x[1].us)) {
+    const ms = a.us / runs / 1000;
+    console.log(
+      `${op.padEnd(26)} ${ms.toFixed(1).padStart(8)} ${((100 * ms) / total).toFixed(1).padStart(6)}% ${String(a.n / runs).padStart(7)}`,
+    );
+  }
+  console.log(`\ntop ${top} nodes                                                      ms/run  op`);
+  for (const [name, b] of [...byNode].sort((x, y) => y[1].us - x[1].us).slice(0, top)) {
+    console.log(
+      `${name.slice(0, 64).padEnd(64)} ${(b.us / runs / 1000).toFixed(2).padStart(7)}  ${b.op} ${b.shapes}`,
+    );
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+// The NCHWc lowering (nchwc.ts) against a direct float64 convolution: every filter layout (input
+// channels a multiple of the block, fewer than a block), output channels padded to a block,
+// stride 2 with asymmetric pads, with and without bias. Weights are graph inputs, as in training.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { nodeEngine } from '../engine/node.js';
+import { nchwcBlockOf } from '../train/trainGraph.js';
+import { allClose } from '../util/allclose.js';
+import { Rng } from '../util/rng.js';
+import { Graph } from './graph.js';
+import { lowerConvsToNchwc, NCHWC_DOMAIN } from './nchwc.js';
+import { toOnnx } from './onnx.js';
+
+interface Case {
+  n: number;
+  c: number;
+  o: number;
+  h: number;
+  stride: 1 | 2;
+  pads: [number, number, number, number];
+  bias: boolean;
+}
+
+/** Direct convolution in float64 (NCHW, OIHW). */
+function conv64(x: Float32Array, w: Float32Array, b: Float32Array | null, k: Case): Float64Array {
+  const { n, c, o, h, stride: s, pads } = k;
+  const [pt, pl, pb, pr] = pads;
+  const oh = Math.floor((h + pt + pb - 3) / s) + 1;
+  const ow = Math.floor((h + pl + pr - 3) / s) + 1;
+  const y = new Float64Array(n * o * oh * ow);
+  for (let ni = 0; ni < n; ni++)
+    for (let oi = 0; oi < o; oi++)
+      for (let yi = 0; yi < oh; yi++)
+        for (let xi = 0; xi < ow; xi++) {
+          let acc = b ? b[oi]! : 0;
+          for (let ci = 0; ci < c; ci++)
+            for (let ky = 0; ky < 3; ky++)
+              for (let kx = 0; kx < 3; kx++) {
+                const iy = yi * s + ky - pt;
+                const ix = xi * s + kx - pl;
+                if (iy < 0 || ix < 0 || iy >= h || ix >= h) continue;
+                acc += x[((ni * c + ci) * h + iy) * h + ix]! * w[((oi * c + ci) * 3 + ky) * 3 + kx]!;
+              }
+          y[((ni * o + oi) * oh + yi) * ow + xi] = acc;
+        }
+  return y;
+}
+
+describe('NCHWc lowering of convolutions with non-constant weights', async () => {
+  const engine = nodeEngine();
+  const block = await nchwcBlockOf(engine);
+
+  it('probes a block size of 8 or 16 on x86-64 (0 elsewhere)', () => {
+    if (process.arch === 'x64') assert.ok(block === 8 || block === 16, `block ${block}`);
+    else assert.equal(block, 0);
+  });
+
+  const cases: Case[] = [
+    {
+      n: 2,
+      c: 2 * Math.max(block, 1),
+      o: Math.max(block, 1),
+      h: 7,
+      stride: 1,
+      pads: [1, 1, 1, 1],
+      bias: true,
+    },
+    { n: 1, c: 1, o: 5, h: 6, stride: 1, pads: [1, 1, 1, 1], bias: true },
+    { n: 3, c: Math.max(block, 1), o: 3, h: 8, stride: 2, pads: [0, 0, 1, 1], bias: false },
+    { n: 2, c: 3, o: 2 * Math.max(block, 1) + 1, h: 5, stride: 1, pads: [1, 1, 1, 1], bias: false },
+  ];
+  for (const k of cases) {
+    it(`matches a float64 conv: ${k.n}x${k.c}x${k.h}x${k.h} -> ${k.o} channels, stride ${k.stride}, pads [${k.pads}]${k.bias ? ', bias' : ''}`, async (t) => {
+      if (block < 2) {
+        t.skip('this runtime has no NCHWc kernels');
+        return;
+      }
+      const rng = new Rng(k.c * 100 + k.o);
+      const g = new Graph();
+      const x = g.input('x', [k.n, k.c, k.h, k.h]);
+      const w = g.input('w', [k.o, k.c, 3, 3]);
+      const b = k.bias ? g.input('b', [k.o]) : undefined;
+      const y = g.conv(x, w, b, { strides: [k.stride, k.stride], pads: k.pads });
+      assert.equal(lowerConvsToNchwc(g, block, [y]), 1);
+      assert.ok(g.nodes.some((nd) => nd.domain === NCHWC_DOMAIN && nd.op === 'Conv'));
+      const xs = rng.normalArray(k.n * k.c * k.h * k.h);
+      const ws = rng.normalArray(k.o * k.c * 9);
+      const bs = rng.normalArray(k.o);
+      const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'input' }));
+      const feeds: Record<string, { data: Float32Array; shape: number[] }> = {
+        x: { data: xs, shape: [k.n, k.c, k.h, k.h] },
+        w: { data: ws, shape: [k.o, k.c, 3, 3] },
+      };
+      if (k.bias) feeds.b = { data: bs, shape: [k.o] };
+      const res = await s.run(feeds);
+      await s.release();
+      assert.deepEqual(res.y!.shape, y.shape);
+      allClose(res.y!.data, conv64(xs, ws, k.bias ? bs : null, k), 1e-4, 1e-4, 'nchwc conv');
+    });
+  }
+
+  it('leaves constant-weight and grouped convs to the runtime', () => {
+    const g = new Graph();
+    const x = g.input('x', [1, 16, 4, 4]);
+    const y1 = g.conv(x, g.constant(new Float32Array(16 * 16 * 9), [16, 16, 3, 3]), undefined, {
+      pads: [1, 1, 1, 1],
+    });
+    const y2 = g.conv(x, g.input('w', [16, 1, 3, 3]), undefined, { pads: [1, 1, 1, 1], group: 16 });
+    assert.equal(lowerConvsToNchwc(g, 16, [y1, y2]), 0);
+  });
+});

@@ -1,0 +1,106 @@
+// A lowering pass for ONNX Runtime's CPU provider: rewrite the convolutions whose weights are not
+// constants (the training graph feeds weights as inputs every step) into ORT's blocked-layout
+// kernels (domain com.microsoft.nchwc: ReorderInput, Conv, ReorderOutput), with the weight
+// reordered in-graph. ORT's own NCHWc transformer does this only for constant weights, so without
+// this pass every training-graph conv runs as NCHW im2col + GEMM, about 1.5-2x slower (issue #2).
+// The block size is the runtime's (16 with AVX-512, 8 with AVX2); engines report it.
+
+import { Graph, GraphError, type Node, type Value } from './graph.js';
+
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+
+/** Which filter layout a conv gets, or null when it stays a plain Conv. */
+function layoutOf(n: Node, block: number): 'blocked' | 'nchw-input' | null {
+  if (n.op !== 'Conv' || n.domain) return null;
+  const [x, w] = n.inputs as [Value, Value];
+  if ((n.attrs.group ?? 1) !== 1 || x.shape.length !== 4) return null;
+  const c = w.shape[1]!;
+  if (c % block === 0) return 'blocked';
+  if (c < block) return 'nchw-input';
+  return null;
+}
+
+/**
+ * Lower every Conv that the roots depend on and whose weight is not a constant; returns how many.
+ * `block` must be the runtime's NCHWc block size (> 1).
+ */
+export function lowerConvsToNchwc(g: Graph, block: number, roots: readonly Value[]): number {
+  if (!(Number.isInteger(block) && block > 1)) throw new GraphError('nchwc', `bad block size ${block}`);
+  let count = 0;
+  for (const n of g.liveNodes(roots)) {
+    const layout = layoutOf(n, block);
+    if (!layout) continue;
+    if (g.leafOf(n.inputs[1]!)?.kind === 'const') continue; // ORT's transformer handles (and pre-packs) these
+    g.replaceNode(n, () => lowerConv(g, n, block, layout));
+    count++;
+  }
+  return count;
+}
+
+function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-input'): Value {
+  const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
+  const [o, c, kh, kw] = w.shape as [number, number, number, number];
+  const out = n.outputs[0]!;
+  const op = Math.ceil(o / block) * block; // output channels padded to whole blocks
+  let wp = op === o ? w : g.pad(w, [0, 0, 0, 0, op - o, 0, 0, 0]); // [Op, C, kh, kw]
+  const bp = b && op !== o ? g.pad(b, [0, op - o]) : b;
+  if (layout === 'blocked') {
+    // OIHW -> [Op/B, C/B, kh, kw, B(in), B(out)]
+    const r = g.reshape(wp, [op / block, block, c / block, block, kh, kw]);
+    wp = g.reshape(g.transpose(r, [0, 2, 4, 5, 3, 1]), [op, c, kh, kw]);
+  } else {
+    // OIHW -> [Op/B, C, kh, kw, B(out)] (input stays NCHW)
+    const r = g.reshape(wp, [op / block, block, c, kh, kw]);
+    wp = g.reshape(g.transpose(r, [0, 2, 3, 4, 1]), [op, c, kh, kw]);
+  }
+  const [nb, , oh, ow] = out.shape as [number, number, number, number];
+  const xin =
+    layout === 'blocked'
+      ? g.node('ReorderInput', [x], [x.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!
+      : x;
+  const attrs = {
+    kernel_shape: n.attrs.kernel_shape!,
+    strides: n.attrs.strides!,
+    pads: n.attrs.pads!,
+    group: 1,
+  };
+  const y = g.node(
+    'Conv',
+    bp ? [xin, wp, bp] : [xin, wp],
+    [[nb, op, oh, ow]],
+    attrs,
+    undefined,
+    undefined,
+    NCHWC_DOMAIN,
+  )[0]!; // blocked [N, Op/B, OH, OW, B]
+  return g.node(
+    'ReorderOutput',
+    [y],
+    [out.shape],
+    { channels_last: 0, channels: o },
+    undefined,
+    undefined,
+    NCHWC_DOMAIN,
+  )[0]!;
+}
+
+/**
+ * A tiny model whose output is [1, B, 1, 1] as floats, B the runtime's NCHWc block size: ReorderInput
+ * pads one channel up to a whole block. A runtime without these kernels fails to load it.
+ */
+export function nchwcProbeGraph(): { graph: Graph; out: Value } {
+  const g = new Graph();
+  const x = g.input('x', [1, 1, 1, 1]);
+  const r = g.node(
+    'ReorderInput',
+    [x],
+    [[1, 1, 1, 1]],
+    { channels_last: 0 },
+    undefined,
+    undefined,
+    NCHWC_DOMAIN,
+  )[0]!;
+  const shape = g.node('Shape', [r], [[4]], {}, undefined, ['int64'])[0]!;
+  const out = g.node('Cast', [shape], [[4]], { to: 1 })[0]!;
+  return { graph: g, out };
+}
