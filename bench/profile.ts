@@ -29,11 +29,13 @@ function parse(argv: string[]) {
   let runs = 5;
   let top = 25;
   let opt: 'all' | 'extended' | 'basic' = 'all';
+  let byShape = '';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') runs = Number(argv[++i]);
     else if (a === '--top') top = Number(argv[++i]);
     else if (a === '--opt') opt = argv[++i] as typeof opt;
+    else if (a === '--by-shape') byShape = argv[++i] ?? '';
     else if (/^[SL]-(fwd|train)$/.test(a)) row = a;
     else {
       console.error(
@@ -43,11 +45,11 @@ function parse(argv: string[]) {
     }
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a positive integer');
-  return { row, runs, top, opt };
+  return { row, runs, top, opt, byShape };
 }
 
 async function main() {
-  const { row, runs, top, opt } = parse(process.argv.slice(2));
+  const { row, runs, top, opt, byShape } = parse(process.argv.slice(2));
   const cfg = row.startsWith('S') ? SMALL_UNET : CIFAR10_UNET;
   const B = row.startsWith('S') ? 64 : 16;
   const train = row.endsWith('train');
@@ -146,6 +148,22 @@ async function main() {
     console.log(
       `${op.padEnd(26)} ${ms.toFixed(1).padStart(8)} ${((100 * ms) / total).toFixed(1).padStart(6)}% ${String(a.n / runs).padStart(7)}`,
     );
+  }
+  if (byShape) {
+    const agg = new Map<string, { us: number; n: number }>();
+    for (const b of byNode.values()) {
+      if (b.op !== byShape) continue;
+      const a = agg.get(b.shapes) ?? { us: 0, n: 0 };
+      a.us += b.us;
+      a.n++;
+      agg.set(b.shapes, a);
+    }
+    console.log(`\n${byShape} by shapes                                                    ms/run  nodes`);
+    for (const [sh, a] of [...agg].sort((x, y) => y[1].us - x[1].us)) {
+      console.log(
+        `${sh.slice(0, 70).padEnd(70)} ${(a.us / runs / 1000).toFixed(2).padStart(7)} ${String(a.n).padStart(5)}`,
+      );
+    }
   }
   console.log(`\ntop ${top} nodes                                                      ms/run  op`);
   for (const [name, b] of [...byNode].sort((x, y) => y[1].us - x[1].us).slice(0, top)) {

@@ -45,13 +45,13 @@ function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-i
   let wp = op === o ? w : g.pad(w, [0, 0, 0, 0, op - o, 0, 0, 0]); // [Op, C, kh, kw]
   const bp = b && op !== o ? g.pad(b, [0, op - o]) : b;
   if (layout === 'blocked') {
-    // OIHW -> [Op/B, C/B, kh, kw, B(in), B(out)]
-    const r = g.reshape(wp, [op / block, block, c / block, block, kh, kw]);
-    wp = g.reshape(g.transpose(r, [0, 2, 4, 5, 3, 1]), [op, c, kh, kw]);
+    // OIHW -> [Op/B, C/B, kh*kw, B(in), B(out)] (kh, kw merged: ORT's 5-d Transpose is the faster)
+    const r = g.reshape(wp, [op / block, block, c / block, block, kh * kw]);
+    wp = g.reshape(g.transpose(r, [0, 2, 4, 3, 1]), [op, c, kh, kw]);
   } else {
-    // OIHW -> [Op/B, C, kh, kw, B(out)] (input stays NCHW)
-    const r = g.reshape(wp, [op / block, block, c, kh, kw]);
-    wp = g.reshape(g.transpose(r, [0, 2, 3, 4, 1]), [op, c, kh, kw]);
+    // OIHW -> [Op/B, C*kh*kw, B(out)] (input stays NCHW)
+    const r = g.reshape(wp, [op / block, block, c * kh * kw]);
+    wp = g.reshape(g.transpose(r, [0, 2, 1]), [op, c, kh, kw]);
   }
   const [nb, , oh, ow] = out.shape as [number, number, number, number];
   const xin =

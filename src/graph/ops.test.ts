@@ -72,8 +72,18 @@ describe('gradient rules vs finite differences', () => {
       return g.add(g.reduceSum(g.mul(e, e), [1, 3], false), g.reduceMean(g.sin(e), [3, 1], false));
     }));
   it('Softmax', () => check({ a: [2, 3, 7] }, (g, x) => g.softmax(g.scale(x.a!, 2), -1)));
-  it('GroupNorm (InstanceNormalization) with affine', () =>
-    check({ a: [2, 8, 3, 3], gam: [8], bet: [8] }, (g, x) => g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6)));
+  for (const impl of ['instanceNorm', 'layerNorm'] as const) {
+    it(`GroupNorm (${impl}) with affine`, () =>
+      check({ a: [2, 8, 3, 3], gam: [8], bet: [8] }, (g, x) =>
+        g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6, impl),
+      ));
+  }
+  it('InstanceNormalization and LayerNormalization (normalizeLastAxis)', () =>
+    check({ a: [2, 3, 5], b: [2, 3, 5] }, (g, x) =>
+      g.add(g.instanceNorm(x.a!, 1e-6), g.mul(g.normalizeLastAxis(x.b!, 1e-6), x.a!)),
+    ));
+  it('sums over leading axes (ones-row MatMul) and over inner axes', () =>
+    check({ a: [3, 4, 5], b: [5] }, (g, x) => g.mul(g.add(x.a!, x.b!), g.reduceSum(x.a!, [1], true))));
   it('nearest 2x upsampling', () => check({ a: [2, 3, 3, 4] }, (g, x) => g.upsample2x(x.a!)));
   it('Conv 3x3 stride 1 pad 1 with bias', () =>
     check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) =>

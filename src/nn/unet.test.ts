@@ -75,7 +75,7 @@ function configOf(f: Fixture): UNetConfig {
   };
 }
 
-/** With `nchwcBlock` > 1, weights are graph inputs and convs lowered to NCHWc (the training graph's form). */
+/** With `nchwcBlock` > 1: the training graph's form (weights as inputs, convs lowered to NCHWc, LayerNorm). */
 async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0) {
   const cfg = configOf(f);
   const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
@@ -84,7 +84,8 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0) {
   const x = g.input('x', shape);
   const t = g.input('t', [f.batch]);
   const store = initParams(cfg, 'fixture');
-  const u = buildUNet(g, cfg, store, x, t);
+  // The training-graph form also normalises with LayerNormalization (dropout is 0 in the fixtures).
+  const u = buildUNet(g, cfg, store, x, t, { training: nchwcBlock > 1 });
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];
   if (withGrads) {
@@ -145,7 +146,7 @@ for (const name of ['tiny', 'S']) {
       assert.ok(worst < 1e-3);
     };
     it('forward output and every gradient match', async () => gradsMatch(await run(f, true)));
-    it('forward output and every gradient match with weights as inputs, convs lowered to NCHWc', async (t) => {
+    it('the same in the training-graph form (weight inputs, NCHWc convs, LayerNorm statistics)', async (t) => {
       const block = await nchwcBlockOf(nodeEngine());
       if (block < 2) return t.skip('this runtime has no NCHWc kernels');
       gradsMatch(await run(f, true, block));

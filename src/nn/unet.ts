@@ -308,7 +308,10 @@ export function buildUNet(
   const masks: Value[] = [];
   const useDropout = (opts.training ?? false) && c.dropout > 0;
 
-  const gn = (v: Value, p: string) => g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps);
+  // Training graphs normalise with LayerNormalization, whose saved 1/sigma the backward pass reuses.
+  const gnImpl = opts.training ? 'layerNorm' : 'instanceNorm';
+  const gn = (v: Value, p: string) =>
+    g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
     g.conv(v, P(`${p}.weight`), P(`${p}.bias`), {
       strides,
