@@ -10,7 +10,8 @@ import * as ort from 'onnxruntime-node';
 import { Graph } from '../src/graph/graph.js';
 import { toOnnx } from '../src/graph/onnx.js';
 import { buildUNet, CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
-import { buildTrainModel } from '../src/train/trainGraph.js';
+import { nodeEngine } from '../src/engine/node.js';
+import { buildTrainModel, nchwcBlockOf } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 
 interface Event {
@@ -61,7 +62,10 @@ async function main() {
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   let model: Uint8Array;
   if (train) {
-    const built = buildTrainModel(cfg, params, B, Number(process.env.NCHWC ?? 0));
+    // As the trainer: convs lowered to the runtime's NCHWc block size (override: NCHWC=0|8|16).
+    const block =
+      process.env.NCHWC !== undefined ? Number(process.env.NCHWC) : await nchwcBlockOf(nodeEngine());
+    const built = buildTrainModel(cfg, params, B, block);
     model = built.model;
     feeds.target = new ort.Tensor('float32', rng.normalArray(per), shape);
     feeds.weight = new ort.Tensor('float32', new Float32Array(B).fill(1), [B, 1, 1, 1]);
