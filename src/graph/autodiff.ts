@@ -209,19 +209,22 @@ const RULES: Record<string, Rule> = {
     const s = g.reduceSum(g.mul(dy, y), [axis], true);
     return [g.mul(y, g.sub(dy, s))];
   },
-  // Only the constant unit-scale, zero-shift form that groupNorm emits.
+  // y = scale * xhat + bias per channel, xhat = (x - mean) / sigma over the spatial axes.
   InstanceNormalization: (g, n, dy) => {
-    const x = n.inputs[0]!;
-    const y = n.outputs[0]!;
+    const [x, scale] = n.inputs as [Value, Value, Value];
     const eps = (n.attrs.epsilon as { floats: number[] }).floats[0]!;
     const axes = x.shape.slice(2).map((_, i) => i + 2);
+    const cshape = [x.shape[1]!, ...axes.map(() => 1)]; // [C, 1, ...]
     const mean = g.reduceMean(x, axes);
     const xc = g.sub(x, mean);
     const rstd = g.div(g.scalar(1), g.sqrt(g.add(g.reduceMean(g.mul(xc, xc), axes), g.scalar(eps))));
-    const mdy = g.reduceMean(dy, axes);
-    const mdyy = g.reduceMean(g.mul(dy, y), axes);
-    const dx = g.mul(rstd, g.sub(g.sub(dy, mdy), g.mul(y, mdyy)));
-    return [dx, null, null];
+    const xhat = g.mul(xc, rstd);
+    const dxhat = g.mul(dy, g.reshape(scale, cshape));
+    const mdy = g.reduceMean(dxhat, axes);
+    const mdyy = g.reduceMean(g.mul(dxhat, xhat), axes);
+    const dx = g.mul(rstd, g.sub(g.sub(dxhat, mdy), g.mul(xhat, mdyy)));
+    const perChannel = (v: Value) => g.reshape(sumLeading(g, g.reduceSum(v, axes, false), 1), [x.shape[1]!]);
+    return [dx, perChannel(g.mul(dy, xhat)), perChannel(dy)];
   },
   // Only the unit-scale, no-bias form that normalizeLastAxis emits; outputs[2] is 1/sigma [..., 1].
   LayerNormalization: (g, n, dy) => {

@@ -418,11 +418,16 @@ export class Graph {
   }
 
   /** Normalise each (n, c) slice of x [N, C, ...] to zero mean, unit variance (no affine). */
-  instanceNorm(x: Value, eps: number): Value {
+  instanceNorm(x: Value, eps: number, scale?: Value, bias?: Value): Value {
     const c = x.shape[1]!;
-    const ones = this.constant(new Float32Array(c).fill(1), [c]);
-    const zero = this.constant(new Float32Array(c), [c]);
-    return this.node('InstanceNormalization', [x, ones, zero], [x.shape], { epsilon: { floats: [eps] } })[0]!;
+    for (const v of [scale, bias]) {
+      if (v && v.shape.join(',') !== `${c}`) {
+        throw new GraphError('InstanceNormalization', `scale/bias ${shapeStr(v.shape)} for ${c} channels`);
+      }
+    }
+    const sc = scale ?? this.constant(new Float32Array(c).fill(1), [c]);
+    const bi = bias ?? this.constant(new Float32Array(c), [c]);
+    return this.node('InstanceNormalization', [x, sc, bi], [x.shape], { epsilon: { floats: [eps] } })[0]!;
   }
 
   /**
@@ -458,6 +463,8 @@ export class Graph {
     if (c % groups !== 0)
       throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
     const spatial = x.shape.slice(2);
+    // One channel per group is InstanceNorm with the affine built in (one kernel instead of three).
+    if (groups === c && impl === 'instanceNorm') return this.instanceNorm(x, eps, gamma, beta);
     const xg = this.reshape(x, [n, groups, -1]); // [N, G, C/G*H*W]
     let yg: Value; // [N, G, C/G*H*W]
     switch (impl) {

@@ -72,6 +72,8 @@ describe('gradient rules vs finite differences', () => {
       return g.add(g.reduceSum(g.mul(e, e), [1, 3], false), g.reduceMean(g.sin(e), [3, 1], false));
     }));
   it('Softmax', () => check({ a: [2, 3, 7] }, (g, x) => g.softmax(g.scale(x.a!, 2), -1)));
+  it('InstanceNormalization with scale and bias (GroupNorm with one channel per group)', () =>
+    check({ a: [2, 4, 3, 3], gam: [4], bet: [4] }, (g, x) => g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6)));
   for (const impl of ['instanceNorm', 'layerNorm'] as const) {
     it(`GroupNorm (${impl}) with affine`, () =>
       check({ a: [2, 8, 3, 3], gam: [8], bet: [8] }, (g, x) =>

@@ -346,16 +346,24 @@ export function buildUNet(
       return g.add(sc, hh);
     });
 
+  // Self-attention over the H*W positions, computed channels-first so no activation is transposed:
+  // projections are W @ h on [N, C, HW] and ONNX Runtime folds the transposes of q and w into its
+  // matmuls (the same maths as diffusers' [N, HW, C] formulation).
+  const project = (h: Value, p: string) => {
+    const C = h.shape[1]!;
+    return g.add(g.matmul(P(`${p}.weight`), h), g.reshape(P(`${p}.bias`), [C, 1])); // [N, C, HW]
+  };
   const attention = (v: Value, s: Extract<Step, { kind: 'attn' }>) =>
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
-      const hn = g.transpose(g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]), [0, 2, 1]); // [N, HW, C]
-      const q = linear(hn, `${s.prefix}.to_q`);
-      const k = linear(hn, `${s.prefix}.to_k`);
-      const vv = linear(hn, `${s.prefix}.to_v`);
-      const w = g.softmax(g.scale(g.matmul(q, g.transpose(k, [0, 2, 1])), 1 / Math.sqrt(C)), -1); // [N, HW, HW]
-      const o = linear(g.matmul(w, vv), `${s.prefix}.to_out.0`); // [N, HW, C]
-      return g.add(v, g.reshape(g.transpose(o, [0, 2, 1]), [n, C, H, W]));
+      const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
+      const q = project(hn, `${s.prefix}.to_q`);
+      const k = project(hn, `${s.prefix}.to_k`);
+      const vv = project(hn, `${s.prefix}.to_v`);
+      const scores = g.matmul(g.transpose(q, [0, 2, 1]), k); // [N, HW(query), HW(key)]
+      const w = g.softmax(g.scale(scores, 1 / Math.sqrt(C)), -1);
+      const o = project(g.matmul(vv, g.transpose(w, [0, 2, 1])), `${s.prefix}.to_out.0`); // [N, C, HW]
+      return g.add(v, g.reshape(o, [n, C, H, W]));
     });
 
   let hcur = conv3(x, 'conv_in');
