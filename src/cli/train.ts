@@ -2,7 +2,7 @@
 
 import { nodeEngine } from '../engine/node.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
-import type { BetaScheduleKind, ModelMeanType, ModelVarType } from '../diffusion/types.js';
+import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { countParams } from '../nn/unet.js';
 import { DEFAULT_TRAIN, train } from '../train/trainer.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
@@ -56,6 +56,12 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'beta-start': { kind: 'float', help: 'first beta', default: s.diffusion.betaStart, min: 0 },
   'beta-end': { kind: 'float', help: 'last beta', default: s.diffusion.betaEnd, min: 0 },
+  loss: {
+    kind: 'string',
+    help: "training loss: mse (L_simple, the paper's) or kl (the bound's L_t-1, bits/dim)",
+    default: d.loss,
+    choices: ['mse', 'kl'],
+  },
   'mean-type': {
     kind: 'string',
     help: 'what the network predicts',
@@ -147,6 +153,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
       sampleEvery: o['sample-every'] as number,
       logEvery: o['log-every'] as number,
       threads: o.threads as number,
+      loss: o.loss as LossType,
     },
     {
       onStep: (r) =>

@@ -67,6 +67,8 @@ interface MeanParameterisation {
   mean(d: GaussianDiffusion, xt: Tensor, t: Int32Array, out: Tensor, predXstart: Tensor): Tensor;
   /** Regression target of the 'mse' loss. */
   target(d: GaussianDiffusion, x0: Tensor, xt: Tensor, t: Int32Array, noise: Tensor): Tensor;
+  /** Without clipping, mu_theta = a out + b x_t: the coefficients at inner timestep t (float64). */
+  meanAffine(d: GaussianDiffusion, t: number): { a: number; b: number };
 }
 
 function meanParameterisation(kind: ModelMeanType): MeanParameterisation {
@@ -78,18 +80,27 @@ function meanParameterisation(kind: ModelMeanType): MeanParameterisation {
         xstart: (d, xt, t, out) => d.predictXstartFromEps(xt, t, out),
         mean: posteriorMean,
         target: (_d, _x0, _xt, _t, noise) => noise,
+        meanAffine: (d, t) => {
+          const c1 = d.posteriorMeanCoef1[t]!;
+          return {
+            a: -c1 * d.sqrtRecipm1AlphasCumprod[t]!,
+            b: c1 * d.sqrtRecipAlphasCumprod[t]! + d.posteriorMeanCoef2[t]!,
+          };
+        },
       };
     case 'xstart':
       return {
         xstart: (_d, _xt, _t, out) => out,
         mean: posteriorMean,
         target: (_d, x0) => x0,
+        meanAffine: (d, t) => ({ a: d.posteriorMeanCoef1[t]!, b: d.posteriorMeanCoef2[t]! }),
       };
     case 'xprev': // the output is mu itself; clipping only affects the x_0 prediction
       return {
         xstart: (d, xt, t, out) => d.predictXstartFromXprev(xt, t, out),
         mean: (_d, _xt, _t, out) => out,
         target: (d, x0, xt, t) => d.qPosteriorMeanVariance(x0, xt, t).mean,
+        meanAffine: () => ({ a: 1, b: 0 }),
       };
     default:
       return unreachable(kind, 'model mean type');
@@ -337,6 +348,11 @@ export class GaussianDiffusion {
       opts.onProgress?.({ step: startT - i + 1, total: startT + 1 });
     }
     return x;
+  }
+
+  /** mu_theta(x_t, t) = a * output + b * x_t without clipping (every parameterisation is affine). */
+  meanAffine(t: number): { a: number; b: number } {
+    return this.parameterisation.meanAffine(this, t);
   }
 
   /** Target of the 'mse' loss (L_simple, eq. 14): eps, x_0 or the posterior mean, by parameterisation. */

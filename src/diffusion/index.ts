@@ -27,6 +27,7 @@ export {
   progressiveSample,
 } from './progressive.js';
 export { respacedDiffusion, spacedTimesteps } from './respace.js';
+export { type DecoderTerms, type TrainingTerms, trainingTerms } from './trainingTerms.js';
 export {
   type BetaScheduleOptions,
   betasForAlphaBar,

@@ -3,8 +3,8 @@
 //   L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)),  L_0 = -log p(x_0 | x_1) (discretized decoder, eq. 13).
 // Bits/dim = nats / (numDims * ln 2). Also the training losses: 'mse' (L_simple, eq. 14) and 'kl' (L_{t-1}).
 //
-// The 'kl' loss here is forward math only (float64 in TypeScript): training with it needs the same formula
-// inside the autodiff graph; this function is its reference value for tests and for logging.
+// The 'kl' loss here is forward math only (float64 in TypeScript): training with it goes through
+// trainingTerms.ts and the training graph, which tests check against trainingLosses below.
 
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';

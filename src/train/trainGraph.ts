@@ -3,9 +3,11 @@
 // gradient of that loss for every parameter, all in one ONNX model. Parameters and dropout masks
 // are graph inputs, so the TypeScript optimiser owns the weights.
 
+import type { DecoderTerms } from '../diffusion/trainingTerms.js';
+import type { LossType } from '../diffusion/types.js';
 import type { Engine, EngineSession } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
-import { Graph } from '../graph/graph.js';
+import { Graph, type Value } from '../graph/graph.js';
 import { lowerConvsToNchwc, nchwcProbeGraph } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
@@ -21,6 +23,9 @@ export interface TrainBatch {
   readonly target: Tensor;
   /** Per-sample loss weights [B] (1 for L_simple). */
   readonly weight: Float32Array;
+  /** 'kl' only (see diffusion/trainingTerms.ts): per-sample constants and the decoder term. */
+  readonly offset?: Float32Array;
+  readonly decoder?: DecoderTerms | null;
 }
 
 export interface TrainStepOutput {
@@ -68,7 +73,13 @@ export function nchwcBlockOf(engine: Engine): Promise<number> {
  * Build the ONNX training model; returns its bytes and the dropout-mask inputs it expects. With
  * `nchwcBlock` > 1 (the engine's, see nchwcBlockOf), convolutions run in ORT's blocked layout.
  */
-export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: number, nchwcBlock = 0) {
+export function buildTrainModel(
+  cfg: UNetConfig,
+  params: ParamStore,
+  batch: number,
+  nchwcBlock = 0,
+  lossType: LossType = 'mse',
+) {
   const g = new Graph();
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const xt = g.input('xt', shape);
@@ -81,9 +92,18 @@ export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: numb
   const target = g.input('target', shape);
   const weight = g.input('weight', [batch, 1, 1, 1]);
   const u = buildUNet(g, cfg, params, xt, t, { training: true });
-  const d = g.sub(u.out, target);
-  const perElem = g.mul(g.mul(d, d), weight); // [B, C, H, W]
-  const loss = g.reduceMean(perElem, [0, 1, 2, 3], false); // mean over batch and pixels
+  const d = g.sub(u.out, target); // [B, C, H, W]
+  let loss: Value;
+  switch (lossType) {
+    case 'mse':
+      loss = g.reduceMean(g.mul(g.mul(d, d), weight), [0, 1, 2, 3], false); // mean over batch and pixels
+      break;
+    case 'kl':
+      loss = klLoss(g, d, weight, shape);
+      break;
+    default:
+      throw new Error(`training: unknown loss type ${lossType as string}`);
+  }
   const names = [...u.params.keys()];
   const grads = grad(
     g,
@@ -100,6 +120,36 @@ export function buildTrainModel(cfg: UNetConfig, params: ParamStore, batch: numb
     dropoutSites: u.dropoutMasks.map((m) => ({ name: m.name, shape: m.shape })),
     paramNames: names,
   };
+}
+
+/** The 'kl' loss of trainingTerms.ts in the graph: per sample w mse + offset + decoder NLL, batch mean. */
+function klLoss(g: Graph, d: Value, weight: Value, shape: number[]): Value {
+  const b = shape[0]!;
+  const perB = [b, 1, 1, 1];
+  const offset = g.input('offset', perB);
+  const decWeight = g.input('decoder.weight', perB);
+  const scale = g.input('decoder.scale', perB);
+  const halfBin = g.input('decoder.halfBin', perB);
+  const low = g.input('decoder.low', shape);
+  const high = g.input('decoder.high', shape);
+  const pix = [1, 2, 3];
+  const mse = g.mul(g.reduceMean(g.mul(d, d), pix), weight); // [B, 1, 1, 1]
+  // Phi(v) ~ 0.5 (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), the original code's approximation.
+  const phi = (v: Value) =>
+    g.scale(
+      g.add(
+        g.scalar(1),
+        g.tanh(g.scale(g.add(v, g.scale(g.mul(g.mul(v, v), v), 0.044715)), Math.sqrt(2 / Math.PI))),
+      ),
+      0.5,
+    );
+  const z = g.mul(d, scale); // (x_0 - mu_theta) / sigma, up to sign
+  const one = g.scalar(1);
+  const hi = g.add(g.mul(phi(g.add(z, halfBin)), g.sub(one, high)), high); // CDF at the bin's top
+  const lo = g.mul(phi(g.sub(z, halfBin)), g.sub(one, low)); // CDF at the bin's bottom
+  const nll = g.neg(g.log(g.add(g.sub(hi, lo), g.scalar(1e-12)))); // [B, C, H, W], nats
+  const dec = g.mul(g.reduceMean(nll, pix), decWeight); // [B, 1, 1, 1], bits
+  return g.reduceMean(g.add(g.add(mse, offset), dec), [0, 1, 2, 3], false);
 }
 
 /**
@@ -132,8 +182,9 @@ export async function createTrainSession(
   params: ParamStore,
   batch: number,
   threads = 0,
+  lossType: LossType = 'mse',
 ): Promise<TrainSession> {
-  const built = buildTrainModel(cfg, params, batch, await nchwcBlockOf(engine));
+  const built = buildTrainModel(cfg, params, batch, await nchwcBlockOf(engine), lossType);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
@@ -148,6 +199,18 @@ export async function createTrainSession(
         target: b.target,
         weight: { data: b.weight, shape: [batch, 1, 1, 1] },
       };
+      if (lossType === 'kl') {
+        const dec = b.decoder;
+        if (!dec || !b.offset)
+          throw new Error("training: the 'kl' loss needs the batch's offset and decoder terms");
+        const perB = [batch, 1, 1, 1];
+        feeds.offset = { data: b.offset, shape: perB };
+        feeds['decoder.weight'] = { data: dec.weight, shape: perB };
+        feeds['decoder.scale'] = { data: dec.scale, shape: perB };
+        feeds['decoder.halfBin'] = { data: dec.halfBin, shape: perB };
+        feeds['decoder.low'] = { data: dec.low, shape: b.xt.shape };
+        feeds['decoder.high'] = { data: dec.high, shape: b.xt.shape };
+      }
       built.dropoutSites.forEach((site, i) => {
         dropoutMask(masks[i]!, cfg.dropout, rng);
         feeds[site.name] = { data: masks[i]!, shape: site.shape };

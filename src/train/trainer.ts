@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { ddimSample } from '../diffusion/ddim.js';
+import { trainingTerms } from '../diffusion/trainingTerms.js';
+import type { LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelSpec } from '../model/spec.js';
 import { diffusionFromSpec } from '../model/spec.js';
@@ -46,6 +48,8 @@ export interface TrainOptions {
   readonly logEvery: number;
   /** ONNX Runtime intra-op threads (0 = one per core). */
   readonly threads: number;
+  /** 'mse': L_simple (eq. 14, the paper's choice); 'kl': the bound's term L_{t-1} in bits/dim. */
+  readonly loss: LossType;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
@@ -61,6 +65,7 @@ export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
   sampleCount: 36,
   logEvery: 50,
   threads: 0,
+  loss: 'mse',
 };
 
 export interface StepLog {
@@ -96,6 +101,8 @@ function identity(o: TrainOptions) {
     emaDecay: o.emaDecay,
     flip: o.flip,
     seed: o.seed,
+    // Absent for 'mse', so runs checkpointed before the option existed still resume.
+    loss: o.loss === 'mse' ? undefined : o.loss,
   };
 }
 
@@ -164,7 +171,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   writeFileAtomic(join(o.runDir, 'config.json'), `${JSON.stringify({ ...o, runDir: undefined }, null, 2)}\n`);
   const resumedFrom = step;
 
-  const session = await createTrainSession(engine, cfg, params, o.batch, o.threads);
+  const session = await createTrainSession(engine, cfg, params, o.batch, o.threads, o.loss);
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;
   let rate = 0;
   let last = performance.now();
@@ -175,10 +182,17 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       for (let i = 0; i < o.batch; i++) t[i] = rng.int(T); // t ~ Uniform({1..T}) (Algorithm 1)
       const noise = { data: rng.normalArray(o.batch * per), shape: batch.x.shape }; // eps ~ N(0, I)
       const xt = diffusion.qSample(batch.x, t, noise); // eq. 4
-      const target = diffusion.mseTarget(batch.x, xt, t, noise); // eps for L_simple (eq. 14)
+      const terms = trainingTerms(diffusion, o.loss, batch.x, xt, t, noise); // eps target for L_simple (eq. 14)
       const out = await session.step(
         params,
-        { xt, t: Float32Array.from(t), target, weight: new Float32Array(o.batch).fill(1) },
+        {
+          xt,
+          t: Float32Array.from(t),
+          target: terms.target,
+          weight: terms.mseWeight,
+          offset: terms.offset,
+          decoder: terms.decoder,
+        },
         rng,
       );
       if (!Number.isFinite(out.loss)) {
