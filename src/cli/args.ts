@@ -36,7 +36,11 @@ export function helpText(
       d.default === undefined
         ? ''
         : ` (default: ${Array.isArray(d.default) ? d.default.join(',') : d.default})`;
-    lines.push(`  --${name}${arg}`.padEnd(34) + d.help + def);
+    const head = `  --${name}${arg}`;
+    // A long option (a list of choices) gets its description on the next line.
+    lines.push(
+      head.length < 34 ? head.padEnd(34) + d.help + def : `${head}\n${' '.repeat(34)}${d.help}${def}`,
+    );
   }
   lines.push(`${`  --help`.padEnd(34)}show this help`);
   if (examples.length) lines.push('', 'examples:', ...examples.map((e) => `  ${e}`));

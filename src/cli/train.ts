@@ -58,7 +58,7 @@ export const TRAIN_OPTIONS: OptTable = {
   'beta-end': { kind: 'float', help: 'last beta', default: s.diffusion.betaEnd, min: 0 },
   loss: {
     kind: 'string',
-    help: "training loss: mse (L_simple, the paper's) or kl (the bound's L_t-1, bits/dim)",
+    help: "training loss: mse (L_simple, the paper's) or kl (the bound's terms, bits/dim)",
     default: d.loss,
     choices: ['mse', 'kl'],
   },
