@@ -348,21 +348,25 @@ export function buildUNet(
 
   // Self-attention over the H*W positions, computed channels-first so no activation is transposed:
   // projections are W @ h on [N, C, HW] and ONNX Runtime folds the transposes of q and w into its
-  // matmuls (the same maths as diffusers' [N, HW, C] formulation).
-  const project = (h: Value, p: string) => {
-    const C = h.shape[1]!;
-    return g.add(g.matmul(P(`${p}.weight`), h), g.reshape(P(`${p}.bias`), [C, 1])); // [N, C, HW]
-  };
+  // matmuls. Two biases are applied where they cost nothing, exactly: the key bias adds q_i . b_k to
+  // every score of query i, which softmax ignores; softmax rows sum to 1, so the value bias passes
+  // through unchanged and joins the output projection's bias (W_o b_v + b_o, a [C, 1] constant).
   const attention = (v: Value, s: Extract<Step, { kind: 'attn' }>) =>
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
+      const p = (name: string) => P(`${s.prefix}.${name}`);
       const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
-      const q = project(hn, `${s.prefix}.to_q`);
-      const k = project(hn, `${s.prefix}.to_k`);
-      const vv = project(hn, `${s.prefix}.to_v`);
+      const q = g.add(g.matmul(p('to_q.weight'), hn), g.reshape(p('to_q.bias'), [C, 1])); // [N, C, HW]
+      const k = g.matmul(p('to_k.weight'), hn); // [N, C, HW], bias dropped (softmax-invariant)
+      const vv = g.matmul(p('to_v.weight'), hn); // [N, C, HW], bias folded below
       const scores = g.matmul(g.transpose(q, [0, 2, 1]), k); // [N, HW(query), HW(key)]
       const w = g.softmax(g.scale(scores, 1 / Math.sqrt(C)), -1);
-      const o = project(g.matmul(vv, g.transpose(w, [0, 2, 1])), `${s.prefix}.to_out.0`); // [N, C, HW]
+      const wo = p('to_out.0.weight');
+      const bo = g.add(
+        g.matmul(wo, g.reshape(p('to_v.bias'), [C, 1])),
+        g.reshape(p('to_out.0.bias'), [C, 1]),
+      ); // [C, 1]
+      const o = g.add(g.matmul(wo, g.matmul(vv, g.transpose(w, [0, 2, 1]))), bo); // [N, C, HW]
       return g.add(v, g.reshape(o, [n, C, H, W]));
     });
 
