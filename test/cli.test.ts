@@ -249,6 +249,26 @@ describe('ddpm', () => {
     assert.ok(!readFileSync(out('s1.png')).equals(readFileSync(out('s2.png'))), 'other seed, other PNG');
   });
 
+  it('samples from a run folder or its checkpoint: EMA weights by default, raw ones on request', async () => {
+    const out = (name: string) => join(TMP, name);
+    const common = ['sample', '--n', '4', '--steps', '3', '--threads', '1', '--seed', '3'];
+    const [m, r, c, raw, bad] = await pool([
+      () => ddpm([...common, '--model', MODEL, '--out', out('m.png')]),
+      () => ddpm([...common, '--model', RUN, '--out', out('r.png')]),
+      () => ddpm([...common, '--model', join(RUN, 'checkpoint.safetensors'), '--out', out('c.png')]),
+      () => ddpm([...common, '--model', RUN, '--weights', 'raw', '--out', out('raw.png')]),
+      () => ddpm([...common, '--model', MODEL, '--weights', 'raw', '--out', out('bad.png')]),
+    ]);
+    for (const x of [m, r, c, raw]) assert.equal(x!.code, 0, x!.stderr);
+    const bytes = (name: string) => readFileSync(out(name));
+    assert.ok(bytes('r.png').equals(bytes('m.png')), 'run folder = its model/ (EMA) folder');
+    assert.ok(bytes('c.png').equals(bytes('m.png')), 'checkpoint file = its run');
+    // EMA 0.9999 after two steps is still the initialisation, not the trained raw weights.
+    assert.ok(!bytes('raw.png').equals(bytes('m.png')), 'raw weights differ from the EMA');
+    assert.equal(bad!.code, 2);
+    assert.match(bad!.stderr, /--weights raw needs a training run folder/);
+  });
+
   it('bpd of a model with eps_theta ~ 0 matches the closed-form bound', async () => {
     // After 2 steps the EMA (decay 0.9999) of the zero-initialised output conv is ~1e-8: eps_theta ~ 0.
     const w = parseSafeTensors(readFileSync(join(MODEL, 'model.safetensors'))).tensors;

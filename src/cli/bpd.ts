@@ -12,10 +12,11 @@ import { createDenoiser } from '../sample/denoiser.js';
 import { Rng } from '../util/rng.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
-import { MODEL_OPTION, openModelOption } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 
 export const BPD_OPTIONS: OptTable = {
   model: MODEL_OPTION,
+  weights: WEIGHTS_OPTION,
   data: {
     kind: 'string',
     help: 'data: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
@@ -67,7 +68,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
-  const model = openModelOption('bpd', o.model);
+  const model = openModelOption('bpd', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;
   const T = diffusion.numTimesteps;

@@ -18,10 +18,11 @@ import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
 import { ProgressBar } from './progress.js';
-import { MODEL_OPTION, openModelOption } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 
 export const INTERPOLATE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
+  weights: WEIGHTS_OPTION,
   data: {
     kind: 'string',
     help: 'data the source images come from: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
@@ -69,7 +70,7 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
     );
     return;
   }
-  const model = openModelOption('interpolate', o.model);
+  const model = openModelOption('interpolate', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;
   const T = diffusion.numTimesteps;

@@ -15,12 +15,13 @@ import { writeFileAtomic } from '../util/atomicFile.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
-import { MODEL_OPTION, openModelOption } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { ProgressBar } from './progress.js';
 
 export const SAMPLE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
+  weights: WEIGHTS_OPTION,
   out: { kind: 'string', help: 'output PNG grid', default: 'samples.png' },
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
   sampler: {
@@ -55,7 +56,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
-  const model = openModelOption('sample', o.model);
+  const model = openModelOption('sample', o.model, o.weights);
   const { diffusion } = model;
   const cfg = model.spec.unet;
   const n = o.n as number;
