@@ -325,7 +325,10 @@ export class Graph {
     if (numel(out) !== total)
       throw new GraphError('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
     if (out.join(',') === x.shape.join(',')) return x;
-    return this.node('Reshape', [x, this.ints(out)], [out])[0]!;
+    // A reshape of a reshape is one reshape of the original (fewer nodes for ORT to schedule).
+    const src = x.producer?.op === 'Reshape' ? x.producer.inputs[0]! : x;
+    if (out.join(',') === src.shape.join(',')) return src;
+    return this.node('Reshape', [src, this.ints(out)], [out])[0]!;
   }
 
   transpose(x: Value, perm: readonly number[]): Value {
