@@ -7,7 +7,15 @@
 import { exactNormalCdf } from '../src/diffusion/testing.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -267,6 +275,24 @@ describe('ddpm', () => {
     assert.ok(!bytes('raw.png').equals(bytes('m.png')), 'raw weights differ from the EMA');
     assert.equal(bad!.code, 2);
     assert.match(bad!.stderr, /--weights raw needs a training run folder/);
+  });
+
+  it('train writes sample grids, and raw-weight grids while the EMA still holds the initialisation', async () => {
+    const run = (name: string, ema: string) =>
+      ddpm(
+        TRAIN.map((a) => (a === RUN ? join(TMP, name) : a === '0.9999' ? ema : a)).concat([
+          '--sample-every',
+          '2',
+          '--steps',
+          '2',
+        ]),
+      );
+    const [slow, none] = await pool([() => run('run-ema', '0.999'), () => run('run-noema', '0')]);
+    for (const r of [slow, none]) assert.equal(r!.code, 0, r!.stderr);
+    const files = (name: string) => readdirSync(join(TMP, name, 'samples')).sort();
+    assert.deepEqual(files('run-ema'), ['step_000002.png', 'step_000002_raw.png']); // 0.999^2 of the init
+    assert.deepEqual(files('run-noema'), ['step_000002.png']); // decay 0: the EMA is the raw weights
+    assert.match(slow!.stderr + slow!.stdout, /raw weights; the EMA still holds 100% of the initialisation/);
   });
 
   it('bpd of a model with eps_theta ~ 0 matches the closed-form bound', async () => {

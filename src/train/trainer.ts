@@ -5,7 +5,8 @@
 // batch order and flips) lives in saved RNG states, and each step is a deterministic function of them.
 //
 // Run folder: config.json (the run's options), checkpoint.safetensors, log.jsonl (one JSON line per
-// logged step), loss.png, samples/step_NNNNNN.png (EMA weights), model/ (EMA weights + ModelSpec).
+// logged step), loss.png, samples/step_NNNNNN.png (EMA weights; while the EMA still holds over 1% of
+// the initialisation also step_NNNNNN_raw.png from the raw weights), model/ (EMA weights + ModelSpec).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -236,6 +237,15 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
         await writeSamples(engine, o, ema, file);
         say(`samples: ${file}`);
+        // Early in a run the EMA still weighs the initialisation (decay^step of it) and samples noise:
+        // then also show the raw weights, so a user can see that training works.
+        if (o.emaDecay ** step > 0.01) {
+          const raw = file.replace(/\.png$/, '_raw.png');
+          await writeSamples(engine, o, params, raw);
+          say(
+            `samples: ${raw} (raw weights; the EMA still holds ${(100 * o.emaDecay ** step).toFixed(0)}% of the initialisation)`,
+          );
+        }
       }
     }
   } finally {
@@ -269,10 +279,15 @@ function writeLossCurve(logPath: string, out: string): void {
   if (pts.length >= 2) writePngAtomic(out, plotLossCurve(pts, { logY: true }));
 }
 
-/** A grid from the EMA weights with 50-step DDIM; its own RNG, so training randomness is untouched. */
-async function writeSamples(engine: Engine, o: TrainOptions, ema: ParamStore, file: string): Promise<void> {
+/** A grid from the given weights with 50-step DDIM; its own RNG, so training randomness is untouched. */
+async function writeSamples(
+  engine: Engine,
+  o: TrainOptions,
+  weights: ParamStore,
+  file: string,
+): Promise<void> {
   const cfg = o.spec.unet;
-  const den = await createDenoiser(engine, cfg, ema, o.sampleCount, { threads: o.threads });
+  const den = await createDenoiser(engine, cfg, weights, o.sampleCount, { threads: o.threads });
   try {
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
     const x = await ddimSample(diffusionFromSpec(o.spec.diffusion), den.denoise, shape, new Rng(12345), {
