@@ -310,6 +310,9 @@ function convWeightGrad(
     ); // [N*Cin, kh*kw, OH, OW]
     cols = g.reshape(patches, [n, c * kh * kw, oh * ow]);
   }
-  const perN = g.matmul(dyr, g.transpose(cols, [0, 2, 1])); // [N, Cout, Cin*kh*kw]
-  return g.reshape(sumLeading(g, perN, 1), w.shape);
+  // cols @ dy^T rather than dy @ cols^T: MLAS then packs the small dy^T [OH*OW, Cout] per sample
+  // instead of the 9x larger cols (measured 10% faster on the S model's 32x32 and 16x16 layers).
+  const perN = g.matmul(cols, g.transpose(dyr, [0, 2, 1])); // [N, Cin*kh*kw, Cout]
+  const sum = g.reshape(sumLeading(g, perN, 1), [c * kh * kw, o]); // [Cin*kh*kw, Cout]
+  return g.reshape(g.transpose(sum, [1, 0]), w.shape);
 }
