@@ -16,8 +16,15 @@ export interface SessionOptions {
 export interface EngineSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** Run with float32 feeds by input name; returns the requested (default: all) outputs. */
-  run(feeds: Readonly<Record<string, Tensor>>, outputs?: readonly string[]): Promise<Record<string, Tensor>>;
+  /**
+   * Run with float32 feeds by input name; returns the requested outputs: all of them by default, the
+   * named ones, or, given tensors by output name, exactly those, written into their buffers (allocated
+   * once by the caller and reused across runs; the returned tensors share them).
+   */
+  run(
+    feeds: Readonly<Record<string, Tensor>>,
+    outputs?: readonly string[] | Readonly<Record<string, Tensor>>,
+  ): Promise<Record<string, Tensor>>;
   release(): Promise<void>;
 }
 

@@ -50,6 +50,15 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
           for (const [k, t] of Object.entries(feeds)) {
             ortFeeds[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
           }
+          if (outputs && !Array.isArray(outputs)) {
+            // Pre-allocated outputs: the runtime writes into the caller's buffers.
+            const fetches: Record<string, OrtCommon.Tensor> = {};
+            for (const [k, t] of Object.entries(outputs as Readonly<Record<string, Tensor>>)) {
+              fetches[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
+            }
+            await session.run(ortFeeds, fetches);
+            return { ...(outputs as Readonly<Record<string, Tensor>>) };
+          }
           const res = outputs
             ? await session.run(ortFeeds, outputs as string[])
             : await session.run(ortFeeds);

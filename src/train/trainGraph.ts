@@ -30,6 +30,7 @@ export interface TrainBatch {
 
 export interface TrainStepOutput {
   readonly loss: number;
+  /** Gradients by parameter name, in buffers the session reuses: valid until its next step. */
   readonly grads: Map<string, Float32Array>;
 }
 
@@ -188,6 +189,15 @@ export async function createTrainSession(
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
+  // Loss and gradients are written into buffers allocated once (the runtime fills them in place).
+  const outs: Record<string, Tensor> = { loss: { data: new Float32Array(1), shape: [] } };
+  const grads = new Map<string, Float32Array>();
+  for (const name of built.paramNames) {
+    const shape = shapes.get(name)!;
+    const t = { data: new Float32Array(shape.reduce((a, c) => a * c, 1)), shape };
+    outs[`grad.${name}`] = t;
+    grads.set(name, t.data);
+  }
   const session: EngineSession = await engine.createSession(built.model, { threads });
   return {
     batch,
@@ -216,10 +226,8 @@ export async function createTrainSession(
         feeds[site.name] = { data: masks[i]!, shape: site.shape };
       });
       for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
-      const res = await session.run(feeds);
-      const grads = new Map<string, Float32Array>();
-      for (const name of built.paramNames) grads.set(name, res[`grad.${name}`]!.data);
-      return { loss: res.loss!.data[0]!, grads };
+      await session.run(feeds, outs);
+      return { loss: outs.loss!.data[0]!, grads };
     },
     release: () => session.release(),
   };
