@@ -34,6 +34,10 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'adam-eps': { kind: 'float', help: 'Adam epsilon', default: d.adam.eps, min: 0 },
   ema: { kind: 'float', help: 'EMA decay of the weights', default: d.emaDecay, min: 0 },
+  'no-ema-warmup': {
+    kind: 'bool',
+    help: 'plain EMA as the original code (default: decay min(ema, (1+step)/(10+step)), so short runs do not keep the initialisation)',
+  },
   dropout: { kind: 'float', help: 'dropout in the ResNet blocks', default: s.unet.dropout, min: 0 },
   'no-flip': { kind: 'bool', help: 'disable random horizontal flips (never used for digits)' },
   resolution: {
@@ -147,6 +151,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
         eps: o['adam-eps'] as number,
       },
       emaDecay: o.ema as number,
+      emaWarmup: !o['no-ema-warmup'],
       flip: !o['no-flip'],
       seed: o.seed as number,
       checkpointEvery: o['checkpoint-every'] as number,

@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
-import { adamStep, emaUpdate, globalNorm, learningRate, newAdamState, PAPER_ADAM } from './optim.js';
+import {
+  adamStep,
+  emaDecayAt,
+  emaInitShare,
+  emaUpdate,
+  globalNorm,
+  learningRate,
+  newAdamState,
+  PAPER_ADAM,
+} from './optim.js';
 
 describe('optimiser', () => {
   it('Adam with clipping matches a float64 reference over several steps', () => {
@@ -64,6 +73,21 @@ describe('optimiser', () => {
       ),
       5,
     );
+  });
+
+  it('EMA warmup: decay min(d, (1+s)/(10+s)); the initialisation share in closed form', () => {
+    assert.equal(emaDecayAt(0.9999, 1, true), 2 / 11);
+    assert.equal(emaDecayAt(0.999, 1e6, true), 0.999);
+    assert.equal(emaDecayAt(0.9999, 1, false), 0.9999);
+    // Below the cap, prod_{s=1..n} (s+1)/(s+10) = 10! (n+1)! / (n+10)! = 10! / ((n+2)(n+3)...(n+10)).
+    for (const n of [1, 9, 50, 400]) {
+      let den = 1;
+      for (let j = 2; j <= 10; j++) den *= n + j;
+      allClose([emaInitShare(0.9999, n, true)], [3628800 / den], 1e-12, 0, `share after ${n} steps`);
+    }
+    allClose([emaInitShare(0.9999, 10000, false)], [0.9999 ** 10000], 1e-9, 0, 'plain EMA');
+    assert.ok(emaInitShare(0.9999, 10000, false) > 0.36, 'the plain EMA keeps 37% of the init');
+    assert.ok(emaInitShare(0.9999, 10000, true) < 1e-12, 'with warmup the init is forgotten');
   });
 
   it('a non-finite gradient stops with a clear error', () => {

@@ -92,6 +92,23 @@ export function adamStep(
   return { gradNorm, lr };
 }
 
+/**
+ * The EMA decay for update number `step` (1-based). With warmup it is min(decay, (1 + step) / (10 + step)),
+ * TensorFlow's ExponentialMovingAverage with num_updates and diffusers' EMAModel default: the average
+ * forgets the initialisation within the first hundred steps instead of holding decay^step of it (37% after
+ * 10,000 steps at 0.9999). Without warmup it is decay, the original DDPM code's plain average.
+ */
+export function emaDecayAt(decay: number, step: number, warmup: boolean): number {
+  return warmup ? Math.min(decay, (1 + step) / (10 + step)) : decay;
+}
+
+/** The share of the initial weights still in the EMA after `steps` updates: the product of the decays. */
+export function emaInitShare(decay: number, steps: number, warmup: boolean): number {
+  let share = 1;
+  for (let s = 1; s <= steps && share > 0; s++) share *= emaDecayAt(decay, s, warmup);
+  return share;
+}
+
 /** ema <- decay * ema + (1 - decay) * params, in place. */
 export function emaUpdate(
   ema: ReadonlyMap<string, Float32Array>,

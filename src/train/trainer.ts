@@ -26,7 +26,16 @@ import { makeGrid, plotLossCurve } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { type AdamConfig, adamStep, cloneParams, emaUpdate, newAdamState, PAPER_ADAM } from './optim.js';
+import {
+  type AdamConfig,
+  adamStep,
+  cloneParams,
+  emaDecayAt,
+  emaInitShare,
+  emaUpdate,
+  newAdamState,
+  PAPER_ADAM,
+} from './optim.js';
 import { createTrainSession } from './trainGraph.js';
 
 export interface TrainOptions {
@@ -39,6 +48,8 @@ export interface TrainOptions {
   readonly steps: number;
   readonly adam: AdamConfig;
   readonly emaDecay: number;
+  /** EMA warmup: decay min(emaDecay, (1 + step) / (10 + step)) (see emaDecayAt); off = the original code's. */
+  readonly emaWarmup: boolean;
   /** Random horizontal flips (only where the data allows them; never for digits). */
   readonly flip: boolean;
   readonly seed: number;
@@ -59,6 +70,7 @@ export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
   steps: 10000,
   adam: PAPER_ADAM,
   emaDecay: 0.9999,
+  emaWarmup: true,
   flip: true,
   seed: 0,
   checkpointEvery: 500,
@@ -100,6 +112,9 @@ function identity(o: TrainOptions) {
     batch: o.batch,
     adam: o.adam,
     emaDecay: o.emaDecay,
+    // Absent when on: runs checkpointed before the option existed resume with it (it only speeds up
+    // how fast the average leaves the initialisation).
+    emaWarmup: o.emaWarmup ? undefined : false,
     flip: o.flip,
     seed: o.seed,
     // Absent for 'mse', so runs checkpointed before the option existed still resume.
@@ -200,8 +215,8 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         throw new Error(`train: loss is ${out.loss} at step ${step + 1}; lower --lr or check the data`);
       }
       const upd = adamStep(o.adam, adam, params, out.grads);
-      emaUpdate(ema, params, o.emaDecay);
       step++;
+      emaUpdate(ema, params, emaDecayAt(o.emaDecay, step, o.emaWarmup));
 
       const now = performance.now();
       const sps = 1000 / Math.max(now - last, 1e-3);
@@ -237,13 +252,14 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
         await writeSamples(engine, o, ema, file);
         say(`samples: ${file}`);
-        // Early in a run the EMA still weighs the initialisation (decay^step of it) and samples noise:
-        // then also show the raw weights, so a user can see that training works.
-        if (o.emaDecay ** step > 0.01) {
+        // Early in a run without EMA warmup the average still weighs the initialisation and samples
+        // noise: then also show the raw weights, so a user can see that training works.
+        const initShare = emaInitShare(o.emaDecay, step, o.emaWarmup);
+        if (initShare > 0.01) {
           const raw = file.replace(/\.png$/, '_raw.png');
           await writeSamples(engine, o, params, raw);
           say(
-            `samples: ${raw} (raw weights; the EMA still holds ${(100 * o.emaDecay ** step).toFixed(0)}% of the initialisation)`,
+            `samples: ${raw} (raw weights; the EMA still holds ${(100 * initShare).toFixed(0)}% of the initialisation)`,
           );
         }
       }
