@@ -22,6 +22,35 @@ describe('dropoutMask', () => {
     assert.ok(Math.abs(sum / n - 1) < 5 * se * 1.2, `mean ${sum / n}`);
     assert.ok(m.every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-4));
   });
+  it('is the xorshift128 stream of its definition, value for value (odd lengths too)', () => {
+    // The documented stream written plainly: two 16-bit uniforms per word, u < round(p 2^16) drops.
+    for (const [n, p] of [
+      [1, 0.1],
+      [7, 0.5],
+      [4096, 0.1],
+      [10_001, 0.3],
+    ] as const) {
+      const fast = new Float32Array(n);
+      dropoutMask(fast, p, new Rng(n));
+      const r = new Rng(n);
+      const s = [r.nextU32() | 1, r.nextU32() | 0, r.nextU32() | 0, r.nextU32() | 0];
+      const thresh = Math.round(p * 65536);
+      const want = new Float32Array(n);
+      for (let i = 0; i < n; i += 2) {
+        const t = s[0]! ^ (s[0]! << 11);
+        s.shift();
+        s.push(s[2]! ^ (s[2]! >>> 19) ^ (t ^ (t >>> 8)));
+        const d = s[3]!;
+        for (const [j, u] of [
+          [i, d & 0xffff],
+          [i + 1, d >>> 16],
+        ] as const) {
+          if (j < n) want[j] = u < thresh ? 0 : 65536 / (65536 - thresh);
+        }
+      }
+      assert.deepEqual(fast, want, `n ${n}, p ${p}`);
+    }
+  });
   it('is determined by the Rng state', () => {
     const a = new Float32Array(1001);
     const b = new Float32Array(1001);
