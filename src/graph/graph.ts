@@ -16,6 +16,19 @@ export interface Value {
 
 export type Attr = number | string | readonly number[] | { readonly floats: readonly number[] };
 
+/**
+ * A composite whose gradient is one rule instead of its nodes' rules (autodiff.ts, FUSED_RULES): set
+ * as `meta.fused` on the composite's last node; its inner nodes then get no gradient of their own.
+ */
+export interface Fused {
+  readonly kind: 'groupNorm';
+  /** The composite's inputs, in the order the rule returns their gradients. */
+  readonly inputs: readonly Value[];
+  /** Forward values the rule reuses. */
+  readonly saved: Readonly<Record<string, Value>>;
+  readonly attrs: Readonly<Record<string, number>>;
+}
+
 export interface Node {
   readonly op: string;
   readonly inputs: readonly Value[];
@@ -480,7 +493,18 @@ export class Graph {
     }
     const y = this.reshape(yg, x.shape); // [N, C, H, W]
     const bshape = [c, ...spatial.map(() => 1)];
-    return this.add(this.mul(y, this.reshape(gamma, bshape)), this.reshape(beta, bshape));
+    const scaled = this.mul(y, this.reshape(gamma, bshape));
+    const b = this.reshape(beta, bshape);
+    if (impl === 'instanceNorm') return this.add(scaled, b);
+    // Training: the whole GroupNorm differentiates as one rule, reusing LayerNormalization's 1/sigma.
+    const rstd = yg.producer!.outputs[2]!; // [N, G, 1]
+    const fused: Fused = {
+      kind: 'groupNorm',
+      inputs: [x, gamma, beta],
+      saved: { y, rstd },
+      attrs: { groups },
+    };
+    return this.node('Add', [scaled, b], [x.shape], {}, { fused })[0]!;
   }
 
   /** Nearest-neighbour 2x upsampling of x [N, C, H, W]. */

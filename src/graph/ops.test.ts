@@ -80,6 +80,11 @@ describe('gradient rules vs finite differences', () => {
         g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6, impl),
       ));
   }
+  it('GroupNorm (layerNorm, one fused gradient rule) with one channel per group, inside a graph', () =>
+    check({ a: [2, 4, 3, 3], gam: [4], bet: [4] }, (g, x) => {
+      const y = g.groupNorm(g.sin(x.a!), 4, x.gam!, x.bet!, 1e-6, 'layerNorm');
+      return g.mul(y, x.a!);
+    }));
   it('InstanceNormalization and LayerNormalization (normalizeLastAxis)', () =>
     check({ a: [2, 3, 5], b: [2, 3, 5] }, (g, x) =>
       g.add(g.instanceNorm(x.a!, 1e-6), g.mul(g.normalizeLastAxis(x.b!, 1e-6), x.a!)),
