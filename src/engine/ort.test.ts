@@ -32,6 +32,22 @@ describe('ONNX Runtime engine', () => {
     }
   });
 
+  it('an opaque constant computes as its value without being fed', async () => {
+    const g = new Graph();
+    const x = g.input('x', [3]);
+    const k = g.opaqueConstant(Float32Array.of(1, 2, 3), [3]);
+    const s = await nodeEngine().createSession(
+      toOnnx(g, { outputs: { y: g.mul(x, k) }, params: 'initializer' }),
+    );
+    try {
+      assert.deepEqual(s.inputNames, ['x'], 'the runtime lists it as an initializer, not a required input');
+      const y = await s.run({ x: { data: Float32Array.of(4, 5, 6), shape: [3] } });
+      allClose(y.y!.data, [4, 10, 18], 0, 0, 'x * k');
+    } finally {
+      await s.release();
+    }
+  });
+
   it('writes pre-allocated outputs in place, run after run', async () => {
     const s = await nodeEngine().createSession(model());
     try {

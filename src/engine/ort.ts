@@ -41,6 +41,9 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
         intraOpNumThreads: opts.threads ?? 0,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        // Errors only: ORT's warnings are about its graph rewrites (e.g. that an opaque constant,
+        // Graph.opaqueConstant, is not folded), which no user can act on.
+        logSeverityLevel: 3,
       });
       return {
         inputNames: session.inputNames,

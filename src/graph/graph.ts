@@ -43,7 +43,13 @@ export interface Node {
 export type Leaf =
   | { readonly kind: 'input'; readonly value: Value }
   | { readonly kind: 'param'; readonly value: Value; readonly data: Float32Array }
-  | { readonly kind: 'const'; readonly value: Value; readonly data: Float32Array | BigInt64Array };
+  | {
+      readonly kind: 'const';
+      readonly value: Value;
+      readonly data: Float32Array | BigInt64Array;
+      /** Serialised as an initializer that is also a graph input (see Graph.opaqueConstant). */
+      readonly opaque?: boolean;
+    };
 
 export interface ConvOptions {
   readonly strides?: readonly [number, number];
@@ -148,6 +154,24 @@ export class Graph {
     const v = this.newValue(undefined, shape, dtype);
     this.leaves.push({ kind: 'const', value: v, data });
     if (small) this.constCache.set(key, v);
+    return v;
+  }
+
+  /**
+   * A constant that ONNX Runtime must not see as one: an initializer that is also a graph input (it
+   * could be overridden at run time), so no graph optimiser folds it or rewrites the nodes that use
+   * it; it is never fed. For kernels that run faster as the plain op than as ORT's rewrite.
+   */
+  opaqueConstant(data: Float32Array, shape: readonly number[]): Value {
+    if (data.length !== numel(shape)) {
+      throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
+    }
+    const key = `opaque|${shape.join(',')}|${data.join(',')}`; // small kernels: one input per kind
+    const hit = data.length <= 256 ? this.constCache.get(key) : undefined;
+    if (hit) return hit;
+    const v = this.newValue(undefined, shape, 'float32');
+    this.leaves.push({ kind: 'const', value: v, data, opaque: true });
+    if (data.length <= 256) this.constCache.set(key, v);
     return v;
   }
 

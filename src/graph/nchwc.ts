@@ -30,7 +30,8 @@ export function lowerConvsToNchwc(g: Graph, block: number, roots: readonly Value
   for (const n of g.liveNodes(roots)) {
     const layout = layoutOf(n, block);
     if (!layout) continue;
-    if (g.leafOf(n.inputs[1]!)?.kind === 'const') continue; // ORT's transformer handles (and pre-packs) these
+    // Constant weights: ORT's own transformer lowers (and pre-packs) them; opaque ones stay plain.
+    if (g.leafOf(n.inputs[1]!)?.kind === 'const') continue;
     g.replaceNode(n, () => lowerConv(g, n, block, layout));
     count++;
   }

@@ -83,7 +83,8 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   }
   for (const leaf of g.leaves) {
     if (!used.has(leaf.value.id)) continue;
-    if (leaf.kind === 'input' || (leaf.kind === 'param' && opts.params === 'input')) {
+    const opaque = leaf.kind === 'const' && leaf.opaque;
+    if (leaf.kind === 'input' || opaque || (leaf.kind === 'param' && opts.params === 'input')) {
       graph.msg(11, valueInfo(leaf.value.name, leaf.value));
     }
   }
