@@ -312,6 +312,16 @@ function convInputGrad(
   return g.convTranspose(dy, w, { strides: [sh, sw], pads: [pt, pl, pb, pr], outputPadding: [oph, opw] });
 }
 
+/**
+ * The kh*kw one-hot kernels [kh*kw, 1, kh, kw] of im2col: kernel k = (i, j) picks tap (i, j), or with
+ * `flip` tap (kh-1-i, kw-1-j). An opaque constant (see the im2col comment in convWeightGrad).
+ */
+function oneHotKernels(g: Graph, kh: number, kw: number, flip: boolean): Value {
+  const eye = new Float32Array(kh * kw * kh * kw);
+  for (let k = 0; k < kh * kw; k++) eye[k * kh * kw + (flip ? kh * kw - 1 - k : k)] = 1;
+  return g.opaqueConstant(eye, [kh * kw, 1, kh, kw]);
+}
+
 function convWeightGrad(
   g: Graph,
   dy: Value,
@@ -326,6 +336,21 @@ function convWeightGrad(
   const [sh, sw] = strides as [number, number];
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
   const dyr = g.reshape(dy, [n, o, oh * ow]); // [N, Cout, OH*OW]
+  if (sh === 1 && sw === 1 && kh * kw > 1 && c > o) {
+    // Fewer output than input channels (the up path's convs after a skip concat): shift dy instead
+    // of x, (Cin / Cout)x less im2col. dW[o, c, i, j] = sum_n,u,v x[n, c, u, v] dy[n, o, u + pt - i,
+    // v + pl - j]: the shifted copies of dy over x's grid are one Conv with flipped one-hot kernels.
+    const [ptop, pleft] = [kh - 1 - pt, kw - 1 - pl];
+    const dycols = g.conv(g.reshape(dy, [n * o, 1, oh, ow]), oneHotKernels(g, kh, kw, true), undefined, {
+      pads: [ptop, pleft, h - oh + kh - 1 - ptop, wd - ow + kw - 1 - pleft],
+    }); // [N*Cout, kh*kw, H, W]
+    const perN = g.matmul(
+      g.reshape(dycols, [n, o * kh * kw, h * wd]),
+      g.transpose(g.reshape(x, [n, c, h * wd]), [0, 2, 1]),
+    ); // [N, Cout*kh*kw, Cin]
+    const sum = g.reshape(sumLeading(g, perN, 1), [o, kh * kw, c]);
+    return g.reshape(g.transpose(sum, [0, 2, 1]), w.shape);
+  }
   let cols: Value; // [N, Cin*kh*kw, OH*OW]
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt + pl + pb + pr === 0) {
     cols = g.reshape(x, [n, c, h * wd]);
@@ -334,17 +359,10 @@ function convWeightGrad(
     // holding its shifted copies (faster in ONNX Runtime than Pad + kh*kw Slices + Concat). The
     // kernel is an opaque constant so ORT runs the plain convolution: its blocked rewrite pads the
     // 9 outputs to 16 channels and reorders them back, 3% slower over an S training step.
-    const eye = new Float32Array(kh * kw * kh * kw);
-    for (let k = 0; k < kh * kw; k++) eye[k * kh * kw + k] = 1;
-    const patches = g.conv(
-      g.reshape(x, [n * c, 1, h, wd]),
-      g.opaqueConstant(eye, [kh * kw, 1, kh, kw]),
-      undefined,
-      {
-        strides: [sh, sw],
-        pads: [pt, pl, pb, pr],
-      },
-    ); // [N*Cin, kh*kw, OH, OW]
+    const patches = g.conv(g.reshape(x, [n * c, 1, h, wd]), oneHotKernels(g, kh, kw, false), undefined, {
+      strides: [sh, sw],
+      pads: [pt, pl, pb, pr],
+    }); // [N*Cin, kh*kw, OH, OW]
     cols = g.reshape(patches, [n, c * kh * kw, oh * ow]);
   }
   // cols @ dy^T rather than dy @ cols^T: MLAS then packs the small dy^T [OH*OW, Cout] per sample

@@ -96,6 +96,10 @@ describe('gradient rules vs finite differences', () => {
     check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
       g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] }),
     ));
+  it('Conv 3x3 with more input than output channels (im2col of dy), asymmetric pads', () =>
+    check({ a: [2, 5, 6, 5], w: [2, 5, 3, 3], b: [2] }, (g, x) =>
+      g.conv(x.a!, x.w!, x.b!, { pads: [1, 0, 2, 1] }),
+    ));
   it('Conv 1x1', () =>
     check({ a: [2, 5, 4, 4], w: [3, 5, 1, 1], b: [3] }, (g, x) => g.conv(x.a!, x.w!, x.b!)));
   it('Conv 3x3 stride 2, pad right/bottom by 1 (downsample)', () =>
