@@ -312,14 +312,58 @@ function convInputGrad(
   return g.convTranspose(dy, w, { strides: [sh, sw], pads: [pt, pl, pb, pr], outputPadding: [oph, opw] });
 }
 
+const selections = new WeakMap<Graph, Map<string, Value>>();
+
 /**
- * The kh*kw one-hot kernels [kh*kw, 1, kh, kw] of im2col: kernel k = (i, j) picks tap (i, j), or with
- * `flip` tap (kh-1-i, kw-1-j). An opaque constant (see the im2col comment in convWeightGrad).
+ * im2col of v [B, 1, H, W]: [B, kh*kw, OH*OW], tap k = (i, j) of every output position (with `flip`,
+ * tap (kh-1-i, kw-1-j)). Small images (H*W <= 64) take one GEMM with a constant 0/1 selection matrix
+ * [H*W, kh*kw*OH*OW]; larger ones one Conv with one-hot kernels (faster in ONNX Runtime than Pad +
+ * kh*kw Slices + Concat), whose kernel is an opaque constant so ORT runs the plain 9-channel conv:
+ * its blocked rewrite pads the outputs to 16 channels and reorders them back (14% slower S step).
  */
-function oneHotKernels(g: Graph, kh: number, kw: number, flip: boolean): Value {
-  const eye = new Float32Array(kh * kw * kh * kw);
-  for (let k = 0; k < kh * kw; k++) eye[k * kh * kw + (flip ? kh * kw - 1 - k : k)] = 1;
-  return g.opaqueConstant(eye, [kh * kw, 1, kh, kw]);
+function im2col(
+  g: Graph,
+  v: Value,
+  kh: number,
+  kw: number,
+  [sh, sw]: readonly [number, number],
+  pads: readonly [number, number, number, number],
+  flip: boolean,
+): Value {
+  const [b, , h, w] = v.shape as [number, number, number, number];
+  const [pt, pl, pb, pr] = pads;
+  const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
+  const ow = Math.floor((w + pl + pr - kw) / sw) + 1;
+  const k = kh * kw;
+  const tap = (q: number) => (flip ? k - 1 - q : q);
+  if (h * w <= 64) {
+    const key = [h, w, kh, kw, sh, sw, ...pads, flip].join(',');
+    let cache = selections.get(g);
+    if (!cache) selections.set(g, (cache = new Map()));
+    let sel = cache.get(key);
+    if (!sel) {
+      const cols = k * oh * ow;
+      const m = new Float32Array(h * w * cols); // [H*W, kh*kw*OH*OW]
+      for (let q = 0; q < k; q++) {
+        const [ti, tj] = [Math.floor(tap(q) / kw), tap(q) % kw];
+        for (let y = 0; y < oh; y++)
+          for (let x = 0; x < ow; x++) {
+            const [sy, sx] = [y * sh + ti - pt, x * sw + tj - pl];
+            if (sy >= 0 && sy < h && sx >= 0 && sx < w) m[(sy * w + sx) * cols + (q * oh + y) * ow + x] = 1;
+          }
+      }
+      sel = g.constant(m, [h * w, cols]);
+      cache.set(key, sel);
+    }
+    return g.reshape(g.matmul(g.reshape(v, [b, h * w]), sel), [b, k, oh * ow]);
+  }
+  const eye = new Float32Array(k * k);
+  for (let q = 0; q < k; q++) eye[q * k + tap(q)] = 1;
+  const patches = g.conv(v, g.opaqueConstant(eye, [k, 1, kh, kw]), undefined, {
+    strides: [sh, sw],
+    pads: [pt, pl, pb, pr],
+  }); // [B, kh*kw, OH, OW]
+  return g.reshape(patches, [b, k, oh * ow]);
 }
 
 function convWeightGrad(
@@ -339,11 +383,17 @@ function convWeightGrad(
   if (sh === 1 && sw === 1 && kh * kw > 1 && c > o) {
     // Fewer output than input channels (the up path's convs after a skip concat): shift dy instead
     // of x, (Cin / Cout)x less im2col. dW[o, c, i, j] = sum_n,u,v x[n, c, u, v] dy[n, o, u + pt - i,
-    // v + pl - j]: the shifted copies of dy over x's grid are one Conv with flipped one-hot kernels.
+    // v + pl - j]: the shifted copies of dy over x's grid are an im2col with flipped taps.
     const [ptop, pleft] = [kh - 1 - pt, kw - 1 - pl];
-    const dycols = g.conv(g.reshape(dy, [n * o, 1, oh, ow]), oneHotKernels(g, kh, kw, true), undefined, {
-      pads: [ptop, pleft, h - oh + kh - 1 - ptop, wd - ow + kw - 1 - pleft],
-    }); // [N*Cout, kh*kw, H, W]
+    const dycols = im2col(
+      g,
+      g.reshape(dy, [n * o, 1, oh, ow]),
+      kh,
+      kw,
+      [1, 1],
+      [ptop, pleft, h - oh + kh - 1 - ptop, wd - ow + kw - 1 - pleft],
+      true,
+    ); // [N*Cout, kh*kw, H*W]
     const perN = g.matmul(
       g.reshape(dycols, [n, o * kh * kw, h * wd]),
       g.transpose(g.reshape(x, [n, c, h * wd]), [0, 2, 1]),
@@ -355,14 +405,7 @@ function convWeightGrad(
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt + pl + pb + pr === 0) {
     cols = g.reshape(x, [n, c, h * wd]);
   } else {
-    // im2col as one Conv with one-hot kernels: every input channel becomes kh*kw output channels
-    // holding its shifted copies (faster in ONNX Runtime than Pad + kh*kw Slices + Concat). The
-    // kernel is an opaque constant so ORT runs the plain convolution: its blocked rewrite pads the
-    // 9 outputs to 16 channels and reorders them back, 3% slower over an S training step.
-    const patches = g.conv(g.reshape(x, [n * c, 1, h, wd]), oneHotKernels(g, kh, kw, false), undefined, {
-      strides: [sh, sw],
-      pads: [pt, pl, pb, pr],
-    }); // [N*Cin, kh*kw, OH, OW]
+    const patches = im2col(g, g.reshape(x, [n * c, 1, h, wd]), kh, kw, [sh, sw], [pt, pl, pb, pr], false);
     cols = g.reshape(patches, [n, c * kh * kw, oh * ow]);
   }
   // cols @ dy^T rather than dy @ cols^T: MLAS then packs the small dy^T [OH*OW, Cout] per sample
