@@ -338,8 +338,8 @@ function im2col(
   const tap = (q: number) => (flip ? k - 1 - q : q);
   if (h * w <= 64) {
     const key = [h, w, kh, kw, sh, sw, ...pads, flip].join(',');
-    let cache = selections.get(g);
-    if (!cache) selections.set(g, (cache = new Map()));
+    const cache = selections.get(g) ?? new Map<string, Value>();
+    selections.set(g, cache);
     let sel = cache.get(key);
     if (!sel) {
       const cols = k * oh * ow;
