@@ -136,6 +136,15 @@ const RULES: Record<string, Rule> = {
   Transpose: (g, n, dy) => {
     const perm = n.attrs.perm as number[];
     const inv = perm.map((_, i) => perm.indexOf(i));
+    // dy = a @ b, fresh from a MatMul rule (attention's softmax weights): (a @ b)^T = b^T @ a^T, whose
+    // transposes ONNX Runtime folds into the product, instead of materialising dy^T. (Were that
+    // product also used elsewhere it would be computed twice; gradients of single-use values are not.)
+    const r = perm.length;
+    const swapsLast = r >= 2 && perm.every((p, i) => (i < r - 2 ? p === i : p === 2 * r - 3 - i));
+    if (swapsLast && dy.producer?.op === 'MatMul' && dy.producer.inputs.every((v) => v.shape.length === r)) {
+      const [a, b] = dy.producer.inputs as [Value, Value];
+      return [g.matmul(g.transpose(b, perm), g.transpose(a, perm))];
+    }
     return [g.transpose(dy, inv)];
   },
   Concat: (g, n, dy) => {
@@ -268,24 +277,22 @@ const FUSED_RULES: Record<Fused['kind'], Rule> = {
     const groups = attrs.groups!;
     const [b, c] = x.shape as [number, number];
     const cpg = c / groups;
-    const spatial = x.shape.slice(2);
-    const count = cpg * spatial.reduce((a, d) => a * d, 1); // values per group
-    const axes = spatial.map((_, i) => i + 2);
-    const perC = [b, c, ...spatial.map(() => 1)]; // [N, C, 1, 1]
-    const gam = g.reshape(gamma, [c, ...spatial.map(() => 1)]);
-    const s1 = g.reduceSum(g.mul(dy, y), axes); // [N, C, 1, 1]
-    const s0 = g.reduceSum(dy, axes); // [N, C, 1, 1]
-    // Per-group value broadcast back to its channels: [N, G, 1] -> [N, C, 1, 1].
-    const toChannels = (v: Value) => g.reshape(g.expand(v, [b, groups, cpg]), perC);
-    const groupMean = (v: Value) =>
-      toChannels(g.scale(g.reduceSum(g.reshape(g.mul(v, gam), [b, groups, cpg]), [2]), 1 / count));
-    const r = toChannels(rstd);
-    const a = g.mul(r, gam); // [N, C, 1, 1]
-    const off = g.neg(g.mul(r, groupMean(s0)));
-    const slope = g.neg(g.mul(r, groupMean(s1)));
-    const dx = g.add(g.add(g.mul(dy, a), g.mul(y, slope)), off); // [N, C, H, W]
+    const hw = x.shape.slice(2).reduce((a, d) => a * d, 1);
+    // In the view [N, G, C/G, H*W] every per-channel and per-group factor broadcasts as it is.
+    const view = [b, groups, cpg, hw];
+    const dy4 = g.reshape(dy, view);
+    const y4 = g.reshape(y, view);
+    const gam = g.reshape(gamma, [groups, cpg, 1]);
+    const s1 = g.reduceSum(g.mul(dy4, y4), [3]); // [N, G, C/G, 1]
+    const s0 = g.reduceSum(dy4, [3]); // [N, G, C/G, 1]
+    const r = g.reshape(rstd, [b, groups, 1, 1]);
+    const rm = g.scale(r, -1 / (cpg * hw)); // -rstd / M
+    const a = g.mul(r, gam); // [N, G, C/G, 1]
+    const off = g.mul(rm, g.reduceSum(g.mul(s0, gam), [2])); // [N, G, 1, 1]
+    const slope = g.mul(rm, g.reduceSum(g.mul(s1, gam), [2])); // [N, G, 1, 1]
+    const dx = g.add(g.add(g.mul(dy4, a), g.mul(y4, slope)), off); // [N, G, C/G, H*W]
     const perChannel = (v: Value) => g.reshape(sumLeading(g, g.reshape(v, [b, c]), 1), [c]);
-    return [dx, perChannel(s1), perChannel(s0)];
+    return [g.reshape(dx, x.shape), perChannel(s1), perChannel(s0)];
   },
 };
 

@@ -375,6 +375,15 @@ export class Graph {
         `perm [${perm}] is not a permutation of the axes of ${shapeStr(x.shape)}`,
       );
     }
+    if (perm.every((p, i) => p === i)) return x;
+    // A transpose of a transpose is one transpose of the original (none when they cancel).
+    if (x.producer?.op === 'Transpose') {
+      const inner = x.producer.attrs.perm as readonly number[];
+      return this.transpose(
+        x.producer.inputs[0]!,
+        perm.map((p) => inner[p]!),
+      );
+    }
     return this.node('Transpose', [x], [perm.map((p) => x.shape[p]!)], { perm: [...perm] })[0]!;
   }
 

@@ -56,6 +56,11 @@ describe('gradient rules vs finite differences', () => {
     check({ a: [2, 3, 4], b: [4, 5], w: [6, 5], bias: [6] }, (g, x) =>
       g.linear(g.matmul(x.a!, x.b!), x.w!, x.bias!),
     ));
+  it('attention-shaped products: the transpose of a fresh MatMul gradient becomes b^T a^T', () =>
+    check({ q: [2, 3, 5], k: [2, 3, 5], v: [2, 4, 5] }, (g, x) => {
+      const w = g.softmax(g.matmul(g.transpose(x.q!, [0, 2, 1]), x.k!), -1); // [2, 5, 5]
+      return g.matmul(x.v!, g.transpose(w, [0, 2, 1])); // [2, 4, 5]
+    }));
   it('Reshape, Transpose, Concat', () =>
     check({ a: [2, 3, 4], b: [2, 2, 4] }, (g, x) =>
       g.transpose(g.reshape(g.concat([x.a!, x.b!], 1), [2, 4, 5]), [2, 0, 1]),
@@ -173,6 +178,16 @@ describe('forward ops vs direct computation', () => {
         }
       }
     allClose(got, want, 1e-4, 1e-4, 'groupNorm');
+  });
+
+  it('a transpose of a transpose is one transpose, or none when they cancel', () => {
+    const g = new Graph();
+    const a = g.input('a', [2, 3, 4]);
+    assert.equal(g.transpose(g.transpose(a, [0, 2, 1]), [0, 2, 1]), a);
+    const t = g.transpose(g.transpose(a, [1, 0, 2]), [0, 2, 1]); // [3, 4, 2]
+    assert.deepEqual(t.shape, [3, 4, 2]);
+    assert.equal(t.producer!.inputs[0], a);
+    assert.deepEqual(t.producer!.attrs.perm, [1, 2, 0]);
   });
 
   it('shape errors name the op and the shapes', () => {
