@@ -76,7 +76,8 @@ const TRAIN = [
   'train',
   ...['--run', RUN, '--ch', '32', '--ch-mult', '1,2', '--res-blocks', '1', '--attn', '8'],
   ...['--resolution', '16', '--T', String(T), '--batch', '4', '--steps', '2', '--checkpoint-every', '2'],
-  ...['--sample-every', '0', '--threads', '1', '--ema', '0.9999'],
+  // The original code's plain EMA: after two steps it is still the initialisation (eps_theta ~ 0).
+  ...['--sample-every', '0', '--threads', '1', '--ema', '0.9999', '--no-ema-warmup'],
 ];
 
 interface BadCase {
@@ -287,12 +288,25 @@ describe('ddpm', () => {
           '2',
         ]),
       );
-    const [slow, none] = await pool([() => run('run-ema', '0.999'), () => run('run-noema', '0')]);
-    for (const r of [slow, none]) assert.equal(r!.code, 0, r!.stderr);
+    const [slow, none, warm] = await pool([
+      () => run('run-ema', '0.999'),
+      () => run('run-noema', '0'),
+      () =>
+        ddpm(
+          TRAIN.filter((a) => a !== '--no-ema-warmup')
+            .map((a) => (a === RUN ? join(TMP, 'run-warm') : a))
+            .concat(['--sample-every', '2', '--steps', '4']),
+        ),
+    ]);
+    for (const r of [slow, none, warm]) assert.equal(r!.code, 0, r!.stderr);
     const files = (name: string) => readdirSync(join(TMP, name, 'samples')).sort();
     assert.deepEqual(files('run-ema'), ['step_000002.png', 'step_000002_raw.png']); // 0.999^2 of the init
     assert.deepEqual(files('run-noema'), ['step_000002.png']); // decay 0: the EMA is the raw weights
     assert.match(slow!.stderr + slow!.stdout, /raw weights; the EMA still holds 100% of the initialisation/);
+    // With warmup (the default) the init's share is 2/11 * 3/12 = 4.5% after step 2 and
+    // 2/11 * 3/12 * 4/13 * 5/14 = 0.5% after step 4: a raw grid only at step 2.
+    assert.deepEqual(files('run-warm'), ['step_000002.png', 'step_000002_raw.png', 'step_000004.png']);
+    assert.match(warm!.stderr + warm!.stdout, /the EMA still holds 5% of the initialisation/);
   });
 
   it('bpd of a model with eps_theta ~ 0 matches the closed-form bound', async () => {
