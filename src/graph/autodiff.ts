@@ -321,8 +321,6 @@ function convInputGrad(
   return g.convTranspose(dy, w, { strides: [sh, sw], pads: [pt, pl, pb, pr], outputPadding: [oph, opw] });
 }
 
-const selections = new WeakMap<Graph, Map<string, Value>>();
-
 /**
  * im2col of v [B, 1, H, W]: [B, kh*kw, OH*OW], tap k = (i, j) of every output position (with `flip`,
  * tap (kh-1-i, kw-1-j)). Small images (H*W <= 64) take one GEMM with a constant 0/1 selection matrix
@@ -346,11 +344,7 @@ function im2col(
   const k = kh * kw;
   const tap = (q: number) => (flip ? k - 1 - q : q);
   if (h * w <= 64) {
-    const key = [h, w, kh, kw, sh, sw, ...pads, flip].join(',');
-    const cache = selections.get(g) ?? new Map<string, Value>();
-    selections.set(g, cache);
-    let sel = cache.get(key);
-    if (!sel) {
+    const sel = g.memo(`im2col|${[h, w, kh, kw, sh, sw, ...pads, flip].join(',')}`, () => {
       const cols = k * oh * ow;
       const m = new Float32Array(h * w * cols); // [H*W, kh*kw*OH*OW]
       for (let q = 0; q < k; q++) {
@@ -361,9 +355,8 @@ function im2col(
             if (sy >= 0 && sy < h && sx >= 0 && sx < w) m[(sy * w + sx) * cols + (q * oh + y) * ow + x] = 1;
           }
       }
-      sel = g.constant(m, [h * w, cols]);
-      cache.set(key, sel);
-    }
+      return g.constant(m, [h * w, cols]);
+    });
     return g.reshape(g.matmul(g.reshape(v, [b, h * w]), sel), [b, k, oh * ow]);
   }
   const eye = new Float32Array(k * k);

@@ -166,12 +166,22 @@ export class Graph {
     if (data.length !== numel(shape)) {
       throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
     }
-    const key = `opaque|${shape.join(',')}|${data.join(',')}`; // small kernels: one input per kind
-    const hit = data.length <= 256 ? this.constCache.get(key) : undefined;
-    if (hit) return hit;
-    const v = this.newValue(undefined, shape, 'float32');
-    this.leaves.push({ kind: 'const', value: v, data, opaque: true });
-    if (data.length <= 256) this.constCache.set(key, v);
+    const make = () => {
+      const v = this.newValue(undefined, shape, 'float32');
+      this.leaves.push({ kind: 'const', value: v, data, opaque: true });
+      return v;
+    };
+    // Small kernels: one input per distinct kernel.
+    return data.length <= 256 ? this.memo(`opaque|${shape.join(',')}|${data.join(',')}`, make) : make();
+  }
+
+  /** The value `make` builds, built once per graph and key (shared constants of gradient rules). */
+  memo(key: string, make: () => Value): Value {
+    let v = this.constCache.get(key);
+    if (!v) {
+      v = make();
+      this.constCache.set(key, v);
+    }
     return v;
   }
 
