@@ -308,8 +308,7 @@ function convInputGrad(
   const [sh, sw] = strides as [number, number];
   if (sh === 1 && sw === 1) {
     // Full correlation with the flipped, transposed kernel.
-    const wt = g.transpose(w, [1, 0, 2, 3]); // [Cin, Cout, kh, kw]
-    const wf = kh === 1 && kw === 1 ? wt : g.slice(wt, [2, 3], [-1, -1], [-(2 ** 31), -(2 ** 31)], [-1, -1]);
+    const wf = g.flippedKernel(w); // [Cin, Cout, kh, kw]
     const [pt, pl, pb, pr] = pads as [number, number, number, number];
     return g.conv(dy, wf, undefined, { pads: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] });
   }

@@ -429,6 +429,7 @@ export class Graph {
     starts: readonly number[],
     ends: readonly number[],
     steps?: readonly number[],
+    meta?: Record<string, unknown>,
   ): Value {
     const out = [...x.shape];
     const st = steps ?? axes.map(() => 1);
@@ -446,7 +447,7 @@ export class Graph {
       } else throw new GraphError('Slice', `only steps of 1 and -1 are supported, got ${step}`);
     });
     const ins = [x, this.ints(starts), this.ints(ends), this.ints(axes), this.ints(st)];
-    return this.node('Slice', ins, [out])[0]!;
+    return this.node('Slice', ins, [out], {}, meta)[0]!;
   }
 
   expand(x: Value, shape: readonly number[]): Value {
@@ -561,6 +562,19 @@ export class Graph {
       [[n, c, 2 * h, 2 * w]],
       attrs,
     )[0]!;
+  }
+
+  /**
+   * The kernel of a conv's input gradient, w [O, C, kh, kw] -> [C, O, kh, kw] flipped in space: a
+   * Transpose then a negative-step Slice. The Slice records `meta.flippedKernelOf = w`, so a lowering
+   * pass can build its own layout of it from w directly (nchwc.ts).
+   */
+  flippedKernel(w: Value): Value {
+    const [, , kh, kw] = w.shape as [number, number, number, number];
+    const wt = this.transpose(w, [1, 0, 2, 3]); // [C, O, kh, kw]
+    if (kh === 1 && kw === 1) return wt;
+    const end = -(2 ** 31);
+    return this.slice(wt, [2, 3], [-1, -1], [end, end], [-1, -1], { flippedKernelOf: w });
   }
 
   identity(x: Value): Value {

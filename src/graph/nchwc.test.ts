@@ -100,6 +100,37 @@ describe('NCHWc lowering of convolutions with non-constant weights', async () =>
     });
   }
 
+  it('builds the flipped, transposed kernel of an input gradient from the weight directly', async (t) => {
+    if (block < 2) {
+      t.skip('this runtime has no NCHWc kernels');
+      return;
+    }
+    // The conv of dy [N, O, H, W] with flippedKernel(w), w [O, C, 3, 3]: C output channels.
+    const k = { n: 2, c: 2 * block, o: block, h: 6, stride: 1, pads: [1, 1, 1, 1] as const };
+    const rng = new Rng(7);
+    const g = new Graph();
+    const x = g.input('x', [k.n, k.c, k.h, k.h]);
+    const w = g.input('w', [k.c, k.o, 3, 3]); // the forward conv's weight: O = k.c, C = k.o
+    const y = g.conv(x, g.flippedKernel(w), undefined, { pads: [1, 1, 1, 1] });
+    assert.equal(lowerConvsToNchwc(g, block, [y]), 1);
+    // Built from w itself: no Transpose of the 4-d kernel is left for ORT to run.
+    const live = g.liveNodes([y]);
+    assert.ok(!live.some((nd) => nd.op === 'Transpose' && nd.inputs[0]!.shape.length === 4));
+    const xs = rng.normalArray(k.n * k.c * k.h * k.h);
+    const ws = rng.normalArray(k.c * k.o * 9);
+    const wf = new Float32Array(ws.length); // [k.o, k.c, 3, 3]: wf[a][b][i][j] = w[b][a][2-i][2-j]
+    for (let a = 0; a < k.o; a++)
+      for (let b = 0; b < k.c; b++)
+        for (let q = 0; q < 9; q++) wf[(a * k.c + b) * 9 + q] = ws[(b * k.o + a) * 9 + 8 - q]!;
+    const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'input' }));
+    const res = await s.run({
+      x: { data: xs, shape: [k.n, k.c, k.h, k.h] },
+      w: { data: ws, shape: [k.c, k.o, 3, 3] },
+    });
+    await s.release();
+    allClose(res.y!.data, conv64(xs, wf, null, k), 1e-4, 1e-4, 'flipped-kernel nchwc conv');
+  });
+
   it('leaves constant-weight and grouped convs to the runtime', () => {
     const g = new Graph();
     const x = g.input('x', [1, 16, 4, 4]);
