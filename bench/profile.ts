@@ -83,7 +83,7 @@ async function main() {
     const g = new Graph();
     const x = g.input('xt', shape);
     const t = g.input('t', [B]);
-    const u = buildUNet(g, cfg, params, x, t);
+    const u = buildUNet(g, cfg, params, x, t, { frozen: process.env.DDPM_FROZEN !== '0' });
     model = toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-fwd' });
   }
   feeds.xt = new ort.Tensor('float32', rng.normalArray(per), shape);

@@ -106,7 +106,7 @@ describe('NCHWc lowering of convolutions with non-constant weights', async () =>
       return;
     }
     // The conv of dy [N, O, H, W] with flippedKernel(w), w [O, C, 3, 3]: C output channels.
-    const k = { n: 2, c: 2 * block, o: block, h: 6, stride: 1, pads: [1, 1, 1, 1] as const };
+    const k: Case = { n: 2, c: 2 * block, o: block, h: 6, stride: 1, pads: [1, 1, 1, 1], bias: false };
     const rng = new Rng(7);
     const g = new Graph();
     const x = g.input('x', [k.n, k.c, k.h, k.h]);

@@ -76,7 +76,7 @@ function configOf(f: Fixture): UNetConfig {
 }
 
 /** With `nchwcBlock` > 1: the training graph's form (weights as inputs, convs lowered to NCHWc, LayerNorm). */
-async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0) {
+async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = false) {
   const cfg = configOf(f);
   const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const n = shape.reduce((a, b) => a * b, 1);
@@ -85,7 +85,7 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0) {
   const t = g.input('t', [f.batch]);
   const store = initParams(cfg, 'fixture');
   // The training-graph form also normalises with LayerNormalization (dropout is 0 in the fixtures).
-  const u = buildUNet(g, cfg, store, x, t, { training: nchwcBlock > 1 });
+  const u = buildUNet(g, cfg, store, x, t, { training: nchwcBlock > 1, frozen });
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];
   if (withGrads) {
@@ -151,6 +151,11 @@ for (const name of ['tiny', 'S']) {
       if (block < 2) return t.skip('this runtime has no NCHWc kernels');
       gradsMatch(await run(f, true, block));
     });
+    it('the inference form (frozen weights, attention projections folded) gives the same output', async () => {
+      const out = (await run(f, false, 0, true)).out!.data;
+      assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
+      allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
+    });
   });
 }
 
@@ -162,9 +167,9 @@ describe('U-Net CIFAR-10 configuration', () => {
     const ours = new Set(unetParamSpecs(CIFAR10_UNET).map((s) => s.name));
     for (const [k] of f.params) assert.ok(ours.has(k), k);
   });
-  it('forward output matches PyTorch to relative error < 1e-4', async () => {
+  it('forward output (inference form) matches PyTorch to relative error < 1e-4', async () => {
     const f = load('cifar');
-    const res = await run(f, false);
+    const res = await run(f, false, 0, true);
     const e = relErr(pick(res.out!.data, f.output), f.output.values);
     assert.ok(e < 1e-4, `rel err ${e}`);
   });

@@ -279,7 +279,8 @@ export interface UNetGraph {
 
 /**
  * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps). With `training`,
- * dropout masks become graph inputs named `dropout.<block>`.
+ * dropout masks become graph inputs named `dropout.<block>`. With `frozen` (inference with the
+ * weights baked in), products of weight matrices are folded into constants in float64 (attention).
  */
 export function buildUNet(
   g: Graph,
@@ -287,8 +288,9 @@ export function buildUNet(
   store: ParamStore,
   x: Value,
   t: Value,
-  opts: { training?: boolean } = {},
+  opts: { training?: boolean; frozen?: boolean } = {},
 ): UNetGraph {
+  if (opts.training && opts.frozen) throw new Error('U-Net: a training graph cannot have frozen weights');
   const params = new Map<string, Value>();
   for (const s of unetParamSpecs(c)) {
     const data = store.get(s.name);
@@ -356,6 +358,7 @@ export function buildUNet(
       const [, C, H, W] = v.shape as [number, number, number, number];
       const p = (name: string) => P(`${s.prefix}.${name}`);
       const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
+      if (opts.frozen) return g.add(v, g.reshape(frozenAttention(g, store, s.prefix, hn), [n, C, H, W]));
       const q = g.add(g.matmul(p('to_q.weight'), hn), g.reshape(p('to_q.bias'), [C, 1])); // [N, C, HW]
       const k = g.matmul(p('to_k.weight'), hn); // [N, C, HW], bias dropped (softmax-invariant)
       const vv = g.matmul(p('to_v.weight'), hn); // [N, C, HW], bias folded below
@@ -395,4 +398,43 @@ export function buildUNet(
   }
   const out = conv3(g.silu(gn(hcur, 'conv_norm_out')), 'conv_out');
   return { out, dropoutMasks: masks, params };
+}
+
+/** a [m, k] @ b [k, n] in float64 (row-major). */
+function matmul64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p]!;
+      for (let j = 0; j < n; j++) out[i * n + j]! += x * b[p * n + j]!;
+    }
+  return out;
+}
+
+function transpose64(a: ArrayLike<number>, m: number, n: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j]!;
+  return out;
+}
+
+/**
+ * Self-attention with constant weights, the projections folded pairwise (2 weight matmuls, not 4):
+ * scores_ij = (Wq h_i + bq) . (Wk h_j) / sqrt(C) = q'_i . h_j with q' = (Wk^T Wq h + Wk^T bq) / sqrt(C),
+ * and Wo (Wv h) w^T + Wo bv + bo = (Wo Wv) h w^T + (Wo bv + bo), softmax rows summing to 1.
+ * Returns the attention output o [N, C, HW] for the normalised input hn [N, C, HW].
+ */
+function frozenAttention(g: Graph, store: ParamStore, prefix: string, hn: Value): Value {
+  const C = hn.shape[1]!;
+  const w = (name: string) => store.get(`${prefix}.${name}`)!;
+  const inv = 1 / Math.sqrt(C);
+  const wkT = transpose64(w('to_k.weight'), C, C);
+  const qw = matmul64(wkT, w('to_q.weight'), C, C, C).map((x) => x * inv); // [C, C]
+  const qb = matmul64(wkT, w('to_q.bias'), C, C, 1).map((x) => x * inv); // [C, 1]
+  const ow = matmul64(w('to_out.0.weight'), w('to_v.weight'), C, C, C); // [C, C]
+  const ob = matmul64(w('to_out.0.weight'), w('to_v.bias'), C, C, 1).map((x, i) => x + w('to_out.0.bias')[i]!);
+  const f32 = (a: Float64Array, shape: number[]) => g.constant(Float32Array.from(a), shape);
+  const q = g.add(g.matmul(f32(qw, [C, C]), hn), f32(qb, [C, 1])); // [N, C, HW]
+  const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), hn), -1); // [N, HW(query), HW(key)]
+  const v = g.matmul(f32(ow, [C, C]), hn); // [N, C, HW]
+  return g.add(g.matmul(v, g.transpose(attn, [0, 2, 1])), f32(ob, [C, 1])); // [N, C, HW]
 }

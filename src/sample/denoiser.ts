@@ -14,7 +14,7 @@ export function buildInferenceModel(cfg: UNetConfig, params: ParamStore, batch: 
   const g = new Graph();
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
-  const u = buildUNet(g, cfg, params, x, t);
+  const u = buildUNet(g, cfg, params, x, t, { frozen: true });
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }
 
