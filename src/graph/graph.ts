@@ -507,9 +507,11 @@ export class Graph {
   }
 
   /**
-   * GroupNorm of x [N, C, H, W] with per-channel affine (gamma, beta [C]). `impl`: 'instanceNorm'
-   * (ONNX InstanceNormalization, the faster forward: inference) or 'layerNorm' (LayerNormalization,
-   * which saves 1/sigma for the backward pass: training graphs).
+   * GroupNorm of x [N, C, H, W] with per-channel affine (gamma, beta [C]). `impl`:
+   * - 'inference': one channel per group is InstanceNormalization with the affine built in (one
+   *   kernel); wider groups normalise with LayerNormalization, which ORT runs on both threads where
+   *   its InstanceNormalization runs on one ([64, 32, 2048]: 2.4 against 3.3 ms), then the affine.
+   * - 'training': LayerNormalization, whose saved 1/sigma the fused backward rule reuses.
    */
   groupNorm(
     x: Value,
@@ -517,38 +519,34 @@ export class Graph {
     gamma: Value,
     beta: Value,
     eps: number,
-    impl: 'instanceNorm' | 'layerNorm' = 'instanceNorm',
+    impl: 'inference' | 'training' = 'inference',
   ): Value {
     const [n, c] = x.shape as [number, number];
     if (c % groups !== 0)
       throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
     const spatial = x.shape.slice(2);
-    // One channel per group is InstanceNorm with the affine built in (one kernel instead of three).
-    if (groups === c && impl === 'instanceNorm') return this.instanceNorm(x, eps, gamma, beta);
+    if (groups === c && impl === 'inference') return this.instanceNorm(x, eps, gamma, beta);
     const xg = this.reshape(x, [n, groups, -1]); // [N, G, C/G*H*W]
-    let yg: Value; // [N, G, C/G*H*W]
-    switch (impl) {
-      case 'instanceNorm':
-        yg = this.instanceNorm(xg, eps);
-        break;
-      case 'layerNorm':
-        yg = this.normalizeLastAxis(xg, eps);
-        break;
-    }
+    const yg = this.normalizeLastAxis(xg, eps); // [N, G, C/G*H*W]
     const y = this.reshape(yg, x.shape); // [N, C, H, W]
     const bshape = [c, ...spatial.map(() => 1)];
     const scaled = this.mul(y, this.reshape(gamma, bshape));
     const b = this.reshape(beta, bshape);
-    if (impl === 'instanceNorm') return this.add(scaled, b);
-    // Training: the whole GroupNorm differentiates as one rule, reusing LayerNormalization's 1/sigma.
-    const rstd = yg.producer!.outputs[2]!; // [N, G, 1]
-    const fused: Fused = {
-      kind: 'groupNorm',
-      inputs: [x, gamma, beta],
-      saved: { y, rstd },
-      attrs: { groups },
-    };
-    return this.node('Add', [scaled, b], [x.shape], {}, { fused })[0]!;
+    switch (impl) {
+      case 'inference':
+        return this.add(scaled, b);
+      case 'training': {
+        // The whole GroupNorm differentiates as one rule, reusing LayerNormalization's 1/sigma.
+        const rstd = yg.producer!.outputs[2]!; // [N, G, 1]
+        const fused: Fused = {
+          kind: 'groupNorm',
+          inputs: [x, gamma, beta],
+          saved: { y, rstd },
+          attrs: { groups },
+        };
+        return this.node('Add', [scaled, b], [x.shape], {}, { fused })[0]!;
+      }
+    }
   }
 
   /** Nearest-neighbour 2x upsampling of x [N, C, H, W]. */

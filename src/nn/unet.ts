@@ -310,8 +310,7 @@ export function buildUNet(
   const masks: Value[] = [];
   const useDropout = (opts.training ?? false) && c.dropout > 0;
 
-  // Training graphs normalise with LayerNormalization, whose saved 1/sigma the backward pass reuses.
-  const gnImpl = opts.training ? 'layerNorm' : 'instanceNorm';
+  const gnImpl = opts.training ? 'training' : 'inference';
   const gn = (v: Value, p: string) =>
     g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
@@ -431,7 +430,9 @@ function frozenAttention(g: Graph, store: ParamStore, prefix: string, hn: Value)
   const qw = matmul64(wkT, w('to_q.weight'), C, C, C).map((x) => x * inv); // [C, C]
   const qb = matmul64(wkT, w('to_q.bias'), C, C, 1).map((x) => x * inv); // [C, 1]
   const ow = matmul64(w('to_out.0.weight'), w('to_v.weight'), C, C, C); // [C, C]
-  const ob = matmul64(w('to_out.0.weight'), w('to_v.bias'), C, C, 1).map((x, i) => x + w('to_out.0.bias')[i]!);
+  const ob = matmul64(w('to_out.0.weight'), w('to_v.bias'), C, C, 1).map(
+    (x, i) => x + w('to_out.0.bias')[i]!,
+  );
   const f32 = (a: Float64Array, shape: number[]) => g.constant(Float32Array.from(a), shape);
   const q = g.add(g.matmul(f32(qw, [C, C]), hn), f32(qb, [C, 1])); // [N, C, HW]
   const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), hn), -1); // [N, HW(query), HW(key)]
