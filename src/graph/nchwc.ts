@@ -56,10 +56,10 @@ function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-i
     wp = g.reshape(g.transpose(r, [0, 2, 1]), [op, c, kh, kw]);
   }
   const [nb, , oh, ow] = out.shape as [number, number, number, number];
-  const xin =
-    layout === 'blocked'
-      ? g.node('ReorderInput', [x], [x.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!
-      : x;
+  // One ReorderInput per value, however many convs read it (a gradient feeds two, say).
+  const reorder = () =>
+    g.node('ReorderInput', [x], [x.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!;
+  const xin = layout === 'blocked' ? g.memo(`nchwc-reorder|${x.id}`, reorder) : x;
   const attrs = {
     kernel_shape: n.attrs.kernel_shape!,
     strides: n.attrs.strides!,
