@@ -250,7 +250,7 @@ describe('ddpm', () => {
       () => ddpm([...common, '--seed', '2', '--out', out('s2.png')]),
     ]);
     for (const r of [a, b, c]) assert.equal(r!.code, 0, r!.stderr);
-    assert.match(a!.stdout, /wrote .*s1\.png: 4 images, ddim 5 steps/);
+    assert.match(a!.stdout, /wrote .*s1\.png: 4 images, ddpm 5 steps/);
     const png = decode(readFileSync(out('s1.png')));
     // 4 images of 16x16 in a 2x2 grid with 2-pixel padding: 2 * (16 + 2) + 2 = 38.
     assert.deepEqual([png.width, png.height, png.channels, png.depth], [38, 38, 1, 8]);
@@ -260,7 +260,20 @@ describe('ddpm', () => {
 
   it('samples from a run folder or its checkpoint: EMA weights by default, raw ones on request', async () => {
     const out = (name: string) => join(TMP, name);
-    const common = ['sample', '--n', '4', '--steps', '3', '--threads', '1', '--seed', '3'];
+    // DDIM: deterministic, so two steps' worth of change in the raw weights shows in the bytes.
+    const common = [
+      'sample',
+      '--sampler',
+      'ddim',
+      '--n',
+      '4',
+      '--steps',
+      '3',
+      '--threads',
+      '1',
+      '--seed',
+      '3',
+    ];
     const [m, r, c, raw, bad] = await pool([
       () => ddpm([...common, '--model', MODEL, '--out', out('m.png')]),
       () => ddpm([...common, '--model', RUN, '--out', out('r.png')]),

@@ -26,11 +26,16 @@ export const SAMPLE_OPTIONS: OptTable = {
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
   sampler: {
     kind: 'string',
-    help: 'ddpm = Algorithm 2 (ancestral); ddim = Song et al. 2021',
-    default: 'ddim',
+    help: 'ddpm = Algorithm 2 (ancestral); ddim = Song et al. 2021 (deterministic with --eta 0)',
+    default: 'ddpm',
     choices: ['ddpm', 'ddim'],
   },
-  steps: { kind: 'int', help: 'sampling steps (ddpm: respaced when < T)', default: 50, min: 1 },
+  steps: {
+    kind: 'int',
+    help: 'sampling steps (ddpm: on the chain respaced to this many steps when < T)',
+    default: 100,
+    min: 1,
+  },
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
   seed: { kind: 'int', help: 'random seed (same seed, same images)', default: 0 },
   batch: { kind: 'int', help: 'images per network call', default: 64, min: 1 },
@@ -49,8 +54,9 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
   if (o === 'help') {
     console.log(
       helpText('sample', 'Sample images from a trained model.', SAMPLE_OPTIONS, [
-        'ddpm sample --out digits.png',
-        'ddpm sample --sampler ddpm --steps 1000 --out paper.png     # Algorithm 2 exactly',
+        'ddpm sample --out digits.png                             # Algorithm 2, respaced to 100 steps',
+        'ddpm sample --steps 1000 --out paper.png                 # Algorithm 2 exactly',
+        'ddpm sample --sampler ddim --steps 50 --out fast.png     # DDIM, deterministic',
         'ddpm sample --model runs/mnist/model --gif chain.gif --progressive x0.png',
       ]),
     );

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
-import { ddimSample } from '../diffusion/ddim.js';
+import { ancestralSample } from '../diffusion/ancestral.js';
 import { trainingTerms } from '../diffusion/trainingTerms.js';
 import type { LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
@@ -295,7 +295,10 @@ function writeLossCurve(logPath: string, out: string): void {
   if (pts.length >= 2) writePngAtomic(out, plotLossCurve(pts, { logY: true }));
 }
 
-/** A grid from the given weights with 50-step DDIM; its own RNG, so training randomness is untouched. */
+/**
+ * A grid from the given weights with Algorithm 2 on the chain respaced to 100 steps, as `ddpm sample`
+ * by default; its own RNG, so training randomness is untouched.
+ */
 async function writeSamples(
   engine: Engine,
   o: TrainOptions,
@@ -306,9 +309,9 @@ async function writeSamples(
   const den = await createDenoiser(engine, cfg, weights, o.sampleCount, { threads: o.threads });
   try {
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
-    const x = await ddimSample(diffusionFromSpec(o.spec.diffusion), den.denoise, shape, new Rng(12345), {
-      steps: 50,
-    });
+    const diffusion = diffusionFromSpec(o.spec.diffusion);
+    const steps = diffusion.numTimesteps > 100 ? { steps: '100' } : {};
+    const x = await ancestralSample(diffusion, den.denoise, shape, new Rng(12345), steps);
     writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
   } finally {
     await den.release();
