@@ -7,9 +7,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../src/graph/graph.js';
-import { toOnnx } from '../src/graph/onnx.js';
-import { buildUNet, CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
+import { CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
+import { buildInferenceModel } from '../src/sample/denoiser.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { buildTrainModel, nchwcBlockOf } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
@@ -80,13 +79,10 @@ async function main() {
       feeds[s] = new ort.Tensor('float32', p, [...shapes.get(s)!]);
     }
   } else {
-    const g = new Graph();
-    const x = g.input('xt', shape);
-    const t = g.input('t', [B]);
-    const u = buildUNet(g, cfg, params, x, t, { frozen: process.env.DDPM_FROZEN !== '0' });
-    model = toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-fwd' });
+    // The sampling graph exactly as createDenoiser builds it (input x).
+    model = buildInferenceModel(cfg, params, B);
   }
-  feeds.xt = new ort.Tensor('float32', rng.normalArray(per), shape);
+  feeds[train ? 'xt' : 'x'] = new ort.Tensor('float32', rng.normalArray(per), shape);
   feeds.t = new ort.Tensor(
     'float32',
     Float32Array.from({ length: B }, () => rng.int(1000)),

@@ -1,7 +1,7 @@
 // `ddpm sample`: images from a trained model (default: the MNIST model shipped in models/mnist) with
 // Algorithm 2 (all T steps or respaced) or DDIM; optional animated reverse chain and progressive grid.
 
-import { ancestralSample } from '../diffusion/ancestral.js';
+import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { ddimSample } from '../diffusion/ddim.js';
 import { progressiveSample } from '../diffusion/progressive.js';
 import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
@@ -33,7 +33,7 @@ export const SAMPLE_OPTIONS: OptTable = {
   steps: {
     kind: 'int',
     help: 'sampling steps (ddpm: on the chain respaced to this many steps when < T)',
-    default: 100,
+    default: DEFAULT_RESPACED_STEPS,
     min: 1,
   },
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },

@@ -8,6 +8,9 @@ import type { GaussianDiffusion, SampleLoopOptions } from './gaussianDiffusion.j
 import { respacedDiffusion, spacedTimesteps } from './respace.js';
 import type { Denoiser } from './types.js';
 
+/** Steps of the respaced chain that `ddpm sample` and the trainer's sample grids use by default. */
+export const DEFAULT_RESPACED_STEPS = 100;
+
 export interface AncestralOptions extends SampleLoopOptions {
   /** A spacedTimesteps spec ("50", "ddim50", "10,20") to sample with fewer steps; default all T steps. */
   readonly steps?: string;

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
-import { ancestralSample } from '../diffusion/ancestral.js';
+import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { trainingTerms } from '../diffusion/trainingTerms.js';
 import type { LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
@@ -296,8 +296,7 @@ function writeLossCurve(logPath: string, out: string): void {
 }
 
 /**
- * A grid from the given weights with Algorithm 2 on the chain respaced to 100 steps, as `ddpm sample`
- * by default; its own RNG, so training randomness is untouched.
+ * A grid from the given weights with Algorithm 2 on the respaced chain, as `ddpm sample` by default; its own RNG, so training randomness is untouched.
  */
 async function writeSamples(
   engine: Engine,
@@ -310,7 +309,8 @@ async function writeSamples(
   try {
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
     const diffusion = diffusionFromSpec(o.spec.diffusion);
-    const steps = diffusion.numTimesteps > 100 ? { steps: '100' } : {};
+    const n = DEFAULT_RESPACED_STEPS;
+    const steps = diffusion.numTimesteps > n ? { steps: String(n) } : {};
     const x = await ancestralSample(diffusion, den.denoise, shape, new Rng(12345), steps);
     writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
   } finally {
