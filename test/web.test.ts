@@ -18,7 +18,7 @@ import { PAPER_DIFFUSION } from '../src/model/spec.js';
 import { loadModel, saveModel } from '../src/model/weights.js';
 import { initParams, SMALL_UNET, TINY_UNET, type UNetConfig } from '../src/nn/unet.js';
 import { allClose, relErr } from '../src/util/allclose.js';
-import { fixtureForward, sampleDdim } from '../src/web/core.js';
+import { fixtureForward, sampleImages, type WebSampler } from '../src/web/core.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const noChromium = existsSync(CHROMIUM)
@@ -26,7 +26,7 @@ const noChromium = existsSync(CHROMIUM)
   : `no Chromium at ${CHROMIUM} (install it: apt-get update && apt-get install -y chromium; or set CHROMIUM_PATH)`;
 
 const FORWARD_BATCH = 2;
-const DDIM = { seed: 7, steps: 5, n: 4 };
+const SAMPLE = { seed: 7, steps: 5, n: 4 };
 /**
  * The WebGPU check's model: every op of the U-Net (two levels, down/upsampling, attention) at 8x8 with
  * 8 channels. Headless Chromium's adapter is usually SwiftShader (WebGPU on the CPU), where compiling
@@ -52,7 +52,7 @@ describe('browser demo (onnxruntime-web in headless Chromium)', { skip: noChromi
     const built = await buildWeb();
     const leaked = built.inputs.filter((p) => /^node:|onnxruntime-node|model\/weights|engine\/node/.test(p));
     assert.deepEqual(leaked, [], 'Node-only modules in the bundle');
-    // A model folder for the DDIM test: the tiny U-Net with hash-initialised (non-zero) weights.
+    // A model folder for the sampling tests: the tiny U-Net with hash-initialised (non-zero) weights.
     tmp = mkdtempSync(join(tmpdir(), 'ddpm-web-'));
     const spec: ModelSpec = { format: 'ddpm-ts/model/v1', unet: TINY_UNET, diffusion: PAPER_DIFFUSION };
     saveModel(join(tmp, 'model'), spec, initParams(TINY_UNET, 'fixture'));
@@ -123,21 +123,24 @@ describe('browser demo (onnxruntime-web in headless Chromium)', { skip: noChromi
     );
   });
 
-  test('wasm: DDIM from a served model folder matches the Node run', async (t) => {
-    const web = await page.evaluate(
-      (o) => window.ddpmTest!.sample({ modelUrl: '/test-model/', provider: 'wasm', ...o }),
-      DDIM,
-    );
-    const model = loadModel(join(tmp, 'model'));
-    const ref = await sampleDdim(nodeEngine(), model, { ...DDIM, threads: 1 });
-    assert.equal(web.stepsSeen, DDIM.steps);
-    assert.deepEqual(web.shape, [...ref.sample.shape]);
-    allClose(web.sample, ref.sample.data, 1e-4, 1e-4, 'DDIM samples, browser vs Node');
-    t.diagnostic(
-      `TINY_UNET DDIM ${DDIM.steps} steps x ${DDIM.n} images: browser ${web.sampleMs.toFixed(0)} ms, ` +
-        `Node ${ref.sampleMs.toFixed(0)} ms; rel err ${relErr(web.sample, ref.sample.data).toExponential(2)}`,
-    );
-  });
+  for (const sampler of ['ddpm', 'ddim'] as const satisfies readonly WebSampler[]) {
+    test(`wasm: ${sampler} sampling from a served model folder matches the Node run`, async (t) => {
+      const o = { ...SAMPLE, sampler };
+      const web = await page.evaluate(
+        (a) => window.ddpmTest!.sample({ modelUrl: '/test-model/', provider: 'wasm', ...a }),
+        o,
+      );
+      const model = loadModel(join(tmp, 'model'));
+      const ref = await sampleImages(nodeEngine(), model, { ...o, threads: 1 });
+      assert.equal(web.stepsSeen, SAMPLE.steps);
+      assert.deepEqual(web.shape, [...ref.sample.shape]);
+      allClose(web.sample, ref.sample.data, 1e-4, 1e-4, `${sampler} samples, browser vs Node`);
+      t.diagnostic(
+        `TINY_UNET ${sampler} ${SAMPLE.steps} steps x ${SAMPLE.n} images: browser ${web.sampleMs.toFixed(0)} ms, ` +
+          `Node ${ref.sampleMs.toFixed(0)} ms; rel err ${relErr(web.sample, ref.sample.data).toExponential(2)}`,
+      );
+    });
+  }
 
   test('webgpu: U-Net forward matches onnxruntime-node (when Chromium has an adapter)', async (t) => {
     const gpu = await page.evaluate(() => window.ddpmTest!.webgpu());
@@ -159,7 +162,7 @@ describe('browser demo (onnxruntime-web in headless Chromium)', { skip: noChromi
     );
   });
 
-  test('the Sample button runs DDIM and draws the samples', async () => {
+  test('the Sample button runs Algorithm 2 (respaced) by default and draws the samples', async () => {
     await page.waitForFunction(
       () => !(document.getElementById('sample') as HTMLButtonElement).disabled,
       undefined,
@@ -192,7 +195,7 @@ describe('browser demo (onnxruntime-web in headless Chromium)', { skip: noChromi
         strip: (document.getElementById('progress') as HTMLCanvasElement).width,
       };
     });
-    assert.match(ui.status ?? '', /^Done/, ui.status ?? '');
+    assert.match(ui.status ?? '', /^Done: 4 images, DDPM \(Algorithm 2\) 3 steps/, ui.status ?? '');
     // 4 images of 16x16 in a 2x2 grid with 2-pixel padding; the strip has 3 steps + the final sample.
     assert.equal(ui.width, 2 * 18 + 2);
     assert.equal(ui.height, 2 * 18 + 2);

@@ -1,9 +1,11 @@
 // The browser demo's model logic, kept free of DOM and of any particular ONNX Runtime build so that the
 // page and the Node test run exactly the same code: model folders fetched over HTTP (config.json +
-// model.safetensors), the fixture forward pass of the web test, and DDIM sampling with per-step x_0.
+// model.safetensors), the fixture forward pass of the web test, and sampling (Algorithm 2 on a respaced
+// chain, or DDIM) with the predicted x_0 of every step.
 
+import { ancestralSample } from '../diffusion/ancestral.js';
 import { ddimSample } from '../diffusion/ddim.js';
-import type { StepInfo } from '../diffusion/types.js';
+import { type StepInfo, unreachable } from '../diffusion/types.js';
 import type { Engine, ExecutionProvider } from '../engine/engine.js';
 import { checkParams } from '../model/params.js';
 import { diffusionFromSpec, type ModelSpec, validateSpec } from '../model/spec.js';
@@ -98,9 +100,13 @@ export async function fixtureForward(
   }
 }
 
+/** 'ddpm': Algorithm 2 (on the chain respaced to `steps` when steps < T), as `ddpm sample`; 'ddim': eta 0. */
+export type WebSampler = 'ddpm' | 'ddim';
+
 export interface SampleOptions {
   readonly seed: number;
-  /** DDIM steps (eta = 0). */
+  readonly sampler: WebSampler;
+  /** Network evaluations (denoising steps), 1..T. */
   readonly steps: number;
   /** Number of images. */
   readonly n: number;
@@ -132,15 +138,16 @@ export function compileModel(
   return createDenoiser(engine, model.spec.unet, model.params, batch, opts);
 }
 
-/** Deterministic DDIM (eta = 0) from Rng(seed) noise: the demo's sampler and the test's reference run. */
-export async function sampleDdim(
+/** Samples from Rng(seed) noise with the chosen sampler: the demo's Sample button and the test's reference run. */
+export async function sampleImages(
   engine: Engine,
   model: WebModel,
   opts: SampleOptions,
 ): Promise<SampleResult> {
   const cfg = model.spec.unet;
   const diffusion = diffusionFromSpec(model.spec.diffusion);
-  const steps = Math.max(1, Math.min(Math.floor(opts.steps), diffusion.numTimesteps));
+  const T = diffusion.numTimesteps;
+  const steps = Math.max(1, Math.min(Math.floor(opts.steps), T));
   const t0 = performance.now();
   const den =
     opts.denoiser ??
@@ -156,16 +163,27 @@ export async function sampleDdim(
       if (opts.signal?.aborted) throw new DOMException('sampling stopped', 'AbortError');
       return den.denoise(x, t);
     };
-    const sample = await ddimSample(diffusion, denoise, shape, new Rng(opts.seed), {
-      steps,
-      eta: 0,
-      onStep: (s) => {
-        const now = performance.now();
-        step++;
-        opts.onStep?.({ ...s, step, total: steps, stepMs: now - last });
-        last = now;
-      },
-    });
+    const onStep = (s: StepInfo) => {
+      const now = performance.now();
+      step++;
+      opts.onStep?.({ ...s, step, total: steps, stepMs: now - last });
+      last = now;
+    };
+    const rng = new Rng(opts.seed);
+    let sample: Tensor;
+    switch (opts.sampler) {
+      case 'ddpm':
+        sample = await ancestralSample(diffusion, denoise, shape, rng, {
+          ...(steps < T ? { steps: String(steps) } : {}),
+          onStep,
+        });
+        break;
+      case 'ddim':
+        sample = await ddimSample(diffusion, denoise, shape, rng, { steps, eta: 0, onStep });
+        break;
+      default:
+        return unreachable(opts.sampler, 'sampler');
+    }
     return { sample, setupMs, sampleMs: performance.now() - t1 };
   } finally {
     if (!opts.denoiser) await den.release();

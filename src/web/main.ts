@@ -1,6 +1,6 @@
 // The browser demo page: loads a model folder (config.json + model.safetensors), compiles the U-Net with
-// the same graph builder as Node, runs DDIM with onnxruntime-web (wasm or WebGPU) and draws the predicted
-// x_0 of every step live. Query parameters: ?model=URL, ?backend=wasm|webgpu, ?threads=N (when
+// the same graph builder as Node, samples with Algorithm 2 (respaced) or DDIM on onnxruntime-web (wasm or
+// WebGPU) and draws the predicted x_0 of every step live. Query parameters: ?model=URL, ?backend=wasm|webgpu, ?threads=N (when
 // cross-origin isolated). window.ddpmTest is the hook test/web.test.ts drives.
 
 import type { ExecutionProvider } from '../engine/engine.js';
@@ -9,7 +9,14 @@ import type { UNetConfig } from '../nn/unet.js';
 import { countParams } from '../nn/unet.js';
 import { makeGrid, type RasterImage } from '../util/image.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
-import { compileModel, fetchModel, fixtureForward, sampleDdim, type WebModel } from './core.js';
+import {
+  compileModel,
+  fetchModel,
+  fixtureForward,
+  sampleImages,
+  type WebModel,
+  type WebSampler,
+} from './core.js';
 import { configureOrt, webEngine, webGpuStatus } from './engine.js';
 
 const query = new URLSearchParams(location.search);
@@ -30,6 +37,7 @@ const ui = {
   modelInfo: el<HTMLSpanElement>('modelInfo'),
   form: el<HTMLFormElement>('controls'),
   seed: el<HTMLInputElement>('seed'),
+  sampler: el<HTMLSelectElement>('sampler'),
   steps: el<HTMLInputElement>('steps'),
   n: el<HTMLInputElement>('n'),
   backend: el<HTMLSelectElement>('backend'),
@@ -142,11 +150,22 @@ function progressStrip(
   return makeGrid(concatBatch(tiles), { nrow: cols, padding: 1 });
 }
 
+function samplerName(s: WebSampler): string {
+  switch (s) {
+    case 'ddpm':
+      return 'DDPM (Algorithm 2)';
+    case 'ddim':
+      return 'DDIM';
+  }
+}
+
 async function runSample(): Promise<void> {
   if (!model || running) return;
   const m = model;
   const seed = intOf(ui.seed, -(2 ** 31), 2 ** 31 - 1);
   const steps = intOf(ui.steps, 1, m.spec.diffusion.T);
+  const sampler = ui.sampler.value as WebSampler;
+  const samplerText = samplerName(sampler);
   const n = intOf(ui.n, 1, 64);
   const provider = ui.backend.value as ExecutionProvider;
   const ctrl = new AbortController();
@@ -175,10 +194,11 @@ async function runSample(): Promise<void> {
       compiled = { key, den: await compileModel(webEngine(provider), m, n, { provider }) };
       compileMs = performance.now() - t0;
     }
-    status(`Sampling: DDIM, ${steps} steps, ${n} images, seed ${seed} (${backendText}) …`);
+    status(`Sampling: ${samplerText}, ${steps} steps, ${n} images, seed ${seed} (${backendText}) …`);
     let netMs = 0;
-    const res = await sampleDdim(webEngine(provider), m, {
+    const res = await sampleImages(webEngine(provider), m, {
       seed,
+      sampler,
       steps,
       n,
       provider,
@@ -207,7 +227,7 @@ async function runSample(): Promise<void> {
       `${backendText} · ${compileMs ? `compile ${compileMs.toFixed(0)} ms · ` : 'compiled session reused · '}` +
       `${steps} steps × ${n} images in ${(res.sampleMs / 1000).toFixed(2)} s · ` +
       `${(res.sampleMs / steps).toFixed(1)} ms/step · ${(res.sampleMs / steps / n).toFixed(2)} ms/image/step`;
-    status(`Done: ${n} images, DDIM ${steps} steps, seed ${seed}.`);
+    status(`Done: ${n} images, ${samplerText} ${steps} steps, seed ${seed}.`);
   } catch (e) {
     if ((e as Error).name === 'AbortError') status('Stopped.');
     else {
@@ -241,10 +261,11 @@ export interface DdpmTestHook {
     firstMs: number;
     forwardMs: number[];
   }>;
-  /** DDIM from the model folder at modelUrl, as the Sample button runs it. */
+  /** Sampling from the model folder at modelUrl, as the Sample button runs it. */
   sample(a: {
     modelUrl: string;
     seed: number;
+    sampler: WebSampler;
     steps: number;
     n: number;
     provider: ExecutionProvider;
@@ -276,11 +297,12 @@ window.ddpmTest = {
       forwardMs: r.forwardMs,
     };
   },
-  async sample({ modelUrl, seed, steps, n, provider }) {
+  async sample({ modelUrl, seed, sampler, steps, n, provider }) {
     const m = await fetchModel(new URL(modelUrl, location.href).href);
     let stepsSeen = 0;
-    const r = await sampleDdim(webEngine(provider), m, {
+    const r = await sampleImages(webEngine(provider), m, {
       seed,
+      sampler,
       steps,
       n,
       provider,
