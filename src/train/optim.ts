@@ -1,6 +1,9 @@
 // The paper's optimisation recipe (Appendix B): Adam (lr 2e-4, eps 1e-8), linear warmup over 5000
 // steps, gradient clipping to global norm 1.0, and an exponential moving average of the weights
-// (decay 0.9999) used for sampling. All state is plain Float32Arrays so it saves bit-exactly.
+// (decay 0.9999) used for sampling. All state is plain Float32Arrays so it saves bit-exactly. The two
+// elementwise passes run as WebAssembly SIMD (simdKernels.ts), bit-identical to the loops below.
+
+import { type AdamCoefs, simdKernels } from './simdKernels.js';
 
 export interface AdamConfig {
   readonly lr: number;
@@ -75,21 +78,38 @@ export function adamStep(
   const lr = learningRate(cfg, t);
   const { beta1: b1, beta2: b2, eps } = cfg;
   const alpha = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
+  const coefs: AdamCoefs = { beta1: b1, beta2: b2, eps, alpha, clip };
+  const kernels = simdKernels();
   for (const [k, p] of params) {
     const g = grads.get(k);
     if (!g) throw new Error(`adam: no gradient for parameter ${k}`);
+    if (g.length !== p.length)
+      throw new Error(`adam: gradient of ${k} has ${g.length} values, not ${p.length}`);
     const m = state.m.get(k)!;
     const v = state.v.get(k)!;
-    for (let i = 0; i < p.length; i++) {
-      const gi = g[i]! * clip;
-      const mi = b1 * m[i]! + (1 - b1) * gi;
-      const vi = b2 * v[i]! + (1 - b2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i]! - (alpha * m[i]!) / (Math.sqrt(v[i]!) + eps);
-    }
+    if (kernels) kernels.adam(p, g, m, v, coefs);
+    else adamLoop(p, g, m, v, coefs);
   }
   return { gradNorm, lr };
+}
+
+/** Adam's update of one tensor in place (Kingma & Ba, Algorithm 1, with the bias corrections in alpha). */
+export function adamLoop(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  c: AdamCoefs,
+): void {
+  const { beta1: b1, beta2: b2, eps, alpha, clip } = c;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]! * clip;
+    const mi = b1 * m[i]! + (1 - b1) * gi;
+    const vi = b2 * v[i]! + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i]! - (alpha * m[i]!) / (Math.sqrt(v[i]!) + eps);
+  }
 }
 
 /**
@@ -115,10 +135,17 @@ export function emaUpdate(
   params: ReadonlyMap<string, Float32Array>,
   decay: number,
 ): void {
+  const kernels = simdKernels();
   for (const [k, p] of params) {
     const e = ema.get(k)!;
-    for (let i = 0; i < p.length; i++) e[i] = decay * e[i]! + (1 - decay) * p[i]!;
+    if (kernels) kernels.ema(e, p, decay);
+    else emaLoop(e, p, decay);
   }
+}
+
+/** e <- decay * e + (1 - decay) * p for one tensor, in place. */
+export function emaLoop(e: Float32Array, p: Float32Array, decay: number): void {
+  for (let i = 0; i < p.length; i++) e[i] = decay * e[i]! + (1 - decay) * p[i]!;
 }
 
 export function cloneParams(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
