@@ -76,6 +76,11 @@ describe('gradient rules vs finite differences', () => {
       const e = g.expand(x.a!, [2, 3, 5, 4]);
       return g.add(g.reduceSum(g.mul(e, e), [1, 3], false), g.reduceMean(g.sin(e), [3, 1], false));
     }));
+  it('ReduceSum as a 2-d last-axis view (middle axes with a unit inner axis)', () =>
+    check({ a: [2, 3, 4, 1] }, (g, x) => {
+      const s = g.reduceSum(g.mul(x.a!, x.a!), [1, 2], true); // [2, 1, 1, 1]
+      return g.mul(s, g.reduceSum(g.sin(x.a!), [2], false)); // [2, 3, 1]
+    }));
   it('Softmax', () => check({ a: [2, 3, 7] }, (g, x) => g.softmax(g.scale(x.a!, 2), -1)));
   it('InstanceNormalization with scale and bias (GroupNorm with one channel per group)', () =>
     check({ a: [2, 4, 3, 3], gam: [4], bet: [4] }, (g, x) => g.groupNorm(x.a!, 4, x.gam!, x.bet!, 1e-6)));
@@ -178,6 +183,43 @@ describe('forward ops vs direct computation', () => {
         }
       }
     allClose(got, want, 1e-4, 1e-4, 'groupNorm');
+  });
+
+  it('reduceSum over every axis set (middle, trailing, size-1, split) matches a float64 loop', async () => {
+    const rng = new Rng(8);
+    const shape = [2, 3, 4, 1, 5];
+    const x = rng.normalArray(shape.reduce((a, d) => a * d, 1));
+    const cases: [number[], boolean][] = [
+      [[2], true], // middle axis, inner size 5
+      [[2, 3], false], // middle axes with a unit axis
+      [[3], true], // size 1: a reshape
+      [[4], false], // last axis
+      [[1, 2, 3], true], // contiguous, inner 5
+      [[3, 4], true], // trailing, through the unit axis
+      [[0, 2], false], // not contiguous
+      [[0, 1, 2, 3, 4], false], // everything
+    ];
+    const g = new Graph();
+    const xv = g.input('x', shape);
+    const outs = Object.fromEntries(cases.map(([ax, k], i) => [`y${i}`, g.reduceSum(xv, ax, k)]));
+    assert.equal(g.reduceSum(xv, [3], true), xv, 'a size-1 reduction with keepdims is the input itself');
+    assert.equal(g.reduceSum(xv, [3], false).producer?.op, 'Reshape', 'without keepdims, a reshape');
+    const s = await engine.createSession(toOnnx(g, { outputs: outs, params: 'initializer' }));
+    const got = await s.run({ x: { data: x, shape } });
+    const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, d) => a * d, 1));
+    cases.forEach(([ax, keep], ci) => {
+      const outShape = shape.map((d, i) => (ax.includes(i) ? 1 : d));
+      const want = new Float64Array(outShape.reduce((a, d) => a * d, 1));
+      for (let f = 0; f < x.length; f++) {
+        const idx = shape.map((_, i) => Math.floor(f / strides[i]!) % shape[i]!);
+        const o = idx.reduce((a, v, i) => a * outShape[i]! + (ax.includes(i) ? 0 : v), 0);
+        want[o] = want[o]! + x[f]!;
+      }
+      const y = got[`y${ci}`]!;
+      const wantShape = keep ? outShape : shape.filter((_, i) => !ax.includes(i));
+      assert.deepEqual(y.shape, wantShape, `axes [${ax}] keepdims ${keep}`);
+      allClose(y.data, want, 1e-5, 1e-5, `reduceSum axes [${ax}]`);
+    });
   });
 
   it('a transpose of a transpose is one transpose, or none when they cancel', () => {
