@@ -247,10 +247,14 @@ const RULES: Record<string, Rule> = {
     const mdyy = g.reduceMean(g.mul(dy, y), axis);
     return [g.mul(g.sub(g.sub(dy, mdy), g.mul(y, mdyy)), rstd), null];
   },
+  // Nearest 2x upsampling: each input pixel receives the sum of its 2x2 block of dy, as 4 x AveragePool
+  // (exact: the average and the factor 4 are powers of two), twice as fast in ORT as ReduceSum over
+  // the block axes of [N, C, H, 2, W, 2].
   Resize: (g, n, dy) => {
     const [nn, c, h, w] = n.inputs[0]!.shape as [number, number, number, number];
-    const r = g.reshape(dy, [nn, c, h, 2, w, 2]);
-    return [g.reshape(g.reduceSum(r, [3, 5], false), [nn, c, h, w]), null, null];
+    const attrs = { kernel_shape: [2, 2], strides: [2, 2] };
+    const avg = g.node('AveragePool', [dy], [[nn, c, h, w]], attrs)[0]!;
+    return [g.scale(avg, 4), null, null];
   },
   Conv: (g, n, dy) => {
     const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
