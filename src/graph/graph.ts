@@ -565,6 +565,20 @@ export class Graph {
     }
   }
 
+  /**
+   * DepthToSpace in DCR order: x [N, b*b*C, H, W] -> [N, C, b*H, b*W], output (n, c, b*h + i, b*w + j) =
+   * x (n, (i*b + j)*C + c, h, w). Its inverse (and gradient) is SpaceToDepth.
+   */
+  depthToSpace(x: Value, blocksize: number): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const bb = blocksize * blocksize;
+    if (x.shape.length !== 4 || c % bb !== 0) {
+      throw new GraphError('DepthToSpace', `${shapeStr(x.shape)} has no ${bb}-divisible channel axis`);
+    }
+    const out = [n, c / bb, h * blocksize, w * blocksize];
+    return this.node('DepthToSpace', [x], [out], { blocksize, mode: 'DCR' })[0]!;
+  }
+
   /** Nearest-neighbour 2x upsampling of x [N, C, H, W]. */
   upsample2x(x: Value): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];

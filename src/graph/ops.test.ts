@@ -102,6 +102,8 @@ describe('gradient rules vs finite differences', () => {
   it('sums over leading axes (ones-row MatMul) and over inner axes', () =>
     check({ a: [3, 4, 5], b: [5] }, (g, x) => g.mul(g.add(x.a!, x.b!), g.reduceSum(x.a!, [1], true))));
   it('nearest 2x upsampling', () => check({ a: [2, 3, 3, 4] }, (g, x) => g.upsample2x(x.a!)));
+  it('DepthToSpace (DCR)', () =>
+    check({ a: [2, 8, 3, 2] }, (g, x) => g.depthToSpace(g.mul(x.a!, g.sin(x.a!)), 2)));
   it('Conv 3x3 stride 1 pad 1 with bias', () =>
     check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
       g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] }),

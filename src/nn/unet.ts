@@ -391,7 +391,7 @@ export function buildUNet(
         skips.push(hcur);
         break;
       case 'up':
-        hcur = conv3(g.upsample2x(hcur), `${s.prefix}.conv`);
+        hcur = upsampleConv(g, `${s.prefix}.conv`, hcur, opts.frozen ? store : P);
         break;
     }
   }
@@ -438,4 +438,65 @@ function frozenAttention(g: Graph, store: ParamStore, prefix: string, hn: Value)
   const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), hn), -1); // [N, HW(query), HW(key)]
   const v = g.matmul(f32(ow, [C, C]), hn); // [N, C, HW]
   return g.add(g.matmul(v, g.transpose(attn, [0, 2, 1])), f32(ob, [C, 1])); // [N, C, HW]
+}
+
+/** PHASE_TAP[a][k]: the 2x2 tap that 3x3 tap k (0..2) of upsampled row 2i + a lands on (rows i-1+a, i+a). */
+const PHASE_TAP = [
+  [0, 1, 1],
+  [0, 0, 1],
+];
+
+/** The 0/1 matrix [9, 4] that sums a 3x3 kernel's taps into phase (a, b)'s 2x2 kernel. */
+function phaseMatrix(a: number, b: number): Float32Array {
+  const m = new Float32Array(36);
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) m[(i * 3 + j) * 4 + PHASE_TAP[a]![i]! * 2 + PHASE_TAP[b]![j]!] = 1;
+  return m;
+}
+
+/**
+ * Nearest 2x upsampling then the 3x3 conv (pad 1), computed at the input resolution (section B's
+ * upsampling, the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0) or
+ * {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums of
+ * the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are concatenated
+ * (phase-major) and interleaved by DepthToSpace. Interleaved A/B in one process (medians): S-fwd 344 ->
+ * 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms. `weights` is the ParamStore (frozen: kernels summed in float64 into constants) or the
+ * graph's parameters (the sums are a [9, 4] matmul in the graph, so gradients reach the 3x3 weight).
+ * x [N, C, H, W] -> [N, O, 2H, 2W].
+ */
+function upsampleConv(
+  g: Graph,
+  prefix: string,
+  x: Value,
+  weights: ParamStore | ((name: string) => Value),
+): Value {
+  const c = x.shape[1]!;
+  const phases: Value[] = [];
+  for (let a = 0; a < 2; a++)
+    for (let b = 0; b < 2; b++) {
+      const sel = phaseMatrix(a, b);
+      let kernel: Value;
+      let bias: Value;
+      if (typeof weights === 'function') {
+        const w = weights(`${prefix}.weight`); // [O, C, 3, 3]
+        const o = w.shape[0]!;
+        kernel = g.reshape(g.matmul(g.reshape(w, [o * c, 9]), g.constant(sel, [9, 4])), [o, c, 2, 2]);
+        bias = weights(`${prefix}.bias`);
+      } else {
+        const w = weights.get(`${prefix}.weight`)!;
+        const bv = weights.get(`${prefix}.bias`)!;
+        const o = bv.length;
+        const k = new Float64Array(o * c * 4);
+        for (let oc = 0; oc < o * c; oc++)
+          for (let t = 0; t < 9; t++) {
+            const w9 = w[oc * 9 + t]!;
+            for (let e = 0; e < 4; e++) if (sel[t * 4 + e]) k[oc * 4 + e] += w9;
+          }
+        kernel = g.constant(Float32Array.from(k), [o, c, 2, 2]);
+        bias = g.constant(bv, [o]);
+      }
+      phases.push(g.conv(x, kernel, bias, { pads: [1 - a, 1 - b, a, b] })); // [N, O, H, W]
+    }
+  const cat = g.concat(phases, 1); // [N, 4O, H, W], channel (2a + b) O + o
+  return g.depthToSpace(cat, 2); // [N, O, 2H, 2W]
 }
