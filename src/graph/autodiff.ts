@@ -147,11 +147,6 @@ const RULES: Record<string, Rule> = {
     }
     return [g.transpose(dy, inv)];
   },
-  DepthToSpace: (g, n, dy) => {
-    const x = n.inputs[0]!;
-    const attrs = { blocksize: n.attrs.blocksize as number };
-    return [g.node('SpaceToDepth', [dy], [x.shape], attrs)[0]!];
-  },
   Concat: (g, n, dy) => {
     const axis = n.attrs.axis as number;
     let off = 0;

@@ -224,6 +224,20 @@ describe('forward ops vs direct computation', () => {
     });
   });
 
+  it('depthToSpace matches ONNX DepthToSpace (DCR)', async () => {
+    const rng = new Rng(9);
+    const shape = [2, 12, 3, 5];
+    const x = rng.normalArray(shape.reduce((a, d) => a * d, 1));
+    const g = new Graph();
+    const xv = g.input('x', shape);
+    const ours = g.depthToSpace(xv, 2);
+    const onnx = g.node('DepthToSpace', [xv], [ours.shape], { blocksize: 2, mode: 'DCR' })[0]!;
+    const s = await engine.createSession(toOnnx(g, { outputs: { ours, onnx }, params: 'initializer' }));
+    const got = await s.run({ x: { data: x, shape } });
+    assert.deepEqual(got.ours!.shape, [2, 3, 6, 10]);
+    assert.deepEqual(Array.from(got.ours!.data), Array.from(got.onnx!.data));
+  });
+
   it('a transpose of a transpose is one transpose, or none when they cancel', () => {
     const g = new Graph();
     const a = g.input('a', [2, 3, 4]);
