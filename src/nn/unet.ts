@@ -455,8 +455,8 @@ function phaseMatrix(a: number, b: number): Float32Array {
 }
 
 /**
- * Nearest 2x upsampling then the 3x3 conv (pad 1), computed at the input resolution (section B's
- * upsampling, the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0) or
+ * Nearest 2x upsampling then the 3x3 conv (pad 1) of the paper's U-Net (Appendix B), computed at the input
+ * resolution (the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0) or
  * {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums of
  * the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are concatenated
  * (phase-major) and interleaved by DepthToSpace. Interleaved A/B in one process (medians): S-fwd 344 ->

@@ -1,5 +1,5 @@
-// The optimiser's two elementwise passes, Adam's update and the EMA blend, as a small WebAssembly SIMD
-// module (two float64 lanes), assembled here from its instructions so that nothing is built or fetched.
+// The optimiser's two elementwise passes (paper Appendix B), Adam's update and the EMA blend, as a small
+// WebAssembly SIMD module (two float64 lanes), assembled here from its instructions: nothing is built or fetched.
 // Each is bit-identical to its plain loop in optim.ts (the same IEEE float64 operations in the same
 // order, rounded to float32 at the same points), so a run does not change when the faster path is
 // taken, and a checkpoint resumes bit-exactly either way. The arrays are copied through the module's
