@@ -100,10 +100,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
   } else {
     switch (sampler) {
       case 'ddpm':
-        x = await ancestralSample(diffusion, den.denoise, shape, rng, {
-          ...(steps < diffusion.numTimesteps ? { steps: String(steps) } : {}),
-          onProgress,
-        });
+        x = await ancestralSample(diffusion, den.denoise, shape, rng, { steps, onProgress });
         break;
       case 'ddim':
         x = await ddimSample(diffusion, den.denoise, shape, rng, { steps, eta: o.eta as number, onProgress });

@@ -12,8 +12,11 @@ import type { Denoiser } from './types.js';
 export const DEFAULT_RESPACED_STEPS = 100;
 
 export interface AncestralOptions extends SampleLoopOptions {
-  /** A spacedTimesteps spec ("50", "ddim50", "10,20") to sample with fewer steps; default all T steps. */
-  readonly steps?: string;
+  /**
+   * Fewer steps: a spacedTimesteps spec ("50", "ddim50", "10,20"), or a count of evenly strided steps
+   * (T or more = all T steps, the chain itself). Default all T steps.
+   */
+  readonly steps?: string | number;
 }
 
 /** Samples of shape [N, C, H, W]; deterministic for a given rng state. */
@@ -24,9 +27,9 @@ export function ancestralSample(
   rng: Rng,
   opts: AncestralOptions = {},
 ): Promise<Tensor> {
-  const chain =
-    opts.steps === undefined
-      ? diffusion
-      : respacedDiffusion(diffusion, spacedTimesteps(diffusion.numTimesteps, opts.steps));
+  const T = diffusion.numTimesteps;
+  const spec =
+    typeof opts.steps === 'number' ? (opts.steps < T ? String(opts.steps) : undefined) : opts.steps;
+  const chain = spec === undefined ? diffusion : respacedDiffusion(diffusion, spacedTimesteps(T, spec));
   return chain.pSampleLoop(denoise, shape, rng, opts);
 }

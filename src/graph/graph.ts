@@ -469,11 +469,10 @@ export class Graph {
     const sorted = [...ax].sort((a, b) => a - b);
     const [lo, hi] = [sorted[0]!, sorted.at(-1)!];
     if (hi - lo + 1 === sorted.length) {
-      const prod = (ds: readonly number[]) => ds.reduce((a, d) => a * d, 1);
-      const red = prod(x.shape.slice(lo, hi + 1));
+      const red = numel(x.shape.slice(lo, hi + 1));
       if (red === 1) return this.reshape(x, out);
-      if (prod(x.shape.slice(hi + 1)) === 1 && sorted.length < r) {
-        const outer = prod(x.shape.slice(0, lo));
+      if (numel(x.shape.slice(hi + 1)) === 1 && sorted.length < r) {
+        const outer = numel(x.shape.slice(0, lo));
         const flat = this.reshape(x, [outer, red]);
         const s = this.node('ReduceSum', [flat, this.ints([1])], [[outer]], { keepdims: 0 })[0]!;
         return this.reshape(s, out);

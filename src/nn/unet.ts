@@ -455,13 +455,14 @@ function phaseMatrix(a: number, b: number): Float32Array {
 }
 
 /**
- * Nearest 2x upsampling then the 3x3 conv (pad 1) of the paper's U-Net (Appendix B), computed at the input
- * resolution (the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0) or
- * {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums of
- * the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are concatenated
+ * Nearest 2x upsampling then the 3x3 conv (pad 1) of the paper's U-Net (Appendix B), computed at the
+ * input resolution (the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0)
+ * or {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums
+ * of the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are concatenated
  * (phase-major) and interleaved by DepthToSpace. Interleaved A/B in one process (medians): S-fwd 344 ->
- * 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms. `weights` is the ParamStore (frozen: kernels summed in float64 into constants) or the
- * graph's parameters (the sums are a [9, 4] matmul in the graph, so gradients reach the 3x3 weight).
+ * 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms.
+ * `weights` is the ParamStore (frozen: kernels summed in float64 into constants) or the graph's
+ * parameters (the sums are a [9, 4] matmul in the graph, so gradients reach the 3x3 weight).
  * x [N, C, H, W] -> [N, O, 2H, 2W].
  */
 function upsampleConv(
@@ -471,30 +472,31 @@ function upsampleConv(
   weights: ParamStore | ((name: string) => Value),
 ): Value {
   const c = x.shape[1]!;
+  let bias: Value;
+  let phaseKernel: (sel: Float32Array) => Value; // [O, C, 2, 2]
+  if (typeof weights === 'function') {
+    const w = weights(`${prefix}.weight`); // [O, C, 3, 3]
+    const o = w.shape[0]!;
+    const w9 = g.reshape(w, [o * c, 9]);
+    phaseKernel = (sel) => g.reshape(g.matmul(w9, g.constant(sel, [9, 4])), [o, c, 2, 2]);
+    bias = weights(`${prefix}.bias`);
+  } else {
+    const w = weights.get(`${prefix}.weight`)!;
+    const bv = weights.get(`${prefix}.bias`)!;
+    const o = bv.length;
+    phaseKernel = (sel) => {
+      const k = new Float64Array(o * c * 4);
+      for (let oc = 0; oc < o * c; oc++)
+        for (let t = 0; t < 9; t++)
+          for (let e = 0; e < 4; e++) if (sel[t * 4 + e]) k[oc * 4 + e] += w[oc * 9 + t]!;
+      return g.constant(Float32Array.from(k), [o, c, 2, 2]);
+    };
+    bias = g.constant(bv, [o]);
+  }
   const phases: Value[] = [];
   for (let a = 0; a < 2; a++)
     for (let b = 0; b < 2; b++) {
-      const sel = phaseMatrix(a, b);
-      let kernel: Value;
-      let bias: Value;
-      if (typeof weights === 'function') {
-        const w = weights(`${prefix}.weight`); // [O, C, 3, 3]
-        const o = w.shape[0]!;
-        kernel = g.reshape(g.matmul(g.reshape(w, [o * c, 9]), g.constant(sel, [9, 4])), [o, c, 2, 2]);
-        bias = weights(`${prefix}.bias`);
-      } else {
-        const w = weights.get(`${prefix}.weight`)!;
-        const bv = weights.get(`${prefix}.bias`)!;
-        const o = bv.length;
-        const k = new Float64Array(o * c * 4);
-        for (let oc = 0; oc < o * c; oc++)
-          for (let t = 0; t < 9; t++) {
-            const w9 = w[oc * 9 + t]!;
-            for (let e = 0; e < 4; e++) if (sel[t * 4 + e]) k[oc * 4 + e] += w9;
-          }
-        kernel = g.constant(Float32Array.from(k), [o, c, 2, 2]);
-        bias = g.constant(bv, [o]);
-      }
+      const kernel = phaseKernel(phaseMatrix(a, b));
       phases.push(g.conv(x, kernel, bias, { pads: [1 - a, 1 - b, a, b] })); // [N, O, H, W]
     }
   const cat = g.concat(phases, 1); // [N, 4O, H, W], channel (2a + b) O + o

@@ -117,38 +117,29 @@ function adamBody(): number[] {
     ...op.localSet(local),
   ];
   const at = (reg: number) => [...op.localGet(ADDR), ...loadPair(reg * BYTES)];
+  /** Moment `reg` <- decay * it + (c * g') then `more`, rounded to float32, stored, and kept in `keep`. */
+  const moment = (reg: number, decay: number, c: number, more: number[], keep: number) => [
+    ...op.localGet(ADDR),
+    ...op.localGet(decay),
+    ...at(reg),
+    ...f64x2.mul,
+    ...op.localGet(c),
+    ...op.localGet(G),
+    ...f64x2.mul,
+    ...more,
+    ...f64x2.add,
+    ...f64x2.demote,
+    ...op.localTee(keep),
+    ...storePair(reg * BYTES),
+  ];
   const body = [
     // g' = g * clip
     ...at(1),
     ...op.localGet(CLIP),
     ...f64x2.mul,
     ...op.localSet(G),
-    // m = b1 * m + c1 * g'  (rounded to float32, stored, widened back)
-    ...op.localGet(ADDR),
-    ...op.localGet(B1),
-    ...at(2),
-    ...f64x2.mul,
-    ...op.localGet(C1),
-    ...op.localGet(G),
-    ...f64x2.mul,
-    ...f64x2.add,
-    ...f64x2.demote,
-    ...op.localTee(M),
-    ...storePair(2 * BYTES),
-    // v = b2 * v + (c2 * g') * g'
-    ...op.localGet(ADDR),
-    ...op.localGet(B2),
-    ...at(3),
-    ...f64x2.mul,
-    ...op.localGet(C2),
-    ...op.localGet(G),
-    ...f64x2.mul,
-    ...op.localGet(G),
-    ...f64x2.mul,
-    ...f64x2.add,
-    ...f64x2.demote,
-    ...op.localTee(V),
-    ...storePair(3 * BYTES),
+    ...moment(2, B1, C1, [], M), // m = b1 * m + c1 * g'
+    ...moment(3, B2, C2, [...op.localGet(G), ...f64x2.mul], V), // v = b2 * v + (c2 * g') * g'
     // p = p - (alpha * m) / (sqrt(v) + eps)
     ...op.localGet(ADDR),
     ...at(0),

@@ -296,7 +296,8 @@ function writeLossCurve(logPath: string, out: string): void {
 }
 
 /**
- * A grid from the given weights with Algorithm 2 on the respaced chain, as `ddpm sample` by default; its own RNG, so training randomness is untouched.
+ * A grid from the given weights with Algorithm 2 on the respaced chain, as `ddpm sample` by default; its
+ * own RNG, so training randomness is untouched.
  */
 async function writeSamples(
   engine: Engine,
@@ -308,10 +309,9 @@ async function writeSamples(
   const den = await createDenoiser(engine, cfg, weights, o.sampleCount, { threads: o.threads });
   try {
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
-    const diffusion = diffusionFromSpec(o.spec.diffusion);
-    const n = DEFAULT_RESPACED_STEPS;
-    const steps = diffusion.numTimesteps > n ? { steps: String(n) } : {};
-    const x = await ancestralSample(diffusion, den.denoise, shape, new Rng(12345), steps);
+    const x = await ancestralSample(diffusionFromSpec(o.spec.diffusion), den.denoise, shape, new Rng(12345), {
+      steps: DEFAULT_RESPACED_STEPS,
+    });
     writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
   } finally {
     await den.release();

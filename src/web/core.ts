@@ -146,8 +146,7 @@ export async function sampleImages(
 ): Promise<SampleResult> {
   const cfg = model.spec.unet;
   const diffusion = diffusionFromSpec(model.spec.diffusion);
-  const T = diffusion.numTimesteps;
-  const steps = Math.max(1, Math.min(Math.floor(opts.steps), T));
+  const steps = Math.max(1, Math.min(Math.floor(opts.steps), diffusion.numTimesteps));
   const t0 = performance.now();
   const den =
     opts.denoiser ??
@@ -173,10 +172,7 @@ export async function sampleImages(
     let sample: Tensor;
     switch (opts.sampler) {
       case 'ddpm':
-        sample = await ancestralSample(diffusion, denoise, shape, rng, {
-          ...(steps < T ? { steps: String(steps) } : {}),
-          onStep,
-        });
+        sample = await ancestralSample(diffusion, denoise, shape, rng, { steps, onStep });
         break;
       case 'ddim':
         sample = await ddimSample(diffusion, denoise, shape, rng, { steps, eta: 0, onStep });

@@ -1,7 +1,7 @@
 // The browser demo page: loads a model folder (config.json + model.safetensors), compiles the U-Net with
 // the same graph builder as Node, samples with Algorithm 2 (respaced) or DDIM on onnxruntime-web (wasm or
-// WebGPU) and draws the predicted x_0 of every step live. Query parameters: ?model=URL, ?backend=wasm|webgpu, ?threads=N (when
-// cross-origin isolated). window.ddpmTest is the hook test/web.test.ts drives.
+// WebGPU) and draws the predicted x_0 of every step live. Query parameters: ?model=URL,
+// ?backend=wasm|webgpu, ?threads=N (when cross-origin isolated). window.ddpmTest is the hook test/web.test.ts drives.
 
 import type { ExecutionProvider } from '../engine/engine.js';
 import type { UNetDenoiser } from '../sample/denoiser.js';
