@@ -102,8 +102,10 @@ describe('gradient rules vs finite differences', () => {
   it('sums over leading axes (ones-row MatMul) and over inner axes', () =>
     check({ a: [3, 4, 5], b: [5] }, (g, x) => g.mul(g.add(x.a!, x.b!), g.reduceSum(x.a!, [1], true))));
   it('nearest 2x upsampling', () => check({ a: [2, 3, 3, 4] }, (g, x) => g.upsample2x(x.a!)));
-  it('DepthToSpace (DCR)', () =>
-    check({ a: [2, 8, 3, 2] }, (g, x) => g.depthToSpace(g.mul(x.a!, g.sin(x.a!)), 2)));
+  it('interleave of 2x2 phases', () =>
+    check({ a: [2, 2, 3, 2], b: [2, 2, 3, 2] }, (g, x) =>
+      g.interleave([g.mul(x.a!, g.sin(x.a!)), x.b!, g.sin(x.b!), g.mul(x.a!, x.b!)], 2),
+    ));
   it('Conv 3x3 stride 1 pad 1 with bias', () =>
     check({ a: [2, 3, 6, 6], w: [4, 3, 3, 3], b: [4] }, (g, x) =>
       g.conv(x.a!, x.w!, x.b!, { pads: [1, 1, 1, 1] }),
@@ -224,19 +226,22 @@ describe('forward ops vs direct computation', () => {
     });
   });
 
-  it('depthToSpace matches ONNX DepthToSpace (DCR)', async () => {
-    const rng = new Rng(9);
-    const shape = [2, 12, 3, 5];
-    const x = rng.normalArray(shape.reduce((a, d) => a * d, 1));
-    const g = new Graph();
-    const xv = g.input('x', shape);
-    const ours = g.depthToSpace(xv, 2);
-    const onnx = g.node('DepthToSpace', [xv], [ours.shape], { blocksize: 2, mode: 'DCR' })[0]!;
-    const s = await engine.createSession(toOnnx(g, { outputs: { ours, onnx }, params: 'initializer' }));
-    const got = await s.run({ x: { data: x, shape } });
-    assert.deepEqual(got.ours!.shape, [2, 3, 6, 10]);
-    assert.deepEqual(Array.from(got.ours!.data), Array.from(got.onnx!.data));
-  });
+  for (const b of [2, 3]) {
+    it(`interleave of ${b}x${b} phases is ONNX DepthToSpace (DCR) of their channel concat, bit for bit`, async () => {
+      const rng = new Rng(9);
+      const shape = [2, 3, 4, 5];
+      const x = rng.normalArray(b * b * shape.reduce((a, d) => a * d, 1));
+      const g = new Graph();
+      const xv = g.input('x', [2, b * b * 3, 4, 5]);
+      const phases = Array.from({ length: b * b }, (_, i) => g.slice(xv, [1], [3 * i], [3 * i + 3]));
+      const ours = g.interleave(phases, b);
+      const onnx = g.node('DepthToSpace', [xv], [ours.shape], { blocksize: b, mode: 'DCR' })[0]!;
+      const s = await engine.createSession(toOnnx(g, { outputs: { ours, onnx }, params: 'initializer' }));
+      const got = await s.run({ x: { data: x, shape: [2, b * b * 3, 4, 5] } });
+      assert.deepEqual(got.ours!.shape, [2, 3, 4 * b, 5 * b]);
+      assert.deepEqual(Array.from(got.ours!.data), Array.from(got.onnx!.data));
+    });
+  }
 
   it('a transpose of a transpose is one transpose, or none when they cancel', () => {
     const g = new Graph();

@@ -334,8 +334,12 @@ export function buildUNet(
   const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
     g.scope(s.prefix, () => {
       let hh = conv3(g.silu(gn(v, `${s.prefix}.norm1`)), `${s.prefix}.conv1`); // [N, out, H, W]
-      const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
-      hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
+      // With one channel per group, norm2 subtracts each channel's mean, so the timestep's per-channel
+      // shift cancels exactly: inference graphs leave it out (the training graph keeps it, as PyTorch).
+      if (!(gnImpl === 'inference' && c.groups === s.outCh)) {
+        const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
+        hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
+      }
       hh = g.silu(gn(hh, `${s.prefix}.norm2`));
       if (useDropout) {
         const m = g.input(`dropout.${s.prefix}`, hh.shape);
@@ -356,8 +360,12 @@ export function buildUNet(
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
       const p = (name: string) => P(`${s.prefix}.${name}`);
+      if (opts.frozen) {
+        const xhat = g.normalizeLastAxis(g.reshape(v, [n, c.groups, -1]), c.eps); // [N, G, C/G*H*W]
+        const o = frozenAttention(g, store, s.prefix, g.reshape(xhat, [n, C, H * W])); // [N, C, HW]
+        return g.add(v, g.reshape(o, [n, C, H, W]));
+      }
       const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
-      if (opts.frozen) return g.add(v, g.reshape(frozenAttention(g, store, s.prefix, hn), [n, C, H, W]));
       const q = g.add(g.matmul(p('to_q.weight'), hn), g.reshape(p('to_q.bias'), [C, 1])); // [N, C, HW]
       const k = g.matmul(p('to_k.weight'), hn); // [N, C, HW], bias dropped (softmax-invariant)
       const vv = g.matmul(p('to_v.weight'), hn); // [N, C, HW], bias folded below
@@ -417,26 +425,35 @@ function transpose64(a: ArrayLike<number>, m: number, n: number): Float64Array {
 }
 
 /**
- * Self-attention with constant weights, the projections folded pairwise (2 weight matmuls, not 4):
- * scores_ij = (Wq h_i + bq) . (Wk h_j) / sqrt(C) = q'_i . h_j with q' = (Wk^T Wq h + Wk^T bq) / sqrt(C),
- * and Wo (Wv h) w^T + Wo bv + bo = (Wo Wv) h w^T + (Wo bv + bo), softmax rows summing to 1.
- * Returns the attention output o [N, C, HW] for the normalised input hn [N, C, HW].
+ * Self-attention with constant weights, the GroupNorm affine and the projections folded in float64
+ * (2 weight matmuls, not 4, and no affine pass). With h = g*xhat + b (g, b the norm's [C] scale and
+ * shift) and scores_ij = (Wq h_i + bq) . (Wk h_j) / sqrt(C) = q_i . h_j for q = (Wk^T Wq h + Wk^T bq) / sqrt(C):
+ * q_i . (g*xhat_j + b) = (g*q_i) . xhat_j + q_i . b, and the last term, the same for every key j, is
+ * dropped by softmax. Softmax rows sum to 1, so Wo (Wv h) w^T + Wo bv + bo = (Wo Wv diag g) xhat w^T +
+ * (Wo Wv b + Wo bv + bo). Returns the attention output o [N, C, HW] for xhat [N, C, HW].
  */
-function frozenAttention(g: Graph, store: ParamStore, prefix: string, hn: Value): Value {
-  const C = hn.shape[1]!;
+function frozenAttention(g: Graph, store: ParamStore, prefix: string, xhat: Value): Value {
+  const C = xhat.shape[1]!;
   const w = (name: string) => store.get(`${prefix}.${name}`)!;
+  const gam = w('group_norm.weight');
+  const bet = w('group_norm.bias');
   const inv = 1 / Math.sqrt(C);
   const wkT = transpose64(w('to_k.weight'), C, C);
-  const qw = matmul64(wkT, w('to_q.weight'), C, C, C).map((x) => x * inv); // [C, C]
-  const qb = matmul64(wkT, w('to_q.bias'), C, C, 1).map((x) => x * inv); // [C, 1]
-  const ow = matmul64(w('to_out.0.weight'), w('to_v.weight'), C, C, C); // [C, C]
+  const qwh = matmul64(wkT, w('to_q.weight'), C, C, C).map((x) => x * inv); // [C, C], acts on h
+  const qbh = matmul64(wkT, w('to_q.bias'), C, C, 1).map((x) => x * inv); // [C, 1]
+  const owh = matmul64(w('to_out.0.weight'), w('to_v.weight'), C, C, C); // [C, C], acts on h
+  const qbeta = matmul64(qwh, bet, C, C, 1); // [C, 1]
+  const obeta = matmul64(owh, bet, C, C, 1); // [C, 1]
+  const qw = qwh.map((x, ij) => gam[Math.floor(ij / C)]! * x * gam[ij % C]!); // diag(g) Q diag(g)
+  const qb = qbh.map((x, i) => gam[i]! * (x + qbeta[i]!)); // g * (Q b + bq')
+  const ow = owh.map((x, ij) => x * gam[ij % C]!); // Wo Wv diag(g)
   const ob = matmul64(w('to_out.0.weight'), w('to_v.bias'), C, C, 1).map(
-    (x, i) => x + w('to_out.0.bias')[i]!,
+    (x, i) => x + w('to_out.0.bias')[i]! + obeta[i]!,
   );
   const f32 = (a: Float64Array, shape: number[]) => g.constant(Float32Array.from(a), shape);
-  const q = g.add(g.matmul(f32(qw, [C, C]), hn), f32(qb, [C, 1])); // [N, C, HW]
-  const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), hn), -1); // [N, HW(query), HW(key)]
-  const v = g.matmul(f32(ow, [C, C]), hn); // [N, C, HW]
+  const q = g.add(g.matmul(f32(qw, [C, C]), xhat), f32(qb, [C, 1])); // [N, C, HW]
+  const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), xhat), -1); // [N, HW(query), HW(key)]
+  const v = g.matmul(f32(ow, [C, C]), xhat); // [N, C, HW]
   return g.add(g.matmul(v, g.transpose(attn, [0, 2, 1])), f32(ob, [C, 1])); // [N, C, HW]
 }
 
@@ -458,9 +475,9 @@ function phaseMatrix(a: number, b: number): Float32Array {
  * Nearest 2x upsampling then the 3x3 conv (pad 1) of the paper's U-Net (Appendix B), computed at the
  * input resolution (the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0)
  * or {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums
- * of the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are concatenated
- * (phase-major) and interleaved by DepthToSpace. Interleaved A/B in one process (medians): S-fwd 344 ->
- * 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms.
+ * of the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are interleaved
+ * by Graph.interleave. Interleaved A/B in one process (medians), against upsampling then the conv:
+ * S-fwd 344 -> 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms.
  * `weights` is the ParamStore (frozen: kernels summed in float64 into constants) or the graph's
  * parameters (the sums are a [9, 4] matmul in the graph, so gradients reach the 3x3 weight).
  * x [N, C, H, W] -> [N, O, 2H, 2W].
@@ -499,6 +516,5 @@ function upsampleConv(
       const kernel = phaseKernel(phaseMatrix(a, b));
       phases.push(g.conv(x, kernel, bias, { pads: [1 - a, 1 - b, a, b] })); // [N, O, H, W]
     }
-  const cat = g.concat(phases, 1); // [N, 4O, H, W], channel (2a + b) O + o
-  return g.depthToSpace(cat, 2); // [N, O, 2H, 2W]
+  return g.interleave(phases, 2); // [N, O, 2H, 2W]
 }
