@@ -15,13 +15,17 @@ interface Options {
   rows: string[] | null;
   torch: boolean;
   threads: number;
+  settleMs: number;
 }
 
 const USAGE = `usage: npm run bench -- <engine|sample|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
-  --threads N     ONNX Runtime intra-op threads for our side (default 2; the torch server always uses 2)`;
+  --threads N     ONNX Runtime intra-op threads for our side (default 2; the torch server always uses 2)
+  --settle MS     idle time before each timed run (default 500): the side that just ran leaves its worker
+                  threads spinning (ONNX Runtime's pool, OpenBLAS/OpenMP), which slowed the other side by
+                  6-16% when the runs were back to back`;
 
 function rowNames(s: Suite): string {
   return ROWS.filter((r) => r.suite === s)
@@ -35,7 +39,7 @@ function fail(msg: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { suites: [], reps: null, rows: null, torch: true, threads: 2 };
+  const o: Options = { suites: [], reps: null, rows: null, torch: true, threads: 2, settleMs: 500 };
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1)
@@ -63,6 +67,13 @@ function parseArgs(argv: string[]): Options {
       case '--threads':
         o.threads = positive(flag, value());
         break;
+      case '--settle': {
+        const v = value();
+        o.settleMs = Number(v);
+        if (!Number.isInteger(o.settleMs) || o.settleMs < 0)
+          fail(`--settle needs a whole number of milliseconds, got ${JSON.stringify(v)}\n${USAGE}`);
+        break;
+      }
       case '--rows':
         o.rows = (value() ?? '')
           .split(',')
@@ -157,12 +168,16 @@ async function runRow(def: RowDef, o: Options, torch: TorchServer | null, gflop:
   const oursMs: number[] = [];
   const torchMs: number[] = [];
   try {
+    // Each side is timed on an idle machine: the other side's spinning worker threads settle first.
+    const settle = () => new Promise((res) => setTimeout(res, o.settleMs));
     for (let r = 0; r < reps; r++) {
+      await settle();
       t0 = performance.now();
       await ours.run();
       oursMs.push(performance.now() - t0);
       let line = `[${def.name}] rep ${r + 1}/${reps}: ours ${fmtMs(oursMs.at(-1)!)} ms`;
       if (torch) {
+        await settle();
         const a: Answer = await torch.request({ cmd: 'run', name: def.name });
         torchMs.push(a.ms as number);
         line += `, torch ${fmtMs(a.ms as number)} ms`;
@@ -268,7 +283,8 @@ async function main(): Promise<void> {
       (torchInfo
         ? `torch ${torchInfo.torch as string} (OpenBLAS pthreads, ${torchInfo.threads as number} threads)`
         : 'no torch') +
-      `; ${cpus().length} CPU(s), load average ${load.map((l) => l.toFixed(2)).join(' ')}`,
+      `; ${cpus().length} CPU(s), load average ${load.map((l) => l.toFixed(2)).join(' ')}; ` +
+      `${o.settleMs} ms idle before each timed run`,
   );
   if (load[0]! > 0.5) {
     console.log(
