@@ -262,6 +262,10 @@ describe('forward ops vs direct computation', () => {
       (e: unknown) => e instanceof GraphError && /MatMul.*\[2, 3\].*\[4, 5\]/.test(e.message),
     );
     assert.throws(() => g.add(a, b), /Add: cannot broadcast \[2, 3\] with \[4, 5\]/);
+    const p = g.input('p', [1, 2, 3, 3]);
+    const q = g.input('q', [1, 2, 3, 4]);
+    assert.throws(() => g.interleave([p, p, p], 2), /interleave: needs 4 phases/);
+    assert.throws(() => g.interleave([p, p, p, q], 2), /got \[1, 2, 3, 3\], .*\[1, 2, 3, 4\]/);
     const x = g.input('x', [1, 3, 8, 8]);
     const w = g.input('w', [4, 2, 3, 3]);
     assert.throws(() => g.conv(x, w, undefined), /Conv: input has 3 channels/);
