@@ -157,28 +157,28 @@ function klLoss(g: Graph, d: Value, weight: Value, shape: number[]): Value {
  * Fill a dropout mask: 0 with probability p (rounded to a multiple of 2^-16), else 1/(1-p). Tens of
  * millions of values per step, so a local xorshift128 stream seeded by four draws of `rng` (whose
  * state the checkpoint saves) supplies two 16-bit uniforms per word, and each value is written as the
- * float's bits without a branch: ~2x faster than a float store behind a comparison, ~40x than
- * rng.nextU32() per value.
+ * float's bits without a branch, through an Int32Array view (no uint32 conversions) and no per-value
+ * helper: 2.9-3.4 against 4.4-5.3 ns a value through a Uint32Array and a helper (S-train draws 17.5M
+ * values a step), and ~40x faster than rng.nextU32() per value.
  */
 export function dropoutMask(out: Float32Array, p: number, rng: Rng): void {
   const thresh = Math.round(p * 65536);
-  const keepBits = new Uint32Array(Float32Array.of(65536 / (65536 - thresh)).buffer)[0]!;
-  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  // (u - thresh) >> 31 is all ones exactly when u < thresh (u, thresh < 2^16): those values are dropped.
-  const value = (u: number) => keepBits & ~((u - thresh) >> 31);
+  const keepBits = new Int32Array(Float32Array.of(65536 / (65536 - thresh)).buffer)[0]!;
+  const bits = new Int32Array(out.buffer, out.byteOffset, out.length);
   let a = rng.nextU32() | 1;
   let b = rng.nextU32() | 0;
   let c = rng.nextU32() | 0;
   let d = rng.nextU32() | 0;
   const n = out.length;
+  // (u - thresh) >> 31 is all ones exactly when u < thresh (u, thresh < 2^16): those values are dropped.
   for (let i = 0; i < n; i += 2) {
     const t = a ^ (a << 11);
     a = b;
     b = c;
     c = d;
     d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
-    bits[i] = value(d & 0xffff);
-    if (i + 1 < n) bits[i + 1] = value(d >>> 16);
+    bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
+    if (i + 1 < n) bits[i + 1] = keepBits & ~(((d >>> 16) - thresh) >> 31);
   }
 }
 
