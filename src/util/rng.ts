@@ -23,19 +23,14 @@ function splitmix32(seed: number): () => number {
 }
 
 export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  /** xoshiro128** state, as int32 words (no boxed uint32 numbers on the hot path). */
+  private readonly st = new Int32Array(4);
   private spare: number | null = null;
 
   constructor(seed: number) {
     if (!Number.isInteger(seed)) throw new Error(`Rng: seed must be an integer, got ${seed}`);
     const next = splitmix32(seed);
-    this.s0 = next();
-    this.s1 = next();
-    this.s2 = next();
-    this.s3 = next();
+    for (let k = 0; k < 4; k++) this.st[k] = next();
   }
 
   static fromState(state: RngState): Rng {
@@ -45,25 +40,18 @@ export class Rng {
   }
 
   getState(): RngState {
-    return { s: [this.s0, this.s1, this.s2, this.s3], spare: this.spare };
+    const [a, b, c, d] = Array.from(this.st, (w) => w >>> 0);
+    return { s: [a!, b!, c!, d!], spare: this.spare };
   }
 
   setState(state: RngState): void {
-    [this.s0, this.s1, this.s2, this.s3] = state.s;
+    this.st.set(state.s);
     this.spare = state.spare;
   }
 
   /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 = (this.s2 ^ this.s0) >>> 0;
-    this.s3 = (this.s3 ^ this.s1) >>> 0;
-    this.s1 = (this.s1 ^ this.s2) >>> 0;
-    this.s0 = (this.s0 ^ this.s3) >>> 0;
-    this.s2 = (this.s2 ^ t) >>> 0;
-    this.s3 = rotl(this.s3, 11);
-    return result;
+    return xoshiro(this.st) >>> 0;
   }
 
   /** Uniform in [0, 1) with 53 random bits. */
@@ -85,39 +73,35 @@ export class Rng {
       this.spare = null;
       return v;
     }
+    const [a, b] = this.boxMuller();
+    this.spare = b;
+    return a;
+  }
+
+  /** Two independent standard normals from two uniforms (u redrawn while 0). */
+  private boxMuller(): [number, number] {
     let u = 0;
     while (u === 0) u = this.uniform();
     const v = this.uniform();
     const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
+    return [r * Math.cos(2 * Math.PI * v), r * Math.sin(2 * Math.PI * v)];
   }
 
   /**
-   * A new Float32Array of n standard normals: the values n calls of normal() give, bit for bit, with the
-   * state in an Int32Array (no boxed uint32 numbers). A sampling step draws 64K of them: 12 ms a step by
-   * calls to normal(), under 4 ms so.
+   * A new Float32Array of n standard normals: the values of n calls of normal(), drawn a Box-Muller pair
+   * at a time (no spare toggled per value: a sampling step's 64K normals in 3.3 ms, against 4.6 ms by
+   * calls).
    */
   normalArray(n: number): Float32Array {
     const out = new Float32Array(n);
     let i = 0;
-    if (n > 0 && this.spare !== null) {
-      out[i++] = this.spare;
-      this.spare = null;
+    if (n > 0 && this.spare !== null) out[i++] = this.normal();
+    for (; i + 1 < n; i += 2) {
+      const [a, b] = this.boxMuller();
+      out[i] = a;
+      out[i + 1] = b;
     }
-    const st = Int32Array.of(this.s0, this.s1, this.s2, this.s3);
-    const uni = () => ((xoshiro(st) >>> 5) * 67108864 + (xoshiro(st) >>> 6)) / 9007199254740992;
-    for (; i < n; i += 2) {
-      let u = uni();
-      while (u === 0) u = uni();
-      const v = uni();
-      const r = Math.sqrt(-2 * Math.log(u));
-      out[i] = r * Math.cos(2 * Math.PI * v);
-      const second = r * Math.sin(2 * Math.PI * v);
-      if (i + 1 < n) out[i + 1] = second;
-      else this.spare = second;
-    }
-    [this.s0, this.s1, this.s2, this.s3] = [st[0]! >>> 0, st[1]! >>> 0, st[2]! >>> 0, st[3]! >>> 0];
+    if (i < n) out[i] = this.normal();
     return out;
   }
 
@@ -132,7 +116,7 @@ export class Rng {
   }
 }
 
-/** One step of xoshiro128** on state st (int32 words): the same bits as Rng.nextU32, as an int32. */
+/** One step of xoshiro128** (Blackman & Vigna) on state st (int32 words); returns the output as an int32. */
 function xoshiro(st: Int32Array): number {
   const s1 = st[1]!;
   const r = Math.imul(rotl32(Math.imul(s1, 5), 7), 9);
@@ -147,10 +131,6 @@ function xoshiro(st: Int32Array): number {
 
 function rotl32(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
 /** murmur3 fmix32 of (index * golden + seed): counter-based, mirrored in reference/torch_unet.py. */
