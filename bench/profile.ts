@@ -3,15 +3,15 @@
 // kernel time per op type and the most expensive nodes, summed over the timed runs and divided by their
 // count. The first two runs are warm-up (ORT's arena grows; they are 3-5x slower) and are not counted.
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
 import { buildInferenceModel } from '../src/sample/denoiser.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { buildTrainModel, nchwcBlockOf } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
+import type { Tensor } from '../src/util/tensor.js';
 
 interface Event {
   cat: string;
@@ -57,47 +57,39 @@ async function main() {
   const shape = [B, cfg.inChannels, cfg.resolution, cfg.resolution];
   const per = shape.reduce((a, c) => a * c, 1);
   const rng = new Rng(0);
-  const feeds: Record<string, ort.Tensor> = {};
+  const feeds: Record<string, Tensor> = {};
+  const engine = nodeEngine();
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   let model: Uint8Array;
   if (train) {
     // As the trainer: convs lowered to the runtime's NCHWc block size (override: NCHWC=0|8|16).
-    const block =
-      process.env.NCHWC !== undefined ? Number(process.env.NCHWC) : await nchwcBlockOf(nodeEngine());
+    const block = process.env.NCHWC !== undefined ? Number(process.env.NCHWC) : await nchwcBlockOf(engine);
     const built = buildTrainModel(cfg, params, B, block);
     model = built.model;
-    feeds.target = new ort.Tensor('float32', rng.normalArray(per), shape);
-    feeds.weight = new ort.Tensor('float32', new Float32Array(B).fill(1), [B, 1, 1, 1]);
+    feeds.target = { data: rng.normalArray(per), shape: shape };
+    feeds.weight = { data: new Float32Array(B).fill(1), shape: [B, 1, 1, 1] };
     for (const d of built.dropoutSites) {
       const n = d.shape.reduce((a, c) => a * c, 1);
       const m = new Float32Array(n);
       for (let i = 0; i < n; i++) m[i] = rng.uniform() < cfg.dropout ? 0 : 1 / (1 - cfg.dropout);
-      feeds[d.name] = new ort.Tensor('float32', m, d.shape as number[]);
+      feeds[d.name] = { data: m, shape: d.shape as number[] };
     }
     for (const s of built.paramNames) {
       const p = params.get(s)!;
-      feeds[s] = new ort.Tensor('float32', p, [...shapes.get(s)!]);
+      feeds[s] = { data: p, shape: [...shapes.get(s)!] };
     }
   } else {
     // The sampling graph exactly as createDenoiser builds it (input x).
-    model = buildInferenceModel(cfg, params, B);
+    model = buildInferenceModel(cfg, params, B, engine.fusedKernels);
   }
-  feeds[train ? 'xt' : 'x'] = new ort.Tensor('float32', rng.normalArray(per), shape);
-  feeds.t = new ort.Tensor(
-    'float32',
-    Float32Array.from({ length: B }, () => rng.int(1000)),
-    [B],
-  );
+  feeds[train ? 'xt' : 'x'] = { data: rng.normalArray(per), shape: shape };
+  feeds.t = { data: Float32Array.from({ length: B }, () => rng.int(1000)), shape: [B] };
 
   const dir = mkdtempSync(join(tmpdir(), 'ddpm-profile-'));
-  const session = await ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    graphOptimizationLevel: opt,
-    intraOpNumThreads: 2,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    enableProfiling: true,
-    profileFilePrefix: join(dir, 'ort'),
+  const session = await engine.createSession(model, {
+    optimization: opt,
+    threads: 2,
+    profilePrefix: join(dir, 'ort'),
   });
   const wall: number[] = [];
   for (let i = 0; i < runs + 2; i++) {
@@ -105,11 +97,9 @@ async function main() {
     await session.run(feeds);
     wall.push(performance.now() - t0);
   }
-  session.endProfiling();
+  const profile = await session.endProfiling();
   await session.release();
-  const file = readdirSync(dir).find((f) => f.endsWith('.json'));
-  if (!file) throw new Error(`profile: ONNX Runtime wrote no profile into ${dir}`);
-  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[];
+  const events = JSON.parse(readFileSync(profile, 'utf8')) as Event[];
   rmSync(dir, { recursive: true, force: true });
 
   // Node events come in run order; drop the first two runs' worth.

@@ -12,8 +12,15 @@ export * from './data/index.js';
 // The diffusion math and samplers (take a denoise(x, t) function).
 export * from './diffusion/index.js';
 // Execution engines.
-export type { Engine, EngineSession, ExecutionProvider, SessionOptions } from './engine/engine.js';
-export { nodeEngine } from './engine/node.js';
+export type {
+  Engine,
+  EngineSession,
+  ExecutionProvider,
+  FusedKernel,
+  SessionOptions,
+} from './engine/engine.js';
+export { nodeEngine, onnxruntimeNodeEngine } from './engine/node.js';
+export { nativeEngine } from './engine/native.js';
 export { ortEngine } from './engine/ort.js';
 // The graph builder, autodiff and ONNX export.
 export { grad } from './graph/autodiff.js';

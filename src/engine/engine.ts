@@ -11,6 +11,8 @@ export interface SessionOptions {
   readonly provider?: ExecutionProvider;
   /** Graph optimisation level; 'all' unless debugging. */
   readonly optimization?: 'none' | 'basic' | 'extended' | 'all';
+  /** Record ONNX Runtime's profile (per-kernel times) into a JSON file with this path prefix. */
+  readonly profilePrefix?: string;
 }
 
 export interface EngineSession {
@@ -25,10 +27,17 @@ export interface EngineSession {
     feeds: Readonly<Record<string, Tensor>>,
     outputs?: readonly string[] | Readonly<Record<string, Tensor>>,
   ): Promise<Record<string, Tensor>>;
+  /** With SessionOptions.profilePrefix: stop profiling; returns the profile file's path. */
+  endProfiling(): Promise<string>;
   release(): Promise<void>;
 }
 
+/** Fused kernels an engine runs beyond standard ONNX (Graph.groupNormSiluFused emits the node). */
+export type FusedKernel = 'GroupNormSilu';
+
 export interface Engine {
   readonly name: string;
+  /** The fused kernels this engine has; graphs built for it may use them (none when absent). */
+  readonly fusedKernels?: readonly FusedKernel[];
   createSession(model: Uint8Array, opts?: SessionOptions): Promise<EngineSession>;
 }

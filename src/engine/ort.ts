@@ -44,6 +44,7 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
         // Errors only: ORT's warnings are about its graph rewrites (e.g. that an opaque constant,
         // Graph.opaqueConstant, is not folded), which no user can act on.
         logSeverityLevel: 3,
+        ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
       });
       return {
         inputNames: session.inputNames,
@@ -73,6 +74,13 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
             out[k] = { data, shape: [...v.dims] };
           }
           return out;
+        },
+        async endProfiling() {
+          if (!opts.profilePrefix)
+            throw new Error('endProfiling: the session was created without profilePrefix');
+          // ORT's JS API does not return the file's name: the Node engine finds it (node.ts).
+          session.endProfiling();
+          return opts.profilePrefix;
         },
         release: () => session.release(),
       };

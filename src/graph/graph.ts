@@ -5,6 +5,9 @@
 
 export type DType = 'float32' | 'int64';
 
+/** The custom-op domain of this project's fused kernels (native/ortnative.cc registers it). */
+export const FUSED_DOMAIN = 'ai.ddpm';
+
 export interface Value {
   readonly id: number;
   readonly name: string;
@@ -562,6 +565,36 @@ export class Graph {
         return this.node('Add', [scaled, b], [x.shape], {}, { fused })[0]!;
       }
     }
+  }
+
+  /**
+   * SiLU(GroupNorm(x) * gamma + beta) as one node of the custom-op domain 'ai.ddpm' (FUSED_DOMAIN),
+   * which only the native engine runs (native/ortnative.cc: one pass over memory where ONNX Runtime
+   * runs LayerNormalization, Mul, Add and QuickGelu). Inference graphs only: it has no gradient rule.
+   */
+  groupNormSiluFused(x: Value, groups: number, gamma: Value, beta: Value, eps: number): Value {
+    const c = x.shape[1]!;
+    if (x.shape.length < 3 || c % groups !== 0) {
+      throw new GraphError(
+        'GroupNormSilu',
+        `input ${shapeStr(x.shape)} does not split into ${groups} groups`,
+      );
+    }
+    for (const v of [gamma, beta]) {
+      if (shapeStr(v.shape) !== shapeStr([c])) {
+        throw new GraphError('GroupNormSilu', `gamma/beta ${shapeStr(v.shape)} for ${c} channels`);
+      }
+    }
+    const attrs = { groups, epsilon: { floats: [eps] }, silu: 1 };
+    return this.node(
+      'GroupNormSilu',
+      [x, gamma, beta],
+      [x.shape],
+      attrs,
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    )[0]!;
   }
 
   /**

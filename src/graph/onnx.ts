@@ -3,7 +3,7 @@
 // Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
-import type { Attr, Graph, Value } from './graph.js';
+import { type Attr, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
 import { Msg } from './protobuf.js';
 
 export const OPSET = 17;
@@ -89,6 +89,11 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
     }
   }
   for (const [name, v] of outs) graph.msg(12, valueInfo(name, v));
+  // A custom op's output shapes, which ONNX Runtime cannot infer (it has no schema for the domain).
+  for (const n of live) {
+    if (n.domain !== FUSED_DOMAIN) continue;
+    for (const v of n.outputs) if (!outs.some(([, o]) => o.id === v.id)) graph.msg(13, valueInfo(v.name, v));
+  }
 
   const model = new Msg()
     .int(1, 8)

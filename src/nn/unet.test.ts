@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { nativeEngine } from '../engine/native.js';
 import { nodeEngine } from '../engine/node.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
@@ -59,6 +60,8 @@ function load(name: string): Fixture {
   return JSON.parse(readFileSync(new URL(`../../test/fixtures/unet_${name}.json`, import.meta.url), 'utf8'));
 }
 
+const nativeOnly = { skip: nativeEngine() ? false : 'the native binding is not built' };
+
 function configOf(f: Fixture): UNetConfig {
   const c = f.config;
   return {
@@ -76,7 +79,7 @@ function configOf(f: Fixture): UNetConfig {
 }
 
 /** With `nchwcBlock` > 1: the training graph's form (weights as inputs, convs lowered to NCHWc, LayerNorm). */
-async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = false) {
+async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = false, fused = false) {
   const cfg = configOf(f);
   const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const n = shape.reduce((a, b) => a * b, 1);
@@ -85,7 +88,11 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const t = g.input('t', [f.batch]);
   const store = initParams(cfg, 'fixture');
   // The training-graph form also normalises with LayerNormalization (dropout is 0 in the fixtures).
-  const u = buildUNet(g, cfg, store, x, t, { training: nchwcBlock > 1, frozen });
+  const u = buildUNet(g, cfg, store, x, t, {
+    training: nchwcBlock > 1,
+    frozen,
+    fused: fused ? ['GroupNormSilu'] : [],
+  });
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];
   if (withGrads) {
@@ -99,7 +106,8 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   }
   if (nchwcBlock > 1) assert.ok(lowerConvsToNchwc(g, nchwcBlock, Object.values(outputs)) > 0);
   const params = nchwcBlock > 1 ? 'input' : 'initializer';
-  const s = await nodeEngine().createSession(toOnnx(g, { outputs, params }), { threads: 2 });
+  const engine = fused ? nativeEngine()! : nodeEngine();
+  const s = await engine.createSession(toOnnx(g, { outputs, params }), { threads: 2 });
   const feeds: Record<string, Tensor> = {
     x: { data: hashUniform(fnv1a('x'), n, 1), shape },
     t: { data: Float32Array.from(f.t), shape: [f.batch] },
@@ -156,6 +164,15 @@ for (const name of ['tiny', 'S']) {
       assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
       allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
     });
+    it(
+      'the inference form with the native engine’s fused GroupNorm + SiLU gives the same output',
+      nativeOnly,
+      async () => {
+        const out = (await run(f, false, 0, true, true)).out!.data;
+        assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
+        allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
+      },
+    );
   });
 }
 
@@ -170,6 +187,12 @@ describe('U-Net CIFAR-10 configuration', () => {
   it('forward output (inference form) matches PyTorch to relative error < 1e-4', async () => {
     const f = load('cifar');
     const res = await run(f, false, 0, true);
+    const e = relErr(pick(res.out!.data, f.output), f.output.values);
+    assert.ok(e < 1e-4, `rel err ${e}`);
+  });
+  it('the same with the native engine’s fused GroupNorm + SiLU', nativeOnly, async () => {
+    const f = load('cifar');
+    const res = await run(f, false, 0, true, true);
     const e = relErr(pick(res.out!.data, f.output), f.output.values);
     assert.ok(e < 1e-4, `rel err ${e}`);
   });

@@ -3,6 +3,7 @@
 // Parameter names and shapes are exactly those of diffusers' UNet2DModel, so the paper's released
 // CIFAR-10 weights (google/ddpm-cifar10-32) load by name.
 
+import type { FusedKernel } from '../engine/engine.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { hashUniform, Rng } from '../util/rng.js';
 
@@ -281,6 +282,7 @@ export interface UNetGraph {
  * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps). With `training`,
  * dropout masks become graph inputs named `dropout.<block>`. With `frozen` (inference with the
  * weights baked in), products of weight matrices are folded into constants in float64 (attention).
+ * `fused` lists the target engine's fused kernels (Engine.fusedKernels) an inference graph may use.
  */
 export function buildUNet(
   g: Graph,
@@ -288,7 +290,7 @@ export function buildUNet(
   store: ParamStore,
   x: Value,
   t: Value,
-  opts: { training?: boolean; frozen?: boolean } = {},
+  opts: { training?: boolean; frozen?: boolean; fused?: readonly FusedKernel[] } = {},
 ): UNetGraph {
   if (opts.training && opts.frozen) throw new Error('U-Net: a training graph cannot have frozen weights');
   const params = new Map<string, Value>();
@@ -313,6 +315,10 @@ export function buildUNet(
   const gnImpl = opts.training ? 'training' : 'inference';
   const gn = (v: Value, p: string) =>
     g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
+  // norm then SiLU: one kernel where the engine has it (inference only: the fused node has no gradient).
+  const fuseGn = !opts.training && (opts.fused ?? []).includes('GroupNormSilu');
+  const gnSilu = (v: Value, p: string) =>
+    fuseGn ? g.groupNormSiluFused(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps) : g.silu(gn(v, p));
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
     g.conv(v, P(`${p}.weight`), P(`${p}.bias`), {
       strides,
@@ -333,14 +339,14 @@ export function buildUNet(
 
   const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
     g.scope(s.prefix, () => {
-      let hh = conv3(g.silu(gn(v, `${s.prefix}.norm1`)), `${s.prefix}.conv1`); // [N, out, H, W]
+      let hh = conv3(gnSilu(v, `${s.prefix}.norm1`), `${s.prefix}.conv1`); // [N, out, H, W]
       // With one channel per group, norm2 subtracts each channel's mean, so the timestep's per-channel
       // shift cancels exactly: inference graphs leave it out (the training graph keeps it, as PyTorch).
       if (!(gnImpl === 'inference' && c.groups === s.outCh)) {
         const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
         hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
       }
-      hh = g.silu(gn(hh, `${s.prefix}.norm2`));
+      hh = gnSilu(hh, `${s.prefix}.norm2`);
       if (useDropout) {
         const m = g.input(`dropout.${s.prefix}`, hh.shape);
         masks.push(m);
@@ -403,7 +409,7 @@ export function buildUNet(
         break;
     }
   }
-  const out = conv3(g.silu(gn(hcur, 'conv_norm_out')), 'conv_out');
+  const out = conv3(gnSilu(hcur, 'conv_norm_out'), 'conv_out');
   return { out, dropoutMasks: masks, params };
 }
 

@@ -3,18 +3,26 @@
 // or pads any batch to the compiled size. The diffusion code only ever sees denoise(x, t).
 
 import type { Denoiser } from '../diffusion/types.js';
-import type { Engine, EngineSession, SessionOptions } from '../engine/engine.js';
+import type { Engine, EngineSession, FusedKernel, SessionOptions } from '../engine/engine.js';
 import { Graph } from '../graph/graph.js';
 import { toOnnx } from '../graph/onnx.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 
-/** The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. */
-export function buildInferenceModel(cfg: UNetConfig, params: ParamStore, batch: number): Uint8Array {
+/**
+ * The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. `fused`: the
+ * target engine's fused kernels (Engine.fusedKernels), which the graph may use.
+ */
+export function buildInferenceModel(
+  cfg: UNetConfig,
+  params: ParamStore,
+  batch: number,
+  fused: readonly FusedKernel[] = [],
+): Uint8Array {
   const g = new Graph();
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
-  const u = buildUNet(g, cfg, params, x, t, { frozen: true });
+  const u = buildUNet(g, cfg, params, x, t, { frozen: true, fused });
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }
 
@@ -32,7 +40,10 @@ export async function createDenoiser(
   batch: number,
   opts: SessionOptions = {},
 ): Promise<UNetDenoiser> {
-  const session: EngineSession = await engine.createSession(buildInferenceModel(cfg, params, batch), opts);
+  const session: EngineSession = await engine.createSession(
+    buildInferenceModel(cfg, params, batch, engine.fusedKernels),
+    opts,
+  );
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;
   const perOut = cfg.outChannels * cfg.resolution * cfg.resolution;
   const xbuf = new Float32Array(batch * per);

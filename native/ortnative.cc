@@ -1,0 +1,588 @@
+// A small Node-API binding to ONNX Runtime's C API that also registers this project's fused CPU kernels
+// (custom-op domain "ai.ddpm"), which onnxruntime-node cannot load (its binding has no custom-op hook).
+// It runs the same libonnxruntime that onnxruntime-node ships, opened with dlopen, so nothing else is
+// installed. Built at `npm ci` by scripts/build-native.mjs when a C++ compiler is present; otherwise the
+// engine layer falls back to onnxruntime-node (src/engine/node.ts). Issue #2.
+//
+// Kernels (NCHW float32, batch and groups spread over ORT's own intra-op threads):
+//   GroupNormSilu(x [N, C, ...], gamma [C], beta [C]; groups, epsilon, silu) -> y
+//     y = GroupNorm(x) * gamma + beta, then x * sigmoid(x) when silu = 1 (the U-Net's norm + SiLU,
+//     one pass over memory where ORT runs LayerNormalization, Mul, Add and QuickGelu).
+//
+// The C API is a table of function pointers that only ever grows, so a function keeps its slot across
+// versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
+#include <dlfcn.h>
+#include <node_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+// ---- ONNX Runtime ABI (opaque handles; function-table slots) ----
+struct OrtStatus;
+struct OrtEnv;
+struct OrtSessionOptions;
+struct OrtSession;
+struct OrtValue;
+struct OrtMemoryInfo;
+struct OrtAllocator;
+struct OrtTensorTypeAndShapeInfo;
+struct OrtCustomOpDomain;
+struct OrtKernelInfo;
+struct OrtKernelContext;
+typedef void* const* OrtApiTable;  // const OrtApi*: a table of function pointers
+
+struct OrtApiBaseAbi {
+  OrtApiTable (*GetApi)(uint32_t version);
+  const char* (*GetVersionString)();
+};
+
+enum Slot : int {
+  kGetErrorMessage = 2,
+  kCreateEnv = 3,
+  kCreateSessionFromArray = 8,
+  kRun = 9,
+  kCreateSessionOptions = 10,
+  kEnableProfiling = 14,
+  kSetSessionGraphOptimizationLevel = 23,
+  kSetIntraOpNumThreads = 24,
+  kSetInterOpNumThreads = 25,
+  kCreateCustomOpDomain = 26,
+  kCustomOpDomainAdd = 27,
+  kAddCustomOpDomain = 28,
+  kSessionGetInputCount = 30,
+  kSessionGetOutputCount = 31,
+  kSessionGetInputName = 36,
+  kSessionGetOutputName = 37,
+  kCreateTensorWithDataAsOrtValue = 49,
+  kGetTensorMutableData = 51,
+  kGetTensorElementType = 60,
+  kGetDimensionsCount = 61,
+  kGetDimensions = 62,
+  kGetTensorTypeAndShape = 65,
+  kCreateCpuMemoryInfo = 69,
+  kAllocatorFree = 76,
+  kGetAllocatorWithDefaultOptions = 78,
+  kKernelInfoGetAttributeFloat = 85,
+  kKernelInfoGetAttributeInt64 = 86,
+  kKernelContextGetInput = 90,
+  kKernelContextGetOutput = 91,
+  kReleaseEnv = 92,
+  kReleaseStatus = 93,
+  kReleaseMemoryInfo = 94,
+  kReleaseSession = 95,
+  kReleaseValue = 96,
+  kReleaseTensorTypeAndShapeInfo = 99,
+  kReleaseSessionOptions = 100,
+  kReleaseCustomOpDomain = 101,
+  kSessionEndProfiling = 110,
+  kKernelContextParallelFor = 274  // since 1.17,
+};
+static const uint32_t kApiVersion = 17;  // KernelContext_ParallelFor
+
+static OrtApiTable api = nullptr;
+static OrtEnv* env = nullptr;
+static OrtMemoryInfo* cpuInfo = nullptr;
+
+template <typename F>
+static F fn(Slot s) {
+  return reinterpret_cast<F>(api[s]);
+}
+#define ORT(slot, type) fn<type>(slot)
+
+// A failed ORT call becomes a JS exception with ORT's message; returns false so callers can unwind.
+static bool ok(napi_env e, OrtStatus* st, const char* what) {
+  if (!st) return true;
+  std::string msg = std::string(what) + ": " + ORT(kGetErrorMessage, const char* (*)(const OrtStatus*))(st);
+  ORT(kReleaseStatus, void (*)(OrtStatus*))(st);
+  napi_throw_error(e, nullptr, msg.c_str());
+  return false;
+}
+
+// ---- GroupNormSilu kernel ----
+struct GnJob {
+  const float* x;
+  const float* gamma;
+  const float* beta;
+  float* y;
+  int64_t channels, groups, inner;  // inner = H*W (product of the axes after C)
+  float eps;
+  bool silu;
+};
+
+// One (sample, group) slice: two passes for the statistics (the slice, at most a few tens of KB, stays in
+// cache), then y = x * a + b per channel with a = gamma / sigma, b = beta - mean * a, and SiLU.
+static void gnSlice(const GnJob& j, int64_t idx) {
+  const int64_t cg = j.channels / j.groups, g = idx % j.groups, n = idx / j.groups;
+  const int64_t off = (n * j.channels + g * cg) * j.inner, m = cg * j.inner;
+  const float* x = j.x + off;
+  float* y = j.y + off;
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < m; i++) s += x[i];
+  const float mean = s / float(m);
+  float v = 0.f;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < m; i++) v += (x[i] - mean) * (x[i] - mean);
+  const float rstd = 1.f / std::sqrt(v / float(m) + j.eps);
+  for (int64_t c = 0; c < cg; c++) {
+    const float a = j.gamma[g * cg + c] * rstd, b = j.beta[g * cg + c] - mean * a;
+    const float* xc = x + c * j.inner;
+    float* yc = y + c * j.inner;
+    if (j.silu) {
+#pragma omp simd
+      for (int64_t i = 0; i < j.inner; i++) {
+        const float z = xc[i] * a + b;
+        yc[i] = z / (1.f + std::exp(-z));
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < j.inner; i++) yc[i] = xc[i] * a + b;
+    }
+  }
+}
+
+// ORT's ParallelFor runs one task per index; a task takes a run of consecutive slices, so that small
+// tensors (64 x 32 slices of 32 floats at 4x4) do not pay the pool's per-task cost thousands of times.
+struct GnTasks {
+  GnJob job;
+  int64_t slices, perTask;
+};
+static void gnTask(void* data, size_t idx) {
+  const auto* t = static_cast<const GnTasks*>(data);
+  const int64_t end = std::min(t->slices, int64_t(idx + 1) * t->perTask);
+  for (int64_t i = int64_t(idx) * t->perTask; i < end; i++) gnSlice(t->job, i);
+}
+
+struct GnKernel {
+  int64_t groups = 32, silu = 1;
+  float eps = 1e-6f;
+};
+
+// OrtCustomOp: `version` then 25 function pointers. ORT reads a member only when `version` is new enough
+// for it, except the input/output characteristics, which it always asks for. With version 16 and the V2
+// members null, ORT uses CreateKernel / KernelCompute; nothing newer is read.
+struct CustomOpAbi {
+  uint32_t version;
+  void* (*CreateKernel)(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*);
+  const char* (*GetName)(const CustomOpAbi*);
+  const char* (*GetExecutionProviderType)(const CustomOpAbi*);
+  int (*GetInputType)(const CustomOpAbi*, size_t);
+  size_t (*GetInputTypeCount)(const CustomOpAbi*);
+  int (*GetOutputType)(const CustomOpAbi*, size_t);
+  size_t (*GetOutputTypeCount)(const CustomOpAbi*);
+  void (*KernelCompute)(void*, OrtKernelContext*);
+  void (*KernelDestroy)(void*);
+  int (*GetInputCharacteristic)(const CustomOpAbi*, size_t);   // 0 = required
+  int (*GetOutputCharacteristic)(const CustomOpAbi*, size_t);  // 0 = required
+  int (*GetInputMemoryType)(const CustomOpAbi*, size_t);       // 0 = OrtMemTypeDefault
+  int (*GetVariadicInputMinArity)(const CustomOpAbi*);
+  int (*GetVariadicInputHomogeneity)(const CustomOpAbi*);
+  int (*GetVariadicOutputMinArity)(const CustomOpAbi*);
+  int (*GetVariadicOutputHomogeneity)(const CustomOpAbi*);
+  void* CreateKernelV2;
+  void* KernelComputeV2;
+  void* InferOutputShapeFn;
+  void* GetStartVersion;
+  void* GetEndVersion;
+  void* GetMayInplace;
+  void* ReleaseMayInplace;
+  void* GetAliasMap;
+  void* ReleaseAliasMap;
+};
+static_assert(sizeof(CustomOpAbi) == 208, "OrtCustomOp is 26 slots on 64-bit");
+
+static const int kFloat = 1;  // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+
+static void* gnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new GnKernel();
+  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
+  auto getf = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
+  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
+  if (OrtStatus* s = geti(info, "groups", &k->groups)) rel(s);
+  if (OrtStatus* s = geti(info, "silu", &k->silu)) rel(s);
+  if (OrtStatus* s = getf(info, "epsilon", &k->eps)) rel(s);
+  return k;
+}
+
+static void gnCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const GnKernel*>(kernel);
+  auto input = ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**));
+  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
+  const OrtValue *x, *gamma, *beta;
+  input(ctx, 0, &x);
+  input(ctx, 1, &gamma);
+  input(ctx, 2, &beta);
+  OrtTensorTypeAndShapeInfo* info;
+  ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(x, &info);
+  size_t rank;
+  ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
+  std::vector<int64_t> dims(rank);
+  ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
+  ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+  OrtValue* yv;
+  ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
+      ctx, 0, dims.data(), rank, &yv);
+  GnJob j{};
+  void* p;
+  data(x, &p), j.x = static_cast<const float*>(p);
+  data(gamma, &p), j.gamma = static_cast<const float*>(p);
+  data(beta, &p), j.beta = static_cast<const float*>(p);
+  data(yv, &p), j.y = static_cast<float*>(p);
+  j.channels = dims[1];
+  j.groups = k->groups;
+  j.inner = 1;
+  for (size_t i = 2; i < rank; i++) j.inner *= dims[i];
+  j.eps = k->eps;
+  j.silu = k->silu != 0;
+  // Tasks of at least ~32K floats each (a few microseconds of work), at most one per slice.
+  GnTasks t{j, dims[0] * j.groups, 1};
+  const int64_t sliceFloats = (j.channels / j.groups) * j.inner;
+  t.perTask = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, sliceFloats));
+  const size_t tasks = size_t((t.slices + t.perTask - 1) / t.perTask);
+  auto pfor = ORT(kKernelContextParallelFor,
+                  OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
+  if (OrtStatus* s = pfor(ctx, gnTask, tasks, 0, &t)) {
+    ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
+    for (size_t i = 0; i < tasks; i++) gnTask(&t, i);
+  }
+}
+
+static const CustomOpAbi gnOp = {
+    16,
+    gnCreate,
+    [](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; },
+    [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
+    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+    [](const CustomOpAbi*) -> size_t { return 3; },
+    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+    [](const CustomOpAbi*) -> size_t { return 1; },
+    gnCompute,
+    [](void* k) { delete static_cast<GnKernel*>(k); },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+};
+
+// ---- Node-API surface ----
+#define NAPI(call)                                                   \
+  do {                                                               \
+    if ((call) != napi_ok) {                                         \
+      napi_throw_error(e, nullptr, "ortnative: Node-API call failed: " #call); \
+      return nullptr;                                                \
+    }                                                                \
+  } while (0)
+
+static std::string str(napi_env e, napi_value v) {
+  size_t len = 0;
+  napi_get_value_string_utf8(e, v, nullptr, 0, &len);
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(e, v, s.data(), len + 1, &len);
+  return s;
+}
+
+static napi_value strArray(napi_env e, const std::vector<std::string>& xs) {
+  napi_value arr;
+  napi_create_array_with_length(e, xs.size(), &arr);
+  for (size_t i = 0; i < xs.size(); i++) {
+    napi_value s;
+    napi_create_string_utf8(e, xs[i].c_str(), xs[i].size(), &s);
+    napi_set_element(e, arr, uint32_t(i), s);
+  }
+  return arr;
+}
+
+struct Session {
+  OrtSession* s = nullptr;
+  std::vector<std::string> inputs, outputs;
+};
+
+// init(libonnxruntimePath) -> ONNX Runtime's version string. Idempotent.
+static napi_value Init(napi_env e, napi_callback_info ci) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  if (!api) {
+    std::string path = str(e, argv[0]);
+    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    if (!lib) {
+      napi_throw_error(e, nullptr, (std::string("ortnative: cannot open ") + path + ": " + dlerror()).c_str());
+      return nullptr;
+    }
+    auto getBase = reinterpret_cast<const OrtApiBaseAbi* (*)()>(dlsym(lib, "OrtGetApiBase"));
+    if (!getBase) {
+      napi_throw_error(e, nullptr, "ortnative: OrtGetApiBase not found in libonnxruntime");
+      return nullptr;
+    }
+    OrtApiTable t = getBase()->GetApi(kApiVersion);
+    if (!t) {
+      napi_throw_error(e, nullptr, "ortnative: this ONNX Runtime does not offer C API version 17 (ONNX Runtime 1.17 or later needed)");
+      return nullptr;
+    }
+    api = t;
+    // Logging level 3 = errors only (ORT's warnings are about its graph rewrites).
+    if (!ok(e, ORT(kCreateEnv, OrtStatus * (*)(int, const char*, OrtEnv**))(3, "ddpm", &env), "CreateEnv")) return nullptr;
+    // OrtDeviceAllocator = 0, OrtMemTypeDefault = 0.
+    if (!ok(e, ORT(kCreateCpuMemoryInfo, OrtStatus * (*)(int, int, OrtMemoryInfo**))(0, 0, &cpuInfo), "CreateCpuMemoryInfo"))
+      return nullptr;
+  }
+  napi_value v;
+  const char* ver = reinterpret_cast<const OrtApiBaseAbi* (*)()>(dlsym(RTLD_DEFAULT, "OrtGetApiBase"))()->GetVersionString();
+  napi_create_string_utf8(e, ver, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+static void finalizeSession(napi_env, void* data, void*) {
+  auto* s = static_cast<Session*>(data);
+  if (s->s) ORT(kReleaseSession, void (*)(OrtSession*))(s->s);
+  delete s;
+}
+
+static std::vector<std::string> names(OrtSession* s, bool inputs) {
+  OrtAllocator* alloc;
+  ORT(kGetAllocatorWithDefaultOptions, OrtStatus * (*)(OrtAllocator**))(&alloc);
+  size_t n = 0;
+  ORT(inputs ? kSessionGetInputCount : kSessionGetOutputCount, OrtStatus * (*)(const OrtSession*, size_t*))(s, &n);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; i++) {
+    char* name;
+    ORT(inputs ? kSessionGetInputName : kSessionGetOutputName,
+        OrtStatus * (*)(const OrtSession*, size_t, OrtAllocator*, char**))(s, i, alloc, &name);
+    out.emplace_back(name);
+    ORT(kAllocatorFree, OrtStatus * (*)(OrtAllocator*, void*))(alloc, name);
+  }
+  return out;
+}
+
+// createSession(model: Uint8Array, threads, optLevel: 0|1|2|99, profilePrefix: string | null)
+//   -> { handle, inputs, outputs }
+static napi_value CreateSession(napi_env e, napi_callback_info ci) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  if (!api) {
+    napi_throw_error(e, nullptr, "ortnative: call init() first");
+    return nullptr;
+  }
+  void* bytes;
+  size_t len;
+  napi_typedarray_type tt;
+  napi_value ab;
+  size_t off;
+  NAPI(napi_get_typedarray_info(e, argv[0], &tt, &len, &bytes, &ab, &off));
+  int32_t threads, level;
+  NAPI(napi_get_value_int32(e, argv[1], &threads));
+  NAPI(napi_get_value_int32(e, argv[2], &level));
+  OrtSessionOptions* so;
+  if (!ok(e, ORT(kCreateSessionOptions, OrtStatus * (*)(OrtSessionOptions**))(&so), "CreateSessionOptions")) return nullptr;
+  auto relSo = ORT(kReleaseSessionOptions, void (*)(OrtSessionOptions*));
+  OrtCustomOpDomain* domain;
+  bool good = ok(e, ORT(kSetIntraOpNumThreads, OrtStatus * (*)(OrtSessionOptions*, int))(so, threads), "SetIntraOpNumThreads") &&
+              ok(e, ORT(kSetInterOpNumThreads, OrtStatus * (*)(OrtSessionOptions*, int))(so, 1), "SetInterOpNumThreads") &&
+              ok(e, ORT(kSetSessionGraphOptimizationLevel, OrtStatus * (*)(OrtSessionOptions*, int))(so, level), "SetSessionGraphOptimizationLevel") &&
+              ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain");
+  napi_valuetype pt;
+  NAPI(napi_typeof(e, argv[3], &pt));
+  if (good && pt == napi_string) {
+    std::string prefix = str(e, argv[3]);
+    good = ok(e, ORT(kEnableProfiling, OrtStatus * (*)(OrtSessionOptions*, const char*))(so, prefix.c_str()), "EnableProfiling");
+  }
+  if (!good) return relSo(so), nullptr;
+  // The domain must outlive every session made with it: it is kept for the life of the process.
+  good = ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnOp), "CustomOpDomain_Add") &&
+         ok(e, ORT(kAddCustomOpDomain, OrtStatus * (*)(OrtSessionOptions*, OrtCustomOpDomain*))(so, domain), "AddCustomOpDomain");
+  if (!good) return relSo(so), nullptr;
+  auto* sess = new Session();
+  good = ok(e,
+            ORT(kCreateSessionFromArray, OrtStatus * (*)(const OrtEnv*, const void*, size_t, const OrtSessionOptions*, OrtSession**))(
+                env, bytes, len, so, &sess->s),
+            "CreateSessionFromArray");
+  relSo(so);
+  if (!good) return delete sess, nullptr;
+  sess->inputs = names(sess->s, true);
+  sess->outputs = names(sess->s, false);
+  napi_value obj, handle;
+  NAPI(napi_create_object(e, &obj));
+  NAPI(napi_create_external(e, sess, finalizeSession, nullptr, &handle));
+  NAPI(napi_set_named_property(e, obj, "handle", handle));
+  NAPI(napi_set_named_property(e, obj, "inputs", strArray(e, sess->inputs)));
+  NAPI(napi_set_named_property(e, obj, "outputs", strArray(e, sess->outputs)));
+  return obj;
+}
+
+static bool shapeOf(napi_env e, napi_value arr, std::vector<int64_t>& out) {
+  uint32_t n;
+  if (napi_get_array_length(e, arr, &n) != napi_ok) return false;
+  out.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value d;
+    int64_t v;
+    if (napi_get_element(e, arr, i, &d) != napi_ok || napi_get_value_int64(e, d, &v) != napi_ok) return false;
+    out[i] = v;
+  }
+  return true;
+}
+
+// A float32 tensor over a JS Float32Array's memory (no copy).
+static OrtValue* wrap(napi_env e, napi_value ta, napi_value shape) {
+  void* data;
+  size_t len;
+  napi_typedarray_type tt;
+  napi_value ab;
+  size_t off;
+  std::vector<int64_t> dims;
+  if (napi_get_typedarray_info(e, ta, &tt, &len, &data, &ab, &off) != napi_ok || tt != napi_float32_array ||
+      !shapeOf(e, shape, dims)) {
+    napi_throw_type_error(e, nullptr, "ortnative.run: tensors must be Float32Array with a shape array");
+    return nullptr;
+  }
+  OrtValue* v = nullptr;
+  if (!ok(e,
+          ORT(kCreateTensorWithDataAsOrtValue,
+              OrtStatus * (*)(const OrtMemoryInfo*, void*, size_t, const int64_t*, size_t, int, OrtValue**))(
+              cpuInfo, data, len * 4, dims.data(), dims.size(), kFloat, &v),
+          "CreateTensorWithDataAsOrtValue"))
+    return nullptr;
+  return v;
+}
+
+// run(handle, inNames[], inData[], inShapes[][], outNames[], outData[] (Float32Array | null), outShapes[][])
+// -> { data, shape }[]: data is the caller's buffer where given, else a copy of ORT's output. Synchronous.
+static napi_value Run(napi_env e, napi_callback_info ci) {
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  Session* sess;
+  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  if (!sess->s) {
+    napi_throw_error(e, nullptr, "ortnative.run: the session was released");
+    return nullptr;
+  }
+  uint32_t nin, nout;
+  NAPI(napi_get_array_length(e, argv[1], &nin));
+  NAPI(napi_get_array_length(e, argv[4], &nout));
+  std::vector<std::string> inNames(nin), outNames(nout);
+  std::vector<OrtValue*> ins(nin, nullptr), outs(nout, nullptr);
+  std::vector<napi_value> outArrays(nout, nullptr);
+  auto relv = ORT(kReleaseValue, void (*)(OrtValue*));
+  auto cleanup = [&]() {
+    for (auto* v : ins) if (v) relv(v);
+    for (auto* v : outs) if (v) relv(v);
+  };
+  for (uint32_t i = 0; i < nin; i++) {
+    napi_value nm, d, sh;
+    NAPI(napi_get_element(e, argv[1], i, &nm));
+    NAPI(napi_get_element(e, argv[2], i, &d));
+    NAPI(napi_get_element(e, argv[3], i, &sh));
+    inNames[i] = str(e, nm);
+    if (!(ins[i] = wrap(e, d, sh))) return cleanup(), nullptr;
+  }
+  for (uint32_t i = 0; i < nout; i++) {
+    napi_value nm, d;
+    NAPI(napi_get_element(e, argv[4], i, &nm));
+    NAPI(napi_get_element(e, argv[5], i, &d));
+    outNames[i] = str(e, nm);
+    napi_valuetype t;
+    NAPI(napi_typeof(e, d, &t));
+    if (t != napi_null && t != napi_undefined) {
+      napi_value sh;
+      NAPI(napi_get_element(e, argv[6], i, &sh));
+      if (!(outs[i] = wrap(e, d, sh))) return cleanup(), nullptr;
+      outArrays[i] = d;
+    }
+  }
+  std::vector<const char*> inC(nin), outC(nout);
+  for (uint32_t i = 0; i < nin; i++) inC[i] = inNames[i].c_str();
+  for (uint32_t i = 0; i < nout; i++) outC[i] = outNames[i].c_str();
+  auto run = ORT(kRun, OrtStatus * (*)(OrtSession*, const void*, const char* const*, const OrtValue* const*, size_t,
+                                       const char* const*, size_t, OrtValue**));
+  if (!ok(e, run(sess->s, nullptr, inC.data(), ins.data(), nin, outC.data(), nout, outs.data()), "Run"))
+    return cleanup(), nullptr;
+  napi_value result;
+  NAPI(napi_create_array_with_length(e, nout, &result));
+  for (uint32_t i = 0; i < nout; i++) {
+    OrtTensorTypeAndShapeInfo* info;
+    ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(outs[i], &info);
+    size_t rank;
+    ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
+    std::vector<int64_t> dims(rank);
+    ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
+    ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+    napi_value obj, shape;
+    NAPI(napi_create_object(e, &obj));
+    NAPI(napi_create_array_with_length(e, rank, &shape));
+    size_t count = 1;
+    for (size_t r = 0; r < rank; r++) {
+      napi_value d;
+      NAPI(napi_create_int64(e, dims[r], &d));
+      NAPI(napi_set_element(e, shape, uint32_t(r), d));
+      count *= size_t(dims[r]);
+    }
+    if (!outArrays[i]) {
+      void* src;
+      ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**))(outs[i], &src);
+      void* dst;
+      napi_value ab, ta;
+      NAPI(napi_create_arraybuffer(e, count * 4, &dst, &ab));
+      std::memcpy(dst, src, count * 4);
+      NAPI(napi_create_typedarray(e, napi_float32_array, count, ab, 0, &ta));
+      outArrays[i] = ta;
+    }
+    NAPI(napi_set_named_property(e, obj, "data", outArrays[i]));
+    NAPI(napi_set_named_property(e, obj, "shape", shape));
+    NAPI(napi_set_element(e, result, i, obj));
+  }
+  cleanup();
+  return result;
+}
+
+static napi_value Release(napi_env e, napi_callback_info ci) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  Session* sess;
+  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  if (sess->s) ORT(kReleaseSession, void (*)(OrtSession*))(sess->s);
+  sess->s = nullptr;
+  return nullptr;
+}
+
+// endProfiling(handle) -> the path of the profile ONNX Runtime wrote (the session had a profile prefix).
+static napi_value EndProfiling(napi_env e, napi_callback_info ci) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  Session* sess;
+  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  OrtAllocator* alloc;
+  ORT(kGetAllocatorWithDefaultOptions, OrtStatus * (*)(OrtAllocator**))(&alloc);
+  char* path;
+  if (!ok(e, ORT(kSessionEndProfiling, OrtStatus * (*)(OrtSession*, OrtAllocator*, char**))(sess->s, alloc, &path), "SessionEndProfiling"))
+    return nullptr;
+  napi_value v;
+  napi_create_string_utf8(e, path, NAPI_AUTO_LENGTH, &v);
+  ORT(kAllocatorFree, OrtStatus * (*)(OrtAllocator*, void*))(alloc, path);
+  return v;
+}
+
+static napi_value ModuleInit(napi_env e, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(e, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, ModuleInit)

@@ -1,0 +1,53 @@
+// Builds native/ortnative.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
+// native/build/ortnative.node. Run by `npm ci` (the prepare script). Optional by design: with no C++
+// compiler or no Node headers it says so and exits 0, and the engine layer uses onnxruntime-node alone
+// (same results, slower GroupNorm + SiLU). DDPM_NATIVE=0 skips the build.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'native', 'ortnative.cc');
+const outDir = join(root, 'native', 'build');
+const out = join(outDir, 'ortnative.node');
+
+function skip(why) {
+  console.warn(`ddpm: native kernels not built (${why}); using onnxruntime-node's kernels only.`);
+  process.exit(0);
+}
+
+if (process.env.DDPM_NATIVE === '0') skip('DDPM_NATIVE=0');
+if (process.platform !== 'linux') skip(`platform ${process.platform}: only Linux is supported`);
+const include = [
+  join(dirname(process.execPath), '..', 'include', 'node'),
+  '/usr/include/node',
+  '/usr/local/include/node',
+].find((d) => existsSync(join(d, 'node_api.h')));
+if (!include) skip('node_api.h not found next to this Node.js or in /usr/include/node');
+const cxx = process.env.CXX || 'c++';
+if (spawnSync(cxx, ['--version']).status !== 0) skip(`no C++ compiler (${cxx})`);
+
+mkdirSync(outDir, { recursive: true });
+const tmp = `${out}.tmp-${process.pid}`;
+// -march=native: the binary is built on, and for, the machine that installs it.
+const args = [
+  '-O3',
+  '-march=native',
+  '-ffast-math',
+  '-fopenmp-simd',
+  '-std=c++17',
+  '-fPIC',
+  '-shared',
+  '-fvisibility=hidden',
+  '-DNODE_GYP_MODULE_NAME=ortnative',
+  `-I${include}`,
+  src,
+  '-o',
+  tmp,
+  '-ldl',
+];
+const r = spawnSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+if (r.status !== 0) skip(`${cxx} failed`);
+renameSync(tmp, out);
+console.log(`ddpm: built ${out}`);

@@ -1,0 +1,104 @@
+// The native engine (native.ts, native/ortnative.cc): its fused GroupNormSilu kernel against a float64
+// transcription of the definition, and its errors. The engine-interface behaviour both Node engines
+// share (outputs by name, pre-allocated outputs) is tested in ort.test.ts for each.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Graph } from '../graph/graph.js';
+import { toOnnx } from '../graph/onnx.js';
+import { allClose } from '../util/allclose.js';
+import { Rng } from '../util/rng.js';
+import { nativeEngine } from './native.js';
+
+/** SiLU(GroupNorm(x) * gamma + beta) in float64, straight from the definition. */
+function reference(
+  x: Float32Array,
+  shape: number[],
+  groups: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+  eps: number,
+) {
+  const [n, c] = shape as [number, number];
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const cg = c / groups;
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < n; i++)
+    for (let g = 0; g < groups; g++) {
+      const off = (i * c + g * cg) * inner;
+      const m = cg * inner;
+      let mean = 0;
+      for (let k = 0; k < m; k++) mean += x[off + k]!;
+      mean /= m;
+      let v = 0;
+      for (let k = 0; k < m; k++) v += (x[off + k]! - mean) ** 2;
+      const rstd = 1 / Math.sqrt(v / m + eps);
+      for (let k = 0; k < m; k++) {
+        const ch = g * cg + Math.floor(k / inner);
+        const z = (x[off + k]! - mean) * rstd * gamma[ch]! + beta[ch]!;
+        y[off + k] = z / (1 + Math.exp(-z));
+      }
+    }
+  return y;
+}
+
+const engine = nativeEngine();
+const skip = engine ? false : 'the native binding is not built (no C++ compiler at npm ci)';
+
+describe('native engine', { skip }, () => {
+  for (const [shape, groups, offset] of [
+    [[3, 8, 5, 7], 4, 0], // two channels a group
+    [[2, 6, 4, 4], 6, 0], // one channel a group (InstanceNorm's case)
+    [[2, 8, 3], 2, 0], // one spatial axis, four channels a group
+    [[2, 64, 16, 16], 32, 40], // a U-Net shape, with a large mean (the variance must not cancel)
+  ] as [number[], number, number][]) {
+    it(`GroupNormSilu ${JSON.stringify(shape)}, ${groups} groups, mean ${offset}, matches float64`, async () => {
+      const rng = new Rng(shape.length * 1000 + groups);
+      const c = shape[1]!;
+      const x = rng.normalArray(shape.reduce((a, b) => a * b, 1)).map((v) => v * 3 + offset);
+      const gamma = rng.normalArray(c);
+      const beta = rng.normalArray(c);
+      const eps = 1e-6;
+      const g = new Graph();
+      const xv = g.input('x', shape);
+      const y = g.groupNormSiluFused(xv, groups, g.constant(gamma, [c]), g.constant(beta, [c]), eps);
+      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const res = await s.run({ x: { data: x, shape } });
+        assert.deepEqual(res.y!.shape, shape);
+        allClose(res.y!.data, reference(x, shape, groups, gamma, beta, eps), 2e-5, 2e-5, 'GroupNormSilu');
+      } finally {
+        await s.release();
+      }
+    });
+  }
+
+  it('rejects a model it cannot load with ONNX Runtime’s reason, and a released session', async () => {
+    await assert.rejects(engine!.createSession(Uint8Array.of(1, 2, 3)), /CreateSessionFromArray: .+/);
+    const g = new Graph();
+    const x = g.input('x', [2]);
+    const s = await engine!.createSession(
+      toOnnx(g, { outputs: { y: g.scale(x, 2) }, params: 'initializer' }),
+    );
+    await s.release();
+    await assert.rejects(s.run({ x: { data: Float32Array.of(1, 2), shape: [2] } }), /released session/);
+  });
+
+  it('names the problem when a feed has the wrong shape', async () => {
+    const g = new Graph();
+    const x = g.input('x', [2, 3]);
+    const s = await engine!.createSession(
+      toOnnx(g, { outputs: { y: g.scale(x, 2) }, params: 'initializer' }),
+    );
+    try {
+      await assert.rejects(
+        s.run({ x: { data: new Float32Array(6), shape: [3, 2] } }),
+        /Run: .*(dimension|shape)/i,
+      );
+    } finally {
+      await s.release();
+    }
+  });
+});

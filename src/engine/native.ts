@@ -1,0 +1,154 @@
+// The native engine: ONNX Runtime's C API through this project's Node-API binding (native/ortnative.cc),
+// which adds the fused kernels of the custom-op domain 'ai.ddpm' (FUSED_DOMAIN). It runs the runtime
+// library that onnxruntime-node ships, so both engines compute with the same kernels everywhere else.
+// CPU only; `nativeEngine()` is null when the binding was not built (no C++ compiler at install).
+
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Tensor } from '../util/tensor.js';
+import type { Engine, EngineSession, SessionOptions } from './engine.js';
+
+interface Binding {
+  init(libPath: string): string;
+  createSession(
+    model: Uint8Array,
+    threads: number,
+    level: number,
+    profilePrefix: string | null,
+  ): { handle: unknown; inputs: string[]; outputs: string[] };
+  run(
+    handle: unknown,
+    inNames: string[],
+    inData: Float32Array[],
+    inShapes: (readonly number[])[],
+    outNames: string[],
+    outData: (Float32Array | null)[],
+    outShapes: (readonly number[] | null)[],
+  ): { data: Float32Array; shape: number[] }[];
+  endProfiling(handle: unknown): string;
+  release(handle: unknown): void;
+}
+
+const require = createRequire(import.meta.url);
+
+/** This package's root: the nearest folder above this file holding native/. */
+function packageRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'native', 'ortnative.cc'))) {
+    const up = dirname(d);
+    if (up === d) throw new Error('native engine: cannot find the package root (native/ortnative.cc)');
+    d = up;
+  }
+  return d;
+}
+
+/** libonnxruntime.so.1 inside the installed onnxruntime-node package. */
+function ortLibrary(): string {
+  const pkg = dirname(require.resolve('onnxruntime-node/package.json'));
+  const bin = join(pkg, 'bin');
+  for (const napi of existsSync(bin) ? readdirSync(bin).sort().reverse() : []) {
+    const lib = join(bin, napi, process.platform, process.arch, 'libonnxruntime.so.1');
+    if (existsSync(lib)) return lib;
+  }
+  throw new Error(`native engine: libonnxruntime.so.1 not found under ${bin}`);
+}
+
+function level(o: NonNullable<SessionOptions['optimization']>): number {
+  switch (o) {
+    case 'none':
+      return 0;
+    case 'basic':
+      return 1;
+    case 'extended':
+      return 2;
+    case 'all':
+      return 99;
+  }
+}
+
+let loaded: { binding: Binding; version: string } | null | undefined;
+
+/** The binding, loaded once; null when it is not built or DDPM_ENGINE=onnxruntime-node. */
+function binding(): { binding: Binding; version: string } | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.DDPM_ENGINE === 'onnxruntime-node') return loaded;
+  const file = join(packageRoot(), 'native', 'build', 'ortnative.node');
+  if (!existsSync(file)) return loaded;
+  const b = require(file) as Binding;
+  loaded = { binding: b, version: b.init(ortLibrary()) };
+  return loaded;
+}
+
+export function nativeAvailable(): boolean {
+  return binding() !== null;
+}
+
+/** The native engine, or null when its binding is not built. */
+export function nativeEngine(): Engine | null {
+  const l = binding();
+  if (!l) return null;
+  const b = l.binding;
+  return {
+    name: `ortnative (ONNX Runtime ${l.version})`,
+    fusedKernels: ['GroupNormSilu'],
+    async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
+      const provider = opts.provider ?? 'cpu';
+      if (provider !== 'cpu') {
+        throw new Error(`native engine: CPU only (asked for '${provider}'); use onnxruntime-node for it`);
+      }
+      const s = b.createSession(
+        model,
+        opts.threads || availableParallelism(),
+        level(opts.optimization ?? 'all'),
+        opts.profilePrefix ?? null,
+      );
+      const inputSet = new Set(s.inputs);
+      let released = false;
+      return {
+        inputNames: s.inputs,
+        outputNames: s.outputs,
+        async run(feeds, outputs) {
+          if (released) throw new Error('native engine: run() on a released session');
+          // Feeds the graph does not read (a parameter it dropped, say) are ignored, as onnxruntime-node does.
+          const inNames = Object.keys(feeds).filter((k) => inputSet.has(k));
+          const ins = inNames.map((k) => feeds[k]!);
+          const given =
+            outputs && !Array.isArray(outputs) ? (outputs as Readonly<Record<string, Tensor>>) : null;
+          const outNames = given
+            ? Object.keys(given)
+            : outputs
+              ? [...(outputs as readonly string[])]
+              : s.outputs;
+          const res = b.run(
+            s.handle,
+            inNames,
+            ins.map((t) => t.data),
+            ins.map((t) => t.shape),
+            outNames,
+            outNames.map((k) => given?.[k]?.data ?? null),
+            outNames.map((k) => given?.[k]?.shape ?? null),
+          );
+          if (given) return { ...given };
+          const out: Record<string, Tensor> = {};
+          outNames.forEach((k, i) => {
+            out[k] = res[i]!;
+          });
+          return out;
+        },
+        async endProfiling() {
+          if (!opts.profilePrefix)
+            throw new Error('endProfiling: the session was created without profilePrefix');
+          return b.endProfiling(s.handle);
+        },
+        async release() {
+          if (!released) b.release(s.handle);
+          released = true;
+        },
+      };
+    },
+  };
+}
