@@ -7,9 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/unet.js';
-import { buildInferenceModel } from '../src/sample/denoiser.js';
+import { buildInferenceModel, inferenceTargetOf } from '../src/sample/denoiser.js';
 import { nodeEngine } from '../src/engine/node.js';
-import { buildTrainModel, nchwcBlockOf } from '../src/train/trainGraph.js';
+import { nchwcBlockOf } from '../src/graph/nchwc.js';
+import { buildTrainModel } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 import type { Tensor } from '../src/util/tensor.js';
 
@@ -80,7 +81,7 @@ async function main() {
     }
   } else {
     // The sampling graph exactly as createDenoiser builds it (input x).
-    model = buildInferenceModel(cfg, params, B, engine.fusedKernels);
+    model = buildInferenceModel(cfg, params, B, await inferenceTargetOf(engine));
   }
   feeds[train ? 'xt' : 'x'] = { data: rng.normalArray(per), shape: shape };
   feeds.t = { data: Float32Array.from({ length: B }, () => rng.int(1000)), shape: [B] };

@@ -5,9 +5,12 @@
 // engine layer falls back to onnxruntime-node (src/engine/node.ts). Issue #2.
 //
 // Kernels (NCHW float32, batch and groups spread over ORT's own intra-op threads):
-//   GroupNormSilu(x [N, C, ...], gamma [C], beta [C]; groups, epsilon, silu) -> y
+//   GroupNormSilu(x [N, C, ...], gamma [C], beta [C]; groups, epsilon, silu, block) -> y
 //     y = GroupNorm(x) * gamma + beta, then x * sigmoid(x) when silu = 1 (the U-Net's norm + SiLU,
-//     one pass over memory where ORT runs LayerNormalization, Mul, Add and QuickGelu).
+//     one pass over memory where ORT runs LayerNormalization, Mul, Add and QuickGelu). block = 0: NCHW;
+//     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
+//     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
+//     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -111,6 +114,7 @@ struct GnJob {
   int64_t channels, groups, inner;  // inner = H*W (product of the axes after C)
   float eps;
   bool silu;
+  int64_t block;  // 0: NCHW; B: ORT's blocked layout [N, C/B, H, W, B] (its NCHWc tensors)
 };
 
 // One (sample, group) slice: two passes for the statistics (the slice, at most a few tens of KB, stays in
@@ -145,20 +149,70 @@ static void gnSlice(const GnJob& j, int64_t idx) {
   }
 }
 
-// ORT's ParallelFor runs one task per index; a task takes a run of consecutive slices, so that small
-// tensors (64 x 32 slices of 32 floats at 4x4) do not pay the pool's per-task cost thousands of times.
+// The blocked layout: a unit is `span` consecutive blocks of B channels (span = cg / B when a group spans
+// whole blocks, else 1 block holding B / cg groups); rows of B lanes, so every loop runs over whole vectors.
+template <int B>
+static void gnUnitBlocked(const GnJob& j, int64_t idx) {
+  const int64_t cg = j.channels / j.groups, cb = j.channels / B;
+  const int64_t span = cg >= B ? cg / B : 1, units = cb / span;
+  const int64_t n = idx / units, u = idx % units;
+  const int64_t rows = span * j.inner;  // rows of B lanes in this unit
+  const float* x = j.x + (n * cb + u * span) * j.inner * B;
+  float* y = j.y + (n * cb + u * span) * j.inner * B;
+  float acc[B] = {}, mean[B], var[B] = {}, rstd[B];
+  for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+    for (int l = 0; l < B; l++) acc[l] += x[r * B + l];
+  // Lanes of one group: all B when a group spans blocks, else runs of cg lanes.
+  const int lanes = cg >= B ? B : int(cg);
+  const float count = float(rows) * float(cg >= B ? B : cg);
+  for (int l0 = 0; l0 < B; l0 += lanes) {
+    float s = 0.f;
+    for (int l = l0; l < l0 + lanes; l++) s += acc[l];
+    for (int l = l0; l < l0 + lanes; l++) mean[l] = s / count;
+  }
+  for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+    for (int l = 0; l < B; l++) var[l] += (x[r * B + l] - mean[l]) * (x[r * B + l] - mean[l]);
+  for (int l0 = 0; l0 < B; l0 += lanes) {
+    float s = 0.f;
+    for (int l = l0; l < l0 + lanes; l++) s += var[l];
+    for (int l = l0; l < l0 + lanes; l++) rstd[l] = 1.f / std::sqrt(s / count + j.eps);
+  }
+  for (int64_t k = 0; k < span; k++) {
+    const int64_t c0 = (u * span + k) * B;
+    float a[B], b[B];
+    for (int l = 0; l < B; l++) {
+      a[l] = j.gamma[c0 + l] * rstd[l];
+      b[l] = j.beta[c0 + l] - mean[l] * a[l];
+    }
+    const float* xk = x + k * j.inner * B;
+    float* yk = y + k * j.inner * B;
+    for (int64_t r = 0; r < j.inner; r++)
+#pragma omp simd
+      for (int l = 0; l < B; l++) {
+        const float z = xk[r * B + l] * a[l] + b[l];
+        yk[r * B + l] = j.silu ? z / (1.f + std::exp(-z)) : z;
+      }
+  }
+}
+
+// ORT's ParallelFor runs one task per index; a task takes a run of consecutive units (slices or blocks),
+// so that small tensors (64 x 32 slices of 32 floats at 4x4) do not pay the pool's per-task cost
+// thousands of times.
 struct GnTasks {
   GnJob job;
-  int64_t slices, perTask;
+  int64_t units, perTask;
+  void (*unit)(const GnJob&, int64_t);
 };
 static void gnTask(void* data, size_t idx) {
   const auto* t = static_cast<const GnTasks*>(data);
-  const int64_t end = std::min(t->slices, int64_t(idx + 1) * t->perTask);
-  for (int64_t i = int64_t(idx) * t->perTask; i < end; i++) gnSlice(t->job, i);
+  const int64_t end = std::min(t->units, int64_t(idx + 1) * t->perTask);
+  for (int64_t i = int64_t(idx) * t->perTask; i < end; i++) t->unit(t->job, i);
 }
 
 struct GnKernel {
-  int64_t groups = 32, silu = 1;
+  int64_t groups = 32, silu = 1, block = 0;
   float eps = 1e-6f;
 };
 
@@ -205,6 +259,7 @@ static void* gnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info
   if (OrtStatus* s = geti(info, "groups", &k->groups)) rel(s);
   if (OrtStatus* s = geti(info, "silu", &k->silu)) rel(s);
   if (OrtStatus* s = getf(info, "epsilon", &k->eps)) rel(s);
+  if (OrtStatus* s = geti(info, "block", &k->block)) rel(s);
   return k;
 }
 
@@ -238,11 +293,21 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   for (size_t i = 2; i < rank; i++) j.inner *= dims[i];
   j.eps = k->eps;
   j.silu = k->silu != 0;
-  // Tasks of at least ~32K floats each (a few microseconds of work), at most one per slice.
-  GnTasks t{j, dims[0] * j.groups, 1};
-  const int64_t sliceFloats = (j.channels / j.groups) * j.inner;
-  t.perTask = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, sliceFloats));
-  const size_t tasks = size_t((t.slices + t.perTask - 1) / t.perTask);
+  j.block = k->block;
+  // Tasks of at least ~32K floats each (a few microseconds of work), at most one per unit.
+  GnTasks t{j, 0, 1, gnSlice};
+  int64_t unitFloats;
+  if (j.block == 0) {
+    t.units = dims[0] * j.groups;
+    unitFloats = (j.channels / j.groups) * j.inner;
+  } else {
+    const int64_t cg = j.channels / j.groups, span = cg >= j.block ? cg / j.block : 1;
+    t.units = dims[0] * (j.channels / j.block / span);
+    unitFloats = span * j.block * j.inner;
+    t.unit = j.block == 16 ? gnUnitBlocked<16> : gnUnitBlocked<8>;
+  }
+  t.perTask = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, unitFloats));
+  const size_t tasks = size_t((t.units + t.perTask - 1) / t.perTask);
   auto pfor = ORT(kKernelContextParallelFor,
                   OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
   if (OrtStatus* s = pfor(ctx, gnTask, tasks, 0, &t)) {

@@ -571,8 +571,9 @@ export class Graph {
    * SiLU(GroupNorm(x) * gamma + beta) as one node of the custom-op domain 'ai.ddpm' (FUSED_DOMAIN),
    * which only the native engine runs (native/ortnative.cc: one pass over memory where ONNX Runtime
    * runs LayerNormalization, Mul, Add and QuickGelu). Inference graphs only: it has no gradient rule.
+   * `block` > 0: x and the result are in ORT's blocked NCHWc layout (blocked.ts emits that form).
    */
-  groupNormSiluFused(x: Value, groups: number, gamma: Value, beta: Value, eps: number): Value {
+  groupNormSiluFused(x: Value, groups: number, gamma: Value, beta: Value, eps: number, block = 0): Value {
     const c = x.shape[1]!;
     if (x.shape.length < 3 || c % groups !== 0) {
       throw new GraphError(
@@ -580,12 +581,19 @@ export class Graph {
         `input ${shapeStr(x.shape)} does not split into ${groups} groups`,
       );
     }
+    const cg = c / groups;
+    if (block && !(c % block === 0 && (block % cg === 0 || cg % block === 0))) {
+      throw new GraphError(
+        'GroupNormSilu',
+        `${c} channels in ${groups} groups do not tile blocks of ${block}`,
+      );
+    }
     for (const v of [gamma, beta]) {
       if (shapeStr(v.shape) !== shapeStr([c])) {
         throw new GraphError('GroupNormSilu', `gamma/beta ${shapeStr(v.shape)} for ${c} channels`);
       }
     }
-    const attrs = { groups, epsilon: { floats: [eps] }, silu: 1 };
+    const attrs = { groups, epsilon: { floats: [eps] }, silu: 1, block };
     return this.node(
       'GroupNormSilu',
       [x, gamma, beta],
@@ -621,7 +629,15 @@ export class Graph {
     const perm = new Float32Array(b * w * b * w); // (j, w) -> (w, j)
     for (let j = 0; j < b; j++) for (let x = 0; x < w; x++) perm[(j * w + x) * b * w + x * b + j] = 1;
     const cols = this.matmul(this.reshape(rows, [n * c * h * b, b * w]), this.constant(perm, [b * w, b * w]));
-    return this.reshape(cols, [n, c, h * b, w * b]); // [N, C, bH, bW]
+    // [N, C, bH, bW]; meta.interleaveOf lets a layout pass build its own form (blocked.ts)
+    const out = [n, c, h * b, w * b];
+    return this.node(
+      'Reshape',
+      [cols, this.ints(out)],
+      [out],
+      {},
+      { interleaveOf: phases, phasesPerAxis: b },
+    )[0]!;
   }
 
   /** Nearest-neighbour 2x upsampling of x [N, C, H, W]. */
@@ -676,6 +692,28 @@ export class Graph {
     }
     (last.outputs as Value[])[0] = old;
     this.nodes.splice(at, 1, ...added);
+  }
+
+  /**
+   * Put the nodes in an order where each follows the producers of its inputs (ONNX requires it), keeping
+   * the current order otherwise: for lowering passes that build nodes after their consumers.
+   */
+  sortNodes(): void {
+    const producer = new Map<number, Node>();
+    for (const n of this.nodes) for (const o of n.outputs) producer.set(o.id, n);
+    const placed = new Set<Node>();
+    const order: Node[] = [];
+    const visit = (n: Node) => {
+      if (placed.has(n)) return;
+      placed.add(n);
+      for (const v of n.inputs) {
+        const p = producer.get(v.id);
+        if (p) visit(p);
+      }
+      order.push(n);
+    };
+    for (const n of this.nodes) visit(n);
+    this.nodes.splice(0, this.nodes.length, ...order);
   }
 
   /** The leaf record of a value, if it is an input, parameter or constant. */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { nodeEngine } from '../engine/node.js';
-import { nchwcBlockOf } from '../train/trainGraph.js';
+import { nchwcBlockOf } from './nchwc.js';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
 import { Graph } from './graph.js';

@@ -5,7 +5,9 @@
 // this pass every training-graph conv runs as NCHW im2col + GEMM, about 1.5-2x slower (issue #2).
 // The block size is the runtime's (16 with AVX-512, 8 with AVX2); engines report it.
 
+import type { Engine } from '../engine/engine.js';
 import { Graph, GraphError, type Node, type Value } from './graph.js';
+import { toOnnx } from './onnx.js';
 
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 
@@ -21,17 +23,24 @@ function layoutOf(n: Node, block: number): 'blocked' | 'nchw-input' | null {
 }
 
 /**
- * Lower every Conv that the roots depend on and whose weight is not a constant; returns how many.
+ * Lower every Conv that the roots depend on and whose weight is not a constant (or every Conv, with
+ * `constantWeights`); returns how many.
  * `block` must be the runtime's NCHWc block size (> 1).
  */
-export function lowerConvsToNchwc(g: Graph, block: number, roots: readonly Value[]): number {
+export function lowerConvsToNchwc(
+  g: Graph,
+  block: number,
+  roots: readonly Value[],
+  opts: { constantWeights?: boolean } = {},
+): number {
   if (!(Number.isInteger(block) && block > 1)) throw new GraphError('nchwc', `bad block size ${block}`);
   let count = 0;
   for (const n of g.liveNodes(roots)) {
     const layout = layoutOf(n, block);
     if (!layout) continue;
-    // Constant weights: ORT's own transformer lowers (and pre-packs) them; opaque ones stay plain.
-    if (g.leafOf(n.inputs[1]!)?.kind === 'const') continue;
+    // Constant weights: ORT's own transformer lowers (and pre-packs) them; opaque ones stay plain. With
+    // `constantWeights` they are lowered here too (ORT folds their in-graph reorder once, at load).
+    if (!opts.constantWeights && g.leafOf(n.inputs[1]!)?.kind === 'const') continue;
     g.replaceNode(n, () => lowerConv(g, n, block, layout));
     count++;
   }
@@ -132,4 +141,33 @@ export function nchwcProbeGraph(): { graph: Graph; out: Value } {
   const shape = g.node('Shape', [r], [[4]], {}, undefined, ['int64'])[0]!;
   const out = g.node('Cast', [shape], [[4]], { to: 1 })[0]!;
   return { graph: g, out };
+}
+
+const probed = new WeakMap<Engine, Promise<number>>();
+
+/**
+ * The engine's NCHWc block size (16 with AVX-512, 8 with AVX2), or 0 when it has no such kernels
+ * (onnxruntime-web, non-x86 CPUs): probed once per engine by loading a one-op model.
+ */
+export function nchwcBlockOf(engine: Engine): Promise<number> {
+  let p = probed.get(engine);
+  if (!p) {
+    p = (async () => {
+      const { graph, out } = nchwcProbeGraph();
+      try {
+        const s = await engine.createSession(toOnnx(graph, { outputs: { out }, params: 'initializer' }));
+        try {
+          const res = await s.run({ x: { data: Float32Array.of(1), shape: [1, 1, 1, 1] } });
+          const b = res.out!.data[1]!;
+          return Number.isInteger(b) && b > 1 ? b : 0;
+        } finally {
+          await s.release();
+        }
+      } catch {
+        return 0;
+      }
+    })();
+    probed.set(engine, p);
+  }
+  return p;
 }

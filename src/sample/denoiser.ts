@@ -4,26 +4,41 @@
 
 import type { Denoiser } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel, SessionOptions } from '../engine/engine.js';
+import { lowerToBlocked } from '../graph/blocked.js';
 import { Graph } from '../graph/graph.js';
+import { nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 
-/**
- * The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. `fused`: the
- * target engine's fused kernels (Engine.fusedKernels), which the graph may use.
- */
+/** What the target engine offers beyond standard ONNX (see Engine.fusedKernels, nchwcBlockOf). */
+export interface InferenceTarget {
+  readonly fused?: readonly FusedKernel[];
+  /** With the fused GroupNorm: ORT's NCHWc block size, to keep activations blocked (blocked.ts); 0 = no. */
+  readonly nchwcBlock?: number;
+}
+
+/** The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. */
 export function buildInferenceModel(
   cfg: UNetConfig,
   params: ParamStore,
   batch: number,
-  fused: readonly FusedKernel[] = [],
+  target: InferenceTarget = {},
 ): Uint8Array {
   const g = new Graph();
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
+  const fused = target.fused ?? [];
   const u = buildUNet(g, cfg, params, x, t, { frozen: true, fused });
+  if (fused.includes('GroupNormSilu') && (target.nchwcBlock ?? 0) > 1)
+    lowerToBlocked(g, target.nchwcBlock!, [u.out]);
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
+}
+
+/** The inference target of an engine: its fused kernels and, for those, its NCHWc block size. */
+export async function inferenceTargetOf(engine: Engine): Promise<InferenceTarget> {
+  const fused = engine.fusedKernels ?? [];
+  return { fused, nchwcBlock: fused.includes('GroupNormSilu') ? await nchwcBlockOf(engine) : 0 };
 }
 
 export interface UNetDenoiser {
@@ -41,7 +56,7 @@ export async function createDenoiser(
   opts: SessionOptions = {},
 ): Promise<UNetDenoiser> {
   const session: EngineSession = await engine.createSession(
-    buildInferenceModel(cfg, params, batch, engine.fusedKernels),
+    buildInferenceModel(cfg, params, batch, await inferenceTargetOf(engine)),
     opts,
   );
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;

@@ -8,7 +8,7 @@ import type { LossType } from '../diffusion/types.js';
 import type { Engine, EngineSession } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
-import { lowerConvsToNchwc, nchwcProbeGraph } from '../graph/nchwc.js';
+import { lowerConvsToNchwc, nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
 import type { Rng } from '../util/rng.js';
@@ -39,35 +39,6 @@ export interface TrainSession {
   readonly dropoutSites: readonly { name: string; shape: readonly number[] }[];
   step(params: ParamStore, b: TrainBatch, rng: Rng): Promise<TrainStepOutput>;
   release(): Promise<void>;
-}
-
-const probed = new WeakMap<Engine, Promise<number>>();
-
-/**
- * The engine's NCHWc block size (16 with AVX-512, 8 with AVX2), or 0 when it has no such kernels
- * (onnxruntime-web, non-x86 CPUs): probed once per engine by loading a one-op model.
- */
-export function nchwcBlockOf(engine: Engine): Promise<number> {
-  let p = probed.get(engine);
-  if (!p) {
-    p = (async () => {
-      const { graph, out } = nchwcProbeGraph();
-      try {
-        const s = await engine.createSession(toOnnx(graph, { outputs: { out }, params: 'initializer' }));
-        try {
-          const res = await s.run({ x: { data: Float32Array.of(1), shape: [1, 1, 1, 1] } });
-          const b = res.out!.data[1]!;
-          return Number.isInteger(b) && b > 1 ? b : 0;
-        } finally {
-          await s.release();
-        }
-      } catch {
-        return 0;
-      }
-    })();
-    probed.set(engine, p);
-  }
-  return p;
 }
 
 /**

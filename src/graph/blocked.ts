@@ -1,0 +1,166 @@
+// A layout pass for inference graphs on the native engine: activations stay in ONNX Runtime's blocked
+// NCHWc layout ([N, C/B, H, W, B] in memory, shape [N, C, H, W]) from one convolution to the next,
+// instead of ORT's reorder to NCHW and back around every non-conv op (issue #2: 37 ms of S-fwd's kernel
+// time was ReorderInput/ReorderOutput). Every conv is lowered to ORT's NCHWc kernel (nchwc.ts, constant
+// weights too), then values get a blocked twin where their op has a blocked form:
+// - GroupNormSilu: the native kernel's `block` mode;
+// - Add: elementwise as is; a per-channel broadcast operand ([N, C, 1, 1], [C, 1, 1]) through a 5-d
+//   view, [N, C/B, 1, 1, B];
+// - Concat on channels: whole blocks concatenate as the blocked layout of the result;
+// - Graph.interleave (the up-sampling phases): two Concats on new axes of the 5-d view;
+// - ReorderOutput's input is its own twin.
+// A ReorderInput whose input has a twin becomes that twin. Everything else (attention, the last conv's
+// output) reads the NCHW values, which the runtime still reorders where they are used.
+
+import { FUSED_DOMAIN, type Graph, GraphError, type Node, type Value } from './graph.js';
+import { lowerConvsToNchwc, NCHWC_DOMAIN } from './nchwc.js';
+
+export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[]): { twinned: number } {
+  if (!(Number.isInteger(block) && block > 1)) throw new GraphError('blocked', `bad block size ${block}`);
+  lowerConvsToNchwc(g, block, roots, { constantWeights: true });
+  const twin = new Map<number, Value>();
+  const wholeBlocks = (v: Value) => v.shape.length === 4 && v.shape[1]! % block === 0;
+  // A blocked value as its 5-d view [N, C/B, H, W, B] and back.
+  const view5 = (v: Value) => {
+    const [n, c, h, w] = v.shape as [number, number, number, number];
+    return g.reshape(v, [n, c / block, h, w, block]);
+  };
+  // [C, 1, 1], [1, C, 1, 1] or [N, C, 1, 1]: one value per channel (and sample), as a timestep shift.
+  const perChannel = (v: Value, c: number) =>
+    v.shape.length >= 3 &&
+    v.shape.length <= 4 &&
+    v.shape.at(-3) === c &&
+    v.shape.at(-1) === 1 &&
+    v.shape.at(-2) === 1;
+  // Where an op reads the NCHW form of a twinned value, it gets the twin reordered (once), not the
+  // original op's NCHW computation (which would keep a second, NCHW copy of the network alive).
+  const toNchw = (n: Node, tv: Value) =>
+    g.replaceNode(
+      n,
+      () =>
+        g.node(
+          'ReorderOutput',
+          [tv],
+          [n.outputs[0]!.shape],
+          { channels_last: 0, channels: tv.shape[1]! },
+          undefined,
+          undefined,
+          NCHWC_DOMAIN,
+        )[0]!,
+    );
+  const setTwin = (n: Node, tv: Value) => {
+    twin.set(n.outputs[0]!.id, tv);
+    toNchw(n, tv);
+  };
+
+  // A residual Add whose one side is a conv used only there becomes that conv's Sum input (ORT's NCHWc
+  // Conv adds it while writing its output, as ORT's own NCHWc transformer fuses it).
+  const uses = new Map<number, number>();
+  for (const n of g.liveNodes(roots)) for (const v of n.inputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  const sumIntoConv = (nchw: Value, conv: Value, other: Value): Value | undefined => {
+    const c = conv.producer;
+    if (!(c?.op === 'Conv' && c.domain === NCHWC_DOMAIN && c.inputs.length === 3)) return undefined;
+    if (uses.get(nchw.id) !== 1 || uses.get(conv.id) !== 1) return undefined;
+    return g.node(
+      'Conv',
+      [...c.inputs, other],
+      [conv.shape],
+      c.attrs,
+      undefined,
+      undefined,
+      NCHWC_DOMAIN,
+    )[0]!;
+  };
+
+  for (const n of g.liveNodes(roots)) {
+    const out = n.outputs[0]!;
+    const t = (v: Value) => twin.get(v.id);
+    switch (kindOf(n)) {
+      case 'reorderOutput': {
+        const y = n.inputs[0]!;
+        if (wholeBlocks(out) && y.shape[1] === out.shape[1]) twin.set(out.id, y);
+        break;
+      }
+      case 'reorderInput': {
+        const x = t(n.inputs[0]!);
+        if (x) g.replaceNode(n, () => g.identity(x));
+        break;
+      }
+      case 'groupNormSilu': {
+        const [x, gamma, beta] = n.inputs as [Value, Value, Value];
+        const bx = t(x);
+        const groups = n.attrs.groups as number;
+        const cg = x.shape[1]! / groups;
+        if (bx && (block % cg === 0 || cg % block === 0) && !n.attrs.block) {
+          const eps = (n.attrs.epsilon as { floats: number[] }).floats[0]!;
+          setTwin(n, g.groupNormSiluFused(bx, groups, gamma, beta, eps, block));
+        }
+        break;
+      }
+      case 'add': {
+        const [a, b] = n.inputs as [Value, Value];
+        if (!wholeBlocks(out)) break;
+        const [ta, tb] = [t(a), t(b)];
+        if (ta && tb && a.shape.join() === b.shape.join()) {
+          setTwin(n, sumIntoConv(a, ta, tb) ?? sumIntoConv(b, tb, ta) ?? g.add(ta, tb));
+        } else if ((ta && perChannel(b, out.shape[1]!)) || (tb && perChannel(a, out.shape[1]!))) {
+          const [full, bias] = ta ? [ta, b] : [tb!, a];
+          const [nb, c] = full.shape as [number, number];
+          const bn = bias.shape.length === 4 ? bias.shape[0]! : 1;
+          if (bn !== 1 && bn !== nb) break;
+          const b5 = g.reshape(bias, [bn, c / block, 1, 1, block]); // [N or 1, C/B, 1, 1, B]
+          setTwin(n, g.reshape(g.add(view5(full), b5), full.shape));
+        }
+        break;
+      }
+      case 'concat': {
+        const axis = n.attrs.axis as number;
+        const ts = n.inputs.map(t);
+        if (axis === 1 && wholeBlocks(out) && ts.every((v) => v !== undefined)) {
+          setTwin(n, g.concat(ts as Value[], 1));
+        }
+        break;
+      }
+      case 'interleave': {
+        const phases = (n.meta!.interleaveOf as readonly Value[]).map(t);
+        const b = n.meta!.phasesPerAxis as number;
+        if (!wholeBlocks(out) || phases.some((p) => p === undefined)) break;
+        const [nb, c, h, w] = phases[0]!.shape as [number, number, number, number];
+        const cb = c / block;
+        // phases[i*b + j] -> out[., ., b*h + i, b*w + j]: stack j after W, then i after H.
+        const rows: Value[] = [];
+        for (let i = 0; i < b; i++) {
+          const cols = phases.slice(i * b, (i + 1) * b).map((p) => g.reshape(p!, [nb, cb, h, w, 1, block]));
+          rows.push(g.reshape(g.concat(cols, 4), [nb, cb, h, 1, w * b, block])); // [N, C/B, H, 1, bW, B]
+        }
+        setTwin(n, g.reshape(g.concat(rows, 3), out.shape)); // [N, C/B, bH, bW, B] as [N, C, bH, bW]
+        break;
+      }
+      case 'other':
+        break;
+    }
+  }
+  g.sortNodes();
+  return { twinned: twin.size };
+}
+
+type Kind = 'reorderOutput' | 'reorderInput' | 'groupNormSilu' | 'add' | 'concat' | 'interleave' | 'other';
+
+function kindOf(n: Node): Kind {
+  if (n.domain === NCHWC_DOMAIN) {
+    if (n.op === 'ReorderOutput') return 'reorderOutput';
+    if (n.op === 'ReorderInput') return 'reorderInput';
+    return 'other';
+  }
+  if (n.domain === FUSED_DOMAIN) return n.op === 'GroupNormSilu' ? 'groupNormSilu' : 'other';
+  if (n.domain) return 'other';
+  if (n.meta?.interleaveOf) return 'interleave';
+  switch (n.op) {
+    case 'Add':
+      return 'add';
+    case 'Concat':
+      return 'concat';
+    default:
+      return 'other';
+  }
+}
