@@ -279,7 +279,7 @@ async function main(): Promise<void> {
 
   const load = loadavg();
   console.log(
-    `ddpm-ts bench: node ${process.version}, onnxruntime-node, ${o.threads} thread(s); ` +
+    `ddpm-ts bench: node ${process.version}, ${nodeEngine().name}, ${o.threads} thread(s); ` +
       (torchInfo
         ? `torch ${torchInfo.torch as string} (OpenBLAS pthreads, ${torchInfo.threads as number} threads)`
         : 'no torch') +

@@ -65,7 +65,7 @@ async function main() {
   if (train) {
     // As the trainer: convs lowered to the runtime's NCHWc block size (override: NCHWC=0|8|16).
     const block = process.env.NCHWC !== undefined ? Number(process.env.NCHWC) : await nchwcBlockOf(engine);
-    const built = buildTrainModel(cfg, params, B, block);
+    const built = buildTrainModel(cfg, params, B, block, 'mse', engine.fusedKernels);
     model = built.model;
     feeds.target = { data: rng.normalArray(per), shape: shape };
     feeds.weight = { data: new Float32Array(B).fill(1), shape: [B, 1, 1, 1] };

@@ -197,18 +197,29 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
   }
 }
 
-// ORT's ParallelFor runs one task per index; a task takes a run of consecutive units (slices or blocks),
-// so that small tensors (64 x 32 slices of 32 floats at 4x4) do not pay the pool's per-task cost
-// thousands of times.
-struct GnTasks {
-  GnJob job;
+// ORT's ParallelFor runs one task per index; a task takes a run of consecutive units (slices or blocks)
+// of at least ~32K floats, so that small tensors (64 x 32 slices of 32 floats at 4x4) do not pay the
+// pool's per-task cost thousands of times.
+struct Chunks {
+  const void* job;
+  void (*unit)(const void*, int64_t);
   int64_t units, perTask;
-  void (*unit)(const GnJob&, int64_t);
 };
-static void gnTask(void* data, size_t idx) {
-  const auto* t = static_cast<const GnTasks*>(data);
+static void chunkTask(void* data, size_t idx) {
+  const auto* t = static_cast<const Chunks*>(data);
   const int64_t end = std::min(t->units, int64_t(idx + 1) * t->perTask);
   for (int64_t i = int64_t(idx) * t->perTask; i < end; i++) t->unit(t->job, i);
+}
+static void parallelUnits(OrtKernelContext* ctx, const void* job, void (*unit)(const void*, int64_t), int64_t units,
+                          int64_t unitFloats) {
+  Chunks t{job, unit, units, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, unitFloats))};
+  const size_t tasks = size_t((units + t.perTask - 1) / t.perTask);
+  auto pfor = ORT(kKernelContextParallelFor,
+                  OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
+  if (OrtStatus* s = pfor(ctx, chunkTask, tasks, 0, &t)) {
+    ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
+    for (size_t i = 0; i < tasks; i++) chunkTask(&t, i);
+  }
 }
 
 struct GnKernel {
@@ -294,25 +305,15 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   j.eps = k->eps;
   j.silu = k->silu != 0;
   j.block = k->block;
-  // Tasks of at least ~32K floats each (a few microseconds of work), at most one per unit.
-  GnTasks t{j, 0, 1, gnSlice};
-  int64_t unitFloats;
   if (j.block == 0) {
-    t.units = dims[0] * j.groups;
-    unitFloats = (j.channels / j.groups) * j.inner;
+    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnSlice(*static_cast<const GnJob*>(jj), i); },
+                  dims[0] * j.groups, (j.channels / j.groups) * j.inner);
   } else {
     const int64_t cg = j.channels / j.groups, span = cg >= j.block ? cg / j.block : 1;
-    t.units = dims[0] * (j.channels / j.block / span);
-    unitFloats = span * j.block * j.inner;
-    t.unit = j.block == 16 ? gnUnitBlocked<16> : gnUnitBlocked<8>;
-  }
-  t.perTask = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, unitFloats));
-  const size_t tasks = size_t((t.units + t.perTask - 1) / t.perTask);
-  auto pfor = ORT(kKernelContextParallelFor,
-                  OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
-  if (OrtStatus* s = pfor(ctx, gnTask, tasks, 0, &t)) {
-    ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
-    for (size_t i = 0; i < tasks; i++) gnTask(&t, i);
+    auto unit16 = [](const void* jj, int64_t i) { gnUnitBlocked<16>(*static_cast<const GnJob*>(jj), i); };
+    auto unit8 = [](const void* jj, int64_t i) { gnUnitBlocked<8>(*static_cast<const GnJob*>(jj), i); };
+    parallelUnits(ctx, &j, j.block == 16 ? +unit16 : +unit8, dims[0] * (j.channels / j.block / span),
+                  span * j.block * j.inner);
   }
 }
 
@@ -326,6 +327,139 @@ static const CustomOpAbi gnOp = {
     [](const CustomOpAbi*, size_t) -> int { return kFloat; },
     [](const CustomOpAbi*) -> size_t { return 1; },
     gnCompute,
+    [](void* k) { delete static_cast<GnKernel*>(k); },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*, size_t) -> int { return 0; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    [](const CustomOpAbi*) -> int { return 1; },
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+};
+
+// ---- GroupNormSiluGrad kernel (NCHW) ----
+// GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta for y = SiLU(z),
+// z = gamma xhat + beta, xhat = (x - mean) * rstd over each group (statistics recomputed from x: the slice
+// is in cache). With dz = dy * s (1 + z (1 - s)), s = sigmoid(z), and per-channel sums S0 = sum dz,
+// S1 = sum dz xhat: dx = rstd (gamma dz - sum_g(gamma S0) / M - xhat sum_g(gamma S1) / M), M = C/G * H*W;
+// dbeta = sum_n S0, dgamma = sum_n S1. Two passes per slice: dz is parked in dx, then turned into dx.
+struct GnGradJob {
+  const float *dy, *x, *gamma, *beta;
+  float* dx;
+  float *s0, *s1;  // [N, C] partial sums
+  int64_t channels, groups, inner;
+  float eps;
+};
+
+static void gnGradSlice(const GnGradJob& j, int64_t idx) {
+  const int64_t cg = j.channels / j.groups, g = idx % j.groups, n = idx / j.groups;
+  const int64_t off = (n * j.channels + g * cg) * j.inner, m = cg * j.inner;
+  const float *x = j.x + off, *dy = j.dy + off;
+  float* dx = j.dx + off;
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < m; i++) s += x[i];
+  const float mean = s / float(m);
+  float v = 0.f;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < m; i++) v += (x[i] - mean) * (x[i] - mean);
+  const float rstd = 1.f / std::sqrt(v / float(m) + j.eps);
+  float gs0 = 0.f, gs1 = 0.f;  // sum over the group's channels of gamma S0, gamma S1
+  for (int64_t c = 0; c < cg; c++) {
+    const int64_t ch = g * cg + c;
+    const float ga = j.gamma[ch], be = j.beta[ch];
+    const float *xc = x + c * j.inner, *dyc = dy + c * j.inner;
+    float* dzc = dx + c * j.inner;
+    float a0 = 0.f, a1 = 0.f;
+#pragma omp simd reduction(+ : a0, a1)
+    for (int64_t i = 0; i < j.inner; i++) {
+      const float xh = (xc[i] - mean) * rstd, z = xh * ga + be;
+      const float sg = 1.f / (1.f + std::exp(-z));
+      const float dz = dyc[i] * sg * (1.f + z * (1.f - sg));
+      dzc[i] = dz;
+      a0 += dz;
+      a1 += dz * xh;
+    }
+    j.s0[n * j.channels + ch] = a0;
+    j.s1[n * j.channels + ch] = a1;
+    gs0 += ga * a0;
+    gs1 += ga * a1;
+  }
+  const float k0 = gs0 / float(m), k1 = gs1 / float(m);
+  for (int64_t c = 0; c < cg; c++) {
+    const float ga = j.gamma[g * cg + c];
+    const float* xc = x + c * j.inner;
+    float* d = dx + c * j.inner;
+#pragma omp simd
+    for (int64_t i = 0; i < j.inner; i++) {
+      const float xh = (xc[i] - mean) * rstd;
+      d[i] = rstd * (ga * d[i] - k0 - xh * k1);
+    }
+  }
+}
+
+static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const GnKernel*>(kernel);
+  auto input = ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**));
+  auto output = ORT(kKernelContextGetOutput,
+                    OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**));
+  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
+  const OrtValue *dy, *x, *gamma, *beta;
+  input(ctx, 0, &dy);
+  input(ctx, 1, &x);
+  input(ctx, 2, &gamma);
+  input(ctx, 3, &beta);
+  OrtTensorTypeAndShapeInfo* info;
+  ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(x, &info);
+  size_t rank;
+  ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
+  std::vector<int64_t> dims(rank);
+  ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
+  ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+  const int64_t c = dims[1];
+  OrtValue *dxv, *dgv, *dbv;
+  output(ctx, 0, dims.data(), rank, &dxv);
+  output(ctx, 1, &c, 1, &dgv);
+  output(ctx, 2, &c, 1, &dbv);
+  GnGradJob j{};
+  void* p;
+  data(dy, &p), j.dy = static_cast<const float*>(p);
+  data(x, &p), j.x = static_cast<const float*>(p);
+  data(gamma, &p), j.gamma = static_cast<const float*>(p);
+  data(beta, &p), j.beta = static_cast<const float*>(p);
+  data(dxv, &p), j.dx = static_cast<float*>(p);
+  std::vector<float> partial(size_t(2 * dims[0] * c));
+  j.s0 = partial.data();
+  j.s1 = partial.data() + dims[0] * c;
+  j.channels = c;
+  j.groups = k->groups;
+  j.inner = 1;
+  for (size_t i = 2; i < rank; i++) j.inner *= dims[i];
+  j.eps = k->eps;
+  parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnGradSlice(*static_cast<const GnGradJob*>(jj), i); },
+                dims[0] * j.groups, 2 * (c / j.groups) * j.inner);
+  float *dg, *db;
+  data(dgv, &p), dg = static_cast<float*>(p);
+  data(dbv, &p), db = static_cast<float*>(p);
+  for (int64_t ch = 0; ch < c; ch++) {
+    float a0 = 0.f, a1 = 0.f;
+    for (int64_t n = 0; n < dims[0]; n++) a0 += j.s0[n * c + ch], a1 += j.s1[n * c + ch];
+    db[ch] = a0;
+    dg[ch] = a1;
+  }
+}
+
+static const CustomOpAbi gnGradOp = {
+    16,
+    gnCreate,
+    [](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; },
+    [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
+    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+    [](const CustomOpAbi*) -> size_t { return 4; },
+    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+    [](const CustomOpAbi*) -> size_t { return 3; },
+    gnGradCompute,
     [](void* k) { delete static_cast<GnKernel*>(k); },
     [](const CustomOpAbi*, size_t) -> int { return 0; },
     [](const CustomOpAbi*, size_t) -> int { return 0; },
@@ -463,6 +597,7 @@ static napi_value CreateSession(napi_env e, napi_callback_info ci) {
   if (!good) return relSo(so), nullptr;
   // The domain must outlive every session made with it: it is kept for the life of the process.
   good = ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnOp), "CustomOpDomain_Add") &&
+         ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnGradOp), "CustomOpDomain_Add") &&
          ok(e, ORT(kAddCustomOpDomain, OrtStatus * (*)(OrtSessionOptions*, OrtCustomOpDomain*))(so, domain), "AddCustomOpDomain");
   if (!good) return relSo(so), nullptr;
   auto* sess = new Session();

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { gradCheck } from '../graph/gradcheck.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { NCHWC_DOMAIN, nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
@@ -87,6 +88,22 @@ describe('native engine', { skip }, () => {
       }
     });
   }
+
+  it('GroupNormSiluGrad (the fused op’s gradient) matches finite differences', async () => {
+    const rs = await gradCheck(
+      engine!,
+      { x: [2, 8, 3, 3], gamma: [8], beta: [8] },
+      (g, v) => g.groupNormSiluFused(v.x!, 4, v.gamma!, v.beta!, 1e-5),
+      { directions: 4, h: 3e-3 },
+    );
+    for (const r of rs) {
+      const scale = Math.max(1, Math.abs(r.numeric));
+      assert.ok(
+        Math.abs(r.analytic - r.numeric) <= 2e-3 * scale,
+        `d/d${r.input}: ${r.analytic} vs ${r.numeric}`,
+      );
+    }
+  });
 
   it('rejects a model it cannot load with ONNX Runtime’s reason, and a released session', async () => {
     await assert.rejects(engine!.createSession(Uint8Array.of(1, 2, 3)), /CreateSessionFromArray: .+/);

@@ -9,7 +9,15 @@
 // leading axes (bias gradients, the batch sum of the weight gradient) are ones-row MatMuls, which ORT
 // runs faster. Composites can carry one fused rule (meta.fused: GroupNorm's backward in 7 passes).
 
-import { type Fused, type Graph, GraphError, type Node, shapeStr, type Value } from './graph.js';
+import {
+  FUSED_DOMAIN,
+  type Fused,
+  type Graph,
+  GraphError,
+  type Node,
+  shapeStr,
+  type Value,
+} from './graph.js';
 
 type Rule = (g: Graph, node: Node, dy: Value) => (Value | null)[];
 
@@ -89,6 +97,22 @@ function intsOf(g: Graph, v: Value): number[] {
 
 const RULES: Record<string, Rule> = {
   Identity: (_g, _n, dy) => [dy],
+  // The native engine's fused GroupNorm + SiLU (NCHW): its backward is that engine's one kernel too.
+  GroupNormSilu: (g, n, dy) => {
+    if (n.domain !== FUSED_DOMAIN || n.attrs.block)
+      throw new GraphError(n.op, 'only the NCHW fused op has a gradient');
+    const [x, gamma, beta] = n.inputs as [Value, Value, Value];
+    const { groups, epsilon } = n.attrs;
+    return g.node(
+      'GroupNormSiluGrad',
+      [dy, x, gamma, beta],
+      [x.shape, gamma.shape, beta.shape],
+      { groups: groups!, epsilon: epsilon! },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    ); // dx, dgamma, dbeta
+  },
   Add: (g, n, dy) => [unbroadcast(g, dy, n.inputs[0]!.shape), unbroadcast(g, dy, n.inputs[1]!.shape)],
   Sub: (g, n, dy) => [unbroadcast(g, dy, n.inputs[0]!.shape), unbroadcast(g, g.neg(dy), n.inputs[1]!.shape)],
   Mul: (g, n, dy) => {

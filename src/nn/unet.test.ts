@@ -157,6 +157,11 @@ for (const name of ['tiny', 'S']) {
       assert.ok(worst < 1e-3);
     };
     it('forward output and every gradient match', async () => gradsMatch(await run(f, true)));
+    it(
+      'the same with the native engine’s fused GroupNorm + SiLU and its gradient kernel',
+      nativeOnly,
+      async () => gradsMatch(await run(f, true, 0, false, true)),
+    );
     it('the same in the training-graph form (weight inputs, NCHWc convs, LayerNorm statistics)', async (t) => {
       const block = await nchwcBlockOf(nodeEngine());
       if (block < 2) return t.skip('this runtime has no NCHWc kernels');

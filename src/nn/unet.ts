@@ -315,8 +315,8 @@ export function buildUNet(
   const gnImpl = opts.training ? 'training' : 'inference';
   const gn = (v: Value, p: string) =>
     g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
-  // norm then SiLU: one kernel where the engine has it (inference only: the fused node has no gradient).
-  const fuseGn = !opts.training && (opts.fused ?? []).includes('GroupNormSilu');
+  // norm then SiLU: one kernel where the engine has it (and, in training graphs, one for its gradient).
+  const fuseGn = (opts.fused ?? []).includes('GroupNormSilu');
   const gnSilu = (v: Value, p: string) =>
     fuseGn ? g.groupNormSiluFused(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps) : g.silu(gn(v, p));
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>

@@ -5,7 +5,7 @@
 
 import type { DecoderTerms } from '../diffusion/trainingTerms.js';
 import type { LossType } from '../diffusion/types.js';
-import type { Engine, EngineSession } from '../engine/engine.js';
+import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { lowerConvsToNchwc, nchwcBlockOf } from '../graph/nchwc.js';
@@ -43,7 +43,8 @@ export interface TrainSession {
 
 /**
  * Build the ONNX training model; returns its bytes and the dropout-mask inputs it expects. With
- * `nchwcBlock` > 1 (the engine's, see nchwcBlockOf), convolutions run in ORT's blocked layout.
+ * `nchwcBlock` > 1 (the engine's, see nchwcBlockOf), convolutions run in ORT's blocked layout; `fused`
+ * (the engine's fused kernels) may replace each GroupNorm + SiLU and its gradient by one kernel each.
  */
 export function buildTrainModel(
   cfg: UNetConfig,
@@ -51,6 +52,7 @@ export function buildTrainModel(
   batch: number,
   nchwcBlock = 0,
   lossType: LossType = 'mse',
+  fused: readonly FusedKernel[] = [],
 ) {
   const g = new Graph();
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
@@ -63,7 +65,7 @@ export function buildTrainModel(
   }
   const target = g.input('target', shape);
   const weight = g.input('weight', [batch, 1, 1, 1]);
-  const u = buildUNet(g, cfg, params, xt, t, { training: true });
+  const u = buildUNet(g, cfg, params, xt, t, { training: true, fused });
   const d = g.sub(u.out, target); // [B, C, H, W]
   let loss: Value;
   switch (lossType) {
@@ -161,7 +163,8 @@ export async function createTrainSession(
   threads = 0,
   lossType: LossType = 'mse',
 ): Promise<TrainSession> {
-  const built = buildTrainModel(cfg, params, batch, await nchwcBlockOf(engine), lossType);
+  const block = await nchwcBlockOf(engine);
+  const built = buildTrainModel(cfg, params, batch, block, lossType, engine.fusedKernels);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
