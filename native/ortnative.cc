@@ -105,6 +105,18 @@ static bool ok(napi_env e, OrtStatus* st, const char* what) {
   return false;
 }
 
+// The shape of a tensor value.
+static std::vector<int64_t> dimsOf(const OrtValue* v) {
+  OrtTensorTypeAndShapeInfo* info;
+  ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(v, &info);
+  size_t rank;
+  ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
+  std::vector<int64_t> dims(rank);
+  ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
+  ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+  return dims;
+}
+
 // ---- GroupNormSilu kernel ----
 struct GnJob {
   const float* x;
@@ -282,13 +294,8 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   input(ctx, 0, &x);
   input(ctx, 1, &gamma);
   input(ctx, 2, &beta);
-  OrtTensorTypeAndShapeInfo* info;
-  ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(x, &info);
-  size_t rank;
-  ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
-  std::vector<int64_t> dims(rank);
-  ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
-  ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+  const std::vector<int64_t> dims = dimsOf(x);
+  const size_t rank = dims.size();
   OrtValue* yv;
   ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
       ctx, 0, dims.data(), rank, &yv);
@@ -317,26 +324,35 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   }
 }
 
-static const CustomOpAbi gnOp = {
-    16,
-    gnCreate,
-    [](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; },
-    [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
-    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
-    [](const CustomOpAbi*) -> size_t { return 3; },
-    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
-    [](const CustomOpAbi*) -> size_t { return 1; },
-    gnCompute,
-    [](void* k) { delete static_cast<GnKernel*>(k); },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-};
+// A CPU custom op of this file: In float inputs, Out float outputs, all required; its kernel reads the
+// attributes into a GnKernel.
+template <size_t In, size_t Out>
+static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*), void (*compute)(void*, OrtKernelContext*)) {
+  return {
+      16,
+      gnCreate,
+      name,
+      [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
+      [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+      [](const CustomOpAbi*) -> size_t { return In; },
+      [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+      [](const CustomOpAbi*) -> size_t { return Out; },
+      compute,
+      [](void* k) { delete static_cast<GnKernel*>(k); },
+      [](const CustomOpAbi*, size_t) -> int { return 0; },
+      [](const CustomOpAbi*, size_t) -> int { return 0; },
+      [](const CustomOpAbi*, size_t) -> int { return 0; },
+      [](const CustomOpAbi*) -> int { return 1; },
+      [](const CustomOpAbi*) -> int { return 1; },
+      [](const CustomOpAbi*) -> int { return 1; },
+      [](const CustomOpAbi*) -> int { return 1; },
+      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+  };
+}
+
+static const CustomOpAbi gnOp =
+    fusedOp<3, 1>([](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; }, gnCompute);
+
 
 // ---- GroupNormSiluGrad kernel (NCHW) ----
 // GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta for y = SiLU(z),
@@ -410,13 +426,8 @@ static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   input(ctx, 1, &x);
   input(ctx, 2, &gamma);
   input(ctx, 3, &beta);
-  OrtTensorTypeAndShapeInfo* info;
-  ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(x, &info);
-  size_t rank;
-  ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
-  std::vector<int64_t> dims(rank);
-  ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
-  ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+  const std::vector<int64_t> dims = dimsOf(x);
+  const size_t rank = dims.size();
   const int64_t c = dims[1];
   OrtValue *dxv, *dgv, *dbv;
   output(ctx, 0, dims.data(), rank, &dxv);
@@ -450,26 +461,9 @@ static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   }
 }
 
-static const CustomOpAbi gnGradOp = {
-    16,
-    gnCreate,
-    [](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; },
-    [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
-    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
-    [](const CustomOpAbi*) -> size_t { return 4; },
-    [](const CustomOpAbi*, size_t) -> int { return kFloat; },
-    [](const CustomOpAbi*) -> size_t { return 3; },
-    gnGradCompute,
-    [](void* k) { delete static_cast<GnKernel*>(k); },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*, size_t) -> int { return 0; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    [](const CustomOpAbi*) -> int { return 1; },
-    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-};
+static const CustomOpAbi gnGradOp =
+    fusedOp<4, 3>([](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; }, gnGradCompute);
+
 
 // ---- Node-API surface ----
 #define NAPI(call)                                                   \
@@ -709,13 +703,8 @@ static napi_value Run(napi_env e, napi_callback_info ci) {
   napi_value result;
   NAPI(napi_create_array_with_length(e, nout, &result));
   for (uint32_t i = 0; i < nout; i++) {
-    OrtTensorTypeAndShapeInfo* info;
-    ORT(kGetTensorTypeAndShape, OrtStatus * (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**))(outs[i], &info);
-    size_t rank;
-    ORT(kGetDimensionsCount, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, size_t*))(info, &rank);
-    std::vector<int64_t> dims(rank);
-    ORT(kGetDimensions, OrtStatus * (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t))(info, dims.data(), rank);
-    ORT(kReleaseTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*))(info);
+    const std::vector<int64_t> dims = dimsOf(outs[i]);
+    const size_t rank = dims.size();
     napi_value obj, shape;
     NAPI(napi_create_object(e, &obj));
     NAPI(napi_create_array_with_length(e, rank, &shape));

@@ -167,28 +167,22 @@ for (const name of ['tiny', 'S']) {
       if (block < 2) return t.skip('this runtime has no NCHWc kernels');
       gradsMatch(await run(f, true, block));
     });
-    it('the inference form (frozen weights, attention projections folded) gives the same output', async () => {
-      const out = (await run(f, false, 0, true)).out!.data;
+    const outputMatches = (out: Float32Array) => {
       assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
       allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
-    });
+    };
+    it('the inference form (frozen weights, attention projections folded) gives the same output', async () =>
+      outputMatches((await run(f, false, 0, true)).out!.data));
     it(
       'the inference form with the native engine’s fused GroupNorm + SiLU gives the same output',
       nativeOnly,
-      async () => {
-        const out = (await run(f, false, 0, true, true)).out!.data;
-        assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
-        allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
-      },
+      async () => outputMatches((await run(f, false, 0, true, true)).out!.data),
     );
     it(
       'and in the native engine’s form (that, with activations in ORT’s blocked layout)',
       nativeOnly,
-      async () => {
-        const out = (await run(f, false, await nchwcBlockOf(nativeEngine()!), true, true)).out!.data;
-        assert.ok(relErr(out, f.output.values) < 1e-4, `output rel err ${relErr(out, f.output.values)}`);
-        allClose(pick(out, f.output), f.output.values, 1e-3, 1e-4, 'output');
-      },
+      async () =>
+        outputMatches((await run(f, false, await nchwcBlockOf(nativeEngine()!), true, true)).out!.data),
     );
   });
 }
