@@ -498,6 +498,18 @@ struct Session {
   std::vector<std::string> inputs, outputs;
 };
 
+// The Session behind a handle from createSession (a JS error and nullptr if it is not one).
+static Session* sessionOf(napi_env e, napi_value v) {
+  Session* sess = nullptr;
+  napi_valuetype t;
+  if (napi_typeof(e, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(e, v, reinterpret_cast<void**>(&sess)) != napi_ok) {
+    napi_throw_type_error(e, nullptr, "ortnative: expected a session handle from createSession");
+    return nullptr;
+  }
+  return sess;
+}
+
 // init(libonnxruntimePath) -> ONNX Runtime's version string. Idempotent.
 static napi_value Init(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
@@ -654,8 +666,8 @@ static napi_value Run(napi_env e, napi_callback_info ci) {
   size_t argc = 7;
   napi_value argv[7];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess;
-  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  Session* sess = sessionOf(e, argv[0]);
+  if (!sess) return nullptr;
   if (!sess->s) {
     napi_throw_error(e, nullptr, "ortnative.run: the session was released");
     return nullptr;
@@ -737,8 +749,8 @@ static napi_value Release(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess;
-  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  Session* sess = sessionOf(e, argv[0]);
+  if (!sess) return nullptr;
   if (sess->s) ORT(kReleaseSession, void (*)(OrtSession*))(sess->s);
   sess->s = nullptr;
   return nullptr;
@@ -749,8 +761,8 @@ static napi_value EndProfiling(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess;
-  NAPI(napi_get_value_external(e, argv[0], reinterpret_cast<void**>(&sess)));
+  Session* sess = sessionOf(e, argv[0]);
+  if (!sess) return nullptr;
   OrtAllocator* alloc;
   ORT(kGetAllocatorWithDefaultOptions, OrtStatus * (*)(OrtAllocator**))(&alloc);
   char* path;
