@@ -11,6 +11,9 @@
 //     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
 //     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
 //     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
+//   GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta: its gradient (NCHW).
+//   Im2col(x [B, 1, H, W]; kernel, strides, pads, flip) -> [B, kh*kw, OH*OW]: conv patches for the
+//     weight gradients.
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 // ---- ONNX Runtime ABI (opaque handles; function-table slots) ----
@@ -465,6 +469,81 @@ static const CustomOpAbi gnGradOp =
     fusedOp<4, 3>([](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; }, gnGradCompute);
 
 
+// ---- Im2col kernel ----
+// Im2col(x [B, 1, H, W]; kh, kw, sh, sw, pt, pl, pb, pr, flip) -> [B, kh*kw, OH*OW]: row q of sample b holds
+// tap (i, j) = (t / kw, t % kw), t = q (or kh*kw-1-q with flip), of every output position, zero outside
+// the image: the patches of the weight gradients' GEMMs, as a strided copy where ORT ran a one-hot Conv.
+struct Im2colKernel {
+  int64_t kh = 3, kw = 3, sh = 1, sw = 1, pt = 1, pl = 1, pb = 1, pr = 1, flip = 0;
+};
+struct Im2colJob {
+  const Im2colKernel* k;
+  const float* x;
+  float* y;
+  int64_t h, w, oh, ow;
+};
+
+static void im2colRow(const Im2colJob& j, int64_t idx) {
+  const Im2colKernel& k = *j.k;
+  const int64_t taps = k.kh * k.kw, b = idx / taps, q = idx % taps, t = k.flip ? taps - 1 - q : q;
+  const int64_t ti = t / k.kw, tj = t % k.kw;
+  const float* src = j.x + b * j.h * j.w;
+  float* dst = j.y + idx * j.oh * j.ow;
+  for (int64_t oy = 0; oy < j.oh; oy++) {
+    const int64_t sy = oy * k.sh + ti - k.pt;
+    float* d = dst + oy * j.ow;
+    if (sy < 0 || sy >= j.h) {
+      std::memset(d, 0, size_t(j.ow) * sizeof(float));
+      continue;
+    }
+    const float* row = src + sy * j.w;
+    for (int64_t ox = 0; ox < j.ow; ox++) {
+      const int64_t sx = ox * k.sw + tj - k.pl;
+      d[ox] = sx >= 0 && sx < j.w ? row[sx] : 0.f;
+    }
+  }
+}
+
+static void* im2colCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new Im2colKernel();
+  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
+  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
+  const std::pair<const char*, int64_t*> attrs[] = {{"kh", &k->kh}, {"kw", &k->kw}, {"sh", &k->sh},
+                                                    {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl},
+                                                    {"pb", &k->pb}, {"pr", &k->pr}, {"flip", &k->flip}};
+  for (const auto& [name, out] : attrs)
+    if (OrtStatus* s = geti(info, name, out)) rel(s);
+  return k;
+}
+
+static void im2colCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const Im2colKernel*>(kernel);
+  const OrtValue* x;
+  ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**))(ctx, 0, &x);
+  const std::vector<int64_t> d = dimsOf(x);  // [B, 1, H, W]
+  Im2colJob j{k, nullptr, nullptr, d[2], d[3], 0, 0};
+  j.oh = (j.h + k->pt + k->pb - k->kh) / k->sh + 1;
+  j.ow = (j.w + k->pl + k->pr - k->kw) / k->sw + 1;
+  const int64_t out[3] = {d[0], k->kh * k->kw, j.oh * j.ow};
+  OrtValue* yv;
+  ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
+      ctx, 0, out, 3, &yv);
+  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
+  void* p;
+  data(x, &p), j.x = static_cast<const float*>(p);
+  data(yv, &p), j.y = static_cast<float*>(p);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t i) { im2colRow(*static_cast<const Im2colJob*>(jj), i); },
+                out[0] * out[1], out[2]);
+}
+
+static CustomOpAbi im2colOpOf() {
+  CustomOpAbi op = fusedOp<1, 1>([](const CustomOpAbi*) -> const char* { return "Im2col"; }, im2colCompute);
+  op.CreateKernel = im2colCreate;
+  op.KernelDestroy = [](void* k) { delete static_cast<Im2colKernel*>(k); };
+  return op;
+}
+static const CustomOpAbi im2colOp = im2colOpOf();
+
 // ---- Node-API surface ----
 #define NAPI(call)                                                   \
   do {                                                               \
@@ -604,6 +683,7 @@ static napi_value CreateSession(napi_env e, napi_callback_info ci) {
   // The domain must outlive every session made with it: it is kept for the life of the process.
   good = ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnOp), "CustomOpDomain_Add") &&
          ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnGradOp), "CustomOpDomain_Add") &&
+         ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &im2colOp), "CustomOpDomain_Add") &&
          ok(e, ORT(kAddCustomOpDomain, OrtStatus * (*)(OrtSessionOptions*, OrtCustomOpDomain*))(so, domain), "AddCustomOpDomain");
   if (!good) return relSo(so), nullptr;
   auto* sess = new Session();

@@ -32,8 +32,9 @@ export interface EngineSession {
   release(): Promise<void>;
 }
 
-/** Fused kernels an engine runs beyond standard ONNX (Graph.groupNormSiluFused emits the node). */
-export type FusedKernel = 'GroupNormSilu';
+import type { FusedKernel } from '../graph/graph.js';
+
+export type { FusedKernel };
 
 export interface Engine {
   readonly name: string;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gradCheck } from '../graph/gradcheck.js';
-import { Graph, type Value } from '../graph/graph.js';
+import { FUSED_DOMAIN, Graph, type Value } from '../graph/graph.js';
 import { NCHWC_DOMAIN, nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { allClose } from '../util/allclose.js';
@@ -104,6 +104,52 @@ describe('native engine', { skip }, () => {
       );
     }
   });
+
+  for (const [kh, kw, sh, pads, flip] of [
+    [3, 3, 1, [1, 1, 1, 1], false],
+    [3, 3, 1, [1, 1, 1, 1], true],
+    [3, 3, 2, [0, 0, 1, 1], false], // the stride-2 downsampling conv's padding
+    [2, 2, 1, [1, 1, 0, 0], true], // an up-sampling phase conv
+  ] as [number, number, number, number[], boolean][]) {
+    it(`Im2col ${kh}x${kw} stride ${sh} pads [${pads}]${flip ? ' flipped' : ''} matches its definition`, async () => {
+      const [b, h, w] = [3, 5, 6];
+      const [pt, pl, pb, pr] = pads as [number, number, number, number];
+      const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
+      const ow = Math.floor((w + pl + pr - kw) / sh) + 1;
+      const x = new Rng(kh * 10 + sh).normalArray(b * h * w);
+      const g = new Graph();
+      const xv = g.input('x', [b, 1, h, w]);
+      const attrs = { kh, kw, sh, sw: sh, pt, pl, pb, pr, flip: flip ? 1 : 0 };
+      const y = g.node(
+        'Im2col',
+        [xv],
+        [[b, kh * kw, oh * ow]],
+        attrs,
+        undefined,
+        undefined,
+        FUSED_DOMAIN,
+      )[0]!;
+      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
+      try {
+        const got = (await s.run({ x: { data: x, shape: [b, 1, h, w] } })).y!.data;
+        const want = new Float32Array(b * kh * kw * oh * ow);
+        for (let n = 0; n < b; n++)
+          for (let q = 0; q < kh * kw; q++) {
+            const tap = flip ? kh * kw - 1 - q : q;
+            for (let oy = 0; oy < oh; oy++)
+              for (let ox = 0; ox < ow; ox++) {
+                const sy = oy * sh + Math.floor(tap / kw) - pt;
+                const sx = ox * sh + (tap % kw) - pl;
+                const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+                want[((n * kh * kw + q) * oh + oy) * ow + ox] = inside ? x[(n * h + sy) * w + sx]! : 0;
+              }
+          }
+        allClose(got, want, 0, 0, 'Im2col');
+      } finally {
+        await s.release();
+      }
+    });
+  }
 
   it('rejects a model it cannot load with ONNX Runtime’s reason, and a released session', async () => {
     await assert.rejects(engine!.createSession(Uint8Array.of(1, 2, 3)), /CreateSessionFromArray: .+/);

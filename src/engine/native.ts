@@ -94,7 +94,7 @@ export function nativeEngine(): Engine | null {
   const b = l.binding;
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
-    fusedKernels: ['GroupNormSilu'],
+    fusedKernels: ['GroupNormSilu', 'Im2col'],
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';
       if (provider !== 'cpu') {

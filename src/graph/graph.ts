@@ -8,6 +8,9 @@ export type DType = 'float32' | 'int64';
 /** The custom-op domain of this project's fused kernels (native/ortnative.cc registers it). */
 export const FUSED_DOMAIN = 'ai.ddpm';
 
+/** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
+export type FusedKernel = 'GroupNormSilu' | 'Im2col';
+
 export interface Value {
   readonly id: number;
   readonly name: string;
@@ -98,6 +101,11 @@ export class Graph {
   private nextId = 0;
   private readonly names = new Set<string>();
   private readonly constCache = new Map<string, Value>();
+  /**
+   * The target engine's fused kernels that gradient rules may emit (Engine.fusedKernels); empty = standard
+   * ONNX only. The forward ops that have fused forms are chosen by their callers (Graph.groupNormSiluFused).
+   */
+  fused: readonly FusedKernel[] = [];
   /** Prefix for auto-generated names, set by `scope`. */
   private prefix = '';
 

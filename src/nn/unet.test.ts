@@ -85,6 +85,8 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const shape = [f.batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const n = shape.reduce((a, b) => a * b, 1);
   const g = new Graph();
+  // The native engine's kernels (its fused GroupNorm + SiLU, and in gradients its Im2col).
+  if (fused) g.fused = nativeEngine()!.fusedKernels!;
   const x = g.input('x', shape);
   const t = g.input('t', [f.batch]);
   const store = initParams(cfg, 'fixture');
@@ -92,7 +94,7 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const u = buildUNet(g, cfg, store, x, t, {
     training: nchwcBlock > 1 && !fused,
     frozen,
-    fused: fused ? ['GroupNormSilu'] : [],
+    fused: g.fused,
   });
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];

@@ -55,6 +55,7 @@ export function buildTrainModel(
   fused: readonly FusedKernel[] = [],
 ) {
   const g = new Graph();
+  g.fused = fused;
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const xt = g.input('xt', shape);
   const t = g.input('t', [batch]);
