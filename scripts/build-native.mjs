@@ -1,8 +1,8 @@
 // Builds native/ortnative.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
 // native/build/ortnative.node. Run by `npm ci` and `npm install` (the install script, so also where this
-// package is installed as a dependency). Optional by design: with no C++
-// compiler or no Node headers it says so and exits 0, and the engine layer uses onnxruntime-node alone
-// (same results, slower GroupNorm + SiLU). DDPM_NATIVE=0 skips the build.
+// package is installed as a dependency). Optional by design: with no C++ compiler or no Node headers it
+// says so and exits 0, and the engine layer uses onnxruntime-node alone (same results, slower).
+// DDPM_NATIVE=0 skips the build.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
