@@ -4,8 +4,8 @@
 // time was ReorderInput/ReorderOutput). Every conv is lowered to ORT's NCHWc kernel (nchwc.ts, constant
 // weights too), then values get a blocked twin where their op has a blocked form:
 // - GroupNormSilu: the native kernel's `block` mode;
-// - Add: elementwise as is; a per-channel broadcast operand ([N, C, 1, 1], [C, 1, 1]) through a 5-d
-//   view, [N, C/B, 1, 1, B];
+// - Add: elementwise as is, or as the Sum input of a conv used only there (a residual); a per-channel
+//   broadcast operand (the timestep shift, [N, C, 1, 1]) through a 5-d view, [N, C/B, 1, 1, B];
 // - Concat on channels: whole blocks concatenate as the blocked layout of the result;
 // - Graph.interleave (the up-sampling phases): two Concats on new axes of the 5-d view;
 // - ReorderOutput's input is its own twin.
