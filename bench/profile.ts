@@ -67,7 +67,7 @@ async function main() {
     const block = process.env.NCHWC !== undefined ? Number(process.env.NCHWC) : await nchwcBlockOf(engine);
     const built = buildTrainModel(cfg, params, B, block, 'mse', engine.fusedKernels);
     model = built.model;
-    feeds.target = { data: rng.normalArray(per), shape: shape };
+    feeds.target = { data: rng.normalArray(per), shape };
     feeds.weight = { data: new Float32Array(B).fill(1), shape: [B, 1, 1, 1] };
     for (const d of built.dropoutSites) {
       const n = d.shape.reduce((a, c) => a * c, 1);
@@ -83,7 +83,7 @@ async function main() {
     // The sampling graph exactly as createDenoiser builds it (input x).
     model = buildInferenceModel(cfg, params, B, await inferenceTargetOf(engine));
   }
-  feeds[train ? 'xt' : 'x'] = { data: rng.normalArray(per), shape: shape };
+  feeds[train ? 'xt' : 'x'] = { data: rng.normalArray(per), shape };
   feeds.t = { data: Float32Array.from({ length: B }, () => rng.int(1000)), shape: [B] };
 
   const dir = mkdtempSync(join(tmpdir(), 'ddpm-profile-'));

@@ -4,10 +4,10 @@
 // installed. Built at `npm ci` by scripts/build-native.mjs when a C++ compiler is present; otherwise the
 // engine layer falls back to onnxruntime-node (src/engine/node.ts). Issue #2.
 //
-// Kernels (NCHW float32, batch and groups spread over ORT's own intra-op threads):
-//   GroupNormSilu(x [N, C, ...], gamma [C], beta [C]; groups, epsilon, silu, block) -> y
-//     y = GroupNorm(x) * gamma + beta, then x * sigmoid(x) when silu = 1 (the U-Net's norm + SiLU,
-//     one pass over memory where ORT runs LayerNormalization, Mul, Add and QuickGelu). block = 0: NCHW;
+// Kernels (float32, batch and groups spread over ORT's own intra-op threads):
+//   GroupNormSilu(x [N, C, ...], gamma [C], beta [C]; groups, epsilon, block) -> y = SiLU(z),
+//     z = GroupNorm(x) * gamma + beta (the U-Net's norm + SiLU, one pass over memory where ORT runs
+//     LayerNormalization, Mul, Add and QuickGelu). block = 0: NCHW;
 //     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
 //     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
 //     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
@@ -66,7 +66,6 @@ enum Slot : int {
   kSessionGetOutputName = 37,
   kCreateTensorWithDataAsOrtValue = 49,
   kGetTensorMutableData = 51,
-  kGetTensorElementType = 60,
   kGetDimensionsCount = 61,
   kGetDimensions = 62,
   kGetTensorTypeAndShape = 65,
@@ -77,22 +76,23 @@ enum Slot : int {
   kKernelInfoGetAttributeInt64 = 86,
   kKernelContextGetInput = 90,
   kKernelContextGetOutput = 91,
-  kReleaseEnv = 92,
   kReleaseStatus = 93,
-  kReleaseMemoryInfo = 94,
   kReleaseSession = 95,
   kReleaseValue = 96,
   kReleaseTensorTypeAndShapeInfo = 99,
   kReleaseSessionOptions = 100,
-  kReleaseCustomOpDomain = 101,
   kSessionEndProfiling = 110,
-  kKernelContextParallelFor = 274  // since 1.17,
+  kKernelContextParallelFor = 274,  // since 1.17
 };
 static const uint32_t kApiVersion = 17;  // KernelContext_ParallelFor
 
+// Process-wide, set once by init(): the API, its environment, CPU memory info, and the custom-op domain
+// holding this file's kernels (added to every session's options; it must outlive them all).
+static const OrtApiBaseAbi* apiBase = nullptr;
 static OrtApiTable api = nullptr;
 static OrtEnv* env = nullptr;
 static OrtMemoryInfo* cpuInfo = nullptr;
+static OrtCustomOpDomain* domain = nullptr;
 
 template <typename F>
 static F fn(Slot s) {
@@ -121,6 +121,45 @@ static std::vector<int64_t> dimsOf(const OrtValue* v) {
   return dims;
 }
 
+// A kernel's input i (its shape in *dims when asked), and its output i with the given shape.
+static const float* inputOf(OrtKernelContext* ctx, size_t i, std::vector<int64_t>* dims = nullptr) {
+  const OrtValue* v;
+  ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**))(ctx, i, &v);
+  if (dims) *dims = dimsOf(v);
+  void* p;
+  ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**))(v, &p);
+  return static_cast<const float*>(p);
+}
+static float* outputOf(OrtKernelContext* ctx, size_t i, const std::vector<int64_t>& dims) {
+  OrtValue* v;
+  ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
+      ctx, i, dims.data(), dims.size(), &v);
+  void* p;
+  ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**))(v, &p);
+  return static_cast<float*>(p);
+}
+// The product of the axes after N and C (H*W for images).
+static int64_t innerOf(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (size_t i = 2; i < dims.size(); i++) n *= dims[i];
+  return n;
+}
+
+// Mean and 1/sigma of m values, in two passes (a group's slice, at most a few tens of KB, stays in cache).
+struct Stats {
+  float mean, rstd;
+};
+static Stats groupStats(const float* x, int64_t m, float eps) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < m; i++) s += x[i];
+  const float mean = s / float(m);
+  float v = 0.f;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < m; i++) v += (x[i] - mean) * (x[i] - mean);
+  return {mean, 1.f / std::sqrt(v / float(m) + eps)};
+}
+
 // ---- GroupNormSilu kernel ----
 struct GnJob {
   const float* x;
@@ -129,38 +168,25 @@ struct GnJob {
   float* y;
   int64_t channels, groups, inner;  // inner = H*W (product of the axes after C)
   float eps;
-  bool silu;
   int64_t block;  // 0: NCHW; B: ORT's blocked layout [N, C/B, H, W, B] (its NCHWc tensors)
 };
 
-// One (sample, group) slice: two passes for the statistics (the slice, at most a few tens of KB, stays in
-// cache), then y = x * a + b per channel with a = gamma / sigma, b = beta - mean * a, and SiLU.
+// One (sample, group) slice: its statistics, then z = x * a + b per channel with a = gamma / sigma,
+// b = beta - mean * a, and y = SiLU(z).
 static void gnSlice(const GnJob& j, int64_t idx) {
   const int64_t cg = j.channels / j.groups, g = idx % j.groups, n = idx / j.groups;
-  const int64_t off = (n * j.channels + g * cg) * j.inner, m = cg * j.inner;
+  const int64_t off = (n * j.channels + g * cg) * j.inner;
   const float* x = j.x + off;
   float* y = j.y + off;
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < m; i++) s += x[i];
-  const float mean = s / float(m);
-  float v = 0.f;
-#pragma omp simd reduction(+ : v)
-  for (int64_t i = 0; i < m; i++) v += (x[i] - mean) * (x[i] - mean);
-  const float rstd = 1.f / std::sqrt(v / float(m) + j.eps);
+  const Stats st = groupStats(x, cg * j.inner, j.eps);
   for (int64_t c = 0; c < cg; c++) {
-    const float a = j.gamma[g * cg + c] * rstd, b = j.beta[g * cg + c] - mean * a;
+    const float a = j.gamma[g * cg + c] * st.rstd, b = j.beta[g * cg + c] - st.mean * a;
     const float* xc = x + c * j.inner;
     float* yc = y + c * j.inner;
-    if (j.silu) {
 #pragma omp simd
-      for (int64_t i = 0; i < j.inner; i++) {
-        const float z = xc[i] * a + b;
-        yc[i] = z / (1.f + std::exp(-z));
-      }
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < j.inner; i++) yc[i] = xc[i] * a + b;
+    for (int64_t i = 0; i < j.inner; i++) {
+      const float z = xc[i] * a + b;
+      yc[i] = z / (1.f + std::exp(-z));
     }
   }
 }
@@ -208,7 +234,7 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
 #pragma omp simd
       for (int l = 0; l < B; l++) {
         const float z = xk[r * B + l] * a[l] + b[l];
-        yk[r * B + l] = j.silu ? z / (1.f + std::exp(-z)) : z;
+        yk[r * B + l] = z / (1.f + std::exp(-z));
       }
   }
 }
@@ -239,7 +265,7 @@ static void parallelUnits(OrtKernelContext* ctx, const void* job, void (*unit)(c
 }
 
 struct GnKernel {
-  int64_t groups = 32, silu = 1, block = 0;
+  int64_t groups = 32, block = 0;
   float eps = 1e-6f;
 };
 
@@ -284,7 +310,6 @@ static void* gnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info
   auto getf = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
   auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
   if (OrtStatus* s = geti(info, "groups", &k->groups)) rel(s);
-  if (OrtStatus* s = geti(info, "silu", &k->silu)) rel(s);
   if (OrtStatus* s = getf(info, "epsilon", &k->eps)) rel(s);
   if (OrtStatus* s = geti(info, "block", &k->block)) rel(s);
   return k;
@@ -292,29 +317,16 @@ static void* gnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info
 
 static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   const auto* k = static_cast<const GnKernel*>(kernel);
-  auto input = ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**));
-  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
-  const OrtValue *x, *gamma, *beta;
-  input(ctx, 0, &x);
-  input(ctx, 1, &gamma);
-  input(ctx, 2, &beta);
-  const std::vector<int64_t> dims = dimsOf(x);
-  const size_t rank = dims.size();
-  OrtValue* yv;
-  ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
-      ctx, 0, dims.data(), rank, &yv);
+  std::vector<int64_t> dims;
   GnJob j{};
-  void* p;
-  data(x, &p), j.x = static_cast<const float*>(p);
-  data(gamma, &p), j.gamma = static_cast<const float*>(p);
-  data(beta, &p), j.beta = static_cast<const float*>(p);
-  data(yv, &p), j.y = static_cast<float*>(p);
+  j.x = inputOf(ctx, 0, &dims);
+  j.gamma = inputOf(ctx, 1);
+  j.beta = inputOf(ctx, 2);
+  j.y = outputOf(ctx, 0, dims);
   j.channels = dims[1];
   j.groups = k->groups;
-  j.inner = 1;
-  for (size_t i = 2; i < rank; i++) j.inner *= dims[i];
+  j.inner = innerOf(dims);
   j.eps = k->eps;
-  j.silu = k->silu != 0;
   j.block = k->block;
   if (j.block == 0) {
     parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnSlice(*static_cast<const GnJob*>(jj), i); },
@@ -328,13 +340,15 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   }
 }
 
-// A CPU custom op of this file: In float inputs, Out float outputs, all required; its kernel reads the
-// attributes into a GnKernel.
-template <size_t In, size_t Out>
-static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*), void (*compute)(void*, OrtKernelContext*)) {
+// A CPU custom op of this file: In float inputs, Out float outputs, all required; `create` reads the
+// node's attributes into a Kernel, which ORT hands to `compute` and then destroys.
+template <typename Kernel, size_t In, size_t Out>
+static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*),
+                                     void* (*create)(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*),
+                                     void (*compute)(void*, OrtKernelContext*)) {
   return {
       16,
-      gnCreate,
+      create,
       name,
       [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
       [](const CustomOpAbi*, size_t) -> int { return kFloat; },
@@ -342,7 +356,7 @@ static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*), vo
       [](const CustomOpAbi*, size_t) -> int { return kFloat; },
       [](const CustomOpAbi*) -> size_t { return Out; },
       compute,
-      [](void* k) { delete static_cast<GnKernel*>(k); },
+      [](void* k) { delete static_cast<Kernel*>(k); },
       [](const CustomOpAbi*, size_t) -> int { return 0; },
       [](const CustomOpAbi*, size_t) -> int { return 0; },
       [](const CustomOpAbi*, size_t) -> int { return 0; },
@@ -355,7 +369,7 @@ static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*), vo
 }
 
 static const CustomOpAbi gnOp =
-    fusedOp<3, 1>([](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; }, gnCompute);
+    fusedOp<GnKernel, 3, 1>([](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; }, gnCreate, gnCompute);
 
 
 // ---- GroupNormSiluGrad kernel (NCHW) ----
@@ -377,14 +391,7 @@ static void gnGradSlice(const GnGradJob& j, int64_t idx) {
   const int64_t off = (n * j.channels + g * cg) * j.inner, m = cg * j.inner;
   const float *x = j.x + off, *dy = j.dy + off;
   float* dx = j.dx + off;
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < m; i++) s += x[i];
-  const float mean = s / float(m);
-  float v = 0.f;
-#pragma omp simd reduction(+ : v)
-  for (int64_t i = 0; i < m; i++) v += (x[i] - mean) * (x[i] - mean);
-  const float rstd = 1.f / std::sqrt(v / float(m) + j.eps);
+  const auto [mean, rstd] = groupStats(x, m, j.eps);
   float gs0 = 0.f, gs1 = 0.f;  // sum over the group's channels of gamma S0, gamma S1
   for (int64_t c = 0; c < cg; c++) {
     const int64_t ch = g * cg + c;
@@ -421,42 +428,25 @@ static void gnGradSlice(const GnGradJob& j, int64_t idx) {
 
 static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   const auto* k = static_cast<const GnKernel*>(kernel);
-  auto input = ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**));
-  auto output = ORT(kKernelContextGetOutput,
-                    OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**));
-  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
-  const OrtValue *dy, *x, *gamma, *beta;
-  input(ctx, 0, &dy);
-  input(ctx, 1, &x);
-  input(ctx, 2, &gamma);
-  input(ctx, 3, &beta);
-  const std::vector<int64_t> dims = dimsOf(x);
-  const size_t rank = dims.size();
-  const int64_t c = dims[1];
-  OrtValue *dxv, *dgv, *dbv;
-  output(ctx, 0, dims.data(), rank, &dxv);
-  output(ctx, 1, &c, 1, &dgv);
-  output(ctx, 2, &c, 1, &dbv);
+  std::vector<int64_t> dims;
   GnGradJob j{};
-  void* p;
-  data(dy, &p), j.dy = static_cast<const float*>(p);
-  data(x, &p), j.x = static_cast<const float*>(p);
-  data(gamma, &p), j.gamma = static_cast<const float*>(p);
-  data(beta, &p), j.beta = static_cast<const float*>(p);
-  data(dxv, &p), j.dx = static_cast<float*>(p);
+  j.dy = inputOf(ctx, 0);
+  j.x = inputOf(ctx, 1, &dims);
+  j.gamma = inputOf(ctx, 2);
+  j.beta = inputOf(ctx, 3);
+  const int64_t c = dims[1];
+  j.dx = outputOf(ctx, 0, dims);
+  float* dg = outputOf(ctx, 1, {c});
+  float* db = outputOf(ctx, 2, {c});
   std::vector<float> partial(size_t(2 * dims[0] * c));
   j.s0 = partial.data();
   j.s1 = partial.data() + dims[0] * c;
   j.channels = c;
   j.groups = k->groups;
-  j.inner = 1;
-  for (size_t i = 2; i < rank; i++) j.inner *= dims[i];
+  j.inner = innerOf(dims);
   j.eps = k->eps;
   parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnGradSlice(*static_cast<const GnGradJob*>(jj), i); },
                 dims[0] * j.groups, 2 * (c / j.groups) * j.inner);
-  float *dg, *db;
-  data(dgv, &p), dg = static_cast<float*>(p);
-  data(dbv, &p), db = static_cast<float*>(p);
   for (int64_t ch = 0; ch < c; ch++) {
     float a0 = 0.f, a1 = 0.f;
     for (int64_t n = 0; n < dims[0]; n++) a0 += j.s0[n * c + ch], a1 += j.s1[n * c + ch];
@@ -465,8 +455,8 @@ static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   }
 }
 
-static const CustomOpAbi gnGradOp =
-    fusedOp<4, 3>([](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; }, gnGradCompute);
+static const CustomOpAbi gnGradOp = fusedOp<GnKernel, 4, 3>(
+    [](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; }, gnCreate, gnGradCompute);
 
 
 // ---- Im2col kernel ----
@@ -518,31 +508,18 @@ static void* im2colCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* 
 
 static void im2colCompute(void* kernel, OrtKernelContext* ctx) {
   const auto* k = static_cast<const Im2colKernel*>(kernel);
-  const OrtValue* x;
-  ORT(kKernelContextGetInput, OrtStatus * (*)(const OrtKernelContext*, size_t, const OrtValue**))(ctx, 0, &x);
-  const std::vector<int64_t> d = dimsOf(x);  // [B, 1, H, W]
-  Im2colJob j{k, nullptr, nullptr, d[2], d[3], 0, 0};
+  std::vector<int64_t> d;  // [B, 1, H, W]
+  Im2colJob j{k, inputOf(ctx, 0, &d), nullptr, d[2], d[3], 0, 0};
   j.oh = (j.h + k->pt + k->pb - k->kh) / k->sh + 1;
   j.ow = (j.w + k->pl + k->pr - k->kw) / k->sw + 1;
-  const int64_t out[3] = {d[0], k->kh * k->kw, j.oh * j.ow};
-  OrtValue* yv;
-  ORT(kKernelContextGetOutput, OrtStatus * (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**))(
-      ctx, 0, out, 3, &yv);
-  auto data = ORT(kGetTensorMutableData, OrtStatus * (*)(const OrtValue*, void**));
-  void* p;
-  data(x, &p), j.x = static_cast<const float*>(p);
-  data(yv, &p), j.y = static_cast<float*>(p);
+  const std::vector<int64_t> out = {d[0], k->kh * k->kw, j.oh * j.ow};
+  j.y = outputOf(ctx, 0, out);
   parallelUnits(ctx, &j, [](const void* jj, int64_t i) { im2colRow(*static_cast<const Im2colJob*>(jj), i); },
                 out[0] * out[1], out[2]);
 }
 
-static CustomOpAbi im2colOpOf() {
-  CustomOpAbi op = fusedOp<1, 1>([](const CustomOpAbi*) -> const char* { return "Im2col"; }, im2colCompute);
-  op.CreateKernel = im2colCreate;
-  op.KernelDestroy = [](void* k) { delete static_cast<Im2colKernel*>(k); };
-  return op;
-}
-static const CustomOpAbi im2colOp = im2colOpOf();
+static const CustomOpAbi im2colOp =
+    fusedOp<Im2colKernel, 1, 1>([](const CustomOpAbi*) -> const char* { return "Im2col"; }, im2colCreate, im2colCompute);
 
 // ---- Node-API surface ----
 #define NAPI(call)                                                   \
@@ -577,13 +554,18 @@ struct Session {
   std::vector<std::string> inputs, outputs;
 };
 
-// The Session behind a handle from createSession (a JS error and nullptr if it is not one).
-static Session* sessionOf(napi_env e, napi_value v) {
+// The Session behind a handle from createSession (a JS error and nullptr if it is not one, or, with
+// `live`, if it was released).
+static Session* sessionOf(napi_env e, napi_value v, bool live) {
   Session* sess = nullptr;
   napi_valuetype t;
   if (napi_typeof(e, v, &t) != napi_ok || t != napi_external ||
       napi_get_value_external(e, v, reinterpret_cast<void**>(&sess)) != napi_ok) {
     napi_throw_type_error(e, nullptr, "ortnative: expected a session handle from createSession");
+    return nullptr;
+  }
+  if (live && !sess->s) {
+    napi_throw_error(e, nullptr, "ortnative: a released session cannot be used");
     return nullptr;
   }
   return sess;
@@ -617,10 +599,15 @@ static napi_value Init(napi_env e, napi_callback_info ci) {
     // OrtDeviceAllocator = 0, OrtMemTypeDefault = 0.
     if (!ok(e, ORT(kCreateCpuMemoryInfo, OrtStatus * (*)(int, int, OrtMemoryInfo**))(0, 0, &cpuInfo), "CreateCpuMemoryInfo"))
       return nullptr;
+    auto add = ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*));
+    if (!ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain"))
+      return nullptr;
+    for (const CustomOpAbi* op : {&gnOp, &gnGradOp, &im2colOp})
+      if (!ok(e, add(domain, op), "CustomOpDomain_Add")) return nullptr;
+    apiBase = getBase();
   }
   napi_value v;
-  const char* ver = reinterpret_cast<const OrtApiBaseAbi* (*)()>(dlsym(RTLD_DEFAULT, "OrtGetApiBase"))()->GetVersionString();
-  napi_create_string_utf8(e, ver, NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(e, apiBase->GetVersionString(), NAPI_AUTO_LENGTH, &v);
   return v;
 }
 
@@ -668,23 +655,16 @@ static napi_value CreateSession(napi_env e, napi_callback_info ci) {
   OrtSessionOptions* so;
   if (!ok(e, ORT(kCreateSessionOptions, OrtStatus * (*)(OrtSessionOptions**))(&so), "CreateSessionOptions")) return nullptr;
   auto relSo = ORT(kReleaseSessionOptions, void (*)(OrtSessionOptions*));
-  OrtCustomOpDomain* domain;
   bool good = ok(e, ORT(kSetIntraOpNumThreads, OrtStatus * (*)(OrtSessionOptions*, int))(so, threads), "SetIntraOpNumThreads") &&
               ok(e, ORT(kSetInterOpNumThreads, OrtStatus * (*)(OrtSessionOptions*, int))(so, 1), "SetInterOpNumThreads") &&
               ok(e, ORT(kSetSessionGraphOptimizationLevel, OrtStatus * (*)(OrtSessionOptions*, int))(so, level), "SetSessionGraphOptimizationLevel") &&
-              ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain");
+              ok(e, ORT(kAddCustomOpDomain, OrtStatus * (*)(OrtSessionOptions*, OrtCustomOpDomain*))(so, domain), "AddCustomOpDomain");
   napi_valuetype pt;
   NAPI(napi_typeof(e, argv[3], &pt));
   if (good && pt == napi_string) {
     std::string prefix = str(e, argv[3]);
     good = ok(e, ORT(kEnableProfiling, OrtStatus * (*)(OrtSessionOptions*, const char*))(so, prefix.c_str()), "EnableProfiling");
   }
-  if (!good) return relSo(so), nullptr;
-  // The domain must outlive every session made with it: it is kept for the life of the process.
-  good = ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnOp), "CustomOpDomain_Add") &&
-         ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &gnGradOp), "CustomOpDomain_Add") &&
-         ok(e, ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*))(domain, &im2colOp), "CustomOpDomain_Add") &&
-         ok(e, ORT(kAddCustomOpDomain, OrtStatus * (*)(OrtSessionOptions*, OrtCustomOpDomain*))(so, domain), "AddCustomOpDomain");
   if (!good) return relSo(so), nullptr;
   auto* sess = new Session();
   good = ok(e,
@@ -746,12 +726,8 @@ static napi_value Run(napi_env e, napi_callback_info ci) {
   size_t argc = 7;
   napi_value argv[7];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess = sessionOf(e, argv[0]);
+  Session* sess = sessionOf(e, argv[0], true);
   if (!sess) return nullptr;
-  if (!sess->s) {
-    napi_throw_error(e, nullptr, "ortnative.run: the session was released");
-    return nullptr;
-  }
   uint32_t nin, nout;
   NAPI(napi_get_array_length(e, argv[1], &nin));
   NAPI(napi_get_array_length(e, argv[4], &nout));
@@ -829,7 +805,7 @@ static napi_value Release(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess = sessionOf(e, argv[0]);
+  Session* sess = sessionOf(e, argv[0], false);
   if (!sess) return nullptr;
   if (sess->s) ORT(kReleaseSession, void (*)(OrtSession*))(sess->s);
   sess->s = nullptr;
@@ -841,7 +817,7 @@ static napi_value EndProfiling(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
-  Session* sess = sessionOf(e, argv[0]);
+  Session* sess = sessionOf(e, argv[0], true);
   if (!sess) return nullptr;
   OrtAllocator* alloc;
   ORT(kGetAllocatorWithDefaultOptions, OrtStatus * (*)(OrtAllocator**))(&alloc);

@@ -1,7 +1,10 @@
 // The execution-engine interface. Everything above this layer (U-Net, trainer, samplers, CLI,
 // web demo) runs models through it and never touches ONNX Runtime directly.
 
+import type { FusedKernel } from '../graph/graph.js';
 import type { Tensor } from '../util/tensor.js';
+
+export type { FusedKernel };
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'wasm' | 'webgpu';
 
@@ -31,10 +34,6 @@ export interface EngineSession {
   endProfiling(): Promise<string>;
   release(): Promise<void>;
 }
-
-import type { FusedKernel } from '../graph/graph.js';
-
-export type { FusedKernel };
 
 export interface Engine {
   readonly name: string;

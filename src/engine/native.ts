@@ -83,12 +83,15 @@ function binding(): { binding: Binding; version: string } | null {
   return loaded;
 }
 
-export function nativeAvailable(): boolean {
-  return binding() !== null;
+let cached: Engine | null | undefined;
+
+/** The native engine (one per process), or null when its binding is not built. */
+export function nativeEngine(): Engine | null {
+  if (cached === undefined) cached = makeEngine();
+  return cached;
 }
 
-/** The native engine, or null when its binding is not built. */
-export function nativeEngine(): Engine | null {
+function makeEngine(): Engine | null {
   const l = binding();
   if (!l) return null;
   const b = l.binding;
@@ -107,12 +110,10 @@ export function nativeEngine(): Engine | null {
         opts.profilePrefix ?? null,
       );
       const inputSet = new Set(s.inputs);
-      let released = false;
       return {
         inputNames: s.inputs,
         outputNames: s.outputs,
         async run(feeds, outputs) {
-          if (released) throw new Error('native engine: run() on a released session');
           // Feeds the graph does not read (a parameter it dropped, say) are ignored, as onnxruntime-node does.
           const inNames = Object.keys(feeds).filter((k) => inputSet.has(k));
           const ins = inNames.map((k) => feeds[k]!);
@@ -145,8 +146,7 @@ export function nativeEngine(): Engine | null {
           return b.endProfiling(s.handle);
         },
         async release() {
-          if (!released) b.release(s.handle);
-          released = true;
+          b.release(s.handle); // idempotent; the binding refuses a released session's run
         },
       };
     },

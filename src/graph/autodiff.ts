@@ -350,10 +350,11 @@ function convInputGrad(
 
 /**
  * im2col of v [B, 1, H, W]: [B, kh*kw, OH*OW], tap k = (i, j) of every output position (with `flip`,
- * tap (kh-1-i, kw-1-j)). With the native engine (Graph.fused), its Im2col kernel. Small images (H*W <= 64) take one GEMM with a constant 0/1 selection matrix
- * [H*W, kh*kw*OH*OW]; larger ones one Conv with one-hot kernels (faster in ONNX Runtime than Pad +
- * kh*kw Slices + Concat), whose kernel is an opaque constant so ORT runs the plain 9-channel conv:
- * its blocked rewrite pads the outputs to 16 channels and reorders them back (14% slower S step).
+ * tap (kh-1-i, kw-1-j)). Small images (H*W <= 64) take one GEMM with a constant 0/1 selection matrix
+ * [H*W, kh*kw*OH*OW]; larger ones the native engine's Im2col kernel where the graph may use it
+ * (Graph.fused), else one Conv with one-hot kernels (faster in ONNX Runtime than Pad + kh*kw Slices +
+ * Concat), whose kernel is an opaque constant so ORT runs the plain 9-channel conv: its blocked rewrite
+ * pads the outputs to 16 channels and reorders them back (14% slower S step).
  */
 function im2col(
   g: Graph,

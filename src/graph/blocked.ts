@@ -12,7 +12,7 @@
 // A ReorderInput whose input has a twin becomes that twin. Everything else (attention, the last conv's
 // output) reads the NCHW values, which the runtime still reorders where they are used.
 
-import { FUSED_DOMAIN, type Graph, GraphError, type Node, type Value } from './graph.js';
+import { FUSED_DOMAIN, type Graph, GraphError, groupsTileBlocks, type Node, type Value } from './graph.js';
 import { lowerConvsToNchwc, NCHWC_DOMAIN } from './nchwc.js';
 
 export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[]): { twinned: number } {
@@ -72,9 +72,9 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
     )[0]!;
   };
 
+  const t = (v: Value) => twin.get(v.id);
   for (const n of g.liveNodes(roots)) {
     const out = n.outputs[0]!;
-    const t = (v: Value) => twin.get(v.id);
     switch (kindOf(n)) {
       case 'reorderOutput': {
         const y = n.inputs[0]!;
@@ -90,8 +90,7 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         const [x, gamma, beta] = n.inputs as [Value, Value, Value];
         const bx = t(x);
         const groups = n.attrs.groups as number;
-        const cg = x.shape[1]! / groups;
-        if (bx && (block % cg === 0 || cg % block === 0) && !n.attrs.block) {
+        if (bx && !n.attrs.block && groupsTileBlocks(x.shape[1]!, groups, block)) {
           const eps = (n.attrs.epsilon as { floats: number[] }).floats[0]!;
           setTwin(n, g.groupNormSiluFused(bx, groups, gamma, beta, eps, block));
         }

@@ -11,6 +11,15 @@ export const FUSED_DOMAIN = 'ai.ddpm';
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
 export type FusedKernel = 'GroupNormSilu' | 'Im2col';
 
+/**
+ * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
+ * (8 or 16): whole blocks, and each group within one block or spanning whole blocks.
+ */
+export function groupsTileBlocks(c: number, groups: number, block: number): boolean {
+  const cg = c / groups;
+  return (block === 8 || block === 16) && c % block === 0 && (block % cg === 0 || cg % block === 0);
+}
+
 export interface Value {
   readonly id: number;
   readonly name: string;
@@ -102,8 +111,8 @@ export class Graph {
   private readonly names = new Set<string>();
   private readonly constCache = new Map<string, Value>();
   /**
-   * The target engine's fused kernels that gradient rules may emit (Engine.fusedKernels); empty = standard
-   * ONNX only. The forward ops that have fused forms are chosen by their callers (Graph.groupNormSiluFused).
+   * The target engine's fused kernels (Engine.fusedKernels) that this graph's builders and gradient rules
+   * may emit; empty = standard ONNX only. Set before building.
    */
   fused: readonly FusedKernel[] = [];
   /** Prefix for auto-generated names, set by `scope`. */
@@ -578,8 +587,9 @@ export class Graph {
   /**
    * SiLU(GroupNorm(x) * gamma + beta) as one node of the custom-op domain 'ai.ddpm' (FUSED_DOMAIN),
    * which only the native engine runs (native/ortnative.cc: one pass over memory where ONNX Runtime
-   * runs LayerNormalization, Mul, Add and QuickGelu). Inference graphs only: it has no gradient rule.
-   * `block` > 0: x and the result are in ORT's blocked NCHWc layout (blocked.ts emits that form).
+   * runs LayerNormalization, Mul, Add and QuickGelu); its gradient is that engine's GroupNormSiluGrad.
+   * `block` 8 or 16: x and the result are in ORT's blocked NCHWc layout (blocked.ts emits that form;
+   * see groupsTileBlocks), which has no gradient.
    */
   groupNormSiluFused(x: Value, groups: number, gamma: Value, beta: Value, eps: number, block = 0): Value {
     const c = x.shape[1]!;
@@ -589,8 +599,7 @@ export class Graph {
         `input ${shapeStr(x.shape)} does not split into ${groups} groups`,
       );
     }
-    const cg = c / groups;
-    if (block && !(c % block === 0 && (block % cg === 0 || cg % block === 0))) {
+    if (block && !groupsTileBlocks(c, groups, block)) {
       throw new GraphError(
         'GroupNormSilu',
         `${c} channels in ${groups} groups do not tile blocks of ${block}`,
@@ -601,7 +610,7 @@ export class Graph {
         throw new GraphError('GroupNormSilu', `gamma/beta ${shapeStr(v.shape)} for ${c} channels`);
       }
     }
-    const attrs = { groups, epsilon: { floats: [eps] }, silu: 1, block };
+    const attrs = { groups, epsilon: { floats: [eps] }, block };
     return this.node(
       'GroupNormSilu',
       [x, gamma, beta],

@@ -94,7 +94,6 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const u = buildUNet(g, cfg, store, x, t, {
     training: nchwcBlock > 1 && !fused,
     frozen,
-    fused: g.fused,
   });
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];

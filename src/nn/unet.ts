@@ -3,7 +3,6 @@
 // Parameter names and shapes are exactly those of diffusers' UNet2DModel, so the paper's released
 // CIFAR-10 weights (google/ddpm-cifar10-32) load by name.
 
-import type { FusedKernel } from '../engine/engine.js';
 import type { Graph, Value } from '../graph/graph.js';
 import { hashUniform, Rng } from '../util/rng.js';
 
@@ -282,7 +281,8 @@ export interface UNetGraph {
  * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps). With `training`,
  * dropout masks become graph inputs named `dropout.<block>`. With `frozen` (inference with the
  * weights baked in), products of weight matrices are folded into constants in float64 (attention).
- * `fused` lists the target engine's fused kernels (Engine.fusedKernels) an inference graph may use.
+ * Where the graph's target engine has the fused GroupNorm + SiLU (g.fused), each norm-then-SiLU is that one
+ * kernel (and, in training graphs, so is its gradient).
  */
 export function buildUNet(
   g: Graph,
@@ -290,7 +290,7 @@ export function buildUNet(
   store: ParamStore,
   x: Value,
   t: Value,
-  opts: { training?: boolean; frozen?: boolean; fused?: readonly FusedKernel[] } = {},
+  opts: { training?: boolean; frozen?: boolean } = {},
 ): UNetGraph {
   if (opts.training && opts.frozen) throw new Error('U-Net: a training graph cannot have frozen weights');
   const params = new Map<string, Value>();
@@ -315,8 +315,7 @@ export function buildUNet(
   const gnImpl = opts.training ? 'training' : 'inference';
   const gn = (v: Value, p: string) =>
     g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
-  // norm then SiLU: one kernel where the engine has it (and, in training graphs, one for its gradient).
-  const fuseGn = (opts.fused ?? []).includes('GroupNormSilu');
+  const fuseGn = g.fused.includes('GroupNormSilu');
   const gnSilu = (v: Value, p: string) =>
     fuseGn ? g.groupNormSiluFused(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps) : g.silu(gn(v, p));
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>

@@ -26,11 +26,11 @@ export function buildInferenceModel(
   target: InferenceTarget = {},
 ): Uint8Array {
   const g = new Graph();
+  g.fused = target.fused ?? [];
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
-  const fused = target.fused ?? [];
-  const u = buildUNet(g, cfg, params, x, t, { frozen: true, fused });
-  if (fused.includes('GroupNormSilu') && (target.nchwcBlock ?? 0) > 1)
+  const u = buildUNet(g, cfg, params, x, t, { frozen: true });
+  if (g.fused.includes('GroupNormSilu') && (target.nchwcBlock ?? 0) > 1)
     lowerToBlocked(g, target.nchwcBlock!, [u.out]);
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }

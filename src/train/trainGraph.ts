@@ -66,7 +66,7 @@ export function buildTrainModel(
   }
   const target = g.input('target', shape);
   const weight = g.input('weight', [batch, 1, 1, 1]);
-  const u = buildUNet(g, cfg, params, xt, t, { training: true, fused });
+  const u = buildUNet(g, cfg, params, xt, t, { training: true });
   const d = g.sub(u.out, target); // [B, C, H, W]
   let loss: Value;
   switch (lossType) {
