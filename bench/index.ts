@@ -18,9 +18,10 @@ interface Options {
   settleMs: number;
 }
 
-const USAGE = `usage: npm run bench -- <engine|sample|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
-  --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')})
+  --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
+                  eval: ${rowNames('eval')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
   --threads N     ONNX Runtime intra-op threads for our side (default 2; the torch server always uses 2)
   --settle MS     idle time before each timed run (default 500): the side that just ran leaves its worker
@@ -56,6 +57,7 @@ function parseArgs(argv: string[]): Options {
     switch (flag) {
       case 'engine':
       case 'sample':
+      case 'eval':
         o.suites.push(flag);
         break;
       case 'all':
@@ -125,7 +127,7 @@ function median(xs: readonly number[]): number {
 }
 
 /** GFLOP per image of one forward pass, published in reference/README.md (count_flops), for --no-torch. */
-const PUBLISHED_GFLOP: Record<'S' | 'L', number> = { S: 0.841, L: 12.44 };
+const PUBLISHED_GFLOP: Record<RowDef['size'], number> = { S: 0.841, L: 12.44, I: 11.43 };
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const fmtMs = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
@@ -293,8 +295,8 @@ async function main(): Promise<void> {
   }
   if (o.threads !== 2) console.log(`note: ours uses ${o.threads} threads, the torch server 2.`);
 
-  const gflopOf = new Map<'S' | 'L', number>();
-  const gflopPerImage = async (size: 'S' | 'L'): Promise<number> => {
+  const gflopOf = new Map<RowDef['size'], number>();
+  const gflopPerImage = async (size: RowDef['size']): Promise<number> => {
     if (!gflopOf.has(size)) {
       gflopOf.set(
         size,

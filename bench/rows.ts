@@ -4,22 +4,23 @@
 
 import { ddimSample, ddimTimesteps, type GaussianDiffusion } from '../src/diffusion/index.js';
 import type { Engine } from '../src/engine/engine.js';
+import { hashInceptionWeights, inceptionFeatureNet } from '../src/eval/inception.js';
 import { diffusionFromSpec, PAPER_DIFFUSION } from '../src/model/spec.js';
 import { CIFAR10_UNET, initParams, SMALL_UNET, type UNetConfig } from '../src/nn/unet.js';
 import { createDenoiser, type UNetDenoiser } from '../src/sample/denoiser.js';
 import { type AdamConfig, adamStep, newAdamState, PAPER_ADAM } from '../src/train/optim.js';
 import { createTrainSession } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
-import type { Tensor } from '../src/util/tensor.js';
+import { sliceBatch, type Tensor } from '../src/util/tensor.js';
 
-export type Suite = 'engine' | 'sample';
-export type RowKind = 'fwd' | 'train' | 'ddim50' | 'ancestral100';
+export type Suite = 'engine' | 'sample' | 'eval';
+export type RowKind = 'fwd' | 'train' | 'ddim50' | 'ancestral100' | 'inception';
 
 export interface RowDef {
   readonly name: string;
   readonly suite: Suite;
-  /** 'S' = SMALL_UNET (2.2M params, 1x32x32), 'L' = CIFAR10_UNET (35.7M, 3x32x32). */
-  readonly size: 'S' | 'L';
+  /** 'S' = SMALL_UNET (2.2M params, 1x32x32), 'L' = CIFAR10_UNET (35.7M, 3x32x32), 'I' = the FID Inception. */
+  readonly size: 'S' | 'L' | 'I';
   readonly batch: number;
   readonly kind: RowKind;
   /** Forward-pass equivalents per run for GFLOP/s: 1 (fwd), 3 (train), the step count (sampling). */
@@ -27,6 +28,9 @@ export interface RowDef {
   readonly defaultReps: number;
   readonly what: string;
 }
+
+/** Images per session run of the inception row, on both sides (the torch server's INCEPTION_CHUNK). */
+const INCEPTION_CHUNK = 32;
 
 export const ROWS: readonly RowDef[] = [
   {
@@ -89,10 +93,27 @@ export const ROWS: readonly RowDef[] = [
     defaultReps: 3,
     what: '100 steps (t = 999 .. 900) of the 1000-step Algorithm 2 loop, 64 images',
   },
+  {
+    name: 'inception-fid256',
+    suite: 'eval',
+    size: 'I',
+    batch: 256,
+    kind: 'inception',
+    flopFactor: 1,
+    defaultReps: 3,
+    what: `FID Inception features and logits of 256 images 3x32x32 (resized to 299), sessions of ${INCEPTION_CHUNK}`,
+  },
 ];
 
-export function configOf(size: 'S' | 'L'): UNetConfig {
-  return size === 'S' ? SMALL_UNET : CIFAR10_UNET;
+export function configOf(size: 'S' | 'L' | 'I'): UNetConfig {
+  switch (size) {
+    case 'S':
+      return SMALL_UNET;
+    case 'L':
+      return CIFAR10_UNET;
+    case 'I':
+      throw new Error('bench: size I is the FID Inception, not a U-Net');
+  }
 }
 
 /** One row, our side: `run` is the timed body; `warmup` runs it (or a 2-step version of a sampling loop). */
@@ -111,6 +132,7 @@ export interface OursRunner {
 const BENCH_ADAM: AdamConfig = { ...PAPER_ADAM, warmup: 0, gradClip: 0 };
 
 export async function createOurs(engine: Engine, row: RowDef, threads: number): Promise<OursRunner> {
+  if (row.kind === 'inception') return createInceptionRunner(engine, row.batch, threads);
   const cfg = configOf(row.size);
   const B = row.batch;
   const shape = [B, cfg.inChannels, cfg.resolution, cfg.resolution];
@@ -205,4 +227,27 @@ async function createTrainRunner(
     adamStep(BENCH_ADAM, adam, params, out.grads);
   };
   return { run: step, warmup: step, release: () => session.release() };
+}
+
+/**
+ * Features of `images` 3x32x32 images in [-1, 1] through the FID Inception FeatureNet (hash weights, as the
+ * torch server's), in sessions of INCEPTION_CHUNK. The session is compiled here (setup); a warm-up is one chunk.
+ */
+async function createInceptionRunner(engine: Engine, images: number, threads: number): Promise<OursRunner> {
+  const net = await inceptionFeatureNet(engine, hashInceptionWeights(), { batch: INCEPTION_CHUNK, threads });
+  const rng = new Rng(0);
+  const data = new Float32Array(images * 3 * 32 * 32);
+  for (let i = 0; i < data.length; i++) data[i] = 2 * rng.uniform() - 1;
+  const x: Tensor = { data, shape: [images, 3, 32, 32] };
+  const chunk = sliceBatch(x, 0, INCEPTION_CHUNK);
+  await net.extract(chunk);
+  return {
+    run: async () => {
+      await net.extract(x);
+    },
+    warmup: async () => {
+      await net.extract(chunk);
+    },
+    release: () => net.release(),
+  };
 }

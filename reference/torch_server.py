@@ -19,6 +19,9 @@ NAMEs:
   L-fwd / L-train        the same with the CIFAR-10 model (3x32x32, ch 128, 35.7M params), batch 16
   S-sample-ddim50        a whole 50-step DDIM (eta 0) loop over t = 980, 960, ..., 0 of 64 images from N(0, I), S model
   S-sample-ancestral100  100 steps (t = 999 .. 900) of the 1000-step Algorithm 2 loop, fixedlarge variance, 64 images
+  inception-fid256       FID Inception features (pool_3 and fc logits) of 256 images 3x32x32 in [-1, 1], pytorch-fid's
+                         preprocessing ([0, 1], bilinear to 299, 2x - 1), in chunks of 32 under no_grad, float32,
+                         reference/inception_fid.py's model with its hash weights; warm-up: one chunk
 All runs: float32, torch.set_num_threads(2), torch.manual_seed(0) at setup. Weights: train rows use the paper's
 init (torch_unet.init_paper); fwd and sampling rows keep torch's default init so that no layer is all-zero.
 x0 for training is a fixed random batch in [-1, 1] (timing does not depend on data). Warm-up: fwd/train run once; the
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_unet import CIFAR10, UNet, UNetConfig, count_flops, count_params, init_paper, linear_schedule  # noqa: E402
+import inception_fid  # noqa: E402
 
 THREADS = 2
 
@@ -60,7 +64,9 @@ SETUPS = {
     "L-train": ("L", 16, "train"),
     "S-sample-ddim50": ("S", 64, "ddim50"),
     "S-sample-ancestral100": ("S", 64, "ancestral100"),
+    "inception-fid256": ("I", 256, "inception"),
 }
+INCEPTION_CHUNK = 32
 
 
 class Bench:
@@ -70,6 +76,11 @@ class Bench:
         size, batch, kind = SETUPS[name]
         self.name, self.size, self.batch, self.kind = name, size, batch, kind
         torch.manual_seed(0)
+        if kind == "inception":
+            self.cfg = None
+            self.model = inception_fid.hash_model(torch.float32)
+            self.x = torch.rand(batch, 3, 32, 32) * 2 - 1
+            return
         self.cfg = model_config(size, 0.1 if kind == "train" else 0.0)
         self.model = UNet(self.cfg)  # torch default init: all weights non-zero
         if kind == "train":
@@ -134,6 +145,12 @@ class Bench:
                     x = x + math.sqrt(float(var[t])) * torch.randn(self.shape)
         return {"x_mean_abs": float(x.abs().mean()), "steps": steps}
 
+    def inception(self, images: int):
+        with torch.no_grad():
+            for s in range(0, images, INCEPTION_CHUNK):
+                out = self.model((self.x[s:s + INCEPTION_CHUNK] + 1) / 2)
+        return {"pool_mean": float(out["pool"].mean()), "images": images}
+
     def run_once(self, warmup: bool = False):
         if self.kind == "fwd":
             return self.fwd()
@@ -143,6 +160,8 @@ class Bench:
             return self.ddim(2 if warmup else 50)
         if self.kind == "ancestral100":
             return self.ancestral(2 if warmup else 100)
+        if self.kind == "inception":
+            return self.inception(INCEPTION_CHUNK if warmup else self.batch)
         raise AssertionError(self.kind)
 
 
@@ -157,6 +176,9 @@ _flops_cache = {}
 
 def flops(name: str) -> dict:
     size = name.split("-")[0]
+    if size == "I" and size not in _flops_cache:
+        m = inception_fid.hash_model(torch.float32)
+        _flops_cache[size] = {**inception_fid.count_flops(m), "params": count_params(m), "size": size}
     if size not in _flops_cache:
         m = UNet(model_config(size, 0.0))
         _flops_cache[size] = {**count_flops(m), "params": count_params(m), "size": size}
@@ -174,7 +196,8 @@ def handle(state: dict, msg: dict) -> dict:
         warm_ms, _ = timed(lambda: b.run_once(warmup=True))
         state["bench"] = b
         return {"ok": True, "name": name, "setup_ms": setup_ms, "warmup_ms": warm_ms, "params": count_params(b.model),
-                "batch": b.batch, "config": b.cfg.to_dict(), "threads": torch.get_num_threads(),
+                "batch": b.batch, "config": b.cfg.to_dict() if b.cfg else {"model": "fid-inception-v3"},
+                "threads": torch.get_num_threads(),
                 "torch": torch.__version__}
     if cmd == "run":
         b = state.get("bench")

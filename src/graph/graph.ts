@@ -74,6 +74,14 @@ export interface ConvOptions {
   readonly group?: number;
 }
 
+/** A pooling window (MaxPool, AveragePool), as ONNX: no dilation, floor of the output size. */
+export interface PoolOptions {
+  readonly kernel: readonly [number, number];
+  readonly strides?: readonly [number, number];
+  /** [top, left, bottom, right] as ONNX. */
+  readonly pads?: readonly [number, number, number, number];
+}
+
 export function shapeStr(s: readonly number[]): string {
   return `[${s.join(', ')}]`;
 }
@@ -283,6 +291,10 @@ export class Graph {
   silu(x: Value): Value {
     const s = this.sigmoid(x);
     return this.node('Mul', [x, s], [x.shape], {}, { silu: true })[0]!;
+  }
+  /** max(x, 0). Inference only: autodiff has no rule for it. */
+  relu(x: Value): Value {
+    return this.unary('Relu', x);
   }
   square(x: Value): Value {
     return this.mul(x, x);
@@ -681,6 +693,37 @@ export class Graph {
     if (kh === 1 && kw === 1) return wt;
     const end = -(2 ** 31);
     return this.slice(wt, [2, 3], [-1, -1], [end, end], [-1, -1], { flippedKernelOf: w });
+  }
+
+  // ---- pooling (inference only: autodiff has no rules for these) ----
+  /** ONNX MaxPool over H, W of x [N, C, H, W]; padded positions never win. */
+  maxPool(x: Value, opts: PoolOptions): Value {
+    return this.pool('MaxPool', x, opts, {});
+  }
+
+  /**
+   * ONNX AveragePool over H, W of x [N, C, H, W]. countIncludePad false divides by the in-image taps
+   * only (TensorFlow's and PyTorch's count_include_pad=False); true divides by the whole window.
+   */
+  averagePool(x: Value, opts: PoolOptions & { readonly countIncludePad: boolean }): Value {
+    return this.pool('AveragePool', x, opts, { count_include_pad: opts.countIncludePad ? 1 : 0 });
+  }
+
+  private pool(op: string, x: Value, opts: PoolOptions, extra: Record<string, Attr>): Value {
+    const [kh, kw] = opts.kernel;
+    const [sh, sw] = opts.strides ?? [1, 1];
+    const [pt, pl, pb, pr] = opts.pads ?? [0, 0, 0, 0];
+    if (x.shape.length !== 4) throw new GraphError(op, `expects a 4-d input, got ${shapeStr(x.shape)}`);
+    if (Math.max(pt, pb) >= kh || Math.max(pl, pr) >= kw) {
+      throw new GraphError(op, `pads [${opts.pads}] must be smaller than the kernel ${kh}x${kw}`);
+    }
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
+    const ow = Math.floor((w + pl + pr - kw) / sw) + 1;
+    if (oh <= 0 || ow <= 0)
+      throw new GraphError(op, `kernel ${kh}x${kw} larger than padded input ${shapeStr(x.shape)}`);
+    const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], ...extra };
+    return this.node(op, [x], [[n, c, oh, ow]], attrs)[0]!;
   }
 
   identity(x: Value): Value {

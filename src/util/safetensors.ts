@@ -22,7 +22,8 @@ export class SafeTensorsError extends Error {
 const scratchU32 = new Uint32Array(1);
 const scratchF32 = new Float32Array(scratchU32.buffer);
 
-function f16ToF32(h: number): number {
+/** IEEE 754 binary16 bits to a number (exact). */
+export function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const f = h & 0x3ff;
