@@ -176,7 +176,7 @@ describe('ddpm', () => {
       {
         args: ['train', '--run', join(TMP, 'r2'), '--data', 'no-such-data', '--threads', '1'],
         code: 1,
-        says: ["unknown dataset 'no-such-data'", "'mnist'"],
+        says: ["unknown dataset 'no-such-data'", "'mnist[:train|:test]'"],
       },
       {
         args: ['bpd', '--model', MODEL, '--data', join(TMP, 'missing', 'digits.idx')],

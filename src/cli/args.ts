@@ -50,14 +50,29 @@ export function helpText(
 export type Parsed = Record<string, string | number | boolean | number[] | undefined>;
 
 export function parseOptions(cmd: string, argv: readonly string[], table: OptTable): Parsed | 'help' {
+  const r = parseWithPositionals(cmd, argv, table, 0);
+  return r === 'help' ? r : r.options;
+}
+
+/** parseOptions for commands that also take up to `maxPositionals` bare arguments (e.g. file names). */
+export function parseWithPositionals(
+  cmd: string,
+  argv: readonly string[],
+  table: OptTable,
+  maxPositionals = Infinity,
+): { options: Parsed; positionals: string[] } | 'help' {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [name, d] of Object.entries(table))
     options[name] = { type: d.kind === 'bool' ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
-      values: Record<string, string | boolean | undefined>;
-    });
+    ({ values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: maxPositionals > 0,
+    }) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
   } catch (e) {
     const msg = (e as Error).message;
     const opt = /'(--[\w-]+)'/.exec(msg)?.[1];
@@ -67,6 +82,11 @@ export function parseOptions(cmd: string, argv: readonly string[], table: OptTab
     throw new UsageError(`ddpm ${cmd}: ${text}; see 'ddpm ${cmd} --help'`);
   }
   if (values.help) return 'help';
+  if (positionals.length > maxPositionals) {
+    throw new UsageError(
+      `ddpm ${cmd}: unexpected argument '${positionals[maxPositionals]}'; see 'ddpm ${cmd} --help'`,
+    );
+  }
   const out: Parsed = {};
   for (const [name, d] of Object.entries(table)) {
     const raw = values[name];
@@ -112,5 +132,5 @@ export function parseOptions(cmd: string, argv: readonly string[], table: OptTab
       }
     }
   }
-  return out;
+  return { options: out, positionals };
 }

@@ -1,7 +1,8 @@
-// The `ddpm` command: train, sample, bpd, interpolate.
+// The `ddpm` command: train, sample, eval, bpd, interpolate.
 
 import { UsageError } from './args.js';
 import { bpdCommand } from './bpd.js';
+import { evalCommand } from './eval.js';
 import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
@@ -9,6 +10,7 @@ import { trainCommand } from './train.js';
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
   train: { run: trainCommand, help: 'train a model (Algorithm 1); rerun to resume' },
   sample: { run: sampleCommand, help: 'sample images (Algorithm 2, respaced, DDIM; progressive, GIF)' },
+  eval: { run: evalCommand, help: 'sample quality: FID, IS, KID, precision/recall; reference stats; shards' },
   bpd: { run: bpdCommand, help: 'bits/dim of data: the whole variational bound (eq. 5), T calls per batch' },
   interpolate: { run: interpolateCommand, help: 'interpolate two images in latent space (Fig. 8)' },
 };

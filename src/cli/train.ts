@@ -4,7 +4,15 @@ import { nodeEngine } from '../engine/node.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { countParams } from '../nn/unet.js';
-import { DEFAULT_TRAIN, train } from '../train/trainer.js';
+import { DEFAULT_TRAIN, type EvalLog, train } from '../train/trainer.js';
+import type { ParamStore } from '../nn/unet.js';
+import { diffusionFromSpec } from '../model/spec.js';
+import { createDenoiser } from '../sample/denoiser.js';
+import { computeMetrics, extractFeatures, type Reference, shardRanges } from '../eval/evaluate.js';
+import { metricLabel } from '../eval/featureNet.js';
+import { modelImages } from '../eval/imageSource.js';
+import { defaultRef, openFeatureNet, openReference } from './eval.js';
+import { UsageError } from './args.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
@@ -88,6 +96,27 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'log-every': { kind: 'int', help: 'steps between log lines', default: d.logEvery, min: 1 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: d.threads, min: 0 },
+  'eval-every': {
+    kind: 'int',
+    help: 'steps between FIDs of the EMA weights on --eval-n images (DDIM 20 steps), logged and drawn in loss.png (0 = never)',
+    default: 0,
+    min: 0,
+  },
+  'eval-n': {
+    kind: 'int',
+    help: 'images per training FID (small n biases FID upward: compare within a run, not with ddpm eval)',
+    default: 500,
+    min: 2,
+  },
+  'eval-ref': {
+    kind: 'string',
+    help: 'reference of the training FID (default: the data set; fashion-mnist: its test split)',
+  },
+  features: {
+    kind: 'string',
+    help: 'feature network of the training FID (see ddpm eval --help)',
+    default: 'auto',
+  },
 };
 
 export async function trainCommand(argv: readonly string[]): Promise<void> {
@@ -130,6 +159,8 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
     data: o.data as string,
   };
+  const evalEvery = o['eval-every'] as number;
+  const evaluate = evalEvery > 0 ? await trainingFid(spec, o) : undefined;
   const bar = new ProgressBar('train');
   bar.log(
     `ddpm train: ${countParams(spec.unet).toLocaleString('en-US')} parameters, data ${o.data}, run ${o.run}`,
@@ -159,8 +190,10 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
       logEvery: o['log-every'] as number,
       threads: o.threads as number,
       loss: o.loss as LossType,
+      evalEvery,
     },
     {
+      ...(evaluate ? { evaluate } : {}),
       onStep: (r) =>
         bar.update(
           r.step,
@@ -172,4 +205,46 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
   );
   bar.done();
   console.log(`done: ${res.step} steps in ${o.run} (weights: ${o.run}/model)`);
+}
+
+/**
+ * The --eval-every hook: FID of the EMA weights on a small sample (DDIM, 20 steps, the same seeds every
+ * time, so successive values differ by the weights only) against the reference, measured by the feature
+ * network `ddpm eval` would choose. The feature network and reference are opened once.
+ */
+async function trainingFid(
+  spec: ModelSpec,
+  o: Record<string, unknown>,
+): Promise<(ema: ParamStore, step: number) => Promise<EvalLog>> {
+  const refSpec = (o['eval-ref'] as string | undefined) ?? defaultRef(spec.data);
+  if (!refSpec) {
+    throw new UsageError(
+      `ddpm train: --eval-every needs a reference for its FID: pass --eval-ref (a data spec or an .npz)`,
+    );
+  }
+  const cfg = spec.unet;
+  const n = o['eval-n'] as number;
+  const batch = Math.min(64, n);
+  const opts = { features: o.features, batch, threads: o.threads };
+  const net = await openFeatureNet('train', opts, cfg.inChannels, spec.data);
+  const shape = [cfg.inChannels, cfg.resolution, cfg.resolution] as const;
+  let ref: Reference | undefined;
+  const diffusion = diffusionFromSpec(spec.diffusion);
+  return async (ema) => {
+    ref ??= await openReference(refSpec, net, shape, false, batch);
+    const den = await createDenoiser(nodeEngine(), cfg, ema, batch, { threads: o.threads as number });
+    try {
+      const choice = { sampler: 'ddim' as const, steps: 20, eta: 0, seed: 0 };
+      const src = modelImages(diffusion, den.denoise, shape, n, choice, 'training FID');
+      const set = await extractFeatures(src, net, {
+        ranges: shardRanges(n, batch),
+        keepFeatures: false,
+        keepLogits: false,
+      });
+      const { fid } = computeMetrics(set, ref, ['fid']);
+      return { label: `${metricLabel('FID', net)} ddim-20 n=${n}`, value: fid!, n };
+    } finally {
+      await den.release();
+    }
+  };
 }

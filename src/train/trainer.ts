@@ -62,6 +62,8 @@ export interface TrainOptions {
   readonly threads: number;
   /** 'mse': L_simple (eq. 14, the paper's choice); 'kl': the bound's term L_{t-1} in bits/dim. */
   readonly loss: LossType;
+  /** Evaluate the EMA weights every N steps with TrainHooks.evaluate (0 = never). */
+  readonly evalEvery?: number;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
@@ -95,6 +97,20 @@ export interface TrainHooks {
   onStep?(s: StepLog & { readonly totalSteps: number; readonly etaSec: number }): void;
   /** Human-readable events (resume, checkpoint, samples). */
   onEvent?(message: string): void;
+  /**
+   * Sample quality of the EMA weights every evalEvery steps (e.g. a small-sample FID); logged in log.jsonl
+   * and drawn in loss.png. The trainer does not know how it is measured: the caller (ddpm train) decides.
+   */
+  evaluate?(ema: ParamStore, step: number): Promise<EvalLog>;
+}
+
+/** A quality measurement during training: one log.jsonl line `{step, eval: {label: value}, evalN}`. */
+export interface EvalLog {
+  /** The metric's label with its feature network, e.g. 'FID[mnist-classifier@1a2b3c4d]'. */
+  readonly label: string;
+  readonly value: number;
+  /** Images it was measured on (small-sample FID is biased upward; the label and n say how). */
+  readonly n: number;
 }
 
 interface RunState {
@@ -248,6 +264,14 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         writeLossCurve(logPath, join(o.runDir, 'loss.png'));
         say(`checkpoint at step ${step}`);
       }
+      if (hooks.evaluate && (o.evalEvery ?? 0) > 0 && (step % o.evalEvery! === 0 || step === o.steps)) {
+        const r = await hooks.evaluate(ema, step);
+        writeFileSync(logPath, `${JSON.stringify({ step, eval: { [r.label]: r.value }, evalN: r.n })}\n`, {
+          flag: 'a',
+        });
+        writeLossCurve(logPath, join(o.runDir, 'loss.png'));
+        say(`${r.label} = ${r.value.toFixed(3)} at step ${step} (${r.n} images)`);
+      }
       if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) {
         const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
         await writeSamples(engine, o, ema, file);
@@ -283,16 +307,31 @@ function truncateLog(path: string, step: number): void {
   writeFileAtomic(path, keep.map((l) => `${l}\n`).join(''));
 }
 
+/** The training steps logged in log.jsonl (evaluation lines left out: readEvalLog). */
 export function readLog(path: string): StepLog[] {
+  return readLines(path).filter((r) => 'loss' in r) as unknown as StepLog[];
+}
+
+/** The evaluations logged in log.jsonl: step, the metric's label and value, images used. */
+export function readEvalLog(path: string): (EvalLog & { step: number })[] {
+  return readLines(path)
+    .filter((r): r is { step: number; eval: Record<string, number>; evalN: number } => 'eval' in r)
+    .flatMap((r) =>
+      Object.entries(r.eval).map(([label, value]) => ({ step: r.step, label, value, n: r.evalN })),
+    );
+}
+
+function readLines(path: string): ({ step: number } & Record<string, unknown>)[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as StepLog);
+    .map((l) => JSON.parse(l) as { step: number } & Record<string, unknown>);
 }
 
 function writeLossCurve(logPath: string, out: string): void {
   const pts = readLog(logPath).map((r) => ({ step: r.step, loss: r.loss }));
-  if (pts.length >= 2) writePngAtomic(out, plotLossCurve(pts, { logY: true }));
+  const secondary = readEvalLog(logPath).map((r) => ({ step: r.step, value: r.value }));
+  if (pts.length >= 2) writePngAtomic(out, plotLossCurve(pts, { logY: true, secondary }));
 }
 
 /**

@@ -85,6 +85,11 @@ export interface PlotOptions {
   logY?: boolean;
   /** Weight of an exponential moving average drawn over the raw curve (default 0.9; 0: none). */
   smoothing?: number;
+  /**
+   * A second series on its own linear axis (tick marks on the right), drawn in orange with a dot per point:
+   * e.g. the FID measured during training.
+   */
+  secondary?: readonly { step: number; value: number }[];
 }
 
 /**
@@ -113,7 +118,10 @@ export function plotLossCurve(
     [x0, x1] = [Math.min(x0, p.step), Math.max(x1, p.step)];
     [y0, y1] = [Math.min(y0, fy(p.loss)), Math.max(y1, fy(p.loss))];
   }
-  if (pts.length === 0) [x0, x1, y0, y1] = [0, 1, 0, 1];
+  const sec = (opts.secondary ?? []).filter((p) => Number.isFinite(p.step) && Number.isFinite(p.value));
+  for (const p of sec) [x0, x1] = [Math.min(x0, p.step), Math.max(x1, p.step)];
+  if (pts.length === 0) [y0, y1] = [0, 1];
+  if (pts.length === 0 && sec.length === 0) [x0, x1] = [0, 1];
   else {
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5];
@@ -147,6 +155,21 @@ export function plotLossCurve(
       return [px(p.step), m.top + (1 - (ema - y0) / (y1 - y0)) * ph] as [number, number];
     });
     c.polyline(smooth, [20, 60, 160]);
+  }
+  if (sec.length > 0) {
+    // Right axis: 0 .. the largest value, ten even ticks.
+    const top = Math.max(...sec.map((p) => p.value)) * 1.05 || 1;
+    const right = m.left + pw;
+    c.line(right, m.top, right, m.top + ph, black);
+    for (let i = 0; i <= 10; i++)
+      c.line(right, m.top + (i / 10) * ph, right + 5, m.top + (i / 10) * ph, black);
+    const qy = (v: number) => m.top + (1 - Math.max(v, 0) / top) * ph;
+    const orange: Rgb = [230, 120, 20];
+    const line = sec.map((p) => [px(p.step), qy(p.value)] as [number, number]);
+    c.polyline(line, orange);
+    for (const [xx, yy] of line)
+      for (let dx = -2; dx <= 2; dx++)
+        for (let dy = -2; dy <= 2; dy++) c.set(Math.round(xx) + dx, Math.round(yy) + dy, orange);
   }
   return c.image();
 }

@@ -1,0 +1,796 @@
+// `ddpm eval`: sample quality as the paper and its successors measure it (FID and IS, Table 1; KID;
+// precision/recall), of a model and sampler or of a folder of images, against reference images or their
+// statistics; `ddpm eval stats` writes reference statistics (.npz, pytorch-fid's layout), `ddpm eval merge`
+// combines the partial results of sharded runs, `ddpm eval classifier` trains a domain feature network.
+// Every result is printed with its feature network's name and weights hash and appended to a JSON-lines log
+// with the whole protocol.
+
+import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadImageFolder } from '../data/folder.js';
+import { openDataset } from '../data/open.js';
+import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
+import { nodeEngine } from '../engine/node.js';
+import {
+  ALL_METRICS,
+  computeMetrics,
+  extractFeatures,
+  type FeatureSet,
+  type MetricName,
+  type MetricOptions,
+  type MetricValues,
+  mergeFeatureSets,
+  type Reference,
+  shardRanges,
+} from '../eval/evaluate.js';
+import { classifierFeatureNet } from '../eval/classifier.js';
+import { type FeatureNet, metricLabel } from '../eval/featureNet.js';
+import { paramsHash, sha256Hex8 } from '../eval/hash.js';
+import { datasetImages, type ImageSource, modelImages, samplerName } from '../eval/imageSource.js';
+import { inceptionFeatureNet } from '../eval/inception.js';
+import { FeatureStats } from '../eval/metrics.js';
+import { createDenoiser } from '../sample/denoiser.js';
+import { writeFileAtomic } from '../util/atomicFile.js';
+import { readNpz, writeNpz } from '../util/npy.js';
+import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
+import { classifierCommand } from './classifier.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { formatDuration, ProgressBar } from './progress.js';
+
+/** The shipped domain classifiers (feature networks for 1-channel data). */
+const CLASSIFIERS: Record<string, string> = {
+  'mnist-classifier': fileURLToPath(new URL('../../models/classifiers/mnist', import.meta.url)),
+  'fashion-mnist-classifier': fileURLToPath(
+    new URL('../../models/classifiers/fashion-mnist', import.meta.url),
+  ),
+};
+
+const FEATURES_HELP =
+  'feature network: auto (the shipped domain classifier for MNIST / Fashion-MNIST, Inception for colour images), inception, mnist-classifier, fashion-mnist-classifier, or a classifier folder';
+
+const COMMON: OptTable = {
+  features: { kind: 'string', help: FEATURES_HELP, default: 'auto' },
+  inception: {
+    kind: 'string',
+    help: "pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth or .safetensors); default $DDPM_INCEPTION",
+  },
+  batch: { kind: 'int', help: 'images per batch (sampling and features)', default: 64, min: 1 },
+  threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+};
+
+const METRIC_TUNING: OptTable = {
+  'is-splits': { kind: 'int', help: 'Inception Score splits', default: 10, min: 1 },
+  'kid-subsets': { kind: 'int', help: 'KID subsets', default: 100, min: 1 },
+  'kid-subset-size': {
+    kind: 'int',
+    help: 'KID subset size (capped at the image counts)',
+    default: 1000,
+    min: 2,
+  },
+  'pr-k': { kind: 'int', help: 'precision/recall: k of the k-NN radii', default: 3, min: 1 },
+  log: { kind: 'string', help: 'append every result as one JSON line to this file', default: 'eval.jsonl' },
+};
+
+export const EVAL_OPTIONS: OptTable = {
+  model: MODEL_OPTION,
+  weights: WEIGHTS_OPTION,
+  samples: { kind: 'string', help: 'score a folder of PNG / JPEG images instead of a model' },
+  sampler: {
+    kind: 'string',
+    help: 'ddpm = Algorithm 2 (respaced when --steps < T); ddim = Song et al. 2021',
+    default: 'ddpm',
+    choices: ['ddpm', 'ddim'],
+  },
+  steps: { kind: 'int', help: 'sampling steps', default: DEFAULT_RESPACED_STEPS, min: 1 },
+  eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
+  n: { kind: 'int', help: 'images to generate (a folder: at most this many)', default: 10000, min: 1 },
+  seed: { kind: 'int', help: 'seed: image i is drawn from noise stream (seed, i)', default: 0 },
+  ref: {
+    kind: 'string',
+    help: "reference: a data spec (mnist, fashion-mnist:test, cifar10:PATH, folder:PATH) or an .npz of mu/sigma; default: the model's data (fashion-mnist: its test split)",
+  },
+  ...COMMON,
+  shard: {
+    kind: 'string',
+    help: 'K/N: evaluate batches K, K+N, K+2N, ... only and write partial results to --out',
+  },
+  out: { kind: 'string', help: 'where a shard writes its partial results (.npz)' },
+  ...METRIC_TUNING,
+};
+
+const STATS_OPTIONS: OptTable = {
+  data: {
+    kind: 'string',
+    help: 'data spec (mnist, fashion-mnist:test, cifar10:PATH, folder:PATH, ...)',
+    default: 'mnist',
+  },
+  out: { kind: 'string', help: 'output .npz (mu, sigma; pytorch-fid / clean-fid layout)' },
+  n: { kind: 'int', help: 'at most this many images (default all)', min: 1 },
+  resolution: { kind: 'int', help: 'image size (default: the data set’s own)', min: 4 },
+  'with-features': {
+    kind: 'bool',
+    help: 'also store every feature vector (KID and precision/recall need them)',
+  },
+  ...COMMON,
+};
+
+const MERGE_OPTIONS: OptTable = {
+  ref: { kind: 'string', help: 'reference (default: the one the shards recorded)' },
+  ...COMMON,
+  ...METRIC_TUNING,
+};
+
+const SUMMARY = [
+  'usage: ddpm eval <metrics> [options]      metrics: fid, is, kid, pr, all, or a list such as fid,kid',
+  '       ddpm eval stats --data SPEC --out X.npz',
+  '       ddpm eval merge PART.npz... [--ref ...]',
+  '       ddpm eval classifier --data SPEC --out DIR',
+  '',
+  'Sample quality of a model (and sampler) or of a folder of images: FID (Heusel et al. 2017), Inception Score',
+  '(Salimans et al. 2016), KID (Binkowski et al. 2018), precision/recall (Kynkaanniemi et al. 2019). Scores carry',
+  'the feature network that measured them: FID[inception-v3-fid@...] is comparable with pytorch-fid;',
+  'FID[mnist-classifier@...] only with scores of the same classifier.',
+].join('\n');
+
+export async function evalCommand(argv: readonly string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(
+      `${SUMMARY}\n\n${helpText('eval <metrics>', 'Score a model or a folder of images.', EVAL_OPTIONS, [
+        'ddpm eval fid --sampler ddim --steps 20 --n 1000            # the shipped MNIST model, 1,000 images',
+        'ddpm eval all --model runs/fashion --ref fashion-mnist:test',
+        'ddpm eval fid --samples my-pngs/ --ref stats/cifar10-train.npz --inception pt_inception-2015-12-05-6726825d.pth',
+        'ddpm eval fid --n 50000 --shard 1/4 --out part1.npz         # then: ddpm eval merge part*.npz',
+      ]).replace(/^usage: .*\n\n/, '')}`,
+    );
+    return;
+  }
+  switch (sub) {
+    case 'stats':
+      return statsCommand(rest);
+    case 'merge':
+      return mergeCommand(rest);
+    case 'classifier':
+      return classifierCommand(rest);
+    default:
+      return metricsCommand(parseMetrics(sub), rest);
+  }
+}
+
+function parseMetrics(s: string): MetricName[] {
+  if (s === 'all') return [...ALL_METRICS];
+  const out: MetricName[] = [];
+  for (const m of s.split(',')) {
+    if (!(ALL_METRICS as readonly string[]).includes(m)) {
+      throw new UsageError(
+        `ddpm eval: unknown metric or command '${m}'; expected fid, is, kid, pr, all (or a list like fid,kid), stats, merge or classifier`,
+      );
+    }
+    if (!out.includes(m as MetricName)) out.push(m as MetricName);
+  }
+  return out;
+}
+
+function parseShard(s: string | undefined): { k: number; of: number } | undefined {
+  if (s === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const k = Number(m?.[1]);
+  const of = Number(m?.[2]);
+  if (!m || k < 1 || of < 1 || k > of) {
+    throw new UsageError(`ddpm eval: --shard ${JSON.stringify(s)}: expected K/N with 1 <= K <= N, e.g. 1/4`);
+  }
+  return { k, of };
+}
+
+/** Fail before any work when a file cannot be written where asked. */
+function checkWritable(cmd: string, path: string, what: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new UsageError(`ddpm ${cmd}: cannot write ${what} ${path}: folder ${dir} does not exist`);
+  }
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    throw new UsageError(`ddpm ${cmd}: ${what} ${path} is a folder; give a file name`);
+  }
+}
+
+function metricOptions(o: Parsed, seed: number): MetricOptions {
+  return {
+    isSplits: o['is-splits'] as number,
+    kidSubsets: o['kid-subsets'] as number,
+    kidSubsetSize: o['kid-subset-size'] as number,
+    prK: o['pr-k'] as number,
+    seed,
+  };
+}
+
+/** The MNIST-like domain of a data spec, for choosing a shipped classifier. */
+function domainOf(spec: string | undefined): 'mnist' | 'fashion-mnist' | undefined {
+  if (!spec) return undefined;
+  const kind = spec.split(':')[0];
+  return kind === 'mnist' || kind === 'fashion-mnist' ? kind : undefined;
+}
+
+/** The default reference of a model trained on `data`: Fashion-MNIST's test split; MNIST's 10,000 digits. */
+export function defaultRef(data: string | undefined): string | undefined {
+  switch (domainOf(data)) {
+    case 'fashion-mnist':
+      return 'fashion-mnist:test';
+    case 'mnist':
+      return 'mnist';
+    default:
+      return undefined;
+  }
+}
+
+export async function openFeatureNet(
+  cmd: string,
+  o: Readonly<Record<string, unknown>>,
+  channels: number,
+  domainHint: string | undefined,
+): Promise<FeatureNet> {
+  const engine = nodeEngine();
+  const batch = o.batch as number;
+  const threads = o.threads as number;
+  let choice = o.features as string;
+  if (choice === 'auto') {
+    const domain = domainOf(domainHint);
+    if (channels === 3) choice = 'inception';
+    else if (domain) choice = `${domain}-classifier`;
+    else {
+      throw new UsageError(
+        `ddpm ${cmd}: which feature network measures these 1-channel images? pass --features mnist-classifier, fashion-mnist-classifier, a classifier folder (ddpm eval classifier) or inception`,
+      );
+    }
+  }
+  if (choice === 'inception') {
+    const path = (o.inception as string | undefined) ?? process.env.DDPM_INCEPTION;
+    return inceptionFeatureNet(engine, path, { batch, threads });
+  }
+  const dir = CLASSIFIERS[choice] ?? choice;
+  if (!existsSync(dir)) {
+    throw new UsageError(
+      `ddpm ${cmd}: --features ${choice}: no such feature network or folder; ${FEATURES_HELP}`,
+    );
+  }
+  return classifierFeatureNet(engine, dir, { batch, threads });
+}
+
+/** Feature statistics (and features) of a data spec's images, shaped as the generated ones. */
+async function referenceFromData(
+  spec: string,
+  net: FeatureNet,
+  imageShape: readonly number[],
+  keepFeatures: boolean,
+  batch: number,
+): Promise<Reference> {
+  const [c, h] = imageShape as [number, number];
+  const ds = openDataset(spec, { resolution: h, channels: c as 1 | 3 });
+  const source = datasetImages(ds);
+  const bar = new ProgressBar('reference');
+  const t0 = performance.now();
+  const set = await extractFeatures(source, net, {
+    ranges: shardRanges(source.n, batch),
+    keepFeatures,
+    keepLogits: false,
+    onProgress: (done, total) => bar.update(Math.floor(done), total, rate(done, total, t0)),
+  });
+  bar.done();
+  return referenceOf(set, spec, net);
+}
+
+function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Reference {
+  const mu = set.stats.mean();
+  const sigma = set.stats.covariance();
+  return {
+    source,
+    hash: sha256Hex8(mu, sigma),
+    n: set.indices.length,
+    mu,
+    sigma,
+    ...(set.features ? { features: set.features } : {}),
+    featureNet: `${net.name}@${net.weightsHash}`,
+  };
+}
+
+/** An .npz of reference statistics: ours, pytorch-fid's, TTUR's or clean-fid's (mu, sigma). */
+function referenceFromNpz(path: string, net: FeatureNet): Reference {
+  let arrays: ReturnType<typeof readNpz>;
+  try {
+    arrays = readNpz(new Uint8Array(readFileSync(path)), path);
+  } catch (e) {
+    throw new UsageError(`ddpm eval: --ref ${path}: ${(e as Error).message}`);
+  }
+  const mu = arrays.get('mu');
+  const sigma = arrays.get('sigma');
+  if (!mu || !sigma) {
+    throw new UsageError(
+      `ddpm eval: --ref ${path} has no 'mu' and 'sigma' arrays (found: ${[...arrays.keys()].join(', ')})`,
+    );
+  }
+  const d = net.dims;
+  if (mu.data.length !== d || sigma.data.length !== d * d) {
+    throw new UsageError(
+      `ddpm eval: --ref ${path} holds ${mu.data.length}-d statistics but ${net.name} gives ${d}-d features: statistics of another feature network`,
+    );
+  }
+  const meta = readMeta(arrays);
+  const made = meta?.featureNet as string | undefined;
+  if (made && made !== `${net.name}@${net.weightsHash}`) {
+    throw new UsageError(
+      `ddpm eval: --ref ${path} was computed with ${made}, but the features now come from ${net.name}@${net.weightsHash}; FIDs of different networks do not compare`,
+    );
+  }
+  const mu64 = Float64Array.from(mu.data as ArrayLike<number>);
+  const sigma64 = Float64Array.from(sigma.data as ArrayLike<number>);
+  const feats = arrays.get('features');
+  return {
+    source: path,
+    hash: sha256Hex8(mu64, sigma64),
+    n: typeof meta?.n === 'number' ? meta.n : Number.NaN,
+    mu: mu64,
+    sigma: sigma64,
+    ...(feats ? { features: Float32Array.from(feats.data as ArrayLike<number>) } : {}),
+    ...(made ? { featureNet: made } : {}),
+  };
+}
+
+export async function openReference(
+  spec: string,
+  net: FeatureNet,
+  imageShape: readonly number[],
+  keepFeatures: boolean,
+  batch: number,
+): Promise<Reference> {
+  return /\.npz$/i.test(spec)
+    ? referenceFromNpz(spec, net)
+    : referenceFromData(spec, net, imageShape, keepFeatures, batch);
+}
+
+function readMeta(
+  arrays: Map<string, { data: ArrayLike<number | bigint> }>,
+): Record<string, unknown> | undefined {
+  const m = arrays.get('meta');
+  if (!m) return undefined;
+  try {
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(m.data as ArrayLike<number>)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The meta record of an .npz written by this project (undefined for others, and for missing files). */
+function npzMeta(path: string): Record<string, unknown> | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return readMeta(readNpz(new Uint8Array(readFileSync(path)), path));
+  } catch {
+    return undefined; // referenceFromNpz reports what is wrong with the file
+  }
+}
+
+function metaArray(meta: unknown): { data: Uint8Array; shape: number[] } {
+  const bytes = new TextEncoder().encode(JSON.stringify(meta));
+  return { data: bytes, shape: [bytes.length] };
+}
+
+function rate(done: number, total: number, t0: number): string {
+  const el = (performance.now() - t0) / 1000;
+  const ips = done / Math.max(el, 1e-9);
+  return `${ips.toFixed(1)} img/s | eta ${formatDuration(done > 0 ? (total - done) / ips : Number.NaN)}`;
+}
+
+/** Where the evaluated images come from, and the protocol fields that say so. */
+interface Images {
+  readonly source: ImageSource;
+  readonly protocol: Record<string, unknown>;
+  readonly domain: string | undefined;
+  readonly defaultRef: string | undefined;
+  release(): Promise<void>;
+}
+
+async function openImages(o: Parsed): Promise<Images> {
+  if (o.samples !== undefined) {
+    const dir = o.samples as string;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new UsageError(`ddpm eval: --samples ${dir}: no such folder`);
+    }
+    // The folder's images take the shape of the reference data (32x32 RGB when there is none); an .npz
+    // written by `ddpm eval stats` records its data set and image shape.
+    const refSpec = o.ref as string | undefined;
+    const npz = refSpec && /\.npz$/i.test(refSpec) ? npzMeta(refSpec) : undefined;
+    const like = refSpec && !npz && !/\.npz$/i.test(refSpec) ? openDataset(refSpec) : undefined;
+    const shape = like ? [like.channels, like.height] : (npz?.imageShape as number[] | undefined);
+    const source = folderImages(dir, o.n as number, (shape?.[0] ?? 3) as 1 | 3, shape?.[1] ?? 32);
+    return {
+      source,
+      protocol: { kind: 'samples', dir },
+      domain: npz ? (npz.data as string | undefined) : refSpec,
+      defaultRef: undefined,
+      release: async () => {},
+    };
+  }
+  const model = openModelOption('eval', o.model, o.weights);
+  const cfg = model.spec.unet;
+  const batch = o.batch as number;
+  const choice = {
+    sampler: o.sampler as 'ddpm' | 'ddim',
+    steps: Math.min(o.steps as number, model.diffusion.numTimesteps),
+    eta: o.eta as number,
+    seed: o.seed as number,
+  };
+  const den = await createDenoiser(nodeEngine(), cfg, model.params, Math.min(batch, o.n as number), {
+    threads: o.threads as number,
+  });
+  const sampler = samplerName(choice, model.diffusion.numTimesteps);
+  return {
+    source: modelImages(
+      model.diffusion,
+      den.denoise,
+      [cfg.inChannels, cfg.resolution, cfg.resolution],
+      o.n as number,
+      choice,
+      `${model.source}, ${sampler}, seed ${choice.seed}`,
+    ),
+    protocol: {
+      kind: 'model',
+      model: model.source,
+      weightsHash: paramsHash(model.params),
+      sampler,
+      steps: choice.steps,
+      eta: choice.eta,
+      seed: choice.seed,
+      batch,
+    },
+    domain: model.spec.data,
+    defaultRef: defaultRef(model.spec.data),
+    release: () => den.release(),
+  };
+}
+
+/** A folder of images, loaded at the size and channel count the reference (or feature network) expects. */
+function folderImages(dir: string, n: number, channels: 1 | 3, resolution: number): ImageSource {
+  const ds = loadImageFolder(dir, { channels, resolution, limit: n, canFlip: false });
+  if (ds.n === 0) throw new UsageError(`ddpm eval: --samples ${dir} holds no PNG or JPEG images`);
+  return datasetImages(ds);
+}
+
+async function metricsCommand(metrics: MetricName[], argv: readonly string[]): Promise<void> {
+  const p = parseWithPositionals('eval', argv, EVAL_OPTIONS, 0);
+  if (p === 'help') return evalCommand(['--help']);
+  const o = p.options;
+  const shard = parseShard(o.shard as string | undefined);
+  if (shard && o.out === undefined) {
+    throw new UsageError(`ddpm eval: --shard ${o.shard} writes partial results: pass --out PART.npz`);
+  }
+  if (!shard && o.out !== undefined) {
+    throw new UsageError(
+      'ddpm eval: --out is for the partial results of --shard; results go to --log and the terminal',
+    );
+  }
+  if (shard) checkWritable('eval', o.out as string, 'partial results');
+  if (o.log) checkWritable('eval', o.log as string, 'log');
+  const t0 = performance.now();
+  const images = await openImages(o);
+  let net: FeatureNet | undefined;
+  try {
+    // A folder's images take the reference's shape; a model's are its own.
+    const refSpec = (o.ref as string | undefined) ?? images.defaultRef;
+    const needRef = metrics.some((m) => m !== 'is');
+    if (needRef && !refSpec) {
+      throw new UsageError(
+        `ddpm eval: ${metrics.filter((m) => m !== 'is').join(', ')} compare with reference images: pass --ref (a data spec such as fashion-mnist:test, or an .npz of mu/sigma)`,
+      );
+    }
+    const { source, domain } = images;
+    net = await openFeatureNet('eval', o, source.imageShape[0], domain);
+    const keepFeatures = metrics.includes('kid') || metrics.includes('pr');
+    const n = source.n;
+    const ranges = shardRanges(n, o.batch as number, shard);
+    const bar = new ProgressBar(shard ? `eval ${shard.k}/${shard.of}` : 'eval');
+    bar.log(
+      `ddpm eval: ${metrics.join(', ')} of ${n} images (${source.description}) with ${net.name}@${net.weightsHash}` +
+        (shard ? `; shard ${shard.k}/${shard.of}: ${ranges.reduce((a, r) => a + r.count, 0)} images` : ''),
+    );
+    const tg = performance.now();
+    const gen = await extractFeatures(source, net, {
+      ranges,
+      keepFeatures,
+      keepLogits: metrics.includes('is'),
+      onProgress: (done, total) => bar.update(Math.floor(done), total, rate(done, total, tg)),
+    });
+    bar.done();
+    const genSeconds = (performance.now() - tg) / 1000;
+    const protocol = {
+      images: { ...images.protocol, n },
+      featureNet: { name: net.name, weightsHash: net.weightsHash, preprocess: net.preprocess },
+      ref: refSpec ?? null,
+      metrics,
+    };
+    if (shard) {
+      writePartial(o.out as string, gen, { ...protocol, shard: `${shard.k}/${shard.of}` });
+      console.log(
+        `wrote ${o.out}: partial results of shard ${shard.k}/${shard.of} (${gen.indices.length} of ${n} images, ${genSeconds.toFixed(1)} s); combine with 'ddpm eval merge'`,
+      );
+      return;
+    }
+    const ref = needRef
+      ? await openReference(refSpec!, net, source.imageShape, keepFeatures, o.batch as number)
+      : undefined;
+    const values = computeMetrics(gen, ref, metrics, metricOptions(o, o.seed as number));
+    report(o, net, values, gen.indices.length, ref, protocol, {
+      seconds: (performance.now() - t0) / 1000,
+      imageSeconds: genSeconds,
+    });
+  } finally {
+    await net?.release();
+    await images.release();
+  }
+}
+
+function writePartial(path: string, set: FeatureSet, meta: Record<string, unknown>): void {
+  const d = set.dims;
+  const arrays: Record<
+    string,
+    { data: Float64Array | Float32Array | BigInt64Array | Uint8Array; shape: number[] }
+  > = {
+    count: { data: Float64Array.of(set.stats.count), shape: [] },
+    sum: { data: set.stats.sum, shape: [d] },
+    outer: { data: set.stats.outer, shape: [d, d] },
+    indices: { data: BigInt64Array.from(set.indices, (v) => BigInt(v)), shape: [set.indices.length] },
+    meta: metaArray(meta),
+  };
+  if (set.features) arrays.features = { data: set.features, shape: [set.indices.length, d] };
+  if (set.logits) arrays.logits = { data: set.logits, shape: [set.indices.length, set.classes] };
+  writeFileAtomic(path, writeNpz(arrays));
+}
+
+function readPartial(path: string): { set: FeatureSet; meta: Record<string, unknown> } {
+  if (!existsSync(path)) throw new UsageError(`ddpm eval merge: ${path} does not exist`);
+  let arrays: ReturnType<typeof readNpz>;
+  try {
+    arrays = readNpz(new Uint8Array(readFileSync(path)), path);
+  } catch (e) {
+    throw new UsageError(`ddpm eval merge: ${path}: ${(e as Error).message}`);
+  }
+  const meta = readMeta(arrays);
+  const need = ['count', 'sum', 'outer', 'indices'];
+  if (!meta || need.some((k) => !arrays.has(k))) {
+    throw new UsageError(`ddpm eval merge: ${path} is not a partial result of 'ddpm eval --shard'`);
+  }
+  const sum = Float64Array.from(arrays.get('sum')!.data as ArrayLike<number>);
+  const d = sum.length;
+  const stats = FeatureStats.fromSums(
+    d,
+    Number(arrays.get('count')!.data[0]),
+    sum,
+    Float64Array.from(arrays.get('outer')!.data as ArrayLike<number>),
+  );
+  const indices = Int32Array.from(arrays.get('indices')!.data as ArrayLike<bigint>, (v) => Number(v));
+  const f = arrays.get('features');
+  const l = arrays.get('logits');
+  const classes = l ? l.data.length / Math.max(indices.length, 1) : 0;
+  return {
+    set: {
+      dims: d,
+      classes,
+      indices,
+      stats,
+      ...(f ? { features: Float32Array.from(f.data as ArrayLike<number>) } : {}),
+      ...(l ? { logits: Float32Array.from(l.data as ArrayLike<number>) } : {}),
+    },
+    meta,
+  };
+}
+
+async function mergeCommand(argv: readonly string[]): Promise<void> {
+  const p = parseWithPositionals('eval merge', argv, MERGE_OPTIONS);
+  if (p === 'help') {
+    console.log(
+      helpText(
+        'eval merge PART.npz...',
+        'Combine the partial results of sharded runs (ddpm eval --shard K/N) into the result of one run.',
+        MERGE_OPTIONS,
+        ['ddpm eval merge part1.npz part2.npz part3.npz part4.npz'],
+      ),
+    );
+    return;
+  }
+  const o = p.options;
+  if (p.positionals.length === 0)
+    throw new UsageError('ddpm eval merge: name the partial results, e.g. ddpm eval merge part*.npz');
+  if (o.log) checkWritable('eval merge', o.log as string, 'log');
+  const t0 = performance.now();
+  const parts = p.positionals.map(readPartial);
+  const meta0 = parts[0]!.meta;
+  const same = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined });
+  for (const [i, part] of parts.entries()) {
+    if (same(part.meta) !== same(meta0)) {
+      throw new UsageError(
+        `ddpm eval merge: ${p.positionals[i]} comes from another evaluation than ${p.positionals[0]} (model, sampler, seed, n, batch or feature network differ)`,
+      );
+    }
+  }
+  const of = Number(String(meta0.shard).split('/')[1]);
+  if (parts.length !== of) {
+    throw new UsageError(
+      `ddpm eval merge: the shards were split ${of} ways but ${parts.length} partial results were given`,
+    );
+  }
+  const gen = mergeFeatureSets(parts.map((x) => x.set));
+  const metrics = meta0.metrics as MetricName[];
+  const fn = meta0.featureNet as { name: string; weightsHash: string };
+  const images = meta0.images as Record<string, unknown>;
+  if (gen.indices.length !== images.n) {
+    throw new UsageError(`ddpm eval merge: the shards hold ${gen.indices.length} of ${images.n} images`);
+  }
+  const features = CLASSIFIERS[fn.name]
+    ? fn.name
+    : fn.name === 'inception-v3-fid'
+      ? 'inception'
+      : (o.features as string);
+  const net = await openFeatureNet(
+    'eval merge',
+    { ...o, features: o.features === 'auto' ? features : o.features },
+    1,
+    undefined,
+  );
+  try {
+    if (net.weightsHash !== fn.weightsHash) {
+      throw new UsageError(
+        `ddpm eval merge: the shards used ${fn.name}@${fn.weightsHash}, but ${net.name}@${net.weightsHash} is at hand`,
+      );
+    }
+    const refSpec = (o.ref as string | undefined) ?? (meta0.ref as string | null) ?? undefined;
+    const needRef = metrics.some((m) => m !== 'is');
+    const imageShape = await shapeOfImages(images, refSpec);
+    const ref =
+      needRef && refSpec
+        ? await openReference(refSpec, net, imageShape, !!gen.features, o.batch as number)
+        : undefined;
+    const values = computeMetrics(gen, ref, metrics, metricOptions(o, Number(images.seed ?? 0)));
+    report(
+      o,
+      net,
+      values,
+      gen.indices.length,
+      ref,
+      { ...meta0, shard: undefined, mergedFrom: p.positionals },
+      {
+        seconds: (performance.now() - t0) / 1000,
+      },
+    );
+  } finally {
+    await net.release();
+  }
+}
+
+/** The [C, H, W] the reference data must take to match the evaluated images. */
+async function shapeOfImages(
+  images: Record<string, unknown>,
+  refSpec: string | undefined,
+): Promise<number[]> {
+  if (images.kind === 'model') {
+    const m = openModelOption('eval merge', images.model);
+    const c = m.spec.unet;
+    return [c.inChannels, c.resolution, c.resolution];
+  }
+  if (refSpec && /\.npz$/i.test(refSpec)) {
+    const shape = npzMeta(refSpec)?.imageShape as number[] | undefined;
+    return shape ?? [3, 32, 32];
+  }
+  const ds = refSpec ? openDataset(refSpec) : undefined;
+  return [ds?.channels ?? 3, ds?.height ?? 32, ds?.width ?? 32];
+}
+
+function report(
+  o: Parsed,
+  net: FeatureNet,
+  v: MetricValues,
+  n: number,
+  ref: Reference | undefined,
+  protocol: Record<string, unknown>,
+  time: { seconds: number; imageSeconds?: number },
+): void {
+  const results: Record<string, unknown> = {};
+  const lines: string[] = [];
+  const put = (metric: string, value: number | { mean: number; std: number }, fmt: (x: number) => string) => {
+    const label = metricLabel(metric, net);
+    results[label] = value;
+    lines.push(
+      `  ${label.padEnd(34)} ${typeof value === 'number' ? fmt(value) : `${fmt(value.mean)} +- ${fmt(value.std)}`}`,
+    );
+  };
+  if (v.fid !== undefined) put('FID', v.fid, (x) => x.toFixed(3));
+  if (v.is !== undefined) put('IS', v.is, (x) => x.toFixed(3));
+  if (v.kid !== undefined) put('KID', v.kid, (x) => x.toExponential(3));
+  if (v.precision !== undefined) put('precision', v.precision, (x) => x.toFixed(4));
+  if (v.recall !== undefined) put('recall', v.recall, (x) => x.toFixed(4));
+  const refText = ref
+    ? `against ${ref.source} (${Number.isNaN(ref.n) ? '?' : ref.n} images, stats ${ref.hash})`
+    : '';
+  console.log(`${n} images ${refText}:`);
+  for (const l of lines) console.log(l);
+  const perImage =
+    time.imageSeconds !== undefined ? `; ${((1000 * time.imageSeconds) / n).toFixed(1)} ms per image` : '';
+  console.log(`${time.seconds.toFixed(1)} s in all${perImage}`);
+  if (o.log) {
+    const record = {
+      time: new Date().toISOString(),
+      results,
+      n,
+      protocol: {
+        ...protocol,
+        reference: ref ? { source: ref.source, hash: ref.hash, n: Number.isNaN(ref.n) ? null : ref.n } : null,
+        is: { splits: o['is-splits'] },
+        kid: { subsets: o['kid-subsets'], subsetSize: o['kid-subset-size'] },
+        pr: { k: o['pr-k'] },
+      },
+      seconds: time.seconds,
+      ...(time.imageSeconds !== undefined ? { msPerImage: (1000 * time.imageSeconds) / n } : {}),
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads: o.threads },
+    };
+    appendFileSync(o.log as string, `${JSON.stringify(record)}\n`);
+    console.log(`appended to ${o.log}`);
+  }
+}
+
+async function statsCommand(argv: readonly string[]): Promise<void> {
+  const p = parseWithPositionals('eval stats', argv, STATS_OPTIONS, 0);
+  if (p === 'help') {
+    console.log(
+      helpText(
+        'eval stats',
+        'Reference statistics of a data set: mu and sigma (float64) of its features in an .npz, the layout pytorch-fid, TTUR and clean-fid read; with --with-features also the features (for KID and precision/recall).',
+        STATS_OPTIONS,
+        [
+          'ddpm eval stats --data fashion-mnist:test --out fashion-test.npz --with-features',
+          'ddpm eval stats --data cifar10:~/cifar-10-batches-bin --out cifar10-train.npz --inception pt_inception-2015-12-05-6726825d.pth',
+        ],
+      ),
+    );
+    return;
+  }
+  const o = p.options;
+  if (o.out === undefined)
+    throw new UsageError('ddpm eval stats: pass --out X.npz (where to write mu and sigma)');
+  checkWritable('eval stats', o.out as string, 'statistics');
+  const spec = o.data as string;
+  const probe = openDataset(spec, o.resolution ? { resolution: o.resolution as number } : {});
+  const net = await openFeatureNet('eval stats', o, probe.channels, spec);
+  try {
+    const source = datasetImages(probe, (o.n as number | undefined) ?? probe.n);
+    const bar = new ProgressBar('stats');
+    const t0 = performance.now();
+    const set = await extractFeatures(source, net, {
+      ranges: shardRanges(source.n, o.batch as number),
+      keepFeatures: !!o['with-features'],
+      keepLogits: false,
+      onProgress: (done, total) => bar.update(Math.floor(done), total, rate(done, total, t0)),
+    });
+    bar.done();
+    const ref = referenceOf(set, spec, net);
+    const d = net.dims;
+    const arrays: Record<string, { data: Float64Array | Float32Array | Uint8Array; shape: number[] }> = {
+      mu: { data: ref.mu, shape: [d] },
+      sigma: { data: ref.sigma, shape: [d, d] },
+      meta: metaArray({
+        data: spec,
+        dataset: probe.name,
+        imageShape: [probe.channels, probe.height, probe.width],
+        n: ref.n,
+        featureNet: ref.featureNet,
+        preprocess: net.preprocess,
+        time: new Date().toISOString(),
+      }),
+    };
+    if (set.features) arrays.features = { data: set.features, shape: [ref.n, d] };
+    writeFileAtomic(o.out as string, writeNpz(arrays));
+    console.log(
+      `wrote ${o.out}: mu, sigma${set.features ? ', features' : ''} of ${ref.n} images of ${probe.name} (${net.name}@${net.weightsHash}, stats ${ref.hash}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+  } finally {
+    await net.release();
+  }
+}

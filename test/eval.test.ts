@@ -1,0 +1,320 @@
+// `ddpm eval` end to end, spawned as users run it: reference statistics (.npz) equal the mean and unbiased
+// covariance of the stored features (recomputed here in float64); a folder holding the reference images
+// themselves scores FID ~ 0 and an IS near 10 (ten balanced classes); held-out real digits score
+// far better than noise; a sharded evaluation merged equals the single run; and bad input fails with a
+// message that names the problem. The metric formulas themselves are checked against SciPy in
+// src/eval/metrics.test.ts; this file checks the plumbing that feeds them.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { encode } from 'fast-png';
+import { openDataset } from '../src/data/open.js';
+import { readNpz } from '../src/util/npy.js';
+import { Rng } from '../src/util/rng.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'ddpm.mjs');
+const TMP = mkdtempSync(join(tmpdir(), 'ddpm-eval-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function ddpm(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function ok(r: Run): Run {
+  assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** The JSON lines of an eval log. */
+function logLines(path: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
+/** The one result whose label starts with `metric[` in a log record. */
+function result(rec: Record<string, unknown>, metric: string): number | { mean: number; std: number } {
+  const results = rec.results as Record<string, number | { mean: number; std: number }>;
+  const key = Object.keys(results).find((k) => k.startsWith(`${metric}[`));
+  assert.ok(key, `no ${metric} in ${JSON.stringify(results)}`);
+  return results[key]!;
+}
+
+/** Write images [n, 1, H, W] (bytes) as 8-bit grayscale PNGs. */
+function writePngs(dir: string, pixels: Uint8Array, n: number, h: number, w: number): void {
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const data = pixels.subarray(i * h * w, (i + 1) * h * w);
+    writeFileSync(
+      join(dir, `${String(i).padStart(5, '0')}.png`),
+      encode({ width: w, height: h, data, channels: 1 }),
+    );
+  }
+}
+
+const COMMON = ['--threads', '1', '--batch', '50', '--log', 'eval.jsonl'];
+const REF = join(TMP, 'test-ref.npz');
+const SAME = join(TMP, 'test-images'); // mnist:test itself, as PNGs
+const NOISE = join(TMP, 'noise');
+const TRAIN = join(TMP, 'train-images'); // 1,000 digits of mnist:train
+
+before(() => {
+  const test = openDataset('mnist:test');
+  writePngs(SAME, test.pixels, test.n, test.height, test.width);
+  const train = openDataset('mnist:train');
+  const rng = new Rng(7);
+  const pick = new Uint8Array(1000 * 32 * 32);
+  for (let i = 0; i < 1000; i++) {
+    const j = Math.floor(rng.uniform() * train.n);
+    pick.set(train.pixels.subarray(j * 1024, (j + 1) * 1024), i * 1024);
+  }
+  writePngs(TRAIN, pick, 1000, 32, 32);
+  const noise = new Uint8Array(200 * 32 * 32);
+  for (let i = 0; i < noise.length; i++) noise[i] = Math.floor(rng.uniform() * 256);
+  writePngs(NOISE, noise, 200, 32, 32);
+});
+
+describe('ddpm eval stats', () => {
+  it('writes mu and the unbiased covariance of the stored features (float64), with the network in its meta', async () => {
+    const r = ok(
+      await ddpm([
+        'eval',
+        'stats',
+        '--data',
+        'mnist:test',
+        '--out',
+        REF,
+        '--with-features',
+        '--threads',
+        '1',
+      ]),
+    );
+    assert.match(
+      r.stdout,
+      /wrote .*test-ref\.npz: mu, sigma, features of 1000 images .*mnist-classifier@[0-9a-f]{8}/,
+    );
+    const a = readNpz(new Uint8Array(readFileSync(REF)), REF);
+    const mu = a.get('mu')!;
+    const sigma = a.get('sigma')!;
+    const f = a.get('features')!;
+    assert.deepEqual(mu.shape, [128]);
+    assert.deepEqual(sigma.shape, [128, 128]);
+    assert.deepEqual(f.shape, [1000, 128]);
+    assert.ok(mu.data instanceof Float64Array && sigma.data instanceof Float64Array);
+    const n = 1000;
+    const d = 128;
+    const x = f.data as Float32Array;
+    const m = new Float64Array(d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) m[j]! += x[i * d + j]! / n;
+    let maxMu = 0;
+    for (let j = 0; j < d; j++) maxMu = Math.max(maxMu, Math.abs(m[j]! - (mu.data[j] as number)));
+    let maxSig = 0;
+    let scale = 0;
+    for (let p = 0; p < d; p++) {
+      for (let q = 0; q < d; q++) {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += (x[i * d + p]! - m[p]!) * (x[i * d + q]! - m[q]!);
+        s /= n - 1;
+        scale = Math.max(scale, Math.abs(s));
+        maxSig = Math.max(maxSig, Math.abs(s - (sigma.data[p * d + q] as number)));
+      }
+    }
+    assert.ok(maxMu < 1e-9 * Math.max(1, ...Array.from(m, Math.abs)), `mu off by ${maxMu}`);
+    assert.ok(maxSig < 1e-9 * scale, `sigma off by ${maxSig} (scale ${scale})`);
+    const meta = JSON.parse(new TextDecoder().decode(a.get('meta')!.data as Uint8Array));
+    assert.equal(meta.n, 1000);
+    assert.match(meta.featureNet, /^mnist-classifier@[0-9a-f]{8}$/);
+  });
+});
+
+describe('ddpm eval on folders of images', () => {
+  it('the reference images themselves: FID ~ 0; IS of real balanced digits near its maximum, 10', async () => {
+    const r = ok(
+      await ddpm(['eval', 'fid,is', '--samples', SAME, '--ref', REF, '--is-splits', '1', ...COMMON]),
+    );
+    assert.match(r.stdout, /FID\[mnist-classifier@[0-9a-f]{8}\]/);
+    const rec = logLines(join(TMP, 'eval.jsonl')).at(-1)!;
+    const fid = result(rec, 'FID') as number;
+    assert.ok(Math.abs(fid) < 1e-6, `FID of the reference against itself is ${fid}`);
+    // IS from the classifier's logits over the same images (one split), computed here independently.
+    const is = result(rec, 'IS') as { mean: number; std: number };
+    assert.ok(is.mean > 1 && is.mean <= 10 + 1e-9, `IS ${is.mean} outside (1, 10]`);
+    // A 99%-accurate 10-class classifier on balanced held-out digits: p(y) ~ uniform, p(y|x) peaked, IS near 10.
+    assert.ok(is.mean > 8, `IS ${is.mean} of real balanced digits should be near 10`);
+    assert.equal(is.std, 0);
+  });
+
+  it('held-out real digits score far better than noise (FID, precision, recall)', async () => {
+    const train = ok(await ddpm(['eval', 'fid,pr', '--samples', TRAIN, '--ref', REF, ...COMMON]));
+    const a = logLines(join(TMP, 'eval.jsonl')).at(-1)!;
+    const noise = ok(await ddpm(['eval', 'fid,pr', '--samples', NOISE, '--ref', REF, ...COMMON]));
+    const b = logLines(join(TMP, 'eval.jsonl')).at(-1)!;
+    const fidReal = result(a, 'FID') as number;
+    const fidNoise = result(b, 'FID') as number;
+    assert.ok(
+      fidReal > 0 && fidReal * 20 < fidNoise,
+      `FID real ${fidReal} vs noise ${fidNoise}\n${train.stdout}\n${noise.stdout}`,
+    );
+    assert.ok((result(a, 'precision') as number) > 0.8, 'real digits lie in the real manifold');
+    assert.ok((result(a, 'recall') as number) > 0.8, 'real digits cover the real manifold');
+    assert.ok((result(b, 'precision') as number) < 0.05, 'noise lies outside the real manifold');
+    // Another batch size (and so another grouping of the float32 features into the float64 sums) leaves
+    // FID unchanged to rounding.
+    ok(await ddpm(['eval', 'fid', '--samples', TRAIN, '--ref', REF, ...COMMON, '--batch', '7']));
+    const c = logLines(join(TMP, 'eval.jsonl')).at(-1)!;
+    const fidBatch7 = result(c, 'FID') as number;
+    assert.ok(
+      Math.abs(fidBatch7 - fidReal) <= 1e-9 * fidReal,
+      `FID batch 7 ${fidBatch7} vs batch 50 ${fidReal}`,
+    );
+    // The log holds the protocol: feature network, reference hash, image count.
+    const p = b.protocol as Record<string, Record<string, unknown>>;
+    assert.equal(p.featureNet!.name, 'mnist-classifier');
+    assert.equal(p.reference!.n, 1000);
+    assert.equal(b.n, 200);
+  });
+});
+
+describe('ddpm eval of a model, sharded', () => {
+  const args = ['--sampler', 'ddim', '--steps', '2', '--n', '12', '--batch', '4', '--threads', '1'];
+  it('shards 1/2 + 2/2 merged give the single run (same images, same statistics)', async () => {
+    const single = ok(
+      await ddpm(['eval', 'fid,is,kid', ...args, '--ref', REF, '--kid-subsets', '5', '--log', 's.jsonl']),
+    );
+    const p1 = ok(
+      await ddpm(['eval', 'fid,is,kid', ...args, '--shard', '1/2', '--out', 'p1.npz', '--ref', REF]),
+    );
+    assert.match(p1.stdout, /partial results of shard 1\/2 \(8 of 12 images/);
+    ok(await ddpm(['eval', 'fid,is,kid', ...args, '--shard', '2/2', '--out', 'p2.npz', '--ref', REF]));
+    const merged = ok(
+      await ddpm([
+        'eval',
+        'merge',
+        'p2.npz',
+        'p1.npz',
+        '--kid-subsets',
+        '5',
+        '--threads',
+        '1',
+        '--log',
+        'm.jsonl',
+      ]),
+    );
+    const s = logLines(join(TMP, 's.jsonl'))[0]!;
+    const m = logLines(join(TMP, 'm.jsonl'))[0]!;
+    const close = (x: number, y: number, what: string) =>
+      assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)), `${what}: merged ${x} vs single ${y}`);
+    close(result(m, 'FID') as number, result(s, 'FID') as number, 'FID');
+    const ism = result(m, 'IS') as { mean: number };
+    const iss = result(s, 'IS') as { mean: number };
+    close(ism.mean, iss.mean, 'IS');
+    const kidm = result(m, 'KID') as { mean: number };
+    const kids = result(s, 'KID') as { mean: number };
+    close(kidm.mean, kids.mean, 'KID');
+    assert.ok(Number.isFinite(result(s, 'FID') as number) && (result(s, 'FID') as number) > 0);
+    assert.match(single.stdout, /12 images against .*test-ref\.npz/);
+    assert.match(merged.stdout, /12 images against/);
+  });
+
+  it('merge refuses an incomplete or mixed set of shards', async () => {
+    const one = await ddpm(['eval', 'merge', 'p1.npz', '--threads', '1']);
+    assert.equal(one.code, 2);
+    assert.match(one.stderr, /split 2 ways but 1 partial results/);
+    ok(
+      await ddpm([
+        'eval',
+        'fid',
+        ...args,
+        '--seed',
+        '5',
+        '--shard',
+        '2/2',
+        '--out',
+        'other.npz',
+        '--ref',
+        REF,
+      ]),
+    );
+    const mixed = await ddpm(['eval', 'merge', 'p1.npz', 'other.npz', '--threads', '1']);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /other\.npz comes from another evaluation/);
+    const missing = await ddpm(['eval', 'merge', 'nope.npz']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nope\.npz does not exist/);
+    const notPartial = await ddpm(['eval', 'merge', REF]);
+    assert.equal(notPartial.code, 2);
+    assert.match(notPartial.stderr, /is not a partial result/);
+  });
+});
+
+describe('ddpm eval: bad input names the problem', () => {
+  it('unknown metric, shard without --out, missing folder, missing Inception weights, statistics of another network', async () => {
+    const [metric, shard, folder, inception, other, noRef, outDir] = await Promise.all([
+      ddpm(['eval', 'fidd']),
+      ddpm(['eval', 'fid', '--shard', '1/2']),
+      ddpm(['eval', 'fid', '--samples', 'no-such-dir', '--ref', 'mnist:test']),
+      ddpm([
+        'eval',
+        'fid',
+        '--samples',
+        SAME,
+        '--ref',
+        'mnist:test',
+        '--features',
+        'inception',
+        '--inception',
+        'missing.pth',
+      ]),
+      ddpm([
+        'eval',
+        'fid',
+        '--samples',
+        SAME,
+        '--ref',
+        REF,
+        '--features',
+        'fashion-mnist-classifier',
+        '--threads',
+        '1',
+      ]),
+      ddpm(['eval', 'fid', '--samples', SAME, '--features', 'mnist-classifier']),
+      ddpm(['eval', 'stats', '--data', 'mnist:test', '--out', 'no/such/dir/x.npz']),
+    ]);
+    for (const r of [metric, shard, folder, inception, other, noRef, outDir]) assert.notEqual(r.code, 0);
+    assert.match(metric.stderr, /unknown metric or command 'fidd'/);
+    assert.match(shard.stderr, /--shard 1\/2 writes partial results: pass --out/);
+    assert.match(folder.stderr, /--samples no-such-dir: no such folder/);
+    assert.match(inception.stderr, /missing\.pth/);
+    assert.match(inception.stderr, /pytorch-fid|pt_inception/);
+    assert.match(
+      other.stderr,
+      /computed with mnist-classifier@[0-9a-f]{8}, but the features now come from fashion-mnist-classifier/,
+    );
+    assert.match(noRef.stderr, /pass --ref/);
+    assert.match(outDir.stderr, /folder .* does not exist/);
+  });
+});
