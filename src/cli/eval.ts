@@ -296,6 +296,11 @@ function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Referenc
 
 /** An .npz of reference statistics: ours, pytorch-fid's, TTUR's or clean-fid's (mu, sigma). */
 function referenceFromNpz(path: string, net: FeatureNet): Reference {
+  if (!existsSync(path) || statSync(path).isDirectory()) {
+    throw new UsageError(
+      `ddpm eval: --ref ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as --ref mnist`,
+    );
+  }
   let arrays: ReturnType<typeof readNpz>;
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
@@ -486,6 +491,15 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
     const { source, domain } = images;
     net = await openFeatureNet('eval', o, source.imageShape[0], domain);
     const keepFeatures = metrics.includes('kid') || metrics.includes('pr');
+    // The reference first: a wrong path or another network's statistics fail before an hour of sampling.
+    // A shard only checks it (the merge measures against it).
+    let ref: Reference | undefined;
+    if (needRef && shard) {
+      if (/\.npz$/i.test(refSpec!)) referenceFromNpz(refSpec!, net);
+      else openDataset(refSpec!);
+    } else if (needRef) {
+      ref = await openReference(refSpec!, net, source.imageShape, keepFeatures, o.batch as number);
+    }
     const n = source.n;
     const ranges = shardRanges(n, o.batch as number, shard);
     const bar = new ProgressBar(shard ? `eval ${shard.k}/${shard.of}` : 'eval');
@@ -515,9 +529,6 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
       );
       return;
     }
-    const ref = needRef
-      ? await openReference(refSpec!, net, source.imageShape, keepFeatures, o.batch as number)
-      : undefined;
     const values = computeMetrics(gen, ref, metrics, metricOptions(o, o.seed as number));
     report(o, net, values, gen.indices.length, ref, protocol, {
       seconds: (performance.now() - t0) / 1000,

@@ -1,7 +1,7 @@
 // Image folders on PNG / JPEG files the test writes: resize + centre-crop geometry against the closed form
 // for linear gradients, colour conversion, file order, and errors naming the bad file.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -157,4 +157,14 @@ test('folder: undecodable images and empty folders give errors naming them', () 
     (err: Error) => err instanceof DataError && err.message.includes(e) && /no \.png/.test(err.message),
   );
   assert.throws(() => loadImageFolder(join(root, 'missing')), /does not exist/);
+  // A dangling link is skipped when it is not an image, and named when it is.
+  const l = folder('links');
+  writeFileSync(join(l, 'a.png'), png);
+  symlinkSync(join(l, 'gone.conf'), join(l, 'dangling.conf'));
+  assert.equal(loadImageFolder(l).n, 1);
+  symlinkSync(join(l, 'gone.png'), join(l, 'b.png'));
+  assert.throws(
+    () => loadImageFolder(l),
+    (err: Error) => err instanceof DataError && err.message.includes(join(l, 'b.png')),
+  );
 });

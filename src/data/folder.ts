@@ -41,9 +41,18 @@ export function listImages(dir: string, recursive = true): string[] {
     for (const name of names) {
       if (name.startsWith('.')) continue;
       const p = join(d, name);
-      if (statSync(p).isDirectory()) {
+      const isImage = IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
+      let isDir: boolean;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch (e) {
+        // a dangling link or an unreadable entry: an error if it claims to be an image, else not ours
+        if (isImage) throw new DataError(`folder: cannot read ${p}: ${(e as Error).message}`);
+        continue;
+      }
+      if (isDir) {
         if (recursive) walk(p);
-      } else if (IMAGE_EXTENSIONS.includes(extname(name).toLowerCase())) {
+      } else if (isImage) {
         out.push(p);
       }
     }
