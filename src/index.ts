@@ -11,6 +11,38 @@
 export * from './data/index.js';
 // The diffusion math and samplers (take a denoise(x, t) function).
 export * from './diffusion/index.js';
+// Evaluation: feature networks (pytorch-fid's Inception-v3, the domain classifiers), float64 metrics
+// (FID, IS, KID, precision/recall), streamed feature extraction of a model's samples or a data set.
+export {
+  classifierFeatureNet,
+  type ClassifierConfig,
+  DIGIT_CLASSIFIER,
+  loadClassifier,
+} from './eval/classifier.js';
+export { type ClassifierTrainOptions, trainClassifier } from './eval/classifierTrain.js';
+export {
+  ALL_METRICS,
+  computeMetrics,
+  extractFeatures,
+  type FeatureSet,
+  type MetricName,
+  type MetricOptions,
+  type MetricValues,
+  mergeFeatureSets,
+  type Reference,
+  shardRanges,
+} from './eval/evaluate.js';
+export { type FeatureBatch, type FeatureNet, metricLabel } from './eval/featureNet.js';
+export { datasetImages, type ImageSource, modelImages, type SamplerChoice } from './eval/imageSource.js';
+export { INCEPTION_WEIGHTS_FILE, inceptionFeatureNet, loadInceptionWeights } from './eval/inception.js';
+export {
+  FeatureStats,
+  frechetDistance,
+  inceptionScore,
+  kernelInceptionDistance,
+  type MeanStd,
+  precisionRecall,
+} from './eval/metrics.js';
 // Execution engines.
 export type {
   Engine,

@@ -12,7 +12,7 @@ import { createDenoiser } from '../src/sample/denoiser.js';
 import { Rng } from '../src/util/rng.js';
 
 describe('the library entry point', () => {
-  it('exports every layer (data, diffusion, engine, graph, model, nn, sample, train)', () => {
+  it('exports every layer (data, diffusion, engine, eval, graph, model, nn, sample, train)', () => {
     for (const name of [
       'openDataset',
       'BatchLoader',
@@ -20,6 +20,11 @@ describe('the library entry point', () => {
       'ddimSample',
       'ancestralSample',
       'calcBpdLoop',
+      'frechetDistance',
+      'inceptionFeatureNet',
+      'classifierFeatureNet',
+      'extractFeatures',
+      'modelImages',
       'trainingTerms',
       'nodeEngine',
       'Graph',

@@ -5,7 +5,7 @@
 // T = 1000, so 64 images in one batch of 64 take 1000 calls of the U-Net on a batch of 64).
 
 import { writeFileSync } from 'node:fs';
-import { openDataset } from '../data/open.js';
+import { heldOutSplit, openDataset } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
 import { nodeEngine } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
@@ -19,8 +19,7 @@ export const BPD_OPTIONS: OptTable = {
   weights: WEIGHTS_OPTION,
   data: {
     kind: 'string',
-    help: 'data: mnist | fashion-mnist | cifar10:PATH | folder:PATH | idx:PATH',
-    default: 'mnist',
+    help: "data: mnist[:train|:test] | fashion-mnist[:train|:test] | cifar10:PATH | folder:PATH | idx:PATH (default: the model's held-out split where there is one, fashion-mnist:test; else its training data)",
   },
   n: {
     kind: 'int',
@@ -69,6 +68,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
         [
           'ddpm bpd --n 16                                   # the shipped MNIST model, 16 digits',
           'ddpm bpd --model runs/mnist/model --n 256 --json bpd.json',
+          'ddpm bpd --model models/fashion-mnist --data fashion-mnist:test --n 256',
         ],
       ),
     );
@@ -78,7 +78,8 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
   const cfg = model.spec.unet;
   const { diffusion } = model;
   const T = diffusion.numTimesteps;
-  const ds = openDataset(o.data as string, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
+  const spec = (o.data as string | undefined) ?? heldOutSplit(model.spec.data) ?? model.spec.data ?? 'mnist';
+  const ds = openDataset(spec, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
   const n = Math.min(o.n as number, ds.n);
   const batch = Math.min(o.batch as number, n);
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;
@@ -87,6 +88,11 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
   bar.log(
     `ddpm bpd: ${n} images of ${ds.name}, T = ${T}: ${batches} batch(es) x ${T} network calls of batch ${batch}`,
   );
+  if (model.spec.data !== undefined && spec === model.spec.data) {
+    bar.log(
+      `ddpm bpd: note: ${spec} is the data the model was trained on; held-out bits/dim needs images it never saw (e.g. --data fashion-mnist:test)`,
+    );
+  }
   const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, { threads: o.threads as number });
   const rng = new Rng(o.seed as number);
   const total = new Float64Array(n);
@@ -131,7 +137,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
   const secs = (performance.now() - t0) / 1000;
   // Digits padded from 28x28 to 32x32: the border is always background, so the total bits over the 28x28
   // pixels bound the unpadded image's bits/dim from above (the padding can only add code length).
-  const padded28 = isPaddedDigits(o.data as string, cfg.resolution);
+  const padded28 = isPaddedDigits(spec, cfg.resolution);
   const unpadded = padded28 ? meanSe(total.map((v) => (v * per) / (28 * 28 * cfg.inChannels))) : null;
   const rows: [string, string, MeanSe][] = [
     ['L_T', 'prior KL(q(x_T|x_0) || N(0, I))', meanSe(prior)],
@@ -155,7 +161,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
   if (o.json) {
     const report = {
       model: model.source,
-      data: o.data,
+      data: spec,
       dataset: ds.name,
       n,
       T,

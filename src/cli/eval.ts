@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
-import { openDataset } from '../data/open.js';
+import { heldOutSplit, openDataset } from '../data/open.js';
 import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { nodeEngine } from '../engine/node.js';
 import {
@@ -212,16 +212,9 @@ function domainOf(spec: string | undefined): 'mnist' | 'fashion-mnist' | undefin
   return kind === 'mnist' || kind === 'fashion-mnist' ? kind : undefined;
 }
 
-/** The default reference of a model trained on `data`: Fashion-MNIST's test split; MNIST's 10,000 digits. */
+/** The default reference of a model trained on `data`: its held-out split where there is one, else the data. */
 export function defaultRef(data: string | undefined): string | undefined {
-  switch (domainOf(data)) {
-    case 'fashion-mnist':
-      return 'fashion-mnist:test';
-    case 'mnist':
-      return 'mnist';
-    default:
-      return undefined;
-  }
+  return heldOutSplit(data) ?? (domainOf(data) ? data : undefined);
 }
 
 export async function openFeatureNet(

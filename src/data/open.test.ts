@@ -10,7 +10,7 @@ import { allClose } from '../util/allclose.js';
 import { CIFAR_RECORD } from './cifar.js';
 import { DataError } from './dataset.js';
 import { readMnistClass } from './mnist.js';
-import { FASHION_MNIST_DIRS, fashionMnistPath, openDataset } from './open.js';
+import { FASHION_MNIST_DIRS, fashionMnistPath, heldOutSplit, openDataset } from './open.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ddpm-open-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -154,4 +154,16 @@ test('open: fashion-mnist:test and :train name the t10k and train files', () => 
   assert.equal(openDataset('fashion-mnist:train').n, 60000);
   const dir = FASHION_MNIST_DIRS.find((d) => existsSync(join(d, 't10k-images-idx3-ubyte.gz')))!;
   assert.equal(openDataset(`fashion-mnist:test:${dir}`).n, 10000);
+});
+
+test('open: the held-out split of training data is its test split; data with none has none', () => {
+  assert.equal(heldOutSplit('fashion-mnist'), 'fashion-mnist:test');
+  assert.equal(heldOutSplit('fashion-mnist:train'), 'fashion-mnist:test');
+  assert.equal(heldOutSplit('fashion-mnist:/data/fm'), 'fashion-mnist:test:/data/fm');
+  assert.equal(heldOutSplit('fashion-mnist:train:/data/fm'), 'fashion-mnist:test:/data/fm');
+  assert.equal(heldOutSplit('mnist:train'), 'mnist:test');
+  // a model trained on all 10,000 embedded digits, or on a test split, has nothing held out
+  for (const s of ['mnist', 'mnist:test', 'fashion-mnist:test', 'cifar10:/x', 'folder:/x', undefined]) {
+    assert.equal(heldOutSplit(s), undefined, String(s));
+  }
 });

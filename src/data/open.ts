@@ -78,6 +78,22 @@ export function fashionMnistPath(dir?: string, split: 'train' | 'test' = 'train'
   );
 }
 
+/**
+ * The held-out split of a training data spec, where the data has one: fashion-mnist[:train][:DIR] ->
+ * fashion-mnist:test[:DIR], mnist:train -> mnist:test. Undefined for data with no split the model did not
+ * see ('mnist' trains on all 10,000 embedded digits; folders and CIFAR-10 batches name no test set).
+ */
+export function heldOutSplit(spec: string | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  if (spec === 'mnist:train') return 'mnist:test';
+  if (spec === 'fashion-mnist' || spec.startsWith('fashion-mnist:')) {
+    const { split, dir } = fashionArgs(spec.slice('fashion-mnist:'.length));
+    if (split === 'test') return undefined;
+    return dir ? `fashion-mnist:test:${dir}` : 'fashion-mnist:test';
+  }
+  return undefined;
+}
+
 /** 'fashion-mnist:' arguments: '', 'DIR', 'train', 'test', 'train:DIR' or 'test:DIR'. */
 function fashionArgs(arg: string): { split: 'train' | 'test'; dir?: string } {
   const m = /^(train|test)(?::(.*))?$/.exec(arg);
