@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -273,7 +273,7 @@ describe('ddpm eval of a model, sharded', () => {
 
 describe('ddpm eval: bad input names the problem', () => {
   it('unknown metric, shard without --out, missing folder, missing Inception weights, statistics of another network', async () => {
-    const [metric, shard, folder, inception, other, noRef, outDir] = await Promise.all([
+    const [metric, shard, folder, inception, other, noRef, outDir, trainRef] = await Promise.all([
       ddpm(['eval', 'fidd']),
       ddpm(['eval', 'fid', '--shard', '1/2']),
       ddpm(['eval', 'fid', '--samples', 'no-such-dir', '--ref', 'mnist:test']),
@@ -303,8 +303,11 @@ describe('ddpm eval: bad input names the problem', () => {
       ]),
       ddpm(['eval', 'fid', '--samples', SAME, '--features', 'mnist-classifier']),
       ddpm(['eval', 'stats', '--data', 'mnist:test', '--out', 'no/such/dir/x.npz']),
+      ddpm(['train', '--run', 'r', '--eval-every', '2', '--eval-ref', 'nope.npz', '--threads', '1']),
     ]);
-    for (const r of [metric, shard, folder, inception, other, noRef, outDir]) assert.notEqual(r.code, 0);
+    for (const r of [metric, shard, folder, inception, other, noRef, outDir, trainRef]) {
+      assert.notEqual(r.code, 0);
+    }
     assert.match(metric.stderr, /unknown metric or command 'fidd'/);
     assert.match(shard.stderr, /--shard 1\/2 writes partial results: pass --out/);
     assert.match(folder.stderr, /--samples no-such-dir: no such folder/);
@@ -316,5 +319,8 @@ describe('ddpm eval: bad input names the problem', () => {
     );
     assert.match(noRef.stderr, /pass --ref/);
     assert.match(outDir.stderr, /folder .* does not exist/);
+    // training checks its FID reference before the first step, and leaves no run folder
+    assert.match(trainRef.stderr, /ddpm train: --eval-ref nope\.npz: no such file/);
+    assert.ok(!existsSync(join(TMP, 'r')), 'no run folder for a run that never started');
   });
 });

@@ -288,36 +288,37 @@ function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Referenc
 }
 
 /** An .npz of reference statistics: ours, pytorch-fid's, TTUR's or clean-fid's (mu, sigma). */
-function referenceFromNpz(path: string, net: FeatureNet): Reference {
+/** `who` names the option in messages: 'ddpm eval: --ref', 'ddpm train: --eval-ref'. */
+function referenceFromNpz(path: string, net: FeatureNet, who = 'ddpm eval: --ref'): Reference {
   if (!existsSync(path) || statSync(path).isDirectory()) {
     throw new UsageError(
-      `ddpm eval: --ref ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as --ref mnist`,
+      `${who} ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as mnist or fashion-mnist:test`,
     );
   }
   let arrays: ReturnType<typeof readNpz>;
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
   } catch (e) {
-    throw new UsageError(`ddpm eval: --ref ${path}: ${(e as Error).message}`);
+    throw new UsageError(`${who} ${path}: ${(e as Error).message}`);
   }
   const mu = arrays.get('mu');
   const sigma = arrays.get('sigma');
   if (!mu || !sigma) {
     throw new UsageError(
-      `ddpm eval: --ref ${path} has no 'mu' and 'sigma' arrays (found: ${[...arrays.keys()].join(', ')})`,
+      `${who} ${path} has no 'mu' and 'sigma' arrays (found: ${[...arrays.keys()].join(', ')})`,
     );
   }
   const d = net.dims;
   if (mu.data.length !== d || sigma.data.length !== d * d) {
     throw new UsageError(
-      `ddpm eval: --ref ${path} holds ${mu.data.length}-d statistics but ${net.name} gives ${d}-d features: statistics of another feature network`,
+      `${who} ${path} holds ${mu.data.length}-d statistics but ${net.name} gives ${d}-d features: statistics of another feature network`,
     );
   }
   const meta = readMeta(arrays);
   const made = meta?.featureNet as string | undefined;
   if (made && made !== `${net.name}@${net.weightsHash}`) {
     throw new UsageError(
-      `ddpm eval: --ref ${path} was computed with ${made}, but the features now come from ${net.name}@${net.weightsHash}; FIDs of different networks do not compare`,
+      `${who} ${path} was computed with ${made}, but the features now come from ${net.name}@${net.weightsHash}; FIDs of different networks do not compare`,
     );
   }
   const mu64 = Float64Array.from(mu.data as ArrayLike<number>);
@@ -340,9 +341,10 @@ export async function openReference(
   imageShape: readonly number[],
   keepFeatures: boolean,
   batch: number,
+  who?: string,
 ): Promise<Reference> {
   return /\.npz$/i.test(spec)
-    ? referenceFromNpz(spec, net)
+    ? referenceFromNpz(spec, net, who)
     : referenceFromData(spec, net, imageShape, keepFeatures, batch);
 }
 

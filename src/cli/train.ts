@@ -1,5 +1,6 @@
 // `ddpm train`: Algorithm 1 with the paper's recipe; rerunning the same command resumes the run.
 
+import { join } from 'node:path';
 import { nodeEngine } from '../engine/node.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
@@ -15,6 +16,7 @@ import { defaultRef, openFeatureNet, openReference } from './eval.js';
 import { UsageError } from './args.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { catchStopSignals, commandLine, Interrupted, type StopRequest } from './signals.js';
 
 const d = DEFAULT_TRAIN;
 const s = defaultSpec();
@@ -159,8 +161,17 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
     data: o.data as string,
   };
+  const stop = catchStopSignals('train', 'finishing the current step and writing a checkpoint');
+  try {
+    await trainWith(spec, o, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: StopRequest): Promise<void> {
   const evalEvery = o['eval-every'] as number;
-  const evaluate = evalEvery > 0 ? await trainingFid(spec, o) : undefined;
+  const evaluate = evalEvery > 0 ? await trainingFid(spec, o, stop) : undefined;
   const bar = new ProgressBar('train');
   bar.log(
     `ddpm train: ${countParams(spec.unet).toLocaleString('en-US')} parameters, data ${o.data}, run ${o.run}`,
@@ -194,6 +205,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
     {
       ...(evaluate ? { evaluate } : {}),
+      signal: stop.signal,
       onStep: (r) =>
         bar.update(
           r.step,
@@ -204,6 +216,18 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
   );
   bar.done();
+  const sig = stop.received();
+  if (res.interrupted && sig) {
+    const ckpt = join(o.run as string, 'checkpoint.safetensors');
+    const where =
+      res.checkpointStep === undefined
+        ? `before the first step; nothing to save`
+        : res.checkpointStep === res.resumedFrom
+          ? `before a step was made; the checkpoint of step ${res.checkpointStep} is unchanged: ${ckpt}`
+          : `after step ${res.step} of ${o.steps}; checkpoint written: ${ckpt}`;
+    const again = res.checkpointStep === undefined ? 'start again with' : 'resume with';
+    throw new Interrupted(sig, `stopped by ${sig} ${where}\n${again}: ${commandLine()}`);
+  }
   console.log(`done: ${res.step} steps in ${o.run} (weights: ${o.run}/model)`);
 }
 
@@ -215,6 +239,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
 async function trainingFid(
   spec: ModelSpec,
   o: Record<string, unknown>,
+  stop: StopRequest,
 ): Promise<(ema: ParamStore, step: number) => Promise<EvalLog>> {
   const refSpec = (o['eval-ref'] as string | undefined) ?? defaultRef(spec.data);
   if (!refSpec) {
@@ -228,14 +253,15 @@ async function trainingFid(
   const opts = { features: o.features, batch, threads: o.threads };
   const net = await openFeatureNet('train', opts, cfg.inChannels, spec.data);
   const shape = [cfg.inChannels, cfg.resolution, cfg.resolution] as const;
-  let ref: Reference | undefined;
+  // Opened before the first step: a wrong --eval-ref fails now, not at the first evaluation.
+  const ref: Reference = await openReference(refSpec, net, shape, false, batch, 'ddpm train: --eval-ref');
   const diffusion = diffusionFromSpec(spec.diffusion);
   return async (ema) => {
-    ref ??= await openReference(refSpec, net, shape, false, batch);
     const den = await createDenoiser(nodeEngine(), cfg, ema, batch, { threads: o.threads as number });
     try {
       const choice = { sampler: 'ddim' as const, steps: 20, eta: 0, seed: 0 };
-      const src = modelImages(diffusion, den.denoise, shape, n, choice, 'training FID');
+      const denoise = stop.wrap(den.denoise, 'training FID');
+      const src = modelImages(diffusion, denoise, shape, n, choice, 'training FID');
       const set = await extractFeatures(src, net, {
         ranges: shardRanges(n, batch),
         keepFeatures: false,

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { UsageError } from '../cli/args.js';
 import { classifierCommand, testSpecFor } from '../cli/classifier.js';
 import { U8Dataset } from '../data/dataset.js';
+import { resizeCenterCrop } from '../data/resize.js';
 import { FASHION_MNIST_DIRS, openDataset } from '../data/open.js';
 import { nodeEngine } from '../engine/node.js';
 import { gradCheck } from '../graph/gradcheck.js';
@@ -361,15 +362,28 @@ describe('FeatureNet', () => {
       .digest('hex');
     assert.deepEqual(
       [a.name, a.weightsHash, a.dims, a.classes, a.preprocess, a.channels],
-      ['mnist-classifier', hash.slice(0, 8), 128, 10, 'none (1x32x32)', 1],
+      ['mnist-classifier', hash.slice(0, 8), 128, 10, a.preprocess, 1],
     );
+    assert.match(a.preprocess, /^none at 1x32x32; other sizes resized to 32x32/);
     await assert.rejects(
       () => a.extract({ data: new Float32Array(3 * 28 * 28), shape: [1, 3, 28, 28] }),
       (e: Error) =>
         e instanceof ClassifierError &&
-        /takes 1x32x32/.test(e.message) &&
+        /takes 1-channel images/.test(e.message) &&
         /--features inception/.test(e.message),
     );
+    // 16x16 images are upsampled to 32x32 first: the same as feeding the resized images directly. The
+    // bilinear 2x upsampling of a constant image is that constant, checked through the resize too.
+    const small = new Float32Array(2 * 256);
+    for (let i = 0; i < small.length; i++) small[i] = Math.sin(i * 0.37);
+    const up = new Float32Array(2 * 1024);
+    for (let i = 0; i < 2; i++)
+      up.set(resizeCenterCrop(small.subarray(i * 256, (i + 1) * 256), 1, 16, 16, 32), i * 1024);
+    const f16 = await a.extract({ data: small, shape: [2, 1, 16, 16] });
+    const f32 = await a.extract({ data: up, shape: [2, 1, 32, 32] });
+    allClose(f16.features, f32.features, 0, 0, 'resized inside = resized outside');
+    const flat = resizeCenterCrop(new Float32Array(256).fill(0.25), 1, 16, 16, 32);
+    allClose(flat, new Float32Array(1024).fill(0.25), 0, 1e-7, 'a constant image stays constant');
     await a.release();
     await b.release();
   });

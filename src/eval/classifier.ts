@@ -10,6 +10,7 @@
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { resizeCenterCrop } from '../data/resize.js';
 import type { Engine, EngineSession, SessionOptions } from '../engine/engine.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { toOnnx } from '../graph/onnx.js';
@@ -454,23 +455,32 @@ export async function classifierFeatureNet(
   const runner = await createClassifierRunner(engine, c, m.params, opts.batch ?? 64, {
     threads: opts.threads ?? 0,
   });
-  const shape = `${c.inChannels}x${c.resolution}x${c.resolution}`;
+  const res = c.resolution;
+  const shape = `${c.inChannels}x${res}x${res}`;
   return {
     name: m.file.name,
     weightsHash: m.weightsHash,
     dims: featureDims(c),
     classes: c.classes,
-    preprocess: `none (${shape})`,
+    preprocess: `none at ${shape}; other sizes resized to ${res}x${res} (bilinear, antialiased when shrinking)`,
     channels: c.inChannels === 3 ? 3 : 1,
     async extract(x) {
-      const [, ch, h, w] = x.shape;
-      if (x.shape.length !== 4 || ch !== c.inChannels || h !== c.resolution || w !== c.resolution) {
+      const [n, ch, h, w] = x.shape as [number, number, number, number];
+      if (x.shape.length !== 4 || ch !== c.inChannels) {
         throw new ClassifierError(
           m.file.name,
-          `this network takes ${shape} images, got [${x.shape.slice(1)}]; for other data pass --features inception`,
+          `this network takes ${c.inChannels}-channel images, got [${x.shape.slice(1)}]; for colour images pass --features inception`,
         );
       }
-      return runner.run(x);
+      if (h === res && w === res) return runner.run(x);
+      // Images of another size (a model trained at 16x16 or 28x28) meet the network at its own size, as the
+      // reference images do: both sides of a comparison pass through the same resize.
+      const per = ch * h * w;
+      const out = new Float32Array(n * ch * res * res); // [n, ch, res, res]
+      for (let i = 0; i < n; i++) {
+        out.set(resizeCenterCrop(x.data.subarray(i * per, (i + 1) * per), ch, h, w, res), i * ch * res * res);
+      }
+      return runner.run({ data: out, shape: [n, ch, res, res] });
     },
     release: () => runner.release(),
   };
