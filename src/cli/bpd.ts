@@ -10,9 +10,10 @@ import { calcBpdLoop } from '../diffusion/vlb.js';
 import { nodeEngine } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { Rng } from '../util/rng.js';
-import { helpText, type OptTable, parseOptions } from './args.js';
+import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const BPD_OPTIONS: OptTable = {
   model: MODEL_OPTION,
@@ -74,6 +75,15 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
+  const stop = catchStopSignals('bpd', o.json ? `stopping; ${o.json} will not be written` : 'stopping');
+  try {
+    await bpdWith(o, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
   const model = openModelOption('bpd', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;
@@ -94,6 +104,10 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
     );
   }
   const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, { threads: o.threads as number });
+  const denoise = stop.wrap(
+    den.denoise,
+    o.json ? `no bits/dim measured, ${o.json} not written` : 'no bits/dim measured',
+  );
   const rng = new Rng(o.seed as number);
   const total = new Float64Array(n);
   const prior = new Float64Array(n);
@@ -109,7 +123,7 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
       for (let i = 0; i < m; i++) ds.get(s + i, x, i * per);
       const r = await calcBpdLoop(
         diffusion,
-        den.denoise,
+        denoise,
         { data: x, shape: [m, cfg.inChannels, cfg.resolution, cfg.resolution] },
         rng,
         {

@@ -16,9 +16,10 @@ import { makeGrid } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
-import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
+import { helpText, type OptTable, type Parsed, parseOptions, UsageError } from './args.js';
 import { ProgressBar } from './progress.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const INTERPOLATE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
@@ -70,6 +71,15 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
     );
     return;
   }
+  const stop = catchStopSignals('interpolate', 'stopping; no file will be written');
+  try {
+    await interpolateWith(o, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function interpolateWith(o: Parsed, stop: StopRequest): Promise<void> {
   const model = openModelOption('interpolate', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;
@@ -120,7 +130,8 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
   const t0 = performance.now();
   let images: Tensor[];
   try {
-    ({ images } = await interpolate(diffusion, den.denoise, a.x, b.x, new Rng(o.seed as number), {
+    const denoise = stop.wrap(den.denoise, 'no file written');
+    ({ images } = await interpolate(diffusion, denoise, a.x, b.x, new Rng(o.seed as number), {
       t: t - 1, // 0-based index of the paper's t
       lambdas,
       sharedReverseNoise: true,

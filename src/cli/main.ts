@@ -5,6 +5,7 @@ import { bpdCommand } from './bpd.js';
 import { evalCommand } from './eval.js';
 import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
+import { Interrupted } from './signals.js';
 import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
@@ -46,6 +47,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof UsageError) {
       console.error(e.message);
       return 2;
+    }
+    if (e instanceof Interrupted) {
+      console.error(`ddpm ${cmd}: ${e.message}`);
+      return e.status;
     }
     console.error(`ddpm ${cmd}: ${(e as Error).message}`);
     if (process.env.DDPM_DEBUG) console.error((e as Error).stack);

@@ -16,8 +16,9 @@ import { writePngAtomic } from '../util/imageFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
-import { helpText, type OptTable, parseOptions } from './args.js';
+import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { ProgressBar } from './progress.js';
+import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const SAMPLE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
@@ -62,6 +63,15 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
+  const stop = catchStopSignals('sample', 'stopping; no file will be written');
+  try {
+    await sampleWith(o, stop);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const model = openModelOption('sample', o.model, o.weights);
   const { diffusion } = model;
   const cfg = model.spec.unet;
@@ -72,6 +82,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     threads: o.threads as number,
     provider: o.provider as ExecutionProvider,
   });
+  const denoise = stop.wrap(den.denoise, 'no file written');
   const rng = new Rng(o.seed as number);
   const bar = new ProgressBar('sample');
   const t0 = performance.now();
@@ -81,34 +92,37 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
   let frames: StepInfo[] = [];
   const wantFrames = o.gif !== undefined || o.progressive !== undefined;
   const sampler = o.sampler as 'ddpm' | 'ddim';
-  if (wantFrames) {
-    // Algorithm 2 with fewer steps runs on the respaced chain; DDIM picks its own timesteps.
-    const T = diffusion.numTimesteps;
-    const chain =
-      sampler === 'ddpm' && steps < T
-        ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps)))
-        : diffusion;
-    const res = await progressiveSample(chain, den.denoise, shape, rng, {
-      sampler: sampler === 'ddim' ? 'ddim' : 'ancestral',
-      ddimSteps: steps,
-      eta: o.eta as number,
-      frames: o.frames as number,
-      onProgress,
-    });
-    x = res.sample;
-    frames = res.frames;
-  } else {
-    switch (sampler) {
-      case 'ddpm':
-        x = await ancestralSample(diffusion, den.denoise, shape, rng, { steps, onProgress });
-        break;
-      case 'ddim':
-        x = await ddimSample(diffusion, den.denoise, shape, rng, { steps, eta: o.eta as number, onProgress });
-        break;
+  try {
+    if (wantFrames) {
+      // Algorithm 2 with fewer steps runs on the respaced chain; DDIM picks its own timesteps.
+      const T = diffusion.numTimesteps;
+      const chain =
+        sampler === 'ddpm' && steps < T
+          ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps)))
+          : diffusion;
+      const res = await progressiveSample(chain, denoise, shape, rng, {
+        sampler: sampler === 'ddim' ? 'ddim' : 'ancestral',
+        ddimSteps: steps,
+        eta: o.eta as number,
+        frames: o.frames as number,
+        onProgress,
+      });
+      x = res.sample;
+      frames = res.frames;
+    } else {
+      switch (sampler) {
+        case 'ddpm':
+          x = await ancestralSample(diffusion, denoise, shape, rng, { steps, onProgress });
+          break;
+        case 'ddim':
+          x = await ddimSample(diffusion, denoise, shape, rng, { steps, eta: o.eta as number, onProgress });
+          break;
+      }
     }
+  } finally {
+    await den.release();
+    bar.done();
   }
-  await den.release();
-  bar.done();
   const nrow = Math.ceil(Math.sqrt(n));
   writePngAtomic(o.out as string, makeGrid(x, { nrow }));
   const secs = (performance.now() - t0) / 1000;

@@ -7,6 +7,8 @@
 // Run folder: config.json (the run's options), checkpoint.safetensors, log.jsonl (one JSON line per
 // logged step), loss.png, samples/step_NNNNNN.png (EMA weights; while the EMA still holds over 1% of
 // the initialisation also step_NNNNNN_raw.png from the raw weights), model/ (EMA weights + ModelSpec).
+// A stop request (TrainHooks.signal: Ctrl-C in `ddpm train`) ends the run after the current step with a
+// checkpoint of that step, from which the same command resumes as from any other.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { trainingTerms } from '../diffusion/trainingTerms.js';
-import type { LossType } from '../diffusion/types.js';
+import type { Denoiser, LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelSpec } from '../model/spec.js';
 import { diffusionFromSpec } from '../model/spec.js';
@@ -102,6 +104,11 @@ export interface TrainHooks {
    * and drawn in loss.png. The trainer does not know how it is measured: the caller (ddpm train) decides.
    */
   evaluate?(ema: ParamStore, step: number): Promise<EvalLog>;
+  /**
+   * Stop request: once aborted, the run finishes the current step, skips its sample grids and evaluation
+   * (stopping them mid-way), writes a checkpoint of that step and returns with `interrupted` set.
+   */
+  signal?: AbortSignal;
 }
 
 /** A quality measurement during training: one log.jsonl line `{step, eval: {label: value}, evalN}`. */
@@ -143,10 +150,15 @@ export interface TrainResult {
   readonly params: ParamStore;
   readonly ema: ParamStore;
   readonly resumedFrom: number;
+  /** Stopped by TrainHooks.signal before `steps`. */
+  readonly interrupted: boolean;
+  /** The step of checkpoint.safetensors as the run leaves it (undefined: none written yet). */
+  readonly checkpointStep: number | undefined;
 }
 
 export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const say = (m: string) => hooks.onEvent?.(m);
+  const stopped = () => hooks.signal?.aborted === true;
   // A run killed mid-write leaves its temporary files (checkpoint-sized); a rerun removes them.
   const stale = [o.runDir, join(o.runDir, 'model'), join(o.runDir, 'samples')].flatMap(removeStaleTemps);
   if (stale.length) say(`removed ${stale.length} temporary file(s) left by a killed run`);
@@ -202,6 +214,32 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   }
   writeFileAtomic(join(o.runDir, 'config.json'), `${JSON.stringify({ ...o, runDir: undefined }, null, 2)}\n`);
   const resumedFrom = step;
+  let checkpointStep = existsSync(ckptPath) ? step : undefined;
+  const checkpoint = () => {
+    const state: RunState = {
+      step,
+      trainRng: rng.getState(),
+      loader: loader.getState(),
+      adamStep: adam.step,
+    };
+    saveCheckpoint(
+      ckptPath,
+      { meta: { identity: identity(o), state }, params, ema, adamM: adam.m, adamV: adam.v },
+      shapes,
+    );
+    saveModel(join(o.runDir, 'model'), o.spec, ema);
+    writeLossCurve(logPath, join(o.runDir, 'loss.png'));
+    checkpointStep = step;
+    say(`checkpoint at step ${step}`);
+  };
+  /** Sample grids and evaluations stopped by the stop request end quietly; other errors propagate. */
+  const unlessStopped = async (work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (e) {
+      if (!stopped()) throw e;
+    }
+  };
 
   const session = await createTrainSession(engine, cfg, params, o.batch, o.threads, o.loss);
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;
@@ -209,6 +247,10 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   let last = performance.now();
   try {
     while (step < o.steps) {
+      // The native engine runs synchronously: without a turn of the event loop per step, signal handlers
+      // (Ctrl-C: TrainHooks.signal) and timers would wait for the end of the run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (stopped()) break;
       const batch = loader.next();
       const t = new Int32Array(o.batch);
       for (let i = 0; i < o.batch; i++) t[i] = rng.int(T); // t ~ Uniform({1..T}) (Algorithm 1)
@@ -248,50 +290,48 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       };
       hooks.onStep?.({ ...rec, totalSteps: o.steps, etaSec: (o.steps - step) / rate });
       if (step % o.logEvery === 0 || step === o.steps) appendLog(logPath, rec);
-      if (step % o.checkpointEvery === 0 || step === o.steps) {
-        const state: RunState = {
-          step,
-          trainRng: rng.getState(),
-          loader: loader.getState(),
-          adamStep: adam.step,
-        };
-        saveCheckpoint(
-          ckptPath,
-          { meta: { identity: identity(o), state }, params, ema, adamM: adam.m, adamV: adam.v },
-          shapes,
-        );
-        saveModel(join(o.runDir, 'model'), o.spec, ema);
-        writeLossCurve(logPath, join(o.runDir, 'loss.png'));
-        say(`checkpoint at step ${step}`);
-      }
-      if (hooks.evaluate && (o.evalEvery ?? 0) > 0 && (step % o.evalEvery! === 0 || step === o.steps)) {
-        const r = await hooks.evaluate(ema, step);
-        writeFileSync(logPath, `${JSON.stringify({ step, eval: { [r.label]: r.value }, evalN: r.n })}\n`, {
-          flag: 'a',
+      if (step % o.checkpointEvery === 0 || step === o.steps) checkpoint();
+      const evaluate = hooks.evaluate;
+      if (
+        evaluate &&
+        (o.evalEvery ?? 0) > 0 &&
+        (step % o.evalEvery! === 0 || step === o.steps) &&
+        !stopped()
+      ) {
+        await unlessStopped(async () => {
+          const r = await evaluate(ema, step);
+          writeFileSync(logPath, `${JSON.stringify({ step, eval: { [r.label]: r.value }, evalN: r.n })}\n`, {
+            flag: 'a',
+          });
+          writeLossCurve(logPath, join(o.runDir, 'loss.png'));
+          say(`${r.label} = ${r.value.toFixed(3)} at step ${step} (${r.n} images)`);
         });
-        writeLossCurve(logPath, join(o.runDir, 'loss.png'));
-        say(`${r.label} = ${r.value.toFixed(3)} at step ${step} (${r.n} images)`);
       }
-      if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps)) {
-        const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
-        await writeSamples(engine, o, ema, file);
-        say(`samples: ${file}`);
-        // Early in a run without EMA warmup the average still weighs the initialisation and samples
-        // noise: then also show the raw weights, so a user can see that training works.
-        const initShare = emaInitShare(o.emaDecay, step, o.emaWarmup);
-        if (initShare > 0.01) {
-          const raw = file.replace(/\.png$/, '_raw.png');
-          await writeSamples(engine, o, params, raw);
-          say(
-            `samples: ${raw} (raw weights; the EMA still holds ${(100 * initShare).toFixed(0)}% of the initialisation)`,
-          );
-        }
+      if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps) && !stopped()) {
+        await unlessStopped(async () => {
+          const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+          await writeSamples(engine, o, ema, file, stopped);
+          say(`samples: ${file}`);
+          // Early in a run without EMA warmup the average still weighs the initialisation and samples
+          // noise: then also show the raw weights, so a user can see that training works.
+          const initShare = emaInitShare(o.emaDecay, step, o.emaWarmup);
+          if (initShare > 0.01) {
+            const raw = file.replace(/\.png$/, '_raw.png');
+            await writeSamples(engine, o, params, raw, stopped);
+            say(
+              `samples: ${raw} (raw weights; the EMA still holds ${(100 * initShare).toFixed(0)}% of the initialisation)`,
+            );
+          }
+        });
       }
     }
+    // Stopped: keep the steps made since the last checkpoint.
+    if (stopped() && step > resumedFrom && checkpointStep !== step) checkpoint();
   } finally {
     await session.release();
   }
-  return { step, params, ema, resumedFrom };
+  const interrupted = step < o.steps;
+  return { step, params, ema, resumedFrom, interrupted, checkpointStep };
 }
 
 function appendLog(path: string, rec: StepLog): void {
@@ -343,12 +383,18 @@ async function writeSamples(
   o: TrainOptions,
   weights: ParamStore,
   file: string,
+  stopped: () => boolean,
 ): Promise<void> {
   const cfg = o.spec.unet;
   const den = await createDenoiser(engine, cfg, weights, o.sampleCount, { threads: o.threads });
+  const denoise: Denoiser = async (x, t) => {
+    await new Promise<void>((resolve) => setImmediate(resolve)); // deliver signals (see the step loop)
+    if (stopped()) throw new Error('train: sampling stopped');
+    return den.denoise(x, t);
+  };
   try {
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
-    const x = await ancestralSample(diffusionFromSpec(o.spec.diffusion), den.denoise, shape, new Rng(12345), {
+    const x = await ancestralSample(diffusionFromSpec(o.spec.diffusion), denoise, shape, new Rng(12345), {
       steps: DEFAULT_RESPACED_STEPS,
     });
     writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
