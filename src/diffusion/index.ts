@@ -1,5 +1,6 @@
 // Public API of the diffusion layer (Ho et al. 2020): schedules, the Gaussian diffusion, the variational
-// bound, and the samplers (ancestral, respaced, DDIM, progressive, interpolation). Takes a Denoiser; no network.
+// bound, and the samplers (ancestral, respaced, DDIM, DPM-Solver++, Euler, Heun, progressive, interpolation),
+// by name in samplers.ts. Takes a Denoiser; no network.
 
 export { type AncestralOptions, ancestralSample } from './ancestral.js';
 export {
@@ -10,6 +11,8 @@ export {
   ddimTimesteps,
   ddimTimestepsFor,
 } from './ddim.js';
+export { type DpmSolverOptions, dpmSolverCoefficients, dpmSolverSample } from './dpmSolver.js';
+export { eulerCoefficients, eulerSample } from './euler.js';
 export {
   GaussianDiffusion,
   type GaussianDiffusionConfig,
@@ -18,6 +21,7 @@ export {
   type PSampleResult,
   type SampleLoopOptions,
 } from './gaussianDiffusion.js';
+export { heunCalls, heunCoefficients, heunSample } from './heun.js';
 export { type InterpolateOptions, type InterpolateResult, interpolate } from './interpolate.js';
 export { approxStandardNormalCdf, discretizedGaussianLogLikelihood, normalKl } from './losses.js';
 export {
@@ -27,6 +31,27 @@ export {
   progressiveSample,
 } from './progressive.js';
 export { respacedDiffusion, spacedTimesteps } from './respace.js';
+export {
+  isSamplerName,
+  runSampler,
+  SAMPLER_NAMES,
+  type SamplerEntry,
+  type SamplerName,
+  type SamplerPlan,
+  type SamplerRunOptions,
+  samplerEntry,
+  samplerHelp,
+  samplerLabel,
+} from './samplers.js';
+export {
+  diffusionSigmas,
+  karrasSigmas,
+  nearestTimestep,
+  type OdeSamplerOptions,
+  type SigmaSchedule,
+  type SigmaSpacing,
+  sigmaSchedule,
+} from './sigmaSchedule.js';
 export { type DecoderTerms, type TrainingTerms, trainingTerms } from './trainingTerms.js';
 export {
   type BetaScheduleOptions,

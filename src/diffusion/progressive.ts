@@ -3,22 +3,24 @@
 
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { ancestralSample } from './ancestral.js';
-import { ddimSample, ddimTimestepsFor } from './ddim.js';
 import type { GaussianDiffusion } from './gaussianDiffusion.js';
-import { type Denoiser, type ProgressFn, type StepFn, type StepInfo, unreachable } from './types.js';
+import { type SamplerName, samplerEntry } from './samplers.js';
+import type { Denoiser, ProgressFn, StepInfo } from './types.js';
 
-export type ProgressiveSampler = 'ancestral' | 'ddim';
+/** 'ancestral' = Algorithm 2 over every step of the given diffusion; or any sampler of samplers.ts. */
+export type ProgressiveSampler = 'ancestral' | SamplerName;
 
 export interface ProgressiveOptions {
-  /** 'ancestral' (Algorithm 2, all T steps; default) or 'ddim'. */
+  /** 'ancestral' (Algorithm 2, all T steps; default), 'ddim', 'dpm++2m', ... */
   readonly sampler?: ProgressiveSampler;
   /** Timesteps at which to record (each must be visited by the sampler). */
   readonly recordAt?: ArrayLike<number>;
   /** Without recordAt: this many frames evenly spread over the visited steps, first and last included (10). */
   readonly frames?: number;
-  /** DDIM step count and eta (sampler 'ddim'). */
+  /** Step count of a named sampler (default: the sampler's own); ddimSteps is its older name. */
+  readonly steps?: number;
   readonly ddimSteps?: number;
+  /** DDIM's eta (sampler 'ddim'). */
   readonly eta?: number;
   readonly clipDenoised?: boolean;
   readonly onProgress?: ProgressFn;
@@ -43,7 +45,12 @@ export async function progressiveSample(
   opts: ProgressiveOptions = {},
 ): Promise<ProgressiveResult> {
   const kind = opts.sampler ?? 'ancestral';
-  const plan = samplerPlan(kind, diffusion, denoise, shape, rng, opts);
+  const plan = samplerEntry(kind === 'ancestral' ? 'ddpm' : kind).plan(diffusion, denoise, shape, rng, {
+    steps: kind === 'ancestral' ? diffusion.numTimesteps : (opts.steps ?? opts.ddimSteps),
+    eta: opts.eta,
+    clipDenoised: opts.clipDenoised,
+    onProgress: opts.onProgress,
+  });
   const record = new Set<number>();
   if (opts.recordAt) {
     for (const t of Array.from(opts.recordAt)) {
@@ -62,32 +69,4 @@ export async function progressiveSample(
     if (record.has(s.t)) frames.push({ ...s, xt: copy(s.xt), predXstart: copy(s.predXstart) });
   });
   return { sample, frames };
-}
-
-/** The steps a sampler visits (descending) and how to run it. */
-function samplerPlan(
-  kind: ProgressiveSampler,
-  diffusion: GaussianDiffusion,
-  denoise: Denoiser,
-  shape: readonly number[],
-  rng: Rng,
-  opts: ProgressiveOptions,
-): { visited: number[]; run: (onStep: StepFn) => Promise<Tensor> } {
-  const common = { clipDenoised: opts.clipDenoised, onProgress: opts.onProgress };
-  switch (kind) {
-    case 'ancestral':
-      return {
-        visited: Array.from({ length: diffusion.numTimesteps }, (_, i) => diffusion.numTimesteps - 1 - i),
-        run: (onStep) => ancestralSample(diffusion, denoise, shape, rng, { ...common, onStep }),
-      };
-    case 'ddim': {
-      const ddimOpts = { ...common, steps: opts.ddimSteps, eta: opts.eta };
-      return {
-        visited: Array.from(ddimTimestepsFor(diffusion, ddimOpts)).reverse(),
-        run: (onStep) => ddimSample(diffusion, denoise, shape, rng, { ...ddimOpts, onStep }),
-      };
-    }
-    default:
-      return unreachable(kind, 'progressive sampler');
-  }
 }

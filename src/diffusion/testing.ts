@@ -201,3 +201,70 @@ export function ddimAffine(
     noiseVar: sigma2,
   };
 }
+
+/** One component of a Gaussian mixture: weight, mean, standard deviation. */
+export interface MixtureComponent {
+  readonly w: number;
+  readonly mu: number;
+  readonly s: number;
+}
+
+/**
+ * E[x_0 | x_t] for data sum_k w_k N(mu_k, s_k^2) (x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps), by Bayes over the
+ * components: responsibilities from x_t ~ N(sqrt(abar) mu_k, abar s_k^2 + 1 - abar), then each component's
+ * gaussianPosteriorX0. In float64.
+ */
+export function mixturePosteriorX0(abar: number, comps: readonly MixtureComponent[], x: number): number {
+  const logp = comps.map((c) => {
+    const v = abar * c.s * c.s + 1 - abar;
+    return Math.log(c.w) - 0.5 * Math.log(v) - (x - Math.sqrt(abar) * c.mu) ** 2 / (2 * v);
+  });
+  const top = Math.max(...logp);
+  let [num, den] = [0, 0];
+  comps.forEach((c, k) => {
+    const r = Math.exp(logp[k]! - top);
+    const { gain, offset } = gaussianPosteriorX0(abar, c.mu, c.s);
+    num += r * (gain * x + offset);
+    den += r;
+  });
+  return num / den;
+}
+
+/** Oracle for iid pixels from a Gaussian mixture: the Bayes-optimal output in the given parameterisation. */
+export function mixtureOracle(
+  betas: ArrayLike<number>,
+  comps: readonly MixtureComponent[],
+  meanType: ModelMeanType = 'eps',
+): Denoiser {
+  const abar = explicitAlphasCumprod(betas);
+  return async (x: Tensor, t: Int32Array): Promise<Tensor> => {
+    const per = x.data.length / t.length;
+    const out = new Float32Array(x.data.length);
+    for (let n = 0; n < t.length; n++) {
+      for (let i = n * per; i < (n + 1) * per; i++) {
+        const xi = x.data[i]!;
+        out[i] = oracleOutput(meanType, xi, mixturePosteriorX0(abar[t[n]!]!, comps, xi), t[n]!, betas, abar);
+      }
+    }
+    return { data: out, shape: [...x.shape] };
+  };
+}
+
+/**
+ * The probability-flow ODE for N(mu, s^2) data solved exactly, as x_to = a x_from + b on x_t (the network's
+ * input, x_t = sqrt(abar) (x_0 + sigma eps), sigma^2 = (1 - abar) / abar): along the ODE,
+ * x_t / sqrt(abar) - mu grows as sqrt(s^2 + sigma^2) (Karras et al. 2022 eq. 3 with D = mu + s^2 (y - mu) /
+ * (s^2 + sigma^2)). sigmaTo = 0 is the end point x_0.
+ */
+export function gaussianOdeMap(
+  sigmaFrom: number,
+  sigmaTo: number,
+  mu: number,
+  s: number,
+): { a: number; b: number } {
+  const alphaFrom = 1 / Math.sqrt(1 + sigmaFrom * sigmaFrom);
+  const alphaTo = 1 / Math.sqrt(1 + sigmaTo * sigmaTo);
+  const g = Math.sqrt((s * s + sigmaTo * sigmaTo) / (s * s + sigmaFrom * sigmaFrom));
+  // y' = mu + g (x / alphaFrom - mu), x' = alphaTo y'
+  return { a: (alphaTo * g) / alphaFrom, b: alphaTo * mu * (1 - g) };
+}

@@ -3,10 +3,9 @@
 // hands out any range of images as a [count, C, H, W] tensor in [-1, 1]; nothing keeps all of them.
 
 import type { ImageDataset } from '../data/dataset.js';
-import { ancestralSample } from '../diffusion/ancestral.js';
-import { ddimSample } from '../diffusion/ddim.js';
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { perImageNoise } from '../diffusion/imageNoise.js';
+import { runSampler, type SamplerName, samplerLabel } from '../diffusion/samplers.js';
 import type { Denoiser } from '../diffusion/types.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -22,28 +21,19 @@ export interface ImageSource {
   images(start: number, count: number, onProgress?: (fraction: number) => void): Promise<Tensor>;
 }
 
-/** How a model's images are drawn; the samplers `ddpm sample` offers. */
+/** How a model's images are drawn; the samplers `ddpm sample` offers (diffusion/samplers.ts). */
 export interface SamplerChoice {
-  /** 'ddpm' = Algorithm 2 (on the chain respaced to `steps` when steps < T); 'ddim' = Song et al. 2021. */
-  readonly sampler: 'ddpm' | 'ddim';
+  /** 'ddpm' = Algorithm 2 (on the chain respaced to `steps` when steps < T); 'ddim', 'dpm++2m', ... */
+  readonly sampler: SamplerName;
   readonly steps: number;
   /** DDIM's noise (0 = deterministic). */
   readonly eta: number;
   readonly seed: number;
 }
 
-/** The name of a sampler choice in results: 'ddpm-100', 'ddim-50', 'ddim-50-eta0.5'. */
+/** The name of a sampler choice in results: 'ddpm-100', 'ddim-50', 'ddim-50-eta0.5', 'dpm++2m-15'. */
 export function samplerName(s: SamplerChoice, T: number): string {
-  switch (s.sampler) {
-    case 'ddpm':
-      return `ddpm-${Math.min(s.steps, T)}`;
-    case 'ddim':
-      return `ddim-${Math.min(s.steps, T)}${s.eta > 0 ? `-eta${s.eta}` : ''}`;
-    default: {
-      const never: never = s.sampler;
-      throw new Error(`unknown sampler ${String(never)}`);
-    }
-  }
+  return samplerLabel(s.sampler, s.steps, s.eta, T);
 }
 
 /** n images of a model: image i comes from noise stream (seed, i), whatever batch it is generated in. */
@@ -65,25 +55,12 @@ export function modelImages(
       const rng = new Rng(0); // unused: every draw goes through noiseFn
       const onProgress =
         progress && (({ step, total }: { step: number; total: number }) => progress(step / total));
-      switch (choice.sampler) {
-        case 'ddpm':
-          return ancestralSample(diffusion, denoise, shape, rng, {
-            steps: choice.steps,
-            noiseFn,
-            onProgress,
-          });
-        case 'ddim':
-          return ddimSample(diffusion, denoise, shape, rng, {
-            steps: choice.steps,
-            eta: choice.eta,
-            noiseFn,
-            onProgress,
-          });
-        default: {
-          const never: never = choice.sampler;
-          throw new Error(`unknown sampler ${String(never)}`);
-        }
-      }
+      return runSampler(choice.sampler, diffusion, denoise, shape, rng, {
+        steps: choice.steps,
+        eta: choice.eta,
+        noiseFn,
+        onProgress,
+      });
     },
   };
 }
