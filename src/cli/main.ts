@@ -6,6 +6,7 @@ import { evalCommand } from './eval.js';
 import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
 import { Interrupted } from './signals.js';
+import { explainFsError } from '../util/fsErrors.js';
 import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
@@ -52,7 +53,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`ddpm ${cmd}: ${e.message}`);
       return e.status;
     }
-    console.error(`ddpm ${cmd}: ${(e as Error).message}`);
+    console.error(`ddpm ${cmd}: ${explainFsError(e).message}`);
     if (process.env.DDPM_DEBUG) console.error((e as Error).stack);
     return 1;
   }

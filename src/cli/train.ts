@@ -1,7 +1,9 @@
 // `ddpm train`: Algorithm 1 with the paper's recipe; rerunning the same command resumes the run.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeEngine } from '../engine/node.js';
+import { FileSystemError } from '../util/fsErrors.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { countParams } from '../nn/unet.js';
@@ -164,9 +166,22 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
   const stop = catchStopSignals('train', 'finishing the current step and writing a checkpoint');
   try {
     await trainWith(spec, o, stop);
+  } catch (e) {
+    throw withResumeHint(e, o.run as string);
   } finally {
     stop.dispose();
   }
+}
+
+/** A file-system failure mid-run (a full disk, ...): say that the last checkpoint is intact and how to resume. */
+function withResumeHint(e: unknown, run: string): unknown {
+  const ckpt = join(run, 'checkpoint.safetensors');
+  if (!(e instanceof FileSystemError) || !existsSync(ckpt)) return e;
+  return new FileSystemError(
+    e.code,
+    e.path,
+    `${e.message}\nthe last checkpoint, ${ckpt}, is intact; once that is fixed, resume with: ${commandLine()}`,
+  );
 }
 
 async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: StopRequest): Promise<void> {

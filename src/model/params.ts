@@ -3,7 +3,8 @@
 // UNet2DModel config.json read as a UNetConfig.
 
 import type { ParamStore, UNetConfig } from '../nn/unet.js';
-import { unetParamSpecs } from '../nn/unet.js';
+import { unetParamSpecs, validateConfig } from '../nn/unet.js';
+import { JsonChecker } from '../util/jsonCheck.js';
 
 const LEGACY: [RegExp, string][] = [
   [/\.query\./, '.to_q.'],
@@ -53,29 +54,48 @@ export function checkParams(
   return store;
 }
 
-/** diffusers UNet2DModel config.json -> UNetConfig. */
+/** diffusers UNet2DModel config.json -> UNetConfig; every key it uses is type-checked first. */
 export function unetFromDiffusers(c: Record<string, unknown>, source: string): UNetConfig {
-  const boc = c.block_out_channels as number[] | undefined;
-  const down = c.down_block_types as string[] | undefined;
-  if (!boc || !down)
+  if (c.block_out_channels === undefined || c.down_block_types === undefined)
     throw new Error(
       `${source}: not a diffusers UNet2DModel config (no block_out_channels / down_block_types)`,
     );
-  const res = (c.sample_size as number) ?? 32;
+  const chk = new JsonChecker(source);
+  const boc = chk.ints(c, 'block_out_channels', 'block_out_channels', true);
+  const down = c.down_block_types;
+  if (!Array.isArray(down) || down.length !== boc.length || !down.every((t) => typeof t === 'string'))
+    chk.fail('down_block_types', down, `an array of ${boc.length} block names (one per block_out_channels)`);
+  const downTypes = down as string[];
+  /** An optional key: its default when absent (or null, as diffusers writes), else checked. */
+  const opt = <T>(key: string, def: T, read: () => T): T =>
+    c[key] === undefined || c[key] === null ? def : read();
+  const res = opt('sample_size', 32, () => chk.int(c, 'sample_size', 'sample_size'));
   const ch = boc[0]!;
+  if (boc.some((b) => b % ch !== 0))
+    chk.fail(
+      'block_out_channels',
+      boc,
+      'multiples of the first entry (the base channels), e.g. [128, 256, 256, 256]',
+    );
   if (c.flip_sin_to_cos === true || (c.freq_shift ?? 1) !== 1) {
     throw new Error(`${source}: only flip_sin_to_cos=false, freq_shift=1 (the DDPM embedding) is supported`);
   }
-  return {
-    inChannels: (c.in_channels as number) ?? 3,
-    outChannels: (c.out_channels as number) ?? 3,
+  const cfg: UNetConfig = {
+    inChannels: opt('in_channels', 3, () => chk.int(c, 'in_channels', 'in_channels')),
+    outChannels: opt('out_channels', 3, () => chk.int(c, 'out_channels', 'out_channels')),
     resolution: res,
     ch,
     chMult: boc.map((b) => b / ch),
-    numResBlocks: (c.layers_per_block as number) ?? 2,
-    attnResolutions: down.flatMap((t, i) => (t.startsWith('Attn') ? [res / 2 ** i] : [])),
-    dropout: (c.dropout as number) ?? 0,
-    groups: (c.norm_num_groups as number) ?? 32,
-    eps: (c.norm_eps as number) ?? 1e-6,
+    numResBlocks: opt('layers_per_block', 2, () => chk.int(c, 'layers_per_block', 'layers_per_block')),
+    attnResolutions: downTypes.flatMap((t, i) => (t.startsWith('Attn') ? [res / 2 ** i] : [])),
+    dropout: opt('dropout', 0, () => chk.num(c, 'dropout', 'dropout', 0, 1, true)),
+    groups: opt('norm_num_groups', 32, () => chk.int(c, 'norm_num_groups', 'norm_num_groups')),
+    eps: opt('norm_eps', 1e-6, () => chk.num(c, 'norm_eps', 'norm_eps', 0, 1)),
   };
+  try {
+    validateConfig(cfg);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message}`);
+  }
+  return cfg;
 }

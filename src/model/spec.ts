@@ -5,6 +5,7 @@ import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
 import type { BetaScheduleKind, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
+import { JsonChecker } from '../util/jsonCheck.js';
 
 export interface DiffusionSpec {
   readonly schedule: BetaScheduleKind;
@@ -47,20 +48,53 @@ export function diffusionFromSpec(d: DiffusionSpec): GaussianDiffusion {
   });
 }
 
-/** Check a parsed config.json; errors name the field and the file. */
-export function validateSpec(s: ModelSpec, source: string): ModelSpec {
-  const bad = (m: string): never => {
-    throw new Error(`${source}: ${m}`);
+const SCHEDULES = [
+  'linear',
+  'cosine',
+  'quad',
+  'sigmoid',
+  'const',
+  'jsd',
+] as const satisfies readonly BetaScheduleKind[];
+const MEAN_TYPES = ['eps', 'xstart', 'xprev'] as const satisfies readonly ModelMeanType[];
+const VAR_TYPES = ['fixedlarge', 'fixedsmall'] as const satisfies readonly ModelVarType[];
+
+/**
+ * Check a parsed config.json against the ModelSpec schema (types, ranges, required keys) before any of it is
+ * used; errors name the file, the key and what was expected. Returns the spec.
+ */
+export function validateSpec(raw: unknown, source: string): ModelSpec {
+  const c = new JsonChecker(source);
+  const s = c.object(raw, '', 'a JSON object with "format", "unet" and "diffusion"');
+  if (s.format !== 'ddpm-ts/model/v1') c.fail('format', s.format, '"ddpm-ts/model/v1"');
+  const u = c.object(s.unet, 'unet', 'an object (the U-Net configuration)');
+  const d = c.object(s.diffusion, 'diffusion', 'an object (the diffusion configuration)');
+  const unet: UNetConfig = {
+    inChannels: c.int(u, 'inChannels', 'unet.inChannels'),
+    outChannels: c.int(u, 'outChannels', 'unet.outChannels'),
+    resolution: c.int(u, 'resolution', 'unet.resolution'),
+    ch: c.int(u, 'ch', 'unet.ch'),
+    chMult: c.ints(u, 'chMult', 'unet.chMult', true),
+    numResBlocks: c.int(u, 'numResBlocks', 'unet.numResBlocks'),
+    attnResolutions: c.ints(u, 'attnResolutions', 'unet.attnResolutions', false),
+    dropout: c.num(u, 'dropout', 'unet.dropout', 0, 1, true),
+    groups: c.int(u, 'groups', 'unet.groups'),
+    eps: c.num(u, 'eps', 'unet.eps', 0, 1),
   };
-  if (!s || typeof s !== 'object') bad('not a JSON object');
-  if (s.format !== 'ddpm-ts/model/v1')
-    bad(`format is ${JSON.stringify(s.format)}, expected "ddpm-ts/model/v1"`);
-  if (!s.unet || !s.diffusion) bad('missing "unet" or "diffusion"');
   try {
-    validateConfig(s.unet);
+    validateConfig(unet);
   } catch (e) {
-    bad((e as Error).message);
+    throw new Error(`${source}: ${(e as Error).message}`);
   }
-  if (!Number.isInteger(s.diffusion.T) || s.diffusion.T < 1) bad(`diffusion.T must be a positive integer`);
-  return s;
+  const diffusion: DiffusionSpec = {
+    schedule: c.choice(d, 'schedule', 'diffusion.schedule', SCHEDULES),
+    betaStart: c.num(d, 'betaStart', 'diffusion.betaStart', 0, 1),
+    betaEnd: c.num(d, 'betaEnd', 'diffusion.betaEnd', 0, 1),
+    T: c.int(d, 'T', 'diffusion.T'),
+    modelMeanType: c.choice(d, 'modelMeanType', 'diffusion.modelMeanType', MEAN_TYPES),
+    modelVarType: c.choice(d, 'modelVarType', 'diffusion.modelVarType', VAR_TYPES),
+  };
+  if (s.data !== undefined && typeof s.data !== 'string')
+    c.fail('data', s.data, 'a data spec string, e.g. "mnist"');
+  return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion } as ModelSpec;
 }

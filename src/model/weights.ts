@@ -8,6 +8,7 @@ import { type ParamStore, unetParamSpecs } from '../nn/unet.js';
 import { writePartsAtomic } from '../util/atomicFile.js';
 import { encodeSafeTensors, parseSafeTensors } from '../util/safetensors.js';
 import { checkParams, unetFromDiffusers } from './params.js';
+import { JsonChecker } from '../util/jsonCheck.js';
 import { type DiffusionSpec, type ModelSpec, PAPER_DIFFUSION, validateSpec } from './spec.js';
 
 export { checkParams, unetFromDiffusers };
@@ -36,7 +37,15 @@ function diffusionFromDiffusers(dir: string): DiffusionSpec {
     existsSync,
   );
   if (!p) return PAPER_DIFFUSION;
-  const s = JSON.parse(readFileSync(p, 'utf8'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new Error(`model: ${p} is not valid JSON (${(e as Error).message})`);
+  }
+  const chk = new JsonChecker(p);
+  const s = chk.object(parsed, '', 'a JSON object (a diffusers DDPMScheduler config)');
+  const given = (k: string) => s[k] !== undefined && s[k] !== null;
   const vt = s.variance_type === 'fixed_small' ? 'fixedsmall' : 'fixedlarge';
   const pt = s.prediction_type === 'sample' ? 'xstart' : 'eps';
   const sched =
@@ -47,9 +56,9 @@ function diffusionFromDiffusers(dir: string): DiffusionSpec {
         : 'linear';
   return {
     schedule: sched,
-    betaStart: s.beta_start ?? 1e-4,
-    betaEnd: s.beta_end ?? 0.02,
-    T: s.num_train_timesteps ?? 1000,
+    betaStart: given('beta_start') ? chk.num(s, 'beta_start', 'beta_start', 0, 1) : 1e-4,
+    betaEnd: given('beta_end') ? chk.num(s, 'beta_end', 'beta_end', 0, 1) : 0.02,
+    T: given('num_train_timesteps') ? chk.int(s, 'num_train_timesteps', 'num_train_timesteps') : 1000,
     modelMeanType: pt,
     modelVarType: vt,
   };
@@ -63,12 +72,30 @@ export function loadModel(path: string): LoadedModel {
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath))
     throw new Error(`model: no config.json in ${dir}; a model folder holds config.json and the weights`);
-  let raw: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    parsed = JSON.parse(readFileSync(cfgPath, 'utf8'));
   } catch (e) {
     throw new Error(`model: ${cfgPath} is not valid JSON (${(e as Error).message})`);
   }
+  // Ours (with "format") or diffusers' (with "block_out_channels"); checked before the weights are read.
+  const raw = new JsonChecker(cfgPath).object(
+    parsed,
+    '',
+    'a JSON object: a ddpm-ts model config or a diffusers UNet2DModel config',
+  );
+  let spec: ModelSpec;
+  if ('format' in raw) spec = validateSpec(raw, cfgPath);
+  else if ('block_out_channels' in raw)
+    spec = {
+      format: 'ddpm-ts/model/v1',
+      unet: unetFromDiffusers(raw, cfgPath),
+      diffusion: diffusionFromDiffusers(dir),
+    };
+  else
+    throw new Error(
+      `${cfgPath}: neither a ddpm-ts model config (no "format": "ddpm-ts/model/v1") nor a diffusers UNet2DModel config (no "block_out_channels")`,
+    );
   const candidates = statSync(path).isDirectory()
     ? ['model.safetensors', 'diffusion_pytorch_model.safetensors'].map((f) => join(dir, f))
     : [path];
@@ -82,11 +109,5 @@ export function loadModel(path: string): LoadedModel {
     );
   }
   const file = parseSafeTensors(readFileSync(wpath), wpath);
-  if (raw.format === 'ddpm-ts/model/v1') {
-    const spec = validateSpec(raw as unknown as ModelSpec, cfgPath);
-    return { spec, params: checkParams(spec.unet, file.tensors, wpath), source: dir };
-  }
-  const unet = unetFromDiffusers(raw, cfgPath);
-  const spec: ModelSpec = { format: 'ddpm-ts/model/v1', unet, diffusion: diffusionFromDiffusers(dir) };
-  return { spec, params: checkParams(unet, file.tensors, wpath), source: dir };
+  return { spec, params: checkParams(spec.unet, file.tensors, wpath), source: dir };
 }

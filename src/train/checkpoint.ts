@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { ParamStore } from '../nn/unet.js';
 import { writePartsAtomic } from '../util/atomicFile.js';
+import { describeJson, isJsonObject } from '../util/jsonCheck.js';
 import { encodeSafeTensors, parseSafeTensors, type SafeTensor } from '../util/safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'ddpm-ts/checkpoint/v1';
@@ -51,8 +52,21 @@ export function loadCheckpoint(path: string): CheckpointState {
     for (const [k, v] of f.tensors) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), v.data);
     return m;
   };
+  let meta: unknown;
+  try {
+    meta = JSON.parse(f.metadata.state ?? '{}');
+  } catch (e) {
+    throw new Error(
+      `checkpoint: ${path}: its training state is not valid JSON (${(e as Error).message}): corrupt file?`,
+    );
+  }
+  if (!isJsonObject(meta)) {
+    throw new Error(
+      `checkpoint: ${path}: its training state is ${describeJson(meta)}; expected a JSON object`,
+    );
+  }
   return {
-    meta: JSON.parse(f.metadata.state ?? '{}'),
+    meta,
     params: pick('params.'),
     ema: pick('ema.'),
     adamM: pick('adam_m.'),

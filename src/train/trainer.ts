@@ -24,6 +24,8 @@ import { saveModel } from '../model/weights.js';
 import { initParams, type ParamStore, unetParamSpecs } from '../nn/unet.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomicFile.js';
+import { fsError } from '../util/fsErrors.js';
+import { isJsonObject } from '../util/jsonCheck.js';
 import { makeGrid, plotLossCurve } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng, type RngState } from '../util/rng.js';
@@ -168,7 +170,11 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
 
   const dataset = openDataset(o.data, { resolution: cfg.resolution, channels: cfg.inChannels as 1 | 3 });
-  mkdirSync(join(o.runDir, 'samples'), { recursive: true });
+  try {
+    mkdirSync(join(o.runDir, 'samples'), { recursive: true });
+  } catch (e) {
+    throw fsError(e, join(o.runDir, 'samples'), 'create-folder');
+  }
   const loader = new BatchLoader(dataset, { batchSize: o.batch, seed: o.seed, flip: o.flip });
   const diffusion = diffusionFromSpec(o.spec.diffusion);
   const T = diffusion.numTimesteps;
@@ -187,6 +193,13 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         `${(e as Error).message}\n  the run cannot resume from it; move it away to start the run over from step 0`,
       );
     }
+    const st = ck.meta.state as RunState | undefined;
+    if (!isJsonObject(ck.meta.identity) || !isJsonObject(st) || !Number.isSafeInteger(st.step)) {
+      throw new Error(
+        `checkpoint: ${ckptPath} lacks the run's options or training state ("identity", "state.step"); ` +
+          'the run cannot resume from it; move it away to start the run over from step 0',
+      );
+    }
     const saved = ck.meta.identity as ReturnType<typeof identity>;
     const now = identity(o);
     for (const k of Object.keys(now) as (keyof typeof now)[]) {
@@ -197,7 +210,6 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         );
       }
     }
-    const st = ck.meta.state as RunState;
     params = ck.params;
     ema = ck.ema;
     adam = { step: st.adamStep, m: ck.adamM, v: ck.adamV };
@@ -210,7 +222,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     params = initParams(cfg, 'paper', o.seed);
     ema = cloneParams(params);
     adam = newAdamState(params);
-    writeFileSync(logPath, '');
+    appendLine(logPath, '', 'w');
   }
   writeFileAtomic(join(o.runDir, 'config.json'), `${JSON.stringify({ ...o, runDir: undefined }, null, 2)}\n`);
   const resumedFrom = step;
@@ -300,9 +312,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       ) {
         await unlessStopped(async () => {
           const r = await evaluate(ema, step);
-          writeFileSync(logPath, `${JSON.stringify({ step, eval: { [r.label]: r.value }, evalN: r.n })}\n`, {
-            flag: 'a',
-          });
+          appendLine(logPath, `${JSON.stringify({ step, eval: { [r.label]: r.value }, evalN: r.n })}\n`);
           writeLossCurve(logPath, join(o.runDir, 'loss.png'));
           say(`${r.label} = ${r.value.toFixed(3)} at step ${step} (${r.n} images)`);
         });
@@ -335,7 +345,16 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
 }
 
 function appendLog(path: string, rec: StepLog): void {
-  writeFileSync(path, `${JSON.stringify(rec)}\n`, { flag: 'a' });
+  appendLine(path, `${JSON.stringify(rec)}\n`);
+}
+
+/** Append to (or with flag 'w' start) a log file; a failure (full disk, ...) names the file and its cause. */
+function appendLine(path: string, text: string, flag: 'a' | 'w' = 'a'): void {
+  try {
+    writeFileSync(path, text, { flag });
+  } catch (e) {
+    throw fsError(e, path, 'write');
+  }
 }
 
 /** Drop log lines written after the checkpoint we resume from. */

@@ -2,6 +2,8 @@
 // {name: {dtype, shape, data_offsets}, __metadata__: {string: string}}, then raw little-endian bytes).
 // Used for checkpoints, shipped weights and loading diffusers' UNet2DModel files. Browser-safe.
 
+import { describeJson, isJsonObject } from './jsonCheck.js';
+
 export interface SafeTensor {
   readonly shape: readonly number[];
   readonly data: Float32Array;
@@ -32,6 +34,28 @@ export function f16ToF32(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/** A header entry's fields, type-checked: dtype a string, shape and data_offsets arrays of integers. */
+function checkEntry(
+  source: string,
+  name: string,
+  info: unknown,
+): { dtype: string; shape: number[]; data_offsets: [number, number] } {
+  const bad = (what: string, v: unknown, expected: string): never => {
+    throw new SafeTensorsError(source, `tensor ${name}: ${what} is ${describeJson(v)}; expected ${expected}`);
+  };
+  if (!isJsonObject(info)) bad('its header entry', info, 'an object with dtype, shape and data_offsets');
+  const e = info as Record<string, unknown>;
+  if (typeof e.dtype !== 'string') bad('dtype', e.dtype, 'a string such as "F32"');
+  if (!Array.isArray(e.shape) || !e.shape.every(isCount))
+    bad('shape', e.shape, 'an array of non-negative integers, e.g. [64, 3, 3, 3]');
+  const off = e.data_offsets;
+  if (!Array.isArray(off) || off.length !== 2 || !off.every(isCount))
+    bad('data_offsets', off, 'two non-negative integers [begin, end]');
+  return e as { dtype: string; shape: number[]; data_offsets: [number, number] };
+}
+
 /** Parse a safetensors buffer; F32, F16, BF16 and F64 tensors are converted to float32. */
 export function parseSafeTensors(buf: Uint8Array, source = 'safetensors'): SafeTensorsFile {
   if (buf.length < 8)
@@ -44,25 +68,34 @@ export function parseSafeTensors(buf: Uint8Array, source = 'safetensors'): SafeT
       `header length ${hlen} does not fit in ${buf.length} bytes: truncated or not safetensors`,
     );
   }
-  let header: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + hlen)));
+    parsed = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + hlen)));
   } catch (e) {
     throw new SafeTensorsError(source, `header is not valid JSON (${(e as Error).message}): corrupt file?`);
   }
+  if (!isJsonObject(parsed)) {
+    throw new SafeTensorsError(
+      source,
+      `header is ${describeJson(parsed)}; expected a JSON object of tensors`,
+    );
+  }
+  const header = parsed;
   const body = 8 + hlen;
   const tensors = new Map<string, SafeTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') {
+      if (!isJsonObject(info) || !Object.values(info).every((v) => typeof v === 'string')) {
+        throw new SafeTensorsError(
+          source,
+          `header "__metadata__" is ${describeJson(info)}; expected an object of string values`,
+        );
+      }
       metadata = info as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = info as {
-      dtype: string;
-      shape: number[];
-      data_offsets: [number, number];
-    };
+    const { dtype, shape, data_offsets } = checkEntry(source, name, info);
     const n = shape.reduce((a, b) => a * b, 1);
     const [b0, b1] = data_offsets;
     if (!(b0 >= 0 && b1 >= b0 && body + b1 <= buf.length)) {
