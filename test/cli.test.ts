@@ -140,9 +140,9 @@ describe('ddpm', () => {
       },
       { args: ['sample', '--n=-1'], code: 2, says: ['--n "-1": must be at least 1'] },
       {
-        args: ['sample', '--sampler', 'euler'],
+        args: ['sample', '--sampler', 'lms'],
         code: 2,
-        says: ['--sampler "euler": expected one of ddpm, ddim'],
+        says: ['--sampler "lms": expected one of ddpm, ddim, dpm++2m, dpm++3m, euler, heun'],
       },
       { args: ['bpd', '--n', '0'], code: 2, says: ['--n "0": must be at least 1'] },
       { args: ['bpd', '--batch', '1.5'], code: 2, says: ['--batch "1.5": expected an integer'] },

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
 import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
+import { SAMPLER_NAMES, type SamplerName, samplerHelp } from '../diffusion/samplers.js';
 import { nodeEngine } from '../engine/node.js';
 import {
   ALL_METRICS,
@@ -79,9 +80,9 @@ export const EVAL_OPTIONS: OptTable = {
   samples: { kind: 'string', help: 'score a folder of PNG / JPEG images instead of a model' },
   sampler: {
     kind: 'string',
-    help: 'ddpm = Algorithm 2 (respaced when --steps < T); ddim = Song et al. 2021',
+    help: samplerHelp(),
     default: 'ddpm',
-    choices: ['ddpm', 'ddim'],
+    choices: [...SAMPLER_NAMES],
   },
   steps: { kind: 'int', help: 'sampling steps', default: DEFAULT_RESPACED_STEPS, min: 1 },
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
@@ -415,7 +416,7 @@ async function openImages(o: Parsed): Promise<Images> {
   const cfg = model.spec.unet;
   const batch = o.batch as number;
   const choice = {
-    sampler: o.sampler as 'ddpm' | 'ddim',
+    sampler: o.sampler as SamplerName,
     steps: Math.min(o.steps as number, model.diffusion.numTimesteps),
     eta: o.eta as number,
     seed: o.seed as number,

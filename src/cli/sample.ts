@@ -1,10 +1,17 @@
 // `ddpm sample`: images from a trained model (default: the MNIST model shipped in models/mnist) with
-// Algorithm 2 (all T steps or respaced) or DDIM; optional animated reverse chain and progressive grid.
+// Algorithm 2 (all T steps or respaced), DDIM, DPM-Solver++, Euler or Heun (diffusion/samplers.ts);
+// optional animated reverse chain and progressive grid.
 
-import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
-import { ddimSample } from '../diffusion/ddim.js';
+import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { progressiveSample } from '../diffusion/progressive.js';
 import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
+import {
+  runSampler,
+  SAMPLER_NAMES,
+  type SamplerName,
+  samplerEntry,
+  samplerHelp,
+} from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
 import { nodeEngine } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
@@ -27,9 +34,9 @@ export const SAMPLE_OPTIONS: OptTable = {
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
   sampler: {
     kind: 'string',
-    help: 'ddpm = Algorithm 2 (ancestral); ddim = Song et al. 2021 (deterministic with --eta 0)',
+    help: samplerHelp(),
     default: 'ddpm',
-    choices: ['ddpm', 'ddim'],
+    choices: [...SAMPLER_NAMES],
   },
   steps: {
     kind: 'int',
@@ -58,6 +65,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
         'ddpm sample --out digits.png                             # Algorithm 2, respaced to 100 steps',
         'ddpm sample --steps 1000 --out paper.png                 # Algorithm 2 exactly',
         'ddpm sample --sampler ddim --steps 50 --out fast.png     # DDIM, deterministic',
+        'ddpm sample --sampler dpm++2m --steps 15 --out fast.png  # DPM-Solver++(2M), 15 network calls',
         'ddpm sample --model runs/mnist/model --gif chain.gif --progressive x0.png',
       ]),
     );
@@ -91,17 +99,17 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   let x: Tensor;
   let frames: StepInfo[] = [];
   const wantFrames = o.gif !== undefined || o.progressive !== undefined;
-  const sampler = o.sampler as 'ddpm' | 'ddim';
+  const sampler = o.sampler as SamplerName;
   try {
     if (wantFrames) {
-      // Algorithm 2 with fewer steps runs on the respaced chain; DDIM picks its own timesteps.
+      // Algorithm 2 with fewer steps runs on the respaced chain; the other samplers pick their own timesteps.
       const T = diffusion.numTimesteps;
       const chain =
         sampler === 'ddpm' && steps < T
           ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps)))
           : diffusion;
       const res = await progressiveSample(chain, denoise, shape, rng, {
-        sampler: sampler === 'ddim' ? 'ddim' : 'ancestral',
+        sampler: sampler === 'ddpm' ? 'ancestral' : sampler,
         ddimSteps: steps,
         eta: o.eta as number,
         frames: o.frames as number,
@@ -110,14 +118,11 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
       x = res.sample;
       frames = res.frames;
     } else {
-      switch (sampler) {
-        case 'ddpm':
-          x = await ancestralSample(diffusion, denoise, shape, rng, { steps, onProgress });
-          break;
-        case 'ddim':
-          x = await ddimSample(diffusion, denoise, shape, rng, { steps, eta: o.eta as number, onProgress });
-          break;
-      }
+      x = await runSampler(sampler, diffusion, denoise, shape, rng, {
+        steps,
+        eta: o.eta as number,
+        onProgress,
+      });
     }
   } finally {
     await den.release();
@@ -126,7 +131,10 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const nrow = Math.ceil(Math.sqrt(n));
   writePngAtomic(o.out as string, makeGrid(x, { nrow }));
   const secs = (performance.now() - t0) / 1000;
-  console.log(`wrote ${o.out}: ${n} images, ${sampler} ${steps} steps, ${secs.toFixed(1)} s`);
+  const calls = samplerEntry(sampler).calls(diffusion, steps);
+  console.log(
+    `wrote ${o.out}: ${n} images, ${sampler} ${steps} steps (${calls} network calls per image), ${secs.toFixed(1)} s`,
+  );
   if (o.gif) {
     writeFileAtomic(o.gif as string, reverseChainGif([...frames.map((f) => f.xt), x], { nrow }));
     console.log(`wrote ${o.gif}: ${frames.length + 1} frames of x_t`);
