@@ -4,15 +4,16 @@
 // Cost: T network evaluations per batch, i.e. ceil(n / batch) * T forward passes (the MNIST model:
 // T = 1000, so 64 images in one batch of 64 take 1000 calls of the U-Net on a batch of 64).
 
-import { writeFileSync } from 'node:fs';
 import { heldOutSplit, openDataset } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
 import { nodeEngine } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
+import { writeFileAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { checkOutputs } from './outputs.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const BPD_OPTIONS: OptTable = {
@@ -84,6 +85,8 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
 }
 
 async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
+  const json = o.json as string | undefined;
+  checkOutputs('bpd', [json === undefined ? undefined : { option: 'json', path: json, format: 'json' }]);
   const model = openModelOption('bpd', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;
@@ -192,7 +195,7 @@ async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
       perStep: Array.from(perStep, (v) => v / n),
       seconds: secs,
     };
-    writeFileSync(o.json as string, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileAtomic(o.json as string, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${o.json}`);
   }
 }

@@ -7,7 +7,6 @@
 
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
@@ -38,6 +37,7 @@ import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
 import { classifierCommand } from './classifier.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
 /** The shipped domain classifiers (feature networks for 1-channel data). */
@@ -183,17 +183,6 @@ function parseShard(s: string | undefined): { k: number; of: number } | undefine
     throw new UsageError(`ddpm eval: --shard ${JSON.stringify(s)}: expected K/N with 1 <= K <= N, e.g. 1/4`);
   }
   return { k, of };
-}
-
-/** Fail before any work when a file cannot be written where asked. */
-function checkWritable(cmd: string, path: string, what: string): void {
-  const dir = dirname(resolve(path));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new UsageError(`ddpm ${cmd}: cannot write ${what} ${path}: folder ${dir} does not exist`);
-  }
-  if (existsSync(path) && statSync(path).isDirectory()) {
-    throw new UsageError(`ddpm ${cmd}: ${what} ${path} is a folder; give a file name`);
-  }
 }
 
 function metricOptions(o: Parsed, seed: number): MetricOptions {

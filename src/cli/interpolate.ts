@@ -19,6 +19,7 @@ import { concatBatch, type Tensor } from '../util/tensor.js';
 import { helpText, type OptTable, type Parsed, parseOptions, UsageError } from './args.js';
 import { ProgressBar } from './progress.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { checkOutputs } from './outputs.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const INTERPOLATE_OPTIONS: OptTable = {
@@ -80,6 +81,7 @@ export async function interpolateCommand(argv: readonly string[]): Promise<void>
 }
 
 async function interpolateWith(o: Parsed, stop: StopRequest): Promise<void> {
+  checkOutputs('interpolate', [{ option: 'out', path: o.out as string, format: 'png' }]);
   const model = openModelOption('interpolate', o.model, o.weights);
   const cfg = model.spec.unet;
   const { diffusion } = model;

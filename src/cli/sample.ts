@@ -17,13 +17,13 @@ import { nodeEngine } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
-import { makeGrid } from '../util/image.js';
-import { writeFileAtomic } from '../util/atomicFile.js';
-import { writePngAtomic } from '../util/imageFile.js';
+import { encodePng, makeGrid } from '../util/image.js';
+import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
+import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
 
@@ -86,6 +86,28 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const n = o.n as number;
   const steps = Math.min(o.steps as number, diffusion.numTimesteps);
   const batch = Math.min(o.batch as number, n);
+  // All outputs are checked before sampling, and written together (all or nothing) after it.
+  const pixels = n * cfg.inChannels * cfg.resolution * cfg.resolution;
+  const frameCount = (o.frames as number) + 1;
+  checkOutputs('sample', [
+    { option: 'out', path: o.out as string, format: 'png', bytes: pixels },
+    o.gif === undefined
+      ? undefined
+      : {
+          option: 'gif',
+          path: o.gif as string,
+          format: 'gif',
+          bytes: (frameCount * pixels) / cfg.inChannels,
+        },
+    o.progressive === undefined
+      ? undefined
+      : {
+          option: 'progressive',
+          path: o.progressive as string,
+          format: 'png',
+          bytes: (frameCount * pixels * Math.min(n, 8)) / n,
+        },
+  ]);
   const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, {
     threads: o.threads as number,
     provider: o.provider as ExecutionProvider,
@@ -129,15 +151,19 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
     bar.done();
   }
   const nrow = Math.ceil(Math.sqrt(n));
-  writePngAtomic(o.out as string, makeGrid(x, { nrow }));
+  const files: AtomicFile[] = [{ path: o.out as string, parts: [encodePng(makeGrid(x, { nrow }))] }];
+  const said: string[] = [];
   const secs = (performance.now() - t0) / 1000;
   const calls = samplerEntry(sampler).calls(diffusion, steps);
-  console.log(
+  said.push(
     `wrote ${o.out}: ${n} images, ${sampler} ${steps} steps (${calls} network calls per image), ${secs.toFixed(1)} s`,
   );
   if (o.gif) {
-    writeFileAtomic(o.gif as string, reverseChainGif([...frames.map((f) => f.xt), x], { nrow }));
-    console.log(`wrote ${o.gif}: ${frames.length + 1} frames of x_t`);
+    files.push({
+      path: o.gif as string,
+      parts: [reverseChainGif([...frames.map((f) => f.xt), x], { nrow })],
+    });
+    said.push(`wrote ${o.gif}: ${frames.length + 1} frames of x_t`);
   }
   if (o.progressive) {
     // Rows: images (up to 8); columns: predicted x_0 at the recorded steps, then the final sample.
@@ -149,9 +175,14 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
       for (const c of cols)
         tiles.push({ data: c.data.subarray(r * per, (r + 1) * per), shape: [1, ...shape.slice(1)] });
     }
-    writePngAtomic(o.progressive as string, makeGrid(concatBatch(tiles), { nrow: cols.length }));
-    console.log(
+    files.push({
+      path: o.progressive as string,
+      parts: [encodePng(makeGrid(concatBatch(tiles), { nrow: cols.length }))],
+    });
+    said.push(
       `wrote ${o.progressive}: predicted x_0 at t = ${frames.map((f) => f.modelT + 1).join(', ')} (paper Fig. 6)`,
     );
   }
+  writeFilesAtomic(files);
+  for (const line of said) console.log(line);
 }

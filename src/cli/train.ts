@@ -18,6 +18,7 @@ import { defaultRef, openFeatureNet, openReference } from './eval.js';
 import { UsageError } from './args.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { checkOutputFolder } from './outputs.js';
 import { catchStopSignals, commandLine, Interrupted, type StopRequest } from './signals.js';
 
 const d = DEFAULT_TRAIN;
@@ -163,6 +164,9 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
     data: o.data as string,
   };
+  // The run folder is checked before anything else: room for a checkpoint (weights, EMA and Adam's two
+  // moments, float32) and model/ beside it, or the temporary copy of the next checkpoint.
+  checkOutputFolder('train', 'run', o.run as string, 20 * countParams(spec.unet));
   const stop = catchStopSignals('train', 'finishing the current step and writing a checkpoint');
   try {
     await trainWith(spec, o, stop);
