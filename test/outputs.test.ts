@@ -101,6 +101,10 @@ describe('output paths', () => {
         },
         { args: [...SAMPLE, '--out', 'adir'], says: ['--out adir: adir is a folder; give a file name'] },
         {
+          args: [...SAMPLE, '--out', 'new/'],
+          says: ['--out new/: names a folder; give a file name, e.g. new/output.png'],
+        },
+        {
           args: [...SAMPLE, '--out', 'x.jpg'],
           says: ['--out x.jpg: writes PNG, so the name must end in .png (not .jpg), e.g. x.png'],
         },

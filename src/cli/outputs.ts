@@ -70,6 +70,8 @@ function spaceProblem(dir: string, bytes: number | undefined, what: string): str
 function fileProblem(o: OutputFile): string | null {
   const p = o.path;
   if (p === '') return `an empty name; give a file name, e.g. output${EXTENSION[o.format]}`;
+  if (/[/\\]$/.test(p))
+    return `names a folder; give a file name, e.g. ${join(p, `output${EXTENSION[o.format]}`)}`;
   if (isDir(p)) return `${p} is a folder; give a file name, e.g. ${join(p, `output${EXTENSION[o.format]}`)}`;
   const ext = extname(p);
   if (ext.toLowerCase() !== EXTENSION[o.format]) {
