@@ -21,5 +21,8 @@ test('imageFile: writePngAtomic writes a decodable PNG, replaces it whole, leave
   writeGifAtomic(join(dir, 'chain.gif'), [a, a]);
   assert.equal(readFileSync(join(dir, 'chain.gif')).subarray(0, 6).toString(), 'GIF89a');
   assert.deepEqual(readdirSync(dir).sort(), ['chain.gif', 'grid.png']);
-  assert.throws(() => writePngAtomic(join(dir, 'no-such-dir', 'x.png'), a), /ENOENT/);
+  assert.throws(() => writePngAtomic(join(dir, 'no-such-dir', 'x.png'), a), {
+    code: 'ENOENT',
+    message: /no-such-dir\/x\.png: folder .*no-such-dir does not exist/,
+  });
 });
