@@ -330,7 +330,10 @@ describe('linalg: symmetric eigenproblem', () => {
     for (let j = 0; j < d; j++) {
       const scale = 10 ** (-1.5 + (3 * j) / d);
       let mean = 0;
-      for (let i = 0; i < n; i++) mean += (x[i * d + j] = scale * rng.normal()) / n;
+      for (let i = 0; i < n; i++) {
+        x[i * d + j] = scale * rng.normal();
+        mean += x[i * d + j]! / n;
+      }
       for (let i = 0; i < n; i++) x[i * d + j]! -= mean;
     }
     const xt = new Float64Array(d * n); // X^T, so that C = X^T X / (n - 1) is a Gram matrix of rows
