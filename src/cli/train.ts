@@ -7,17 +7,19 @@ import { FileSystemError } from '../util/fsErrors.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { countParams } from '../nn/unet.js';
-import { DEFAULT_TRAIN, type EvalLog, train } from '../train/trainer.js';
+import { DEFAULT_TRAIN, type EvalLog, type TrainOptions, train } from '../train/trainer.js';
 import type { ParamStore } from '../nn/unet.js';
 import { diffusionFromSpec } from '../model/spec.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { computeMetrics, extractFeatures, type Reference, shardRanges } from '../eval/evaluate.js';
 import { metricLabel } from '../eval/featureNet.js';
+import { paramsHash } from '../eval/hash.js';
 import { modelImages } from '../eval/imageSource.js';
 import { defaultRef, openFeatureNet, openReference } from './eval.js';
 import { UsageError } from './args.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { openModelOption } from './modelOption.js';
 import { checkOutputFolder } from './outputs.js';
 import { catchStopSignals, commandLine, Interrupted, type StopRequest } from './signals.js';
 
@@ -64,6 +66,10 @@ export const TRAIN_OPTIONS: OptTable = {
   'ch-mult': { kind: 'list', help: 'channel multiplier per level', default: s.unet.chMult },
   'res-blocks': { kind: 'int', help: 'ResNet blocks per level', default: s.unet.numResBlocks, min: 1 },
   attn: { kind: 'list', help: 'resolutions with self-attention', default: s.unet.attnResolutions },
+  init: {
+    kind: 'string',
+    help: "start from a trained model's weights (a model folder such as models/mnist, or a run folder: its EMA) with a fresh optimiser, to train it further; the architecture and diffusion options must match the model's",
+  },
   T: { kind: 'int', help: 'diffusion steps', default: s.diffusion.T, min: 1 },
   schedule: {
     kind: 'string',
@@ -188,7 +194,41 @@ function withResumeHint(e: unknown, run: string): unknown {
   );
 }
 
+/**
+ * --init: the model's weights, after checking that its U-Net and diffusion are the ones the options
+ * describe (dropout aside, which only acts in training).
+ */
+function initFrom(spec: ModelSpec, path: string): TrainOptions['init'] {
+  if (!existsSync(path)) {
+    throw new UsageError(
+      `ddpm train: --init ${path} does not exist; pass a model folder (e.g. models/mnist) or a run folder`,
+    );
+  }
+  const m = openModelOption('train', path);
+  const differs: string[] = [];
+  const compare = (what: string, a: Record<string, unknown>, b: Record<string, unknown>) => {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (k === 'dropout') continue;
+      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
+        differs.push(
+          `${what}.${k}: ${JSON.stringify(a[k])} in the model, ${JSON.stringify(b[k])} from the options`,
+        );
+      }
+    }
+  };
+  compare('unet', { ...m.spec.unet }, { ...spec.unet });
+  compare('diffusion', { ...m.spec.diffusion }, { ...spec.diffusion });
+  if (differs.length) {
+    throw new UsageError(
+      `ddpm train: --init ${path} is another network than the options describe:\n  ${differs.join('\n  ')}\ngive the model's architecture and diffusion options (see its config.json)`,
+    );
+  }
+  return { source: m.source, weightsHash: paramsHash(m.params), params: m.params };
+}
+
 async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: StopRequest): Promise<void> {
+  // Only a new run starts from --init; a run with a checkpoint resumes from it (and checks the init matches).
+  const init = o.init !== undefined ? initFrom(spec, o.init as string) : undefined;
   const evalEvery = o['eval-every'] as number;
   const evaluate = evalEvery > 0 ? await trainingFid(spec, o, stop) : undefined;
   const bar = new ProgressBar('train');
@@ -221,6 +261,7 @@ async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: Stop
       threads: o.threads as number,
       loss: o.loss as LossType,
       evalEvery,
+      ...(init ? { init } : {}),
     },
     {
       ...(evaluate ? { evaluate } : {}),

@@ -68,6 +68,11 @@ export interface TrainOptions {
   readonly loss: LossType;
   /** Evaluate the EMA weights every N steps with TrainHooks.evaluate (0 = never). */
   readonly evalEvery?: number;
+  /**
+   * Start from these weights (a trained model's) instead of the paper's random initialisation; the
+   * optimiser starts afresh (its moments and the learning-rate warmup), the EMA from the same weights.
+   */
+  readonly init?: { readonly source: string; readonly weightsHash: string; readonly params: ParamStore };
 }
 
 export const DEFAULT_TRAIN: Omit<TrainOptions, 'runDir' | 'spec'> = {
@@ -144,6 +149,8 @@ function identity(o: TrainOptions) {
     seed: o.seed,
     // Absent for 'mse', so runs checkpointed before the option existed still resume.
     loss: o.loss === 'mse' ? undefined : o.loss,
+    // The starting weights by content, not by path (absent for a random initialisation).
+    init: o.init?.weightsHash,
   };
 }
 
@@ -219,7 +226,12 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     truncateLog(logPath, step);
     say(`resumed ${o.runDir} at step ${step}`);
   } else {
-    params = initParams(cfg, 'paper', o.seed);
+    if (o.init) {
+      params = cloneParams(o.init.params);
+      say(`starting from the weights of ${o.init.source} (${o.init.weightsHash}) with a fresh optimiser`);
+    } else {
+      params = initParams(cfg, 'paper', o.seed);
+    }
     ema = cloneParams(params);
     adam = newAdamState(params);
     appendLine(logPath, '', 'w');
