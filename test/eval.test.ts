@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encode } from 'fast-png';
 import { openDataset } from '../src/data/open.js';
+import { allClose } from '../src/util/allclose.js';
 import { readNpz } from '../src/util/npy.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -322,5 +323,24 @@ describe('ddpm eval: bad input names the problem', () => {
     // training checks its FID reference before the first step, and leaves no run folder
     assert.match(trainRef.stderr, /ddpm train: --eval-ref nope\.npz: no such file/);
     assert.ok(!existsSync(join(TMP, 'r')), 'no run folder for a run that never started');
+  });
+});
+
+describe('ddpm bpd on padded digits', () => {
+  it('reports the total bits over the 28x28 pixels (total x 1024 / 784) and says when the data is the training data', async () => {
+    const json = join(TMP, 'bpd.json');
+    const r = ok(await ddpm(['bpd', '--n', '2', '--batch', '2', '--threads', '1', '--json', json]));
+    assert.match(r.stderr + r.stdout, /note: mnist is the data the model was trained on/);
+    assert.match(r.stdout, /total \/ 28x28/);
+    const j = JSON.parse(readFileSync(json, 'utf8'));
+    assert.equal(j.data, 'mnist');
+    assert.equal(j.dims, 1024);
+    allClose(
+      [j.totalPer28x28.mean, j.totalPer28x28.stdErr],
+      [(j.total.mean * 1024) / 784, (j.total.stdErr * 1024) / 784],
+      1e-12,
+      0,
+      '28x28',
+    );
   });
 });
