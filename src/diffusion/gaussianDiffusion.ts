@@ -6,7 +6,7 @@
 
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { affine, assertSameShape, batchOf, clip1, fullT, gather, perSample, randomTensor } from './ops.js';
+import { affine, assertSameShape, batchOf, clipTo, fullT, gather, perSample, randomTensor } from './ops.js';
 import {
   type Denoiser,
   type LossType,
@@ -25,6 +25,11 @@ export interface GaussianDiffusionConfig {
   readonly lossType: LossType;
   /** Respacing: inner index -> timestep passed to the Denoiser (default: identity). See respace.ts. */
   readonly timestepMap?: ArrayLike<number>;
+  /**
+   * Where clipping is asked for, x_0 predictions are clipped to [-clipRange, clipRange]; 0 = never clipped
+   * (diffusers' clip_sample false / clip_sample_range). Default 1, the paper's [-1, 1].
+   */
+  readonly clipRange?: number;
 }
 
 /** A diagonal Gaussian with per-element mean, variance and log-variance, all shaped like x. */
@@ -135,6 +140,8 @@ export class GaussianDiffusion {
   readonly lossType: LossType;
   /** Inner index -> Denoiser timestep. */
   readonly timestepMap: Int32Array;
+  /** x_0 predictions are clipped to [-clipRange, clipRange] where asked; 0 = never. */
+  readonly clipRange: number;
 
   readonly betas: Float64Array;
   readonly alphas: Float64Array;
@@ -166,6 +173,8 @@ export class GaussianDiffusion {
     this.modelMeanType = cfg.modelMeanType;
     this.modelVarType = cfg.modelVarType;
     this.lossType = cfg.lossType;
+    this.clipRange = cfg.clipRange ?? 1;
+    if (!(this.clipRange >= 0)) throw new Error(`GaussianDiffusion: clipRange ${cfg.clipRange} must be >= 0`);
     this.parameterisation = meanParameterisation(cfg.modelMeanType);
     if (cfg.lossType !== 'mse' && cfg.lossType !== 'kl') unreachable(cfg.lossType, 'loss type');
     this.timestepMap = cfg.timestepMap
@@ -276,7 +285,8 @@ export class GaussianDiffusion {
     const modelOutput = await denoise(x, this.modelTimesteps(t)); // [N, C, H, W]
     assertSameShape(modelOutput, x, 'Denoiser output');
     const raw = this.parameterisation.xstart(this, x, t, modelOutput);
-    return { modelOutput, predXstart: clipDenoised ? clip1(raw) : raw };
+    const clip = clipDenoised && this.clipRange > 0;
+    return { modelOutput, predXstart: clip ? clipTo(raw, this.clipRange) : raw };
   }
 
   /** p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) (eq. 1, section 3.2). */

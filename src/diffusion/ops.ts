@@ -54,8 +54,13 @@ export function gather(x: Tensor, t: Int32Array, T: number, table: Float64Array)
 
 /** Clamp to [-1, 1] (the original code's clip_denoised). */
 export function clip1(x: Tensor): Tensor {
+  return clipTo(x, 1);
+}
+
+/** x clipped elementwise to [-r, r]. */
+export function clipTo(x: Tensor, r: number): Tensor {
   const out = new Float32Array(x.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(-1, x.data[i]!));
+  for (let i = 0; i < out.length; i++) out[i] = Math.min(r, Math.max(-r, x.data[i]!));
   return { data: out, shape: [...x.shape] };
 }
 

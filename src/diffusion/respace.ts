@@ -82,5 +82,6 @@ export function respacedDiffusion(base: GaussianDiffusion, timesteps: ArrayLike<
     modelVarType: base.modelVarType,
     lossType: base.lossType,
     timestepMap: keep.map((t) => base.timestepMap[t]!),
+    clipRange: base.clipRange,
   });
 }

@@ -1,10 +1,9 @@
 // Weights against a U-Net config (browser-safe): names and sizes checked, diffusers' legacy attention
-// names (query/key/value/proj_attn, 2022 checkpoints) mapped to the current ones; and diffusers'
-// UNet2DModel config.json read as a UNetConfig.
+// names (query/key/value/proj_attn, 2022 checkpoints) mapped to the current ones. diffusers' configs are
+// read in diffusers.ts.
 
 import type { ParamStore, UNetConfig } from '../nn/unet.js';
-import { unetParamSpecs, validateConfig } from '../nn/unet.js';
-import { JsonChecker } from '../util/jsonCheck.js';
+import { unetParamSpecs } from '../nn/unet.js';
 
 const LEGACY: [RegExp, string][] = [
   [/\.query\./, '.to_q.'],
@@ -54,48 +53,4 @@ export function checkParams(
   return store;
 }
 
-/** diffusers UNet2DModel config.json -> UNetConfig; every key it uses is type-checked first. */
-export function unetFromDiffusers(c: Record<string, unknown>, source: string): UNetConfig {
-  if (c.block_out_channels === undefined || c.down_block_types === undefined)
-    throw new Error(
-      `${source}: not a diffusers UNet2DModel config (no block_out_channels / down_block_types)`,
-    );
-  const chk = new JsonChecker(source);
-  const boc = chk.ints(c, 'block_out_channels', 'block_out_channels', true);
-  const down = c.down_block_types;
-  if (!Array.isArray(down) || down.length !== boc.length || !down.every((t) => typeof t === 'string'))
-    chk.fail('down_block_types', down, `an array of ${boc.length} block names (one per block_out_channels)`);
-  const downTypes = down as string[];
-  /** An optional key: its default when absent (or null, as diffusers writes), else checked. */
-  const opt = <T>(key: string, def: T, read: () => T): T =>
-    c[key] === undefined || c[key] === null ? def : read();
-  const res = opt('sample_size', 32, () => chk.int(c, 'sample_size', 'sample_size'));
-  const ch = boc[0]!;
-  if (boc.some((b) => b % ch !== 0))
-    chk.fail(
-      'block_out_channels',
-      boc,
-      'multiples of the first entry (the base channels), e.g. [128, 256, 256, 256]',
-    );
-  if (c.flip_sin_to_cos === true || (c.freq_shift ?? 1) !== 1) {
-    throw new Error(`${source}: only flip_sin_to_cos=false, freq_shift=1 (the DDPM embedding) is supported`);
-  }
-  const cfg: UNetConfig = {
-    inChannels: opt('in_channels', 3, () => chk.int(c, 'in_channels', 'in_channels')),
-    outChannels: opt('out_channels', 3, () => chk.int(c, 'out_channels', 'out_channels')),
-    resolution: res,
-    ch,
-    chMult: boc.map((b) => b / ch),
-    numResBlocks: opt('layers_per_block', 2, () => chk.int(c, 'layers_per_block', 'layers_per_block')),
-    attnResolutions: downTypes.flatMap((t, i) => (t.startsWith('Attn') ? [res / 2 ** i] : [])),
-    dropout: opt('dropout', 0, () => chk.num(c, 'dropout', 'dropout', 0, 1, true)),
-    groups: opt('norm_num_groups', 32, () => chk.int(c, 'norm_num_groups', 'norm_num_groups')),
-    eps: opt('norm_eps', 1e-6, () => chk.num(c, 'norm_eps', 'norm_eps', 0, 1)),
-  };
-  try {
-    validateConfig(cfg);
-  } catch (e) {
-    throw new Error(`${source}: ${(e as Error).message}`);
-  }
-  return cfg;
-}
+export { unetFromDiffusers } from './diffusers.js';

@@ -116,12 +116,12 @@ describe('loadModel: bad config.json', () => {
     ],
     [
       'diffusers3',
-      '{"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "sample_size": "16"}',
+      '{"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "sample_size": "16"}',
       /"sample_size" is "16" \(a string\); expected a positive integer/,
     ],
     [
       'scheduler',
-      '{"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "sample_size": 16, "in_channels": 1, "out_channels": 1, "layers_per_block": 1}',
+      '{"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "sample_size": 16, "in_channels": 1, "out_channels": 1, "layers_per_block": 1}',
       /scheduler_config\.json: "beta_end" is "0\.02" \(a string\)/,
       { 'scheduler_config.json': '{"beta_end": "0.02"}' },
     ],

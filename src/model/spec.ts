@@ -4,7 +4,7 @@
 import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
 import type { BetaScheduleKind, ModelMeanType, ModelVarType } from '../diffusion/types.js';
-import { SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
+import { ACTIVATIONS, SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { JsonChecker } from '../util/jsonCheck.js';
 
 export interface DiffusionSpec {
@@ -14,6 +14,22 @@ export interface DiffusionSpec {
   readonly T: number;
   readonly modelMeanType: ModelMeanType;
   readonly modelVarType: ModelVarType;
+  /** Explicit betas (diffusers' trained_betas); they replace the schedule, betaStart and betaEnd. */
+  readonly trainedBetas?: readonly number[];
+  /** Sampling clips x_0 predictions to [-clipRange, clipRange]; 0 = never (clip_sample false). Absent = 1. */
+  readonly clipRange?: number;
+  /**
+   * diffusers' choice of inference timesteps (timestep_spacing, steps_offset, DDIM's set_alpha_to_one), kept
+   * so an exported scheduler config says what the imported one said; this project's samplers pick their own
+   * timesteps from --steps (samplers.ts).
+   */
+  readonly diffusersSampling?: DiffusersSampling;
+}
+
+export interface DiffusersSampling {
+  readonly timestepSpacing: 'leading' | 'linspace' | 'trailing';
+  readonly stepsOffset: number;
+  readonly setAlphaToOne: boolean;
 }
 
 export interface ModelSpec {
@@ -39,12 +55,14 @@ export function defaultSpec(): ModelSpec {
 }
 
 export function diffusionFromSpec(d: DiffusionSpec): GaussianDiffusion {
-  const betas = getBetaSchedule(d.schedule, { betaStart: d.betaStart, betaEnd: d.betaEnd, T: d.T });
+  const betas =
+    d.trainedBetas ?? getBetaSchedule(d.schedule, { betaStart: d.betaStart, betaEnd: d.betaEnd, T: d.T });
   return new GaussianDiffusion({
     betas,
     modelMeanType: d.modelMeanType,
     modelVarType: d.modelVarType,
     lossType: 'mse',
+    clipRange: d.clipRange ?? 1,
   });
 }
 
@@ -80,6 +98,7 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
     dropout: c.num(u, 'dropout', 'unet.dropout', 0, 1, true),
     groups: c.int(u, 'groups', 'unet.groups'),
     eps: c.num(u, 'eps', 'unet.eps', 0, 1),
+    ...optionalUnet(c, u),
   };
   try {
     validateConfig(unet);
@@ -94,7 +113,61 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
     modelMeanType: c.choice(d, 'modelMeanType', 'diffusion.modelMeanType', MEAN_TYPES),
     modelVarType: c.choice(d, 'modelVarType', 'diffusion.modelVarType', VAR_TYPES),
   };
+  const extra: {
+    trainedBetas?: number[];
+    clipRange?: number;
+    diffusersSampling?: DiffusersSampling;
+  } = {};
+  if (d.trainedBetas !== undefined) {
+    const b = d.trainedBetas;
+    if (
+      !Array.isArray(b) ||
+      b.length !== diffusion.T ||
+      !b.every((x) => typeof x === 'number' && x > 0 && x <= 1)
+    )
+      c.fail('diffusion.trainedBetas', b, `an array of ${diffusion.T} (diffusion.T) numbers in (0, 1]`);
+    extra.trainedBetas = b as number[];
+  }
+  if (d.clipRange !== undefined) extra.clipRange = c.num(d, 'clipRange', 'diffusion.clipRange', 0, 1e6);
+  if (d.diffusersSampling !== undefined) {
+    const o = c.object(d.diffusersSampling, 'diffusion.diffusersSampling', 'an object');
+    extra.diffusersSampling = {
+      timestepSpacing: c.choice(
+        o,
+        'timestepSpacing',
+        'diffusion.diffusersSampling.timestepSpacing',
+        SPACINGS,
+      ),
+      stepsOffset: c.int(o, 'stepsOffset', 'diffusion.diffusersSampling.stepsOffset', 0),
+      setAlphaToOne: bool(c, o, 'setAlphaToOne', 'diffusion.diffusersSampling.setAlphaToOne'),
+    };
+  }
   if (s.data !== undefined && typeof s.data !== 'string')
     c.fail('data', s.data, 'a data spec string, e.g. "mnist"');
-  return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion } as ModelSpec;
+  return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion: { ...diffusion, ...extra } } as ModelSpec;
+}
+
+export const SPACINGS = ['leading', 'linspace', 'trailing'] as const;
+
+function bool(c: JsonChecker, o: Record<string, unknown>, key: string, path: string): boolean {
+  if (typeof o[key] !== 'boolean') c.fail(path, o[key], 'true or false');
+  return o[key] as boolean;
+}
+
+/** The optional (diffusers-variation) U-Net keys of our config.json, each checked when present. */
+function optionalUnet(c: JsonChecker, u: Record<string, unknown>): Partial<UNetConfig> {
+  const out: { -readonly [K in keyof UNetConfig]?: UNetConfig[K] } = {};
+  if (u.headDim !== undefined) out.headDim = c.int(u, 'headDim', 'unet.headDim');
+  if (u.flipSinToCos !== undefined) out.flipSinToCos = bool(c, u, 'flipSinToCos', 'unet.flipSinToCos');
+  if (u.freqShift !== undefined) out.freqShift = c.int(u, 'freqShift', 'unet.freqShift', 0);
+  if (u.downsamplePadding !== undefined) {
+    if (u.downsamplePadding !== 0 && u.downsamplePadding !== 1)
+      c.fail('unet.downsamplePadding', u.downsamplePadding, '0 or 1');
+    out.downsamplePadding = u.downsamplePadding;
+  }
+  if (u.centerInput !== undefined) out.centerInput = bool(c, u, 'centerInput', 'unet.centerInput');
+  if (u.act !== undefined) out.act = c.choice(u, 'act', 'unet.act', ACTIVATIONS);
+  if (u.midScale !== undefined) out.midScale = c.num(u, 'midScale', 'unet.midScale', 1e-6, 1e6);
+  if (u.midAttention !== undefined) out.midAttention = bool(c, u, 'midAttention', 'unet.midAttention');
+  return out;
 }

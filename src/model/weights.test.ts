@@ -83,6 +83,8 @@ describe('model folders', () => {
         norm_eps: 1e-6,
         flip_sin_to_cos: false,
         freq_shift: 1,
+        downsample_padding: 0,
+        attention_head_dim: null,
       }),
     );
     mkdirSync(join(dir, '..', 'scheduler'), { recursive: true });

@@ -1,15 +1,23 @@
 // Model files: a folder with config.json (ModelSpec) and model.safetensors (weights under diffusers'
 // UNet2DModel names). Also reads diffusers' own folders (config.json + diffusion_pytorch_model.safetensors,
-// e.g. google/ddpm-cifar10-32), including the legacy attention names of the 2022 checkpoints.
+// e.g. google/ddpm-cifar10-32), including the legacy attention names of the 2022 checkpoints, and whole
+// pipeline folders (model_index.json, unet/, scheduler/); and writes pipeline folders (saveDiffusers).
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParamStore, unetParamSpecs } from '../nn/unet.js';
-import { writePartsAtomic } from '../util/atomicFile.js';
+import { writeFilesAtomic, writePartsAtomic } from '../util/atomicFile.js';
 import { encodeSafeTensors, parseSafeTensors } from '../util/safetensors.js';
-import { checkParams, unetFromDiffusers } from './params.js';
-import { JsonChecker } from '../util/jsonCheck.js';
-import { type DiffusionSpec, type ModelSpec, PAPER_DIFFUSION, validateSpec } from './spec.js';
+import { describeJson, JsonChecker } from '../util/jsonCheck.js';
+import {
+  DIFFUSERS_VERSION,
+  diffusersSchedulerConfig,
+  diffusersUnetConfig,
+  diffusionFromScheduler,
+  unetFromDiffusers,
+} from './diffusers.js';
+import { checkParams } from './params.js';
+import { type DiffusionSpec, type ModelSpec, validateSpec } from './spec.js';
 
 export { checkParams, unetFromDiffusers };
 
@@ -32,52 +40,101 @@ export function saveModel(dir: string, spec: ModelSpec, params: ParamStore): voi
   ]);
 }
 
+/** Parse a JSON file; errors name it. */
+function readJson(p: string): unknown {
+  try {
+    return JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new Error(`model: ${p} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The scheduler config beside a diffusers UNet folder (or in its pipeline's scheduler/), read exactly. */
 function diffusionFromDiffusers(dir: string): DiffusionSpec {
   const p = [join(dir, 'scheduler_config.json'), join(dir, '..', 'scheduler', 'scheduler_config.json')].find(
     existsSync,
   );
-  if (!p) return PAPER_DIFFUSION;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(p, 'utf8'));
-  } catch (e) {
-    throw new Error(`model: ${p} is not valid JSON (${(e as Error).message})`);
-  }
+  if (!p) return diffusionFromScheduler(null, `${dir} (no scheduler_config.json: DDPMScheduler's defaults)`);
   const chk = new JsonChecker(p);
-  const s = chk.object(parsed, '', 'a JSON object (a diffusers DDPMScheduler config)');
-  const given = (k: string) => s[k] !== undefined && s[k] !== null;
-  const vt = s.variance_type === 'fixed_small' ? 'fixedsmall' : 'fixedlarge';
-  const pt = s.prediction_type === 'sample' ? 'xstart' : 'eps';
-  const sched =
-    s.beta_schedule === 'squaredcos_cap_v2'
-      ? 'cosine'
-      : s.beta_schedule === 'scaled_linear'
-        ? 'quad'
-        : 'linear';
-  return {
-    schedule: sched,
-    betaStart: given('beta_start') ? chk.num(s, 'beta_start', 'beta_start', 0, 1) : 1e-4,
-    betaEnd: given('beta_end') ? chk.num(s, 'beta_end', 'beta_end', 0, 1) : 0.02,
-    T: given('num_train_timesteps') ? chk.int(s, 'num_train_timesteps', 'num_train_timesteps') : 1000,
-    modelMeanType: pt,
-    modelVarType: vt,
-  };
+  return diffusionFromScheduler(
+    chk.object(readJson(p), '', 'a JSON object (a diffusers DDPMScheduler config)'),
+    p,
+  );
+}
+
+const PIPELINES = ['DDPMPipeline', 'DDIMPipeline'];
+const PIPELINE_PARTS: Record<string, readonly string[]> = {
+  unet: ['UNet2DModel'],
+  scheduler: ['DDPMScheduler', 'DDIMScheduler'],
+};
+
+/** A diffusers pipeline folder's model_index.json, checked: the folder of its UNet. */
+function unetOfPipeline(dir: string): string {
+  const p = join(dir, 'model_index.json');
+  const chk = new JsonChecker(p);
+  const m = chk.object(readJson(p), '', 'a JSON object (a diffusers model_index.json)');
+  if (!PIPELINES.includes(m._class_name as string))
+    chk.fail(
+      '_class_name',
+      m._class_name,
+      `one of ${PIPELINES.map((c) => `"${c}"`).join(', ')} (an unconditional UNet2DModel pipeline)`,
+    );
+  for (const [key, v] of Object.entries(m)) {
+    if (key.startsWith('_')) continue;
+    const classes = PIPELINE_PARTS[key];
+    if (!classes)
+      throw new Error(
+        `${p}: the pipeline has a "${key}" component (${describeJson(v)}); supported: unet and scheduler only`,
+      );
+    if (!Array.isArray(v) || v.length !== 2 || !classes.includes(v[1]))
+      chk.fail(key, v, classes.map((c) => `["diffusers", "${c}"]`).join(' or '));
+  }
+  if (!m.unet) chk.fail('unet', m.unet, '["diffusers", "UNet2DModel"]');
+  return join(dir, 'unet');
+}
+
+/**
+ * Write a diffusers pipeline folder that DDPMPipeline.from_pretrained(dir) loads as it is: model_index.json,
+ * unet/config.json, unet/diffusion_pytorch_model.safetensors (float32, current attention names) and
+ * scheduler/scheduler_config.json; all four files or none.
+ */
+export function saveDiffusers(dir: string, spec: ModelSpec, params: ParamStore): void {
+  const scheduler = diffusersSchedulerConfig(spec.diffusion); // refuses what diffusers cannot express, first
+  const json = (o: unknown) => [new TextEncoder().encode(`${JSON.stringify(o, null, 2)}\n`)];
+  const tensors = unetParamSpecs(spec.unet).map(
+    (s) => [s.name, { data: params.get(s.name)!, shape: s.shape }] as const,
+  );
+  for (const sub of ['unet', 'scheduler']) mkdirSync(join(dir, sub), { recursive: true });
+  writeFilesAtomic([
+    {
+      path: join(dir, 'unet', 'diffusion_pytorch_model.safetensors'),
+      parts: encodeSafeTensors(tensors, { format: 'pt' }),
+    },
+    { path: join(dir, 'unet', 'config.json'), parts: json(diffusersUnetConfig(spec.unet)) },
+    { path: join(dir, 'scheduler', 'scheduler_config.json'), parts: json(scheduler) },
+    {
+      path: join(dir, 'model_index.json'),
+      parts: json({
+        _class_name: 'DDPMPipeline',
+        _diffusers_version: DIFFUSERS_VERSION,
+        scheduler: ['diffusers', 'DDPMScheduler'],
+        unet: ['diffusers', 'UNet2DModel'],
+      }),
+    },
+  ]);
 }
 
 /** Load a model folder (ours or diffusers'), or a .safetensors file with config.json beside it. */
 export function loadModel(path: string): LoadedModel {
   if (!existsSync(path))
     throw new Error(`model: ${path} does not exist (pass a model folder or its model.safetensors)`);
+  if (statSync(path).isDirectory() && existsSync(join(path, 'model_index.json')))
+    return loadModel(unetOfPipeline(path)); // a diffusers pipeline folder: its unet/ (scheduler/ read beside it)
   const dir = statSync(path).isDirectory() ? path : join(path, '..');
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath))
     throw new Error(`model: no config.json in ${dir}; a model folder holds config.json and the weights`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(cfgPath, 'utf8'));
-  } catch (e) {
-    throw new Error(`model: ${cfgPath} is not valid JSON (${(e as Error).message})`);
-  }
+  const parsed = readJson(cfgPath);
   // Ours (with "format") or diffusers' (with "block_out_channels"); checked before the weights are read.
   const raw = new JsonChecker(cfgPath).object(
     parsed,

@@ -1,7 +1,10 @@
 // The paper's U-Net (Ho et al. 2020, Appendix B; PixelCNN++ backbone with Wide-ResNet blocks,
 // GroupNorm, sinusoidal timestep embedding and self-attention at 16x16), built on the graph builder.
 // Parameter names and shapes are exactly those of diffusers' UNet2DModel, so the paper's released
-// CIFAR-10 weights (google/ddpm-cifar10-32) load by name.
+// CIFAR-10 weights (google/ddpm-cifar10-32) load by name. The optional config fields are diffusers'
+// UNet2DModel variations (diffusers src/diffusers/models/unets/unet_2d.py, resnet.py, attention_processor.py):
+// multi-head attention, the timestep features' order and shift, the downsampler's padding, input centring,
+// the ResNet activation, the mid block's scale factor and attention; absent, each is the paper's network.
 
 import type { Graph, Value } from '../graph/graph.js';
 import { hashUniform, Rng } from '../util/rng.js';
@@ -18,7 +21,27 @@ export interface UNetConfig {
   readonly dropout: number;
   readonly groups: number;
   readonly eps: number;
+  /** Channels per attention head (diffusers attention_head_dim); absent = one head over all channels. */
+  readonly headDim?: number;
+  /** Timestep features [cos, sin] instead of the paper's [sin, cos] (flip_sin_to_cos). */
+  readonly flipSinToCos?: boolean;
+  /** Frequencies f_i = exp(-ln(10000) i / (ch/2 - freqShift)) (freq_shift); absent = 1, the paper's. */
+  readonly freqShift?: number;
+  /** Stride-2 downsampling conv: 0 = pad right/bottom by one (the paper's, TF SAME), 1 = pad one on every side. */
+  readonly downsamplePadding?: 0 | 1;
+  /** The network sees 2x - 1 (center_input_sample). */
+  readonly centerInput?: boolean;
+  /** The ResNet blocks' activation (act_fn); the time MLP and the output stay SiLU, as in diffusers. */
+  readonly act?: Activation;
+  /** The mid block's residual sums (resnets and attention) are divided by it (mid_block_scale_factor). */
+  readonly midScale?: number;
+  /** false: no attention in the mid block (add_attention). */
+  readonly midAttention?: boolean;
 }
+
+/** ResNet activations: SiLU (the paper's; trains), ReLU and Mish (x tanh(softplus x)), inference only. */
+export type Activation = 'silu' | 'relu' | 'mish';
+export const ACTIVATIONS: readonly Activation[] = ['silu', 'relu', 'mish'];
 
 /** The paper's CIFAR-10 model: 35,746,307 parameters. */
 export const CIFAR10_UNET: UNetConfig = {
@@ -73,6 +96,22 @@ export function validateConfig(c: UNetConfig): void {
   }
   if (c.ch % 2 !== 0) bad('ch must be even (sinusoidal embedding)');
   if (!(c.dropout >= 0 && c.dropout < 1)) bad(`dropout ${c.dropout} must be in [0, 1)`);
+  const shift = c.freqShift ?? 1;
+  if (!(Number.isInteger(shift) && shift < c.ch / 2))
+    bad(`freqShift ${shift} must be an integer below ch/2 = ${c.ch / 2}`);
+  if (c.midScale !== undefined && !(c.midScale > 0)) bad(`midScale ${c.midScale} must be positive`);
+  if (c.act !== undefined && !ACTIVATIONS.includes(c.act))
+    bad(`act "${c.act}" is not one of ${ACTIVATIONS.join(', ')}`);
+  if (c.headDim !== undefined) {
+    if (!(Number.isInteger(c.headDim) && c.headDim > 0))
+      bad(`headDim ${c.headDim} must be a positive integer`);
+    const attnCh = c.chMult
+      .filter((_, i) => c.attnResolutions.includes(c.resolution / 2 ** i))
+      .map((m) => c.ch * m);
+    if (c.midAttention !== false) attnCh.push(c.ch * c.chMult.at(-1)!);
+    for (const C of attnCh)
+      if (C % c.headDim !== 0) bad(`attention over ${C} channels cannot split into heads of ${c.headDim}`);
+  }
 }
 
 /** Every parameter, in diffusers state_dict naming. */
@@ -181,7 +220,8 @@ function walk(c: UNetConfig): Step[] {
     res,
     path: 'mid',
   });
-  steps.push({ kind: 'attn', prefix: 'mid_block.attentions.0', outCh: ch, res });
+  if (c.midAttention !== false)
+    steps.push({ kind: 'attn', prefix: 'mid_block.attentions.0', outCh: ch, res });
   steps.push({
     kind: 'resnet',
     prefix: 'mid_block.resnets.1',
@@ -318,34 +358,61 @@ export function buildUNet(
   const fuseGn = g.fused.includes('GroupNormSilu');
   const gnSilu = (v: Value, p: string) =>
     fuseGn ? g.groupNormSiluFused(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps) : g.silu(gn(v, p));
+  const act = c.act ?? 'silu';
+  const actF = (v: Value): Value => {
+    switch (act) {
+      case 'silu':
+        return g.silu(v);
+      case 'relu':
+        return g.relu(v);
+      case 'mish': // x tanh(softplus(x)), torch.nn.Mish
+        return g.mul(v, g.tanh(g.node('Softplus', [v], [v.shape])[0]!));
+      default:
+        throw new Error(`U-Net: unknown activation ${String(act satisfies never)}`);
+    }
+  };
+  /** The ResNet blocks' norm then activation. */
+  const gnAct = (v: Value, p: string) => (act === 'silu' ? gnSilu(v, p) : actF(gn(v, p)));
+  // Downsampling (stride 2): the paper's pads right/bottom by one, diffusers' downsample_padding=1 all sides.
+  const downPads: [number, number, number, number] = c.downsamplePadding === 1 ? [1, 1, 1, 1] : [0, 0, 1, 1];
   const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
     g.conv(v, P(`${p}.weight`), P(`${p}.bias`), {
       strides,
-      pads: strides[0] === 2 ? [0, 0, 1, 1] : [1, 1, 1, 1],
+      pads: strides[0] === 2 ? downPads : [1, 1, 1, 1],
     });
+  const midScale = c.midScale ?? 1;
+  /** A residual sum, divided by mid_block_scale_factor in the mid block. */
+  const residual = (a: Value, b: Value, prefix: string) => {
+    const sum = g.add(a, b);
+    return prefix.startsWith('mid_block') && midScale !== 1 ? g.scale(sum, 1 / midScale) : sum;
+  };
   const conv1 = (v: Value, p: string) => g.conv(v, P(`${p}.weight`), P(`${p}.bias`));
   const linear = (v: Value, p: string) => g.linear(v, P(`${p}.weight`), P(`${p}.bias`));
 
-  // Timestep embedding (sinusoidal, sin then cos) -> Dense -> SiLU -> Dense.
+  // Timestep embedding (sinusoidal, sin then cos, or cos then sin) -> Dense -> SiLU -> Dense.
   const half = c.ch / 2;
-  const freqs = Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / (half - 1)));
+  const shift = c.freqShift ?? 1;
+  const freqs = Float32Array.from({ length: half }, (_, i) =>
+    Math.exp((-Math.log(10000) * i) / (half - shift)),
+  );
   const temb = g.scope('temb', () => {
     const arg = g.mul(g.reshape(t, [n, 1]), g.constant(freqs, [1, half])); // [N, ch/2]
-    const e = g.concat([g.sin(arg), g.cos(arg)], 1); // [N, ch]
+    const sc = c.flipSinToCos ? [g.cos(arg), g.sin(arg)] : [g.sin(arg), g.cos(arg)];
+    const e = g.concat(sc, 1); // [N, ch]
     return linear(g.silu(linear(e, 'time_embedding.linear_1')), 'time_embedding.linear_2'); // [N, 4ch]
   });
-  const tembAct = g.silu(temb);
+  const tembAct = actF(temb);
 
   const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
     g.scope(s.prefix, () => {
-      let hh = conv3(gnSilu(v, `${s.prefix}.norm1`), `${s.prefix}.conv1`); // [N, out, H, W]
+      let hh = conv3(gnAct(v, `${s.prefix}.norm1`), `${s.prefix}.conv1`); // [N, out, H, W]
       // With one channel per group, norm2 subtracts each channel's mean, so the timestep's per-channel
       // shift cancels exactly: inference graphs leave it out (the training graph keeps it, as PyTorch).
       if (!(gnImpl === 'inference' && c.groups === s.outCh)) {
         const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
         hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
       }
-      hh = gnSilu(hh, `${s.prefix}.norm2`);
+      hh = gnAct(hh, `${s.prefix}.norm2`);
       if (useDropout) {
         const m = g.input(`dropout.${s.prefix}`, hh.shape);
         masks.push(m);
@@ -353,7 +420,7 @@ export function buildUNet(
       }
       hh = conv3(hh, `${s.prefix}.conv2`);
       const sc = s.inCh !== s.outCh ? conv1(v, `${s.prefix}.conv_shortcut`) : v;
-      return g.add(sc, hh);
+      return residual(sc, hh, s.prefix);
     });
 
   // Self-attention over the H*W positions, computed channels-first so no activation is transposed:
@@ -365,27 +432,39 @@ export function buildUNet(
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
       const p = (name: string) => P(`${s.prefix}.${name}`);
-      if (opts.frozen) {
+      const d = c.headDim ?? C; // channels per head
+      const heads = C / d;
+      if (opts.frozen && heads === 1) {
         const xhat = g.normalizeLastAxis(g.reshape(v, [n, c.groups, -1]), c.eps); // [N, G, C/G*H*W]
         const o = frozenAttention(g, store, s.prefix, g.reshape(xhat, [n, C, H * W])); // [N, C, HW]
-        return g.add(v, g.reshape(o, [n, C, H, W]));
+        return residual(v, g.reshape(o, [n, C, H, W]), s.prefix);
       }
       const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
       const q = g.add(g.matmul(p('to_q.weight'), hn), g.reshape(p('to_q.bias'), [C, 1])); // [N, C, HW]
       const k = g.matmul(p('to_k.weight'), hn); // [N, C, HW], bias dropped (softmax-invariant)
       const vv = g.matmul(p('to_v.weight'), hn); // [N, C, HW], bias folded below
-      const scores = g.matmul(g.transpose(q, [0, 2, 1]), k); // [N, HW(query), HW(key)]
-      const w = g.softmax(g.scale(scores, 1 / Math.sqrt(C)), -1);
       const wo = p('to_out.0.weight');
       const bo = g.add(
         g.matmul(wo, g.reshape(p('to_v.bias'), [C, 1])),
         g.reshape(p('to_out.0.bias'), [C, 1]),
       ); // [C, 1]
-      const o = g.add(g.matmul(wo, g.matmul(vv, g.transpose(w, [0, 2, 1]))), bo); // [N, C, HW]
-      return g.add(v, g.reshape(o, [n, C, H, W]));
+      let ctx: Value; // [N, C, HW], the heads' outputs side by side (channel = head * d + j)
+      if (heads === 1) {
+        const scores = g.matmul(g.transpose(q, [0, 2, 1]), k); // [N, HW(query), HW(key)]
+        const w = g.softmax(g.scale(scores, 1 / Math.sqrt(C)), -1);
+        ctx = g.matmul(vv, g.transpose(w, [0, 2, 1])); // [N, C, HW]
+      } else {
+        const split = (a: Value) => g.reshape(a, [n, heads, d, H * W]); // [N, heads, d, HW]
+        const scores = g.matmul(g.transpose(split(q), [0, 1, 3, 2]), split(k)); // [N, heads, HW(q), HW(k)]
+        const w = g.softmax(g.scale(scores, 1 / Math.sqrt(d)), -1);
+        ctx = g.reshape(g.matmul(split(vv), g.transpose(w, [0, 1, 3, 2])), [n, C, H * W]); // [N, C, HW]
+      }
+      const o = g.add(g.matmul(wo, ctx), bo); // [N, C, HW]
+      return residual(v, g.reshape(o, [n, C, H, W]), s.prefix);
     });
 
-  let hcur = conv3(x, 'conv_in');
+  const xin = c.centerInput ? g.sub(g.scale(x, 2), g.scalar(1)) : x; // [N, C, H, W]
+  let hcur = conv3(xin, 'conv_in');
   const skips: Value[] = [hcur];
   for (const s of walk(c)) {
     switch (s.kind) {
