@@ -1,8 +1,9 @@
-// The `ddpm` command: train, sample, eval, bpd, interpolate.
+// The `ddpm` command: train, sample, eval, bpd, interpolate, export.
 
 import { UsageError } from './args.js';
 import { bpdCommand } from './bpd.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
 import { Interrupted } from './signals.js';
@@ -15,6 +16,10 @@ const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>
   eval: { run: evalCommand, help: 'sample quality: FID, IS, KID, precision/recall; reference stats; shards' },
   bpd: { run: bpdCommand, help: 'bits/dim of data: the whole variational bound (eq. 5), T calls per batch' },
   interpolate: { run: interpolateCommand, help: 'interpolate two images in latent space (Fig. 8)' },
+  export: {
+    run: exportCommand,
+    help: 'write a model as a diffusers pipeline folder or a standalone ONNX file',
+  },
 };
 
 function usage(): string {

@@ -123,6 +123,11 @@ export class Graph {
    * may emit; empty = standard ONNX only. Set before building.
    */
   fused: readonly FusedKernel[] = [];
+  /**
+   * Reshapes write their leading dimension as 0 (copy the input's) or -1 (the batch folded in), so a graph
+   * built at one batch size runs at any (toOnnx's dynamicBatch; see reshapeTarget). Set before building.
+   */
+  keepLeadingDim = false;
   /** Prefix for auto-generated names, set by `scope`. */
   private prefix = '';
 
@@ -407,7 +412,17 @@ export class Graph {
     // A reshape of a reshape is one reshape of the original (fewer nodes for ORT to schedule).
     const src = x.producer?.op === 'Reshape' ? x.producer.inputs[0]! : x;
     if (out.join(',') === src.shape.join(',')) return src;
-    return this.node('Reshape', [src, this.ints(out)], [out])[0]!;
+    return this.node('Reshape', [src, this.ints(this.reshapeTarget(src, out))], [out])[0]!;
+  }
+
+  /**
+   * The shape a Reshape node is given: `out`, or with keepLeadingDim its leading dimension written as 0
+   * (copied from the input) when they match, else as -1 (the batch folded into it: every other dimension
+   * of the graphs built this way is independent of the batch size).
+   */
+  private reshapeTarget(src: Value, out: readonly number[]): number[] {
+    if (!this.keepLeadingDim || out.length === 0) return [...out];
+    return [out[0] === src.shape[0] ? 0 : -1, ...out.slice(1)];
   }
 
   transpose(x: Value, perm: readonly number[]): Value {
@@ -662,7 +677,7 @@ export class Graph {
     const out = [n, c, h * b, w * b];
     return this.node(
       'Reshape',
-      [cols, this.ints(out)],
+      [cols, this.ints(this.reshapeTarget(cols, out))],
       [out],
       {},
       { interleaveOf: phases, phasesPerAxis: b },

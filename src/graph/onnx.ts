@@ -1,10 +1,10 @@
 // Serialise a Graph to an ONNX ModelProto (opset 17, IR version 8) that onnxruntime-node and
-// onnxruntime-web both load. Only the nodes the requested outputs depend on are written.
+// onnxruntime-web both load; and read back an ONNX file's metadata and float32 initializers (readOnnx). Only the nodes the requested outputs depend on are written.
 // Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
 import { type Attr, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
-import { Msg } from './protobuf.js';
+import { type Field, Msg, readFields } from './protobuf.js';
 
 export const OPSET = 17;
 
@@ -14,13 +14,22 @@ export interface ExportOptions {
   /** 'initializer': weights baked in; 'input': every parameter becomes a graph input of the same name. */
   readonly params: 'initializer' | 'input';
   readonly name?: string;
+  /** The leading dimension of the inputs and outputs is the symbolic "batch" (build with keepLeadingDim). */
+  readonly dynamicBatch?: boolean;
+  /** Every parameter is written (as an initializer), also those no output depends on. */
+  readonly allParams?: boolean;
+  /** ModelProto metadata_props (key -> value) and doc_string. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly doc?: string;
 }
 
 const ELEM = { float32: 1, int64: 7 } as const;
 
-function valueInfo(name: string, v: Value): Msg {
+function valueInfo(name: string, v: Value, batch = false): Msg {
   const shape = new Msg();
-  for (const d of v.shape) shape.msg(1, new Msg().int(1, d));
+  v.shape.forEach((d, i) => {
+    shape.msg(1, batch && i === 0 ? new Msg().string(2, 'batch') : new Msg().int(1, d));
+  });
   const tensorType = new Msg().int(1, ELEM[v.dtype]).msg(2, shape);
   return new Msg().string(1, name).msg(2, new Msg().msg(1, tensorType));
 }
@@ -76,7 +85,7 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   for (const m of nodeMsgs) graph.msg(1, m);
   graph.string(2, opts.name ?? 'ddpm');
   for (const leaf of g.leaves) {
-    if (!used.has(leaf.value.id)) continue;
+    if (!used.has(leaf.value.id) && !(opts.allParams && leaf.kind === 'param')) continue;
     if (leaf.kind === 'const' || (leaf.kind === 'param' && opts.params === 'initializer')) {
       graph.msg(5, tensorProto(leaf.value.name, leaf.value, leaf.data));
     }
@@ -85,10 +94,10 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
     if (!used.has(leaf.value.id)) continue;
     const opaque = leaf.kind === 'const' && leaf.opaque;
     if (leaf.kind === 'input' || opaque || (leaf.kind === 'param' && opts.params === 'input')) {
-      graph.msg(11, valueInfo(leaf.value.name, leaf.value));
+      graph.msg(11, valueInfo(leaf.value.name, leaf.value, opts.dynamicBatch && leaf.kind === 'input'));
     }
   }
-  for (const [name, v] of outs) graph.msg(12, valueInfo(name, v));
+  for (const [name, v] of outs) graph.msg(12, valueInfo(name, v, opts.dynamicBatch));
   // A custom op's output shapes, which ONNX Runtime cannot infer (it has no schema for the domain).
   for (const n of live) {
     if (n.domain !== FUSED_DOMAIN) continue;
@@ -101,8 +110,84 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
     .string(3, '0.1.0')
     .msg(7, graph)
     .msg(8, new Msg().string(1, '').int(2, OPSET));
+  if (opts.doc) model.string(6, opts.doc);
+  for (const [k, v] of Object.entries(opts.metadata ?? {}))
+    model.msg(14, new Msg().string(1, k).string(2, v));
   for (const d of new Set(live.flatMap((n) => (n.domain ? [n.domain] : [])))) {
     model.msg(8, new Msg().string(1, d).int(2, 1));
   }
   return model.toBytes();
+}
+
+/** What readOnnx finds in an ONNX model: its metadata_props and its float32 initializers by name. */
+export interface OnnxContents {
+  readonly metadata: Record<string, string>;
+  readonly initializers: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** Read an ONNX ModelProto's metadata and float32 initializers (raw_data or float_data), nothing else. */
+export function readOnnx(bytes: Uint8Array, source = 'onnx'): OnnxContents {
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const metadata: Record<string, string> = {};
+  const initializers = new Map<string, { shape: number[]; data: Float32Array }>();
+  let model: Field[];
+  try {
+    model = readFields(bytes);
+  } catch (e) {
+    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`);
+  }
+  for (const f of model) {
+    if (f.field === 14 && f.value instanceof Uint8Array) {
+      const kv = readFields(f.value);
+      const k = kv.find((x) => x.field === 1)?.value;
+      const v = kv.find((x) => x.field === 2)?.value;
+      if (k instanceof Uint8Array && v instanceof Uint8Array) metadata[text(k)] = text(v);
+    }
+    if (f.field !== 7 || !(f.value instanceof Uint8Array)) continue;
+    for (const gf of readFields(f.value)) {
+      if (gf.field !== 5 || !(gf.value instanceof Uint8Array)) continue;
+      const shape: number[] = [];
+      let name = '';
+      let type = 0;
+      let raw: Uint8Array | null = null;
+      const floats: number[] = [];
+      for (const tf of readFields(gf.value)) {
+        if (tf.field === 1) {
+          if (typeof tf.value === 'bigint') shape.push(Number(tf.value));
+          else if (tf.value instanceof Uint8Array)
+            for (const d of readFields(packedAsVarints(tf.value))) shape.push(Number(d.value));
+        } else if (tf.field === 2) type = Number(tf.value);
+        else if (tf.field === 8 && tf.value instanceof Uint8Array) name = text(tf.value);
+        else if (tf.field === 9 && tf.value instanceof Uint8Array) raw = tf.value;
+        else if (tf.field === 4) {
+          if (typeof tf.value === 'number') floats.push(tf.value);
+          else if (tf.value instanceof Uint8Array) {
+            const dv = new DataView(tf.value.buffer, tf.value.byteOffset, tf.value.byteLength);
+            for (let o = 0; o + 4 <= tf.value.byteLength; o += 4) floats.push(dv.getFloat32(o, true));
+          }
+        }
+      }
+      if (type !== ELEM.float32) continue;
+      const n = shape.reduce((a, b) => a * b, 1);
+      let data: Float32Array;
+      if (raw) {
+        if (raw.byteLength !== 4 * n)
+          throw new Error(`${source}: initializer ${name} has ${raw.byteLength} bytes for shape [${shape}]`);
+        data = new Float32Array(n);
+        new Uint8Array(data.buffer).set(raw);
+      } else data = Float32Array.from(floats);
+      initializers.set(name, { shape, data });
+    }
+  }
+  return { metadata, initializers };
+}
+
+/** A packed repeated varint field re-read as a sequence of field-1 varints. */
+function packedAsVarints(b: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  for (let i = 0; i < b.length; i++) {
+    if (i === 0 || b[i - 1]! < 0x80) out.push(0x08);
+    out.push(b[i]!);
+  }
+  return Uint8Array.from(out);
 }

@@ -87,3 +87,54 @@ export function varint(v: number | bigint): Uint8Array {
   out.push(Number(x));
   return Uint8Array.from(out);
 }
+
+/** One decoded field: varint / fixed values as numbers (bigint for varints), length-delimited as bytes. */
+export interface Field {
+  readonly field: number;
+  readonly value: bigint | Uint8Array | number;
+}
+
+/** The fields of one message (a minimal reader: varint, fixed64, length-delimited, fixed32). */
+export function readFields(buf: Uint8Array): Field[] {
+  const out: Field[] = [];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let i = 0;
+  const vint = (): bigint => {
+    let r = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (i >= buf.length) throw new Error('protobuf: truncated varint');
+      const b = buf[i++]!;
+      r |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return r;
+      shift += 7n;
+    }
+  };
+  while (i < buf.length) {
+    const key = Number(vint());
+    const field = key >>> 3;
+    switch (key & 7) {
+      case 0:
+        out.push({ field, value: vint() });
+        break;
+      case 1:
+        out.push({ field, value: view.getFloat64(i, true) });
+        i += 8;
+        break;
+      case 2: {
+        const n = Number(vint());
+        if (i + n > buf.length) throw new Error('protobuf: a field runs past the end of the message');
+        out.push({ field, value: buf.subarray(i, i + n) });
+        i += n;
+        break;
+      }
+      case 5:
+        out.push({ field, value: view.getFloat32(i, true) });
+        i += 4;
+        break;
+      default:
+        throw new Error(`protobuf: unsupported wire type ${key & 7}`);
+    }
+  }
+  return out;
+}

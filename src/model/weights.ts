@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type ParamStore, unetParamSpecs } from '../nn/unet.js';
 import { writeFilesAtomic, writePartsAtomic } from '../util/atomicFile.js';
 import { encodeSafeTensors, parseSafeTensors } from '../util/safetensors.js';
+import { readOnnx } from '../graph/onnx.js';
 import { describeJson, JsonChecker } from '../util/jsonCheck.js';
 import {
   DIFFUSERS_VERSION,
@@ -38,6 +39,31 @@ export function saveModel(dir: string, spec: ModelSpec, params: ParamStore): voi
   writePartsAtomic(join(dir, 'config.json'), [
     new TextEncoder().encode(`${JSON.stringify(spec, null, 2)}\n`),
   ]);
+}
+
+/** The metadata key under which `ddpm export --to onnx` stores the ModelSpec (config.json's content). */
+export const ONNX_SPEC_KEY = 'ddpm-ts/model';
+
+/** An ONNX file written by `ddpm export --to onnx`: its spec from the metadata, its weights from the initializers. */
+function loadOnnxModel(path: string): LoadedModel {
+  const { metadata, initializers } = readOnnx(readFileSync(path), path);
+  const text = metadata[ONNX_SPEC_KEY];
+  if (text === undefined)
+    throw new Error(
+      `model: ${path} has no "${ONNX_SPEC_KEY}" metadata; only ONNX files written by \`ddpm export --to onnx\` load as models`,
+    );
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `model: ${path}: the "${ONNX_SPEC_KEY}" metadata is not valid JSON (${(e as Error).message})`,
+    );
+  }
+  const spec = validateSpec(raw, `${path} (metadata "${ONNX_SPEC_KEY}")`);
+  const names = new Set(unetParamSpecs(spec.unet).map((s) => s.name));
+  const weights = new Map([...initializers].filter(([k]) => names.has(k)));
+  return { spec, params: checkParams(spec.unet, weights, path), source: path };
 }
 
 /** Parse a JSON file; errors name it. */
@@ -124,10 +150,14 @@ export function saveDiffusers(dir: string, spec: ModelSpec, params: ParamStore):
   ]);
 }
 
-/** Load a model folder (ours or diffusers'), or a .safetensors file with config.json beside it. */
+/**
+ * Load a model folder (ours, a diffusers UNet folder or pipeline folder), a .safetensors file with config.json
+ * beside it, or an .onnx file written by `ddpm export --to onnx`.
+ */
 export function loadModel(path: string): LoadedModel {
   if (!existsSync(path))
     throw new Error(`model: ${path} does not exist (pass a model folder or its model.safetensors)`);
+  if (!statSync(path).isDirectory() && path.endsWith('.onnx')) return loadOnnxModel(path);
   if (statSync(path).isDirectory() && existsSync(join(path, 'model_index.json')))
     return loadModel(unetOfPipeline(path)); // a diffusers pipeline folder: its unet/ (scheduler/ read beside it)
   const dir = statSync(path).isDirectory() ? path : join(path, '..');

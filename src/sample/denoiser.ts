@@ -88,3 +88,37 @@ export async function createDenoiser(
   };
   return { denoise, batch, release: () => session.release() };
 }
+
+/** The inputs and outputs of buildStandaloneModel, as its doc_string and `ddpm export --help` state them. */
+export const STANDALONE_IO = [
+  'inputs:  x  float32 [batch, C, H, W]  the noisy images x_t (the scale the model was trained on, [-1, 1] data)',
+  "         t  float32 [batch]           the timestep of each image, 0-based: 0 .. T-1 (diffusers' timesteps)",
+  "output:  out float32 [batch, C', H, W] the model's prediction (eps, or x_0: the scheduler's prediction_type)",
+].join('\n');
+
+/**
+ * The denoiser as a standalone ONNX model any ONNX Runtime runs: standard opset-17 ops only (no fused
+ * kernels, no blocked layout), the batch dimension symbolic ("batch"), every parameter an initializer under
+ * its diffusers name (unfolded, so the weights read back bit-identically), `metadata` as metadata_props.
+ */
+export function buildStandaloneModel(
+  cfg: UNetConfig,
+  params: ParamStore,
+  metadata: Readonly<Record<string, string>> = {},
+): Uint8Array {
+  const g = new Graph();
+  g.keepLeadingDim = true;
+  const batch = 3; // any: every reshape keeps the leading dimension symbolic
+  const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
+  const t = g.input('t', [batch]);
+  const u = buildUNet(g, cfg, params, x, t);
+  return toOnnx(g, {
+    outputs: { out: u.out },
+    params: 'initializer',
+    name: 'ddpm-unet',
+    dynamicBatch: true,
+    allParams: true,
+    metadata,
+    doc: `DDPM U-Net (diffusers UNet2DModel parameter names), written by ddpm-ts.\n${STANDALONE_IO}`,
+  });
+}

@@ -1,0 +1,140 @@
+// `ddpm export`: ours -> ONNX -> ONNX Runtime (onnxruntime-node itself, none of the project's graph code)
+// gives the project's outputs at any batch size; ours -> ONNX / diffusers folder -> ours gives the same spec
+// and bit-identical weights; the standalone model has standard ops only; the command's errors.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { nodeEngine } from '../src/engine/node.js';
+import { readFields } from '../src/graph/protobuf.js';
+import { unetFromDiffusers } from '../src/model/diffusers.js';
+import { defaultSpec, type ModelSpec } from '../src/model/spec.js';
+import { loadModel, saveModel } from '../src/model/weights.js';
+import { fnv1a, initParams, TINY_UNET } from '../src/nn/unet.js';
+import { createDenoiser } from '../src/sample/denoiser.js';
+import { relErr } from '../src/util/allclose.js';
+import { hashUniform } from '../src/util/rng.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'ddpm-export-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+const BIN = new URL('../bin/ddpm.mjs', import.meta.url).pathname;
+
+function ddpm(...args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DDPM_DEBUG: '' },
+  });
+}
+
+const FIX = JSON.parse(readFileSync(new URL('./fixtures/diffusers_unet.json', import.meta.url), 'utf8'));
+const SPECS: [string, ModelSpec][] = [
+  ['tiny', { ...defaultSpec(), unet: TINY_UNET }],
+  // diffusers' defaults: 4 heads of 8, [cos, sin] features, padding-1 downsampling, eps 1e-5.
+  ['multi-head', { ...defaultSpec(), unet: unetFromDiffusers(FIX.cases[0].config, 'c') }],
+];
+
+/** The op types of an ONNX model's graph nodes (and their domains). */
+function opsOf(bytes: Uint8Array): string[] {
+  const text = (b: unknown) => new TextDecoder().decode(b as Uint8Array);
+  const graph = readFields(bytes).find((f) => f.field === 7)!.value as Uint8Array;
+  return readFields(graph)
+    .filter((f) => f.field === 1)
+    .map((f) => {
+      const fs = readFields(f.value as Uint8Array);
+      const dom = fs.find((x) => x.field === 7);
+      return (dom ? `${text(dom.value)}:` : '') + text(fs.find((x) => x.field === 4)!.value);
+    });
+}
+
+describe('ddpm export --to onnx', () => {
+  for (const [name, spec] of SPECS) {
+    it(`${name}: onnxruntime-node runs the file at batch 1 and 5 as the project does; it loads back exactly`, async () => {
+      saveModel(join(TMP, name), spec, initParams(spec.unet, 'fixture'));
+      const file = join(TMP, `${name}.onnx`);
+      const r = ddpm('export', '--model', join(TMP, name), '--to', 'onnx', file, '--threads', '1');
+      assert.equal(r.status, 0, r.stderr);
+      const bytes = readFileSync(file);
+      const ops = new Set(opsOf(bytes));
+      assert.ok(![...ops].some((o) => o.includes(':')), `custom ops: ${[...ops]}`);
+      const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+      assert.deepEqual([...session.inputNames].sort(), ['t', 'x']);
+      assert.deepEqual(session.outputNames, ['out']);
+      const u = spec.unet;
+      for (const batch of [1, 5]) {
+        const shape = [batch, u.inChannels, u.resolution, u.resolution];
+        const x = hashUniform(
+          fnv1a('x'),
+          shape.reduce((a, b) => a * b, 1),
+          1,
+        );
+        const t = Float32Array.from({ length: batch }, (_, i) => [0, 999, 3, 500, 77][i]!);
+        const got = (
+          await session.run({
+            x: new ort.Tensor('float32', x, shape),
+            t: new ort.Tensor('float32', t, [batch]),
+          })
+        ).out!.data as Float32Array;
+        const den = await createDenoiser(nodeEngine(), u, initParams(u, 'fixture'), batch, { threads: 1 });
+        const want = await den.denoise({ data: x, shape }, Int32Array.from(t));
+        await den.release();
+        const err = relErr(got, want.data);
+        if (process.env.DDPM_PRINT_ERRORS)
+          console.log(`${name} batch ${batch}: ONNX Runtime vs project rel L2 ${err.toExponential(2)}`);
+        assert.ok(err < 1e-5, `batch ${batch}: relative error ${err}`);
+      }
+      await session.release();
+      const back = loadModel(file);
+      assert.deepEqual(back.spec, spec);
+      for (const [k, v] of initParams(spec.unet, 'fixture'))
+        assert.ok(Buffer.from(back.params.get(k)!.buffer).equals(Buffer.from(v.buffer)), k);
+    });
+  }
+});
+
+describe('ddpm export --to diffusers', () => {
+  it('writes a pipeline folder that loads back with the same spec and bit-identical weights', () => {
+    const [, spec] = SPECS[1]!;
+    const src = join(TMP, 'src-d');
+    const p = initParams(spec.unet, 'fixture');
+    saveModel(src, spec, p);
+    const out = join(TMP, 'pipe');
+    const r = ddpm('export', '--model', src, '--to', 'diffusers', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /DDPMPipeline\.from_pretrained/);
+    const back = loadModel(out);
+    const { data: _d, ...rest } = spec;
+    assert.deepEqual(back.spec, rest);
+    for (const [k, v] of p)
+      assert.ok(Buffer.from(back.params.get(k)!.buffer).equals(Buffer.from(v.buffer)), k);
+  });
+
+  it('errors: no --to, no output, a wrong extension, a file as the folder, an xprev model', () => {
+    const src = join(TMP, 'src-d');
+    let r = ddpm('export', '--model', src, join(TMP, 'o'));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--to diffusers\|onnx is required/);
+    r = ddpm('export', '--model', src, '--to', 'onnx');
+    assert.match(r.stderr, /expected one output \(a \.onnx file\), got 0/);
+    r = ddpm('export', '--model', src, '--to', 'onnx', join(TMP, 'm.bin'));
+    assert.match(r.stderr, /must end in \.onnx/);
+    r = ddpm('export', '--model', src, '--to', 'tflite', join(TMP, 'm'));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--to "tflite"/);
+    writeFileSync(join(TMP, 'afile'), 'x');
+    r = ddpm('export', '--model', src, '--to', 'diffusers', join(TMP, 'afile'));
+    assert.match(r.stderr, /is a file; --to diffusers writes a folder/);
+    const xprev = join(TMP, 'xprev');
+    saveModel(
+      xprev,
+      { ...SPECS[0]![1], diffusion: { ...SPECS[0]![1].diffusion, modelMeanType: 'xprev' } },
+      initParams(TINY_UNET, 'fixture'),
+    );
+    r = ddpm('export', '--model', xprev, '--to', 'diffusers', join(TMP, 'xp'));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /has no diffusers prediction_type/);
+  });
+});
