@@ -13,7 +13,7 @@ import {
   samplerHelp,
 } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
-import { nodeEngine } from '../engine/node.js';
+import { engineForProvider, NODE_PROVIDERS, type NodeProvider } from '../engine/node.js';
 import type { ExecutionProvider } from '../engine/engine.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
@@ -54,6 +54,12 @@ export const SAMPLE_OPTIONS: OptTable = {
   },
   frames: { kind: 'int', help: 'frames in --gif / --progressive', default: 10, min: 2 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  ep: {
+    kind: 'string',
+    help: "ONNX Runtime's execution provider: cpu (fused kernels when built) | cuda | webgpu (onnxruntime-node; an error names what is missing)",
+    default: 'cpu',
+    choices: [...NODE_PROVIDERS],
+  },
   provider: { kind: 'string', help: 'execution provider', default: 'cpu', choices: ['cpu', 'cuda'] },
 };
 
@@ -108,7 +114,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
-  const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, {
+  const den = await createDenoiser(engineForProvider(o.ep as NodeProvider), cfg, model.params, batch, {
     threads: o.threads as number,
     provider: o.provider as ExecutionProvider,
   });

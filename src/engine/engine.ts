@@ -12,6 +12,8 @@ export interface SessionOptions {
   /** Intra-op threads (0 = the runtime's default). */
   readonly threads?: number;
   readonly provider?: ExecutionProvider;
+  /** Fail when `provider` cannot run instead of falling back to the CPU (wasm in the browser). */
+  readonly strictProvider?: boolean;
   /** Graph optimisation level; 'all' unless debugging. */
   readonly optimization?: 'none' | 'basic' | 'extended' | 'all';
   /** Record ONNX Runtime's profile (per-kernel times) into a JSON file with this path prefix. */

@@ -47,3 +47,51 @@ export function nodeEngine(): Engine {
   cachedBest ??= nativeEngine() ?? onnxruntimeNodeEngine();
   return cachedBest;
 }
+
+/** The execution providers `--ep` chooses among in Node. */
+export type NodeProvider = 'cpu' | 'cuda' | 'webgpu';
+export const NODE_PROVIDERS: readonly NodeProvider[] = ['cpu', 'cuda', 'webgpu'];
+
+/** What a provider needs, for the error when ONNX Runtime cannot start it. */
+function providerNeeds(ep: Exclude<NodeProvider, 'cpu'>): string {
+  switch (ep) {
+    case 'cuda':
+      return (
+        "onnxruntime-node's CUDA provider (libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so " +
+        "beside its binding: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node, as this project's .npmrc " +
+        "skips them) and NVIDIA's CUDA 12 and cuDNN 9 " +
+        'libraries on the library path, with a driver and a GPU'
+      );
+    case 'webgpu':
+      return 'a WebGPU adapter: a GPU with Vulkan drivers (libvulkan.so.1) that Dawn, inside onnxruntime-node, can open';
+    default:
+      throw new Error(`unknown provider ${String(ep satisfies never)}`);
+  }
+}
+
+/**
+ * The engine for `--ep`: 'cpu' is nodeEngine() (the native binding with its fused kernels, else
+ * onnxruntime-node); 'cuda' and 'webgpu' are onnxruntime-node with that provider only (standard ONNX, no
+ * fused kernels), never a silent fall-back to the CPU: a provider that cannot start is an error naming it
+ * and what it needs.
+ */
+export function engineForProvider(ep: NodeProvider): Engine {
+  if (ep === 'cpu') return nodeEngine();
+  const base = onnxruntimeNodeEngine();
+  return {
+    name: `onnxruntime-node (${ep})`,
+    async createSession(model, opts = {}) {
+      try {
+        return await base.createSession(model, { ...opts, provider: ep, strictProvider: true });
+      } catch (e) {
+        throw new ProviderUnavailable(
+          `--ep ${ep}: ONNX Runtime could not start its ${ep} execution provider; it needs ${providerNeeds(ep)}. ` +
+            `Use --ep cpu to run on the CPU. (ONNX Runtime: ${((e as Error).message.split('\n')[0] ?? '').slice(0, 300)})`,
+        );
+      }
+    },
+  };
+}
+
+/** An execution provider that is not there (its message names what is missing). */
+export class ProviderUnavailable extends Error {}

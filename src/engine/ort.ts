@@ -7,7 +7,8 @@ import type { Engine, EngineSession, ExecutionProvider, SessionOptions } from '.
 
 type OrtModule = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 
-function providers(p: ExecutionProvider): string[] {
+function providers(p: ExecutionProvider, strict: boolean): string[] {
+  if (strict) return [p];
   switch (p) {
     case 'cpu':
       return ['cpu'];
@@ -36,7 +37,7 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
     name,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const session = await ort.InferenceSession.create(model, {
-        executionProviders: providers(opts.provider ?? defaultProvider),
+        executionProviders: providers(opts.provider ?? defaultProvider, opts.strictProvider ?? false),
         graphOptimizationLevel: level(opts.optimization ?? 'all'),
         intraOpNumThreads: opts.threads ?? 0,
         interOpNumThreads: 1,
