@@ -14,7 +14,6 @@ import {
 } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
 import { engineForProvider, NODE_PROVIDERS, type NodeProvider } from '../engine/node.js';
-import type { ExecutionProvider } from '../engine/engine.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
 import { encodePng, makeGrid } from '../util/image.js';
@@ -60,7 +59,6 @@ export const SAMPLE_OPTIONS: OptTable = {
     default: 'cpu',
     choices: [...NODE_PROVIDERS],
   },
-  provider: { kind: 'string', help: 'execution provider', default: 'cpu', choices: ['cpu', 'cuda'] },
 };
 
 export async function sampleCommand(argv: readonly string[]): Promise<void> {
@@ -116,7 +114,6 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   ]);
   const den = await createDenoiser(engineForProvider(o.ep as NodeProvider), cfg, model.params, batch, {
     threads: o.threads as number,
-    provider: o.provider as ExecutionProvider,
   });
   const denoise = stop.wrap(den.denoise, 'no file written');
   const rng = new Rng(o.seed as number);
