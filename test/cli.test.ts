@@ -6,7 +6,6 @@
 
 import { exactNormalCdf } from '../src/diffusion/testing.js';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -19,7 +18,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { decode, encode } from 'fast-png';
 import { BPD_OPTIONS } from '../src/cli/bpd.js';
 import { INTERPOLATE_OPTIONS } from '../src/cli/interpolate.js';
@@ -27,32 +25,12 @@ import { SAMPLE_OPTIONS } from '../src/cli/sample.js';
 import { TRAIN_OPTIONS } from '../src/cli/train.js';
 import { openDataset } from '../src/data/open.js';
 import { parseSafeTensors } from '../src/util/safetensors.js';
+import { ddpmIn } from './ddpmProcess.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ddpm.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-cli-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function ddpm(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const ddpm = ddpmIn(TMP);
 
 /** Run jobs two at a time (each spawn mostly loads modules; the machine has two cores). */
 async function pool<T>(jobs: readonly (() => Promise<T>)[], width = 2): Promise<T[]> {

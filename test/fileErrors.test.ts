@@ -5,38 +5,21 @@
 // file; a run folder on a read-only file system says so. Never a JavaScript TypeError or a stack trace.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { defaultSpec } from '../src/model/spec.js';
 import { saveModel } from '../src/model/weights.js';
 import { initParams, TINY_UNET } from '../src/nn/unet.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { mountTmpfs } from '../src/util/testMounts.js';
+import { ddpmIn, ROOT, type Run } from './ddpmProcess.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ddpm.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-fileerr-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-interface Run {
-  readonly code: number | null;
-  readonly stderr: string;
-}
-
-function ddpm(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
+const ddpm = ddpmIn(ROOT);
 
 function noCrash(r: Run, what: string): void {
   assert.doesNotMatch(

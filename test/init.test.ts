@@ -4,32 +4,17 @@
 // resumes only with the same starting weights.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseSafeTensors } from '../src/util/safetensors.js';
+import { ddpmIn } from './ddpmProcess.js';
 
-const BIN = join(fileURLToPath(new URL('..', import.meta.url)), 'bin', 'ddpm.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-init-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-function ddpm(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const ddpm = ddpmIn(TMP);
 
 const TINY = [
   ...[

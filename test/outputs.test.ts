@@ -6,40 +6,18 @@
 // of them is written and no temporary file survives.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { mountTmpfs } from '../src/util/testMounts.js';
+import { ddpmIn, startDdpm } from './ddpmProcess.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ddpm.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-outputs-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function start(args: readonly string[]): { child: ChildProcess; done: Promise<Run>; stderr: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, stderr: () => stderr };
-}
-
-const ddpm = (args: readonly string[]) => start(args).done;
+const start = (args: readonly string[]) => startDdpm(args, { cwd: TMP });
+const ddpm = ddpmIn(TMP);
 
 /** Every file under dir (recursively), for "nothing was written". */
 const listing = (dir: string) => readdirSync(dir, { recursive: true }).map(String).sort();

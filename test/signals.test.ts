@@ -6,17 +6,14 @@
 // others, so that the signal lands mid-chain.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readLog } from '../src/train/trainer.js';
+import { ROOT, type Run, type Started, startDdpm } from './ddpmProcess.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ddpm.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-signals-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
@@ -28,37 +25,8 @@ const TRAIN = [
   ...['--sample-every', '0', '--log-every', '1'],
 ];
 
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-function start(
-  args: readonly string[],
-  opts: { node?: readonly string[] } = {},
-): { child: ChildProcess; done: Promise<Exit>; stderr: () => string } {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [...(opts.node ?? [BIN]), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  const done = new Promise<Exit>((resolve) =>
-    child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 }),
-    ),
-  );
-  return { child, done, stderr: () => stderr };
+function start(args: readonly string[], opts: { node?: readonly string[] } = {}): Started {
+  return startDdpm(args, { cwd: ROOT, ...opts });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +37,7 @@ function loggedSteps(run: string): number[] {
 }
 
 /** Poll until `ready()` or the process ends (then returns false). */
-async function waitFor(done: Promise<Exit>, ready: () => boolean): Promise<boolean> {
+async function waitFor(done: Promise<Run>, ready: () => boolean): Promise<boolean> {
   let finished = false;
   void done.then(() => {
     finished = true;
@@ -79,7 +47,7 @@ async function waitFor(done: Promise<Exit>, ready: () => boolean): Promise<boole
 }
 
 /** Start a training run and send `sig` once it has logged `atLeast` steps more than it started with. */
-async function trainAndSignal(run: string, sig: NodeJS.Signals, atLeast: number): Promise<Exit> {
+async function trainAndSignal(run: string, sig: NodeJS.Signals, atLeast: number): Promise<Run> {
   const from = loggedSteps(run).length;
   const { child, done } = start([...TRAIN, '--run', run]);
   const ok = await waitFor(done, () => loggedSteps(run).length >= from + atLeast);

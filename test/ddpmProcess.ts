@@ -1,0 +1,53 @@
+// The `ddpm` command as a child process, for the end-to-end tests: spawned as users run it
+// (node bin/ddpm.mjs ARGS in a given folder), its output collected, its exit awaited.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'ddpm.mjs');
+
+export interface Run {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Wall time from spawn to exit. */
+  readonly ms: number;
+}
+
+export interface Started {
+  readonly child: ChildProcess;
+  readonly done: Promise<Run>;
+  /** What the process has written to stderr so far. */
+  stderr(): string;
+}
+
+/** Start `node [node...] ARGS` (node defaults to bin/ddpm.mjs) in cwd. */
+export function startDdpm(args: readonly string[], opts: { cwd: string; node?: readonly string[] }): Started {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [...(opts.node ?? [BIN]), ...args], {
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 }),
+    ),
+  );
+  return { child, done, stderr: () => stderr };
+}
+
+/** A function running `ddpm ARGS` in cwd to its exit. */
+export function ddpmIn(cwd: string): (args: readonly string[]) => Promise<Run> {
+  return (args) => startDdpm(args, { cwd }).done;
+}
