@@ -2,6 +2,7 @@
 // text generated from the same table, and errors that name the option and what it accepts.
 
 import { parseArgs } from 'node:util';
+import { didYouMean } from './suggest.js';
 
 export type OptKind = 'int' | 'float' | 'string' | 'bool' | 'list';
 
@@ -42,7 +43,7 @@ export function helpText(
       head.length < 34 ? head.padEnd(34) + d.help + def : `${head}\n${' '.repeat(34)}${d.help}${def}`,
     );
   }
-  lines.push(`${`  --help`.padEnd(34)}show this help`);
+  lines.push(`${`  -h, --help`.padEnd(34)}show this help`);
   if (examples.length) lines.push('', 'examples:', ...examples.map((e) => `  ${e}`));
   return lines.join('\n');
 }
@@ -61,7 +62,9 @@ export function parseWithPositionals(
   table: OptTable,
   maxPositionals = Infinity,
 ): { options: Parsed; positionals: string[] } | 'help' {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const [name, d] of Object.entries(table))
     options[name] = { type: d.kind === 'bool' ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
@@ -75,10 +78,13 @@ export function parseWithPositionals(
     }) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
   } catch (e) {
     const msg = (e as Error).message;
-    const opt = /'(--[\w-]+)'/.exec(msg)?.[1];
+    const opt = /'(--?[\w-]+)'/.exec(msg)?.[1];
+    const unknown = (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
     const text = /ambiguous/.test(msg)
       ? `${opt} needs a value (write a value starting with '-' as ${opt}=-4)`
-      : msg.split('\n')[0]!.replace(/\.$/, '');
+      : unknown && opt
+        ? `Unknown option '${opt}'${didYouMean(opt.replace(/^-+/, ''), ['help', ...Object.keys(table)], '--')}`
+        : msg.split('\n')[0]!.replace(/\.$/, '');
     throw new UsageError(`ddpm ${cmd}: ${text}; see 'ddpm ${cmd} --help'`);
   }
   if (values.help) return 'help';

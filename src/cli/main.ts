@@ -1,5 +1,7 @@
-// The `ddpm` command: train, sample, eval, bpd, interpolate, export.
+// The `ddpm` command: train, sample, eval, bpd, interpolate, export; --version, --help, and
+// "did you mean" for a mistyped command.
 
+import { readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
 import { bpdCommand } from './bpd.js';
 import { evalCommand } from './eval.js';
@@ -8,6 +10,7 @@ import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
 import { Interrupted } from './signals.js';
 import { explainFsError } from '../util/fsErrors.js';
+import { didYouMean } from './suggest.js';
 import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
@@ -31,19 +34,38 @@ function usage(): string {
     'commands:',
     ...Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(12)} ${v.help}`),
     '',
-    "run 'ddpm <command> --help' for its options",
+    "run 'ddpm <command> --help' (or -h) for its options; 'ddpm --version' for the version",
   ].join('\n');
 }
 
+/** The version in package.json (two folders up from src/cli and from dist/cli alike). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  return String(pkg.version);
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  let [cmd, ...rest] = argv;
+  // 'ddpm help sample' is 'ddpm sample --help'.
+  if (cmd === 'help' && rest[0] && Object.hasOwn(COMMANDS, rest[0])) [cmd, rest] = [rest[0], ['--help']];
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(usage());
     return 0;
   }
-  const c = COMMANDS[cmd];
+  if (cmd === '--version' || cmd === '-v' || cmd === '-V' || cmd === 'version') {
+    console.log(`ddpm-ts ${version()}`);
+    return 0;
+  }
+  const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!c) {
-    console.error(`ddpm: unknown command '${cmd}'\n\n${usage()}`);
+    const hint = cmd.startsWith('-')
+      ? didYouMean(cmd.replace(/^-+/, ''), ['help', 'version'], '--')
+      : didYouMean(cmd, Object.keys(COMMANDS));
+    console.error(
+      `ddpm: unknown ${cmd.startsWith('-') ? 'option' : 'command'} '${cmd}'${hint}\n\n${usage()}`,
+    );
     return 2;
   }
   try {

@@ -1,0 +1,70 @@
+// The `ddpm` command's defaults end to end (issue 15, item 6): -h for every command and subcommand,
+// --version from package.json, "did you mean" for mistyped commands and options.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ddpmIn, ROOT, type Run } from './ddpmProcess.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'ddpm-defaults-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+const ddpm = ddpmIn(TMP);
+
+/** Runs the argument lists two at a time (two cores; each spawn mostly loads modules). */
+async function both(list: readonly (readonly string[])[]): Promise<Run[]> {
+  const out: Run[] = [];
+  for (let i = 0; i < list.length; i += 2) out.push(...(await Promise.all(list.slice(i, i + 2).map(ddpm))));
+  return out;
+}
+
+describe('ddpm defaults', () => {
+  it('-h shows the help of every command and subcommand', async () => {
+    const cases: [string[], RegExp][] = [
+      [['train', '-h'], /usage: ddpm train/],
+      [['sample', '-h'], /usage: ddpm sample/],
+      [['bpd', '-h'], /usage: ddpm bpd/],
+      [['interpolate', '-h'], /usage: ddpm interpolate/],
+      [['export', '-h'], /ddpm export/],
+      [['eval', 'fid', '-h'], /ddpm eval <metrics>/],
+      [['eval', 'stats', '-h'], /usage: ddpm eval stats/],
+      [['eval', 'merge', '-h'], /ddpm eval merge/],
+      [['eval', 'classifier', '-h'], /ddpm eval classifier/],
+      [['help', 'sample'], /usage: ddpm sample/],
+    ];
+    const runs = await both(cases.map((c) => c[0]));
+    runs.forEach((r, i) => {
+      const [args, says] = cases[i]!;
+      assert.equal(r.code, 0, `ddpm ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, says, `ddpm ${args.join(' ')}`);
+      assert.match(r.stdout, /-h, --help/, `ddpm ${args.join(' ')}`);
+    });
+  });
+
+  it('--version prints the version of package.json', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const [r] = await both([['--version']]);
+    assert.equal(r!.code, 0, r!.stderr);
+    assert.equal(r!.stdout.trim(), `ddpm-ts ${pkg.version}`);
+  });
+
+  it('suggests the nearest command or option for a typo', async () => {
+    const cases: [string[], string][] = [
+      [['sampel'], "unknown command 'sampel' (did you mean 'sample'?)"],
+      [['--verison'], "(did you mean '--version'?)"],
+      [['sample', '--stpes', '3'], "Unknown option '--stpes' (did you mean '--steps'?)"],
+      [['train', '--scheduel', 'linear'], "(did you mean '--schedule'?)"],
+      [['eval', 'stats', '--dat', 'mnist'], "(did you mean '--data'?)"],
+    ];
+    const runs = await both(cases.map((c) => c[0]));
+    runs.forEach((r, i) => {
+      const [args, says] = cases[i]!;
+      assert.equal(r.code, 2, `ddpm ${args.join(' ')}`);
+      assert.ok(r.stderr.includes(says), `ddpm ${args.join(' ')}: ${r.stderr}`);
+    });
+    const [none] = await both([['frobnicate']]);
+    assert.equal(none!.code, 2);
+    assert.doesNotMatch(none!.stderr, /did you mean/);
+  });
+});
