@@ -1,8 +1,9 @@
 // The `ddpm` command's defaults end to end (issue 15, item 6): -h for every command and subcommand,
-// --version from package.json, "did you mean" for mistyped commands and options.
+// --version from package.json, "did you mean" for mistyped commands and options, the jsd schedule
+// (beta_T = 1) refused with its reason before any work.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,6 +12,16 @@ import { ddpmIn, ROOT, type Run } from './ddpmProcess.js';
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-defaults-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 const ddpm = ddpmIn(TMP);
+
+/** A tiny training run (16x16, T = 20, 0.7M parameters), one ORT thread, no sample grids. */
+function tinyTrain(run: string, ...more: string[]): string[] {
+  return [
+    'train',
+    ...['--run', run, '--ch', '32', '--ch-mult', '1,2', '--res-blocks', '1', '--attn', '8'],
+    ...['--resolution', '16', '--T', '20', '--batch', '2', '--steps', '1', '--threads', '1'],
+    ...more,
+  ];
+}
 
 /** Runs the argument lists two at a time (two cores; each spawn mostly loads modules). */
 async function both(list: readonly (readonly string[])[]): Promise<Run[]> {
@@ -66,5 +77,14 @@ describe('ddpm defaults', () => {
     const [none] = await both([['frobnicate']]);
     assert.equal(none!.code, 2);
     assert.doesNotMatch(none!.stderr, /did you mean/);
+  });
+
+  it('refuses --schedule jsd with the reason, before creating the run', async () => {
+    const run = join(TMP, 'jsd');
+    const [r] = await both([tinyTrain(run, '--schedule', 'jsd', '--sample-every', '0')]);
+    assert.equal(r!.code, 2, r!.stderr);
+    assert.match(r!.stderr, /--schedule jsd is not supported: its last beta is 1/);
+    assert.match(r!.stderr, /NaN/);
+    assert.equal(existsSync(run), false);
   });
 });

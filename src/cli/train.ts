@@ -73,7 +73,7 @@ export const TRAIN_OPTIONS: OptTable = {
   T: { kind: 'int', help: 'diffusion steps', default: s.diffusion.T, min: 1 },
   schedule: {
     kind: 'string',
-    help: 'beta schedule',
+    help: "beta schedule ('jsd' is refused: its beta_T = 1 leaves the last reverse step undefined)",
     default: s.diffusion.schedule,
     choices: ['linear', 'cosine', 'quad', 'sigmoid', 'const', 'jsd'],
   },
@@ -147,6 +147,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     );
     return;
   }
+  refuseSchedule(o.schedule as BetaScheduleKind);
   const spec: ModelSpec = {
     format: 'ddpm-ts/model/v1',
     unet: {
@@ -180,6 +181,27 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     throw withResumeHint(e, o.run as string);
   } finally {
     stop.dispose();
+  }
+}
+
+/**
+ * Schedules a model can be trained with. 'jsd' (1/T, 1/(T-1), ..., 1: the original code offers it for
+ * its Jensen-Shannon experiments) ends with beta_T = 1, so abar_T = 0: x_T holds nothing of x_0 and
+ * every formula that recovers x_0 or the posterior mean from x_T divides by sqrt(abar_T) or sqrt(alpha_T).
+ * Samplers that visit t = T-1, bits/dim and the kl loss would all be NaN; it is refused before any work.
+ */
+function refuseSchedule(schedule: BetaScheduleKind): void {
+  switch (schedule) {
+    case 'linear':
+    case 'cosine':
+    case 'quad':
+    case 'sigmoid':
+    case 'const':
+      return;
+    case 'jsd':
+      throw new UsageError(
+        'ddpm train: --schedule jsd is not supported: its last beta is 1, so alphabar_T = 0 and the reverse step from t = T-1 (x_0 from x_T, the posterior mean) divides by zero; samplers that visit t = T-1, bits/dim and --loss kl would all be NaN. Use --schedule cosine (betas capped at 0.999) or linear',
+      );
   }
 }
 
