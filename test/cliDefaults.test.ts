@@ -1,17 +1,34 @@
 // The `ddpm` command's defaults end to end (issue 15, item 6): -h for every command and subcommand,
 // --version from package.json, "did you mean" for mistyped commands and options, the jsd schedule
-// (beta_T = 1) refused with its reason before any work.
+// (beta_T = 1) refused with its reason before any work, image folders trained in colour when they have it.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { encode } from 'fast-png';
+import { sourceChannels } from '../src/data/open.js';
 import { ddpmIn, ROOT, type Run } from './ddpmProcess.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-defaults-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 const ddpm = ddpmIn(TMP);
+
+/** A folder of n 20x20 RGB PNGs; gray ones have R = G = B everywhere. */
+function pngFolder(name: string, n: number, gray: boolean): string {
+  const dir = join(TMP, name);
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const data = new Uint8Array(20 * 20 * 3);
+    for (let p = 0; p < 400; p++) {
+      const v = (p * 7 + i * 31) % 256;
+      data.set(gray ? [v, v, v] : [v, 255 - v, (v * 3) % 256], p * 3);
+    }
+    writeFileSync(join(dir, `img${i}.png`), encode({ width: 20, height: 20, data, channels: 3, depth: 8 }));
+  }
+  return dir;
+}
 
 /** A tiny training run (16x16, T = 20, 0.7M parameters), one ORT thread, no sample grids. */
 function tinyTrain(run: string, ...more: string[]): string[] {
@@ -86,5 +103,35 @@ describe('ddpm defaults', () => {
     assert.match(r!.stderr, /--schedule jsd is not supported: its last beta is 1/);
     assert.match(r!.stderr, /NaN/);
     assert.equal(existsSync(run), false);
+  });
+
+  it("trains an image folder with the data's own channels and says which it chose", async () => {
+    const colour = pngFolder('colour', 4, false);
+    const gray = pngFolder('gray', 4, true);
+    assert.equal(sourceChannels(`folder:${colour}`).channels, 3);
+    assert.equal(sourceChannels(gray).channels, 1);
+    assert.equal(sourceChannels('mnist').channels, 1);
+    const [c, g] = await both([
+      tinyTrain(join(TMP, 'run-colour'), '--data', `folder:${colour}`, '--sample-every', '0'),
+      tinyTrain(join(TMP, 'run-gray'), '--data', `folder:${gray}`, '--sample-every', '0'),
+    ]);
+    assert.equal(c!.code, 0, c!.stderr);
+    assert.equal(g!.code, 0, g!.stderr);
+    assert.match(
+      c!.stderr,
+      /holds colour images \(4 of 4 looked at\): training with 3 channels \(RGB\); pass --channels 1/,
+    );
+    assert.match(
+      g!.stderr,
+      /holds grayscale images .*: training with 1 channel \(grayscale\); pass --channels 3/,
+    );
+    const inChannels = (run: string) =>
+      (
+        JSON.parse(readFileSync(join(TMP, run, 'model', 'config.json'), 'utf8')) as {
+          unet: { inChannels: number };
+        }
+      ).unet.inChannels;
+    assert.equal(inChannels('run-colour'), 3);
+    assert.equal(inChannels('run-gray'), 1);
   });
 });

@@ -6,6 +6,7 @@ import { nodeEngine } from '../engine/node.js';
 import { FileSystemError } from '../util/fsErrors.js';
 import { defaultSpec, type ModelSpec } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
+import { sourceChannels } from '../data/open.js';
 import { countParams } from '../nn/unet.js';
 import { DEFAULT_TRAIN, type EvalLog, type TrainOptions, train } from '../train/trainer.js';
 import type { ParamStore } from '../nn/unet.js';
@@ -61,7 +62,11 @@ export const TRAIN_OPTIONS: OptTable = {
     default: s.unet.resolution,
     min: 4,
   },
-  channels: { kind: 'int', help: 'image channels (1 or 3)', default: s.unet.inChannels, min: 1 },
+  channels: {
+    kind: 'int',
+    help: "image channels (1 or 3; default: the data's own: digits 1, CIFAR-10 3, an image folder 3 if its images have colour, else 1)",
+    min: 1,
+  },
   ch: { kind: 'int', help: 'U-Net base channels', default: s.unet.ch, min: 1 },
   'ch-mult': { kind: 'list', help: 'channel multiplier per level', default: s.unet.chMult },
   'res-blocks': { kind: 'int', help: 'ResNet blocks per level', default: s.unet.numResBlocks, min: 1 },
@@ -148,12 +153,13 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   refuseSchedule(o.schedule as BetaScheduleKind);
+  const channels = (o.channels as number | undefined) ?? dataChannels(o.data as string);
   const spec: ModelSpec = {
     format: 'ddpm-ts/model/v1',
     unet: {
       ...s.unet,
-      inChannels: o.channels as number,
-      outChannels: o.channels as number,
+      inChannels: channels,
+      outChannels: channels,
       resolution: o.resolution as number,
       ch: o.ch as number,
       chMult: o['ch-mult'] as number[],
@@ -182,6 +188,17 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
   } finally {
     stop.dispose();
   }
+}
+
+/** --channels when not given: the data's own; for a folder of images, say what was detected. */
+function dataChannels(data: string): number {
+  const c = sourceChannels(data);
+  if (c.detected) {
+    console.error(
+      `ddpm train: ${data} holds ${c.detected}: training with ${c.channels} channel${c.channels === 1 ? '' : 's'} (${c.channels === 3 ? 'RGB' : 'grayscale'}); pass --channels ${c.channels === 3 ? 1 : 3} for ${c.channels === 3 ? 'grayscale' : 'RGB'}`,
+    );
+  }
+  return c.channels;
 }
 
 /**

@@ -158,6 +158,46 @@ export function loadImageFile(file: string, res: number, channels: 1 | 3): Uint8
   return toBytes(resizeCenterCrop(toPlanes(img, channels), channels, img.height, img.width, res));
 }
 
+/** What detectFolderChannels found: the channel count to train with and why. */
+export interface ChannelGuess {
+  readonly channels: 1 | 3;
+  /** Images looked at and how many of them have colour. */
+  readonly looked: number;
+  readonly colour: number;
+}
+
+/**
+ * Whether a folder holds colour images: up to `sample` files spread evenly over its sorted list are
+ * decoded, and an image has colour when it has RGB samples and some pixel's R, G and B differ (a gray
+ * picture saved as RGB counts as gray). One colour image is enough for 3 channels.
+ */
+export function detectFolderChannels(dir: string, sample = 16, recursive = true): ChannelGuess {
+  const files = listImages(dir, recursive);
+  if (files.length === 0) return { channels: 3, looked: 0, colour: 0 };
+  const k = Math.min(sample, files.length);
+  let colour = 0;
+  for (let i = 0; i < k; i++) {
+    const f = files[Math.floor((i * files.length) / k)]!;
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(f);
+    } catch (e) {
+      throw new DataError(`folder: cannot read ${f}: ${(e as Error).message}`);
+    }
+    const img = decodeImage(bytes, f);
+    if (img.channels < 3) continue;
+    const d = img.data;
+    const c = img.channels;
+    for (let p = 0; p < d.length; p += c) {
+      if (d[p] !== d[p + 1] || d[p + 1] !== d[p + 2]) {
+        colour++;
+        break;
+      }
+    }
+  }
+  return { channels: colour > 0 ? 3 : 1, looked: k, colour };
+}
+
 export function loadImageFolder(dir: string, opts: FolderOptions = {}): U8Dataset {
   const res = opts.resolution ?? 32;
   const channels = opts.channels ?? 3;

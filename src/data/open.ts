@@ -16,7 +16,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCifar10 } from './cifar.js';
 import { convertChannels, DataError, padImages, U8Dataset } from './dataset.js';
-import { loadImageFolder } from './folder.js';
+import { detectFolderChannels, loadImageFolder } from './folder.js';
 import { IDX_IMAGES_MAGIC, loadIdx, readMaybeGzip } from './idx.js';
 import { loadMnist } from './mnist.js';
 import { resizeImages } from './resize.js';
@@ -58,6 +58,53 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
     default:
       return openPath(spec, opts);
   }
+}
+
+/** The channel count a data spec holds, and for a folder of images how it was decided. */
+export interface SourceChannels {
+  readonly channels: 1 | 3;
+  /** Set for image folders: what detection found, e.g. 'colour images (5 of 16 looked at)'. */
+  readonly detected?: string;
+}
+
+/**
+ * The data's own channel count, without loading it: digits (MNIST, Fashion-MNIST, IDX) 1, CIFAR-10 3, a
+ * folder of images 3 if any of a sample of them has colour, else 1.
+ */
+export function sourceChannels(spec = 'mnist'): SourceChannels {
+  const colon = spec.indexOf(':');
+  const kind = colon > 1 ? spec.slice(0, colon) : spec;
+  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  switch (kind) {
+    case 'mnist':
+    case 'fashion-mnist':
+    case 'idx':
+      return { channels: 1 };
+    case 'cifar10':
+      return { channels: 3 };
+    case 'folder':
+      return folderChannels(arg);
+    default: {
+      // A bare path, told apart as openPath does: only a folder of images needs a look at its pixels.
+      if (!existsSync(spec) || !statSync(spec).isDirectory())
+        return { channels: /\.bin$/i.test(spec) ? 3 : 1 };
+      const names = readdirSync(spec);
+      if (names.includes('cifar-10-batches-bin') || names.some((f) => /^data_batch_\d+\.bin$/.test(f)))
+        return { channels: 3 };
+      if (names.some((f) => /idx3-ubyte/.test(f))) return { channels: 1 };
+      return folderChannels(spec);
+    }
+  }
+}
+
+function folderChannels(dir: string): SourceChannels {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return { channels: 3 }; // loading says what is wrong
+  const g = detectFolderChannels(dir);
+  const detected =
+    g.channels === 3
+      ? `colour images (${g.colour} of ${g.looked} looked at)`
+      : `grayscale images (none of ${g.looked} looked at has colour)`;
+  return { channels: g.channels, detected };
 }
 
 /**
