@@ -1,13 +1,22 @@
 // The `ddpm` command's defaults end to end (issue 15, item 6): -h for every command and subcommand,
 // --version from package.json, "did you mean" for mistyped commands and options, the jsd schedule
-// (beta_T = 1) refused with its reason before any work, image folders trained in colour when they have it.
+// (beta_T = 1) refused with its reason before any work, image folders trained in colour when they have it,
+// a run shorter than --sample-every drawing one small grid with a progress line.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { encode } from 'fast-png';
+import { decode, encode } from 'fast-png';
 import { sourceChannels } from '../src/data/open.js';
 import { ddpmIn, ROOT, type Run } from './ddpmProcess.js';
 
@@ -133,5 +142,20 @@ describe('ddpm defaults', () => {
       ).unet.inChannels;
     assert.equal(inChannels('run-colour'), 3);
     assert.equal(inChannels('run-gray'), 1);
+  });
+
+  it('a run shorter than --sample-every draws one small grid with a progress line', async () => {
+    const run = join(TMP, 'short');
+    const [r] = await both([tinyTrain(run)]); // --sample-every: the default, 2000
+    assert.equal(r!.code, 0, r!.stderr);
+    assert.match(
+      r!.stderr,
+      /the run \(1 step\) is shorter than --sample-every 2000: one grid of 16 images from the raw weights/,
+    );
+    assert.match(r!.stderr, /samples \[#+\] 20\/20 network calls/);
+    assert.deepEqual(readdirSync(join(run, 'samples')), ['step_000001.png']);
+    const png = decode(readFileSync(join(run, 'samples', 'step_000001.png')));
+    const side = (n: number) => n * 16 + (n + 1) * 2; // 4x4 images of 16 pixels, 2-pixel borders
+    assert.equal(png.width, side(4), 'a 4x4 grid');
   });
 });

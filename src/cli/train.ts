@@ -271,6 +271,7 @@ async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: Stop
   const evalEvery = o['eval-every'] as number;
   const evaluate = evalEvery > 0 ? await trainingFid(spec, o, stop) : undefined;
   const bar = new ProgressBar('train');
+  const sampleBar = new ProgressBar('samples');
   bar.log(
     `ddpm train: ${countParams(spec.unet).toLocaleString('en-US')} parameters, data ${o.data}, run ${o.run}`,
   );
@@ -312,6 +313,10 @@ async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: Stop
           `loss ${r.loss.toFixed(4)} | ${r.stepsPerSec.toFixed(2)} it/s | epoch ${r.epoch.toFixed(2)} | eta ${formatDuration(r.etaSec)}`,
         ),
       onEvent: (m) => bar.log(m),
+      onSampling: (done, total) => {
+        sampleBar.update(done, total, 'network calls', done === 1);
+        if (done === total) sampleBar.done();
+      },
     },
   );
   bar.done();

@@ -6,7 +6,8 @@
 //
 // Run folder: config.json (the run's options), checkpoint.safetensors, log.jsonl (one JSON line per
 // logged step), loss.png, samples/step_NNNNNN.png (EMA weights; while the EMA still holds over 1% of
-// the initialisation also step_NNNNNN_raw.png from the raw weights), model/ (EMA weights + ModelSpec).
+// the initialisation also step_NNNNNN_raw.png from the raw weights; a run shorter than its sample interval
+// draws one 16-image grid at its end instead), model/ (EMA weights + ModelSpec).
 // A stop request (TrainHooks.signal: Ctrl-C in `ddpm train`) ends the run after the current step with a
 // checkpoint of that step, from which the same command resumes as from any other.
 
@@ -116,7 +117,12 @@ export interface TrainHooks {
    * (stopping them mid-way), writes a checkpoint of that step and returns with `interrupted` set.
    */
   signal?: AbortSignal;
+  /** Network calls of a sample grid being drawn (for a progress line): done and total, from 1. */
+  onSampling?(done: number, total: number): void;
 }
+
+/** Images of the one grid a run shorter than its sample interval draws at its end. */
+export const SHORT_RUN_SAMPLES = 16;
 
 /** A quality measurement during training: one log.jsonl line `{step, eval: {label: value}, evalN}`. */
 export interface EvalLog {
@@ -329,9 +335,29 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
           say(`${r.label} = ${r.value.toFixed(3)} at step ${step} (${r.n} images)`);
         });
       }
-      if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps) && !stopped()) {
+      const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+      if (o.sampleEvery > o.steps && step === o.steps && !stopped()) {
+        // A run shorter than its sample interval: one small grid from the weights that show the most
+        // (the raw ones while the EMA still holds over 1% of the initialisation), not two large ones.
+        const initShare = emaInitShare(o.emaDecay, step, o.emaWarmup);
+        const which = initShare > 0.01 ? 'raw' : 'EMA';
+        const n = Math.min(o.sampleCount, SHORT_RUN_SAMPLES);
+        say(
+          `samples: the run (${o.steps} step${o.steps === 1 ? '' : 's'}) is shorter than --sample-every ${o.sampleEvery}: one grid of ${n} images from the ${which} weights (${DEFAULT_RESPACED_STEPS} sampling steps at most)`,
+        );
         await unlessStopped(async () => {
-          const file = join(o.runDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+          await writeSamples(
+            engine,
+            { ...o, sampleCount: n },
+            which === 'raw' ? params : ema,
+            file,
+            stopped,
+            hooks,
+          );
+          say(`samples: ${file}`);
+        });
+      } else if (o.sampleEvery > 0 && (step % o.sampleEvery === 0 || step === o.steps) && !stopped()) {
+        await unlessStopped(async () => {
           await writeSamples(engine, o, ema, file, stopped);
           say(`samples: ${file}`);
           // Early in a run without EMA warmup the average still weighs the initialisation and samples
@@ -415,6 +441,7 @@ async function writeSamples(
   weights: ParamStore,
   file: string,
   stopped: () => boolean,
+  hooks: TrainHooks = {},
 ): Promise<void> {
   const cfg = o.spec.unet;
   const den = await createDenoiser(engine, cfg, weights, o.sampleCount, { threads: o.threads });
@@ -427,6 +454,7 @@ async function writeSamples(
     const shape = [o.sampleCount, cfg.inChannels, cfg.resolution, cfg.resolution];
     const x = await ancestralSample(diffusionFromSpec(o.spec.diffusion), denoise, shape, new Rng(12345), {
       steps: DEFAULT_RESPACED_STEPS,
+      ...(hooks.onSampling ? { onProgress: (p) => hooks.onSampling!(p.step, p.total) } : {}),
     });
     writePngAtomic(file, makeGrid(x, { nrow: Math.ceil(Math.sqrt(o.sampleCount)) }));
   } finally {
