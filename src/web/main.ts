@@ -118,7 +118,7 @@ async function loadModel(url: string): Promise<void> {
     status(
       `Could not load a model from ${url}: ${(e as Error).message}\n` +
         'A model folder holds config.json and model.safetensors (ddpm train writes one to <run>/model); ' +
-        'serve the repository with `npm run demo` and pass ?model=/path/to/folder/.',
+        'the demo server serves one, chosen with `npm run demo -- --model FOLDER`, at /model/.',
       true,
     );
   }
