@@ -287,7 +287,7 @@ describe('ddpm eval: bad input names the problem', () => {
     for (const r of [metric, shard, folder, inception, other, noRef, outDir, trainRef]) {
       assert.notEqual(r.code, 0);
     }
-    assert.match(metric.stderr, /unknown metric or command 'fidd'/);
+    assert.match(metric.stderr, /unknown metric or command 'fidd' \(did you mean 'fid'\?\)/);
     assert.match(shard.stderr, /--shard 1\/2 writes partial results: pass --out/);
     assert.match(folder.stderr, /--samples no-such-dir: no such folder/);
     assert.match(inception.stderr, /missing\.pth/);

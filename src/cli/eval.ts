@@ -36,6 +36,7 @@ import { writeFileAtomic } from '../util/atomicFile.js';
 import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
 import { classifierCommand } from './classifier.js';
+import { didYouMean } from './suggest.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
@@ -166,7 +167,7 @@ function parseMetrics(s: string): MetricName[] {
   for (const m of s.split(',')) {
     if (!(ALL_METRICS as readonly string[]).includes(m)) {
       throw new UsageError(
-        `ddpm eval: unknown metric or command '${m}'; expected fid, is, kid, pr, all (or a list like fid,kid), stats, merge or classifier`,
+        `ddpm eval: unknown metric or command '${m}'${didYouMean(m, [...ALL_METRICS, 'all', 'stats', 'merge', 'classifier'])}; expected fid, is, kid, pr, all (or a list like fid,kid), stats, merge or classifier`,
       );
     }
     if (!out.includes(m as MetricName)) out.push(m as MetricName);
