@@ -3,6 +3,7 @@ export declare const MIME: Readonly<Record<string, string>>;
 export declare const MAX_URL: number;
 export declare const MAX_HEADER_BYTES: number;
 export declare class ServeError extends Error {}
+export declare const ISOLATION_HEADERS: Readonly<Record<string, string>>;
 export declare function startServer(opts?: {
   web?: string;
   model?: string;

@@ -62,6 +62,36 @@ function folder(dir, what, hint) {
 
 export class ServeError extends Error {}
 
+/** Sent with every response, errors included: cross-origin isolation (COOP + COEP) for multi-threaded wasm. */
+export const ISOLATION_HEADERS = {
+  'cache-control': 'no-cache',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+  'x-content-type-options': 'nosniff',
+};
+
+/**
+ * Requests that Node's parser refuses (headers over the limit, malformed) get their 431 / 400 here, with the
+ * same headers as every other response, instead of Node's bare reply.
+ */
+function onClientError(err, socket) {
+  if (!socket.writable || err.code === 'ECONNRESET') return socket.destroy();
+  const [code, text] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  const head = Object.entries({ ...ISOLATION_HEADERS, 'content-type': 'text/plain; charset=utf-8' })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const body = `${text.toLowerCase()}\n`;
+  socket.end(
+    `HTTP/1.1 ${code} ${text}\r\n${head}content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
 /**
  * Serve the built page `web` at /dist-web/ and the model folder `model` at /model/; `mounts` maps further
  * URL prefixes ('/x/') to folders. port 0 picks a free one. At most `maxActive` files are sent at once.
@@ -91,14 +121,8 @@ export function startServer({
     return Promise.reject(e);
   }
   let active = 0;
+  const headers = ISOLATION_HEADERS;
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
-    const headers = {
-      'cache-control': 'no-cache',
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-      'cross-origin-resource-policy': 'same-origin',
-      'x-content-type-options': 'nosniff',
-    };
     const send = (code, msg, extra = {}) => {
       if (log) console.log(`${code} ${req.method} ${(req.url ?? '').slice(0, 200)}`);
       res.writeHead(code, { ...headers, 'content-type': 'text/plain; charset=utf-8', ...extra });
@@ -164,6 +188,7 @@ export function startServer({
     stream.on('error', () => res.destroy());
     stream.pipe(res);
   });
+  server.on('clientError', onClientError);
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
   server.maxConnections = 4 * maxActive;

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_URL, startServer } from '../scripts/serve.mjs';
-import { ROOT } from './ddpmProcess.js';
+import { ddpmIn, ROOT, startDdpm } from './ddpmProcess.js';
 
 const SERVE = join(ROOT, 'scripts', 'serve.mjs');
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-serve-'));
@@ -173,6 +173,57 @@ describe('demo server', () => {
     assert.equal(huge, 431);
   });
 
+  it('sends the cross-origin isolation headers with every response, errors and redirects included', async () => {
+    const isolated = (r: { headers: Reply['headers'] }, what: string) => {
+      assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', what);
+      assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', what);
+    };
+    const cases: [string, { method?: string; body?: string }, number][] = [
+      ['/', {}, 302],
+      ['/dist-web/ort', {}, 301],
+      ['/dist-web/nope.js', {}, 404],
+      ['/package.json', {}, 404],
+      ['/dist-web/leak.txt', {}, 403],
+      ['/dist-web/%zz', {}, 400],
+      ['/dist-web/', { method: 'POST', body: 'x' }, 405],
+      ['/dist-web/', { method: 'GET', body: 'x' }, 413],
+      [`/dist-web/${'a'.repeat(MAX_URL)}`, {}, 414],
+      ['/dist-web/', { method: 'HEAD' }, 200],
+    ];
+    for (const [path, opts, status] of cases) {
+      const r = await http(server.port, path, opts);
+      assert.equal(r.status, status, `${opts.method ?? 'GET'} ${path.slice(0, 40)}`);
+      isolated(r, `${status} ${path.slice(0, 40)}`);
+    }
+    // Refused by Node's parser before any handler runs (431: headers over the limit; 400: a malformed request).
+    for (const [raw, status] of [
+      [`GET /dist-web/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 431],
+      ['GET /dist-web/ HTTP/1.1\r\nHost x\r\n\r\n', 400],
+    ] as const) {
+      const reply = await new Promise<string>((ok, fail) => {
+        const sock = connect(server.port, '127.0.0.1', () => sock.end(raw));
+        let text = '';
+        sock.setEncoding('latin1');
+        sock.on('data', (d) => {
+          text += d;
+        });
+        sock.on('close', () => ok(text));
+        sock.on('error', fail);
+      });
+      assert.match(reply, new RegExp(`^HTTP/1\\.1 ${status} `), reply.slice(0, 80));
+      assert.match(reply, /\r\ncross-origin-opener-policy: same-origin\r\n/i, reply.slice(0, 300));
+      assert.match(reply, /\r\ncross-origin-embedder-policy: require-corp\r\n/i, reply.slice(0, 300));
+    }
+    const s = await startServer({ web: WEB, model: MODEL, port: 0, maxActive: 0 });
+    try {
+      const busy = await http(s.port, '/dist-web/');
+      assert.equal(busy.status, 503);
+      isolated(busy, '503');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('bounds the files in flight (503 beyond them) and serves again once they are done', async () => {
     const s = await startServer({ web: WEB, model: MODEL, port: 0, maxActive: 1 });
     try {
@@ -221,5 +272,97 @@ describe('demo server', () => {
     const missing = await runServe(['--port', '0', '--web', WEB, '--model', join(TMP, 'nope')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /model folder .*nope does not exist; pass --model FOLDER/);
+  });
+});
+
+describe('ddpm serve', () => {
+  const ddpm = ddpmIn(ROOT);
+  const DIR = mkdtempSync(join(tmpdir(), 'ddpm-serve-cli-'));
+  const web = join(DIR, 'web');
+  const model = join(DIR, 'model');
+  before(() => {
+    mkdirSync(web);
+    mkdirSync(model);
+    writeFileSync(join(web, 'index.html'), '<!doctype html><title>demo</title>');
+    writeFileSync(join(model, 'config.json'), '{"format":"ddpm-ts/model/v1"}');
+  });
+  after(() => rmSync(DIR, { recursive: true, force: true }));
+
+  it('is a ddpm command: listed, -h, did you mean', async () => {
+    const top = await ddpm(['--help']);
+    assert.match(top.stdout, /\n {2}serve +serve the browser demo/);
+    const help = await ddpm(['serve', '-h']);
+    assert.equal(help.code, 0, help.stderr);
+    for (const opt of ['--model', '--port', '--host', '--web', '-h, --help'])
+      assert.ok(help.stdout.includes(opt), `${opt} in:\n${help.stdout}`);
+    assert.match(help.stdout, /0: any free port/);
+    const typo = await ddpm(['serv']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /unknown command 'serv'.*did you mean 'serve'/);
+    const opt = await ddpm(['serve', '--prot', '0']);
+    assert.equal(opt.code, 2);
+    assert.match(opt.stderr, /Unknown option '--prot'.*did you mean '--port'/);
+    const bad = await ddpm(['serve', '--port', '70000']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--port 70000: expected 0\.\.65535/);
+  });
+
+  it('--port 0 serves the page and the model over HTTP on 127.0.0.1, cross-origin isolated', async () => {
+    const s = startDdpm(['serve', '--port', '0', '--web', web, '--model', model], { cwd: DIR });
+    let out = '';
+    s.child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    try {
+      const port = await new Promise<number>((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`no URL printed: ${out}${s.stderr()}`)), 30_000);
+        const poll = setInterval(() => {
+          const m = /serving the demo at http:\/\/localhost:(\d+)\//.exec(out);
+          if (m) {
+            clearInterval(poll);
+            clearTimeout(timer);
+            ok(Number(m[1]));
+          }
+        }, 50);
+        s.done.then((r) => fail(new Error(`ddpm serve exited ${r.code}: ${r.stderr}`)));
+      });
+      for (const [path, status] of [
+        ['/dist-web/', 200],
+        ['/model/config.json', 200],
+        ['/package.json', 404],
+      ] as const) {
+        const r = await http(port, path);
+        assert.equal(r.status, status, path);
+        assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', path);
+        assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', path);
+      }
+      assert.match((await http(port, '/model/config.json')).body, /ddpm-ts\/model\/v1/);
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.done;
+    }
+  });
+
+  it('a busy port or a missing folder is one line naming what to do, exit 1', async () => {
+    const blocker = createServer();
+    await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const r = await ddpm(['serve', '--port', String(port), '--web', web, '--model', model]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^ddpm serve: port ${port} on 127.0.0.1 is already in use.*--port 0`),
+      );
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    } finally {
+      blocker.close();
+    }
+    const m = await ddpm(['serve', '--port', '0', '--web', web, '--model', join(DIR, 'nope')]);
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, /model folder .*nope does not exist; pass --model FOLDER/);
+    const w = await ddpm(['serve', '--port', '0', '--web', join(DIR, 'noweb'), '--model', model]);
+    assert.equal(w.code, 1);
+    assert.match(w.stderr, /page folder .*noweb does not exist; build it with npm run build:web/);
   });
 });

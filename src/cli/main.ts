@@ -1,4 +1,4 @@
-// The `ddpm` command: train, sample, eval, bpd, interpolate, export; --version, --help, and
+// The `ddpm` command: train, sample, eval, bpd, interpolate, export, serve; --version, --help, and
 // "did you mean" for a mistyped command.
 
 import { readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { interpolateCommand } from './interpolate.js';
 import { sampleCommand } from './sample.js';
+import { serveCommand } from './serve.js';
 import { Interrupted } from './signals.js';
 import { explainFsError } from '../util/fsErrors.js';
 import { didYouMean } from './suggest.js';
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<void>
     run: exportCommand,
     help: 'write a model as a diffusers pipeline folder or a standalone ONNX file',
   },
+  serve: { run: serveCommand, help: 'serve the browser demo (the page and one model folder) on localhost' },
 };
 
 function usage(): string {
