@@ -4,10 +4,18 @@
 // and, as the last line of each suite, one JSON object {"bench":SUITE,"rows":[{name,ours_ms,torch_ms,ratio}]}.
 // See bench/README.md for what each row measures and the conventions.
 
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { nodeEngine } from '../src/engine/node.js';
-import { type Answer, INSTALL_HINT, TorchServer, TorchUnavailable } from './torchServer.js';
+import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
 import { createOurs, ROWS, type RowDef, type Suite } from './rows.js';
+import {
+  type Answer,
+  INSTALL_HINT,
+  type TorchThreads,
+  TorchServer,
+  TorchUnavailable,
+  threadsLabel,
+} from './torchServer.js';
 
 interface Options {
   suites: Suite[];
@@ -16,14 +24,26 @@ interface Options {
   torch: boolean;
   threads: number;
   settleMs: number;
+  /** PyTorch's thread settings: chosen per row kind by measurement ('auto'), or fixed. */
+  torchThreads: 'auto' | TorchThreads;
 }
+
+/** The thread settings 'auto' tries on PyTorch's side (torch intra-op threads, OpenBLAS threads). */
+const TORCH_CANDIDATES: readonly TorchThreads[] = [
+  { torch: 2, blas: 1 },
+  { torch: 2, blas: 2 },
+  { torch: 1, blas: 2 },
+];
 
 const USAGE = `usage: npm run bench -- <engine|sample|eval|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
                   eval: ${rowNames('eval')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
-  --threads N     ONNX Runtime intra-op threads for our side (default 2; the torch server always uses 2)
+  --threads N     ONNX Runtime intra-op threads for our side (default 2)
+  --torch-threads auto|T,B
+                  PyTorch's intra-op threads T and OpenBLAS's threads B. auto (default): for each model size
+                  and kind (forward, training, Inception) time ${TORCH_CANDIDATES.map((c) => `${c.torch},${c.blas}`).join(' / ')} and keep the fastest
   --settle MS     idle time before each timed run (default 500): the side that just ran leaves its worker
                   threads spinning (ONNX Runtime's pool, OpenBLAS/OpenMP), which slowed the other side by
                   6-16% when the runs were back to back`;
@@ -40,7 +60,15 @@ function fail(msg: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { suites: [], reps: null, rows: null, torch: true, threads: 2, settleMs: 500 };
+  const o: Options = {
+    suites: [],
+    reps: null,
+    rows: null,
+    torch: true,
+    threads: 2,
+    settleMs: 500,
+    torchThreads: 'auto',
+  };
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1)
@@ -82,6 +110,18 @@ function parseArgs(argv: string[]): Options {
           .map((s) => s.trim())
           .filter(Boolean);
         break;
+      case '--torch-threads': {
+        const v = value() ?? '';
+        const m = /^(\d+),(\d+)$/.exec(v);
+        if (v === 'auto') o.torchThreads = 'auto';
+        else if (m && Number(m[1]) > 0 && Number(m[2]) > 0)
+          o.torchThreads = { torch: Number(m[1]), blas: Number(m[2]) };
+        else
+          fail(
+            `--torch-threads needs auto or two positive integers T,B (e.g. 2,1), got ${JSON.stringify(v)}`,
+          );
+        break;
+      }
       case '--no-torch':
         o.torch = false;
         break;
@@ -112,7 +152,11 @@ function parseArgs(argv: string[]): Options {
 interface RowResult {
   def: RowDef;
   ours: number[];
+  /** The reference U-Net (reference/torch_unet.py), or the Inception model. */
   torch: number[];
+  /** The second PyTorch U-Net (reference/torch_unet_tf.py); empty for the Inception row. */
+  torchTf: number[];
+  torchThreads: TorchThreads | null;
   gflopPerImage: number;
   oursSetupMs: number;
   oursWarmupMs: number[];
@@ -132,7 +176,83 @@ const PUBLISHED_GFLOP: Record<RowDef['size'], number> = { S: 0.841, L: 12.44, I:
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const fmtMs = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 
-async function runRow(def: RowDef, o: Options, torch: TorchServer | null, gflop: number): Promise<RowResult> {
+/** One PyTorch server per thread setting, started when first needed. */
+class TorchPool {
+  private readonly servers = new Map<string, TorchServer>();
+  info: Answer | null = null;
+
+  async get(t: TorchThreads): Promise<TorchServer> {
+    const key = threadsLabel(t);
+    let s = this.servers.get(key);
+    if (!s) {
+      const started = await TorchServer.start(t);
+      s = started.server;
+      this.info ??= started.info;
+      this.servers.set(key, s);
+    }
+    return s;
+  }
+
+  close(): void {
+    for (const s of this.servers.values()) s.close();
+  }
+
+  async quit(): Promise<void> {
+    await Promise.all([...this.servers.values()].map((s) => s.quit()));
+  }
+}
+
+/** Rows whose PyTorch side is the same work get the same thread setting: fwd and sampling share the forward. */
+function calibrationRow(def: RowDef): string {
+  switch (def.kind) {
+    case 'fwd':
+    case 'ddim50':
+    case 'ancestral100':
+      return `${def.size}-fwd`;
+    case 'train':
+      return `${def.size}-train`;
+    case 'inception':
+      return def.name;
+  }
+}
+
+const calibrated = new Map<string, TorchThreads>();
+const settle = (o: Options) => new Promise((res) => setTimeout(res, o.settleMs));
+
+/**
+ * PyTorch at its best on this machine: time the row's kind of work (the reference implementation) under each
+ * candidate thread setting, each candidate in its own server, and keep the fastest median.
+ */
+async function torchThreadsFor(def: RowDef, o: Options, pool: TorchPool): Promise<TorchThreads> {
+  if (o.torchThreads !== 'auto') return o.torchThreads;
+  const name = calibrationRow(def);
+  const known = calibrated.get(name);
+  if (known) return known;
+  const reps = name === 'inception-fid256' ? 1 : 3;
+  let best: { t: TorchThreads; ms: number } | null = null;
+  const seen: string[] = [];
+  for (const t of TORCH_CANDIDATES) {
+    const server = await pool.get(t);
+    await server.request({ cmd: 'setup', name });
+    if (name !== 'inception-fid256') await server.request({ cmd: 'run', name }); // the second warm-up
+    const ms: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      await settle(o);
+      ms.push((await server.request({ cmd: 'run', name })).ms as number);
+    }
+    await server.request({ cmd: 'drop', name });
+    const m = median(ms);
+    seen.push(`${threadsLabel(t)} ${fmtMs(m)} ms`);
+    if (!best || m < best.ms) best = { t, ms: m };
+  }
+  log(
+    `[${def.name}] torch threads, timed on ${name} (median of ${reps}): ${seen.join('; ')} -> ${threadsLabel(best!.t)}`,
+  );
+  calibrated.set(name, best!.t);
+  return best!.t;
+}
+
+async function runRow(def: RowDef, o: Options, pool: TorchPool | null, gflop: number): Promise<RowResult> {
   const reps = o.reps ?? def.defaultReps;
   const engine = nodeEngine();
   log(`[${def.name}] ${def.what}; ${reps} rep(s) per side`);
@@ -151,48 +271,66 @@ async function runRow(def: RowDef, o: Options, torch: TorchServer | null, gflop:
     `[${def.name}] ours: setup ${fmtMs(oursSetupMs)} ms, warm-up ${oursWarmupMs.map(fmtMs).join(', ')} ms` +
       (def.kind === 'ddim50' || def.kind === 'ancestral100' ? ' (2-step loops)' : ''),
   );
-  // Torch: setup builds the model and runs one warm-up (a 2-step loop for the sampling rows); fwd/train rows
-  // get one more untimed run so that both sides have had two.
+  // Torch: the thread setting, then setup builds the model and runs one warm-up (a 2-step loop for the
+  // sampling rows); fwd/train rows get one more untimed run so that both sides have had two. The U-Net rows
+  // also set up the second implementation (same weights), timed in the same interleaved loop.
   let torchSetupMs: number | null = null;
   let torchWarmupMs: number | null = null;
-  if (torch) {
-    const s = await torch.request({ cmd: 'setup', name: def.name });
-    torchSetupMs = s.setup_ms as number;
-    torchWarmupMs = s.warmup_ms as number;
-    let extra = '';
-    if (def.kind === 'fwd' || def.kind === 'train') {
-      const w = await torch.request({ cmd: 'run', name: def.name });
-      extra = `, ${fmtMs(w.ms as number)}`;
+  let torch: TorchServer | null = null;
+  let torchThreads: TorchThreads | null = null;
+  const impls = def.kind === 'inception' ? ['reference'] : ['reference', 'tf-port'];
+  if (pool) {
+    torchThreads = await torchThreadsFor(def, o, pool);
+    torch = await pool.get(torchThreads);
+    for (const impl of impls) {
+      const s = await torch.request({ cmd: 'setup', name: def.name, impl });
+      if (impl === 'reference') {
+        torchSetupMs = s.setup_ms as number;
+        torchWarmupMs = s.warmup_ms as number;
+      }
+      let extra = '';
+      if (def.kind === 'fwd' || def.kind === 'train') {
+        const w = await torch.request({ cmd: 'run', name: def.name, impl });
+        extra = `, ${fmtMs(w.ms as number)}`;
+      }
+      log(
+        `[${def.name}] torch ${impl} (${threadsLabel(torchThreads)}): setup ${fmtMs(s.setup_ms as number)} ms, ` +
+          `warm-up ${fmtMs(s.warmup_ms as number)}${extra} ms`,
+      );
     }
-    log(`[${def.name}] torch: setup ${fmtMs(torchSetupMs)} ms, warm-up ${fmtMs(torchWarmupMs)}${extra} ms`);
   }
 
   const oursMs: number[] = [];
   const torchMs: number[] = [];
+  const torchTfMs: number[] = [];
   try {
     // Each side is timed on an idle machine: the other side's spinning worker threads settle first.
-    const settle = () => new Promise((res) => setTimeout(res, o.settleMs));
     for (let r = 0; r < reps; r++) {
-      await settle();
+      await settle(o);
       t0 = performance.now();
       await ours.run();
       oursMs.push(performance.now() - t0);
       let line = `[${def.name}] rep ${r + 1}/${reps}: ours ${fmtMs(oursMs.at(-1)!)} ms`;
       if (torch) {
-        await settle();
-        const a: Answer = await torch.request({ cmd: 'run', name: def.name });
-        torchMs.push(a.ms as number);
-        line += `, torch ${fmtMs(a.ms as number)} ms`;
+        for (const impl of impls) {
+          await settle(o);
+          const a: Answer = await torch.request({ cmd: 'run', name: def.name, impl });
+          (impl === 'reference' ? torchMs : torchTfMs).push(a.ms as number);
+          line += `, torch ${impl} ${fmtMs(a.ms as number)} ms`;
+        }
       }
       log(line);
     }
   } finally {
     await ours.release();
+    if (torch) for (const impl of impls) await torch.request({ cmd: 'drop', name: def.name, impl });
   }
   return {
     def,
     ours: oursMs,
     torch: torchMs,
+    torchTf: torchTfMs,
+    torchThreads,
     gflopPerImage: gflop,
     oursSetupMs,
     oursWarmupMs,
@@ -205,20 +343,35 @@ function gflops(r: RowResult, ms: number): number {
   return (r.gflopPerImage * r.def.batch * r.def.flopFactor) / (ms / 1000);
 }
 
-function report(suite: Suite, results: RowResult[], o: Options): void {
+interface MachineReport {
+  machine: MachineInfo;
+  peak: GemmPeak;
+}
+
+function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport): void {
   const cell = (xs: number[]) =>
     xs.length === 0 ? '-' : `${fmtMs(median(xs))} (${fmtMs(Math.min(...xs))}-${fmtMs(Math.max(...xs))})`;
+  const peak = m.peak.gflops;
   const rows = results.map((r) => {
     const om = median(r.ours);
-    const tm = r.torch.length ? median(r.torch) : null;
+    const ref = r.torch.length ? median(r.torch) : null;
+    const tf = r.torchTf.length ? median(r.torchTf) : null;
+    // PyTorch's time is its faster implementation's: the baseline at its best.
+    const tm = ref === null ? null : tf === null ? ref : Math.min(ref, tf);
+    const impl = ref === null ? null : tf !== null && tf < ref ? 'tf-port' : 'reference';
+    const og = gflops(r, om);
     return {
       cells: [
         r.def.name,
         String(r.ours.length),
         cell(r.ours),
         cell(r.torch),
+        cell(r.torchTf),
+        tf === null || ref === null ? '-' : (tf / ref).toFixed(3),
+        r.torchThreads ? `${r.torchThreads.torch},${r.torchThreads.blas}` : '-',
         tm === null ? '-' : (om / tm).toFixed(3),
-        gflops(r, om).toFixed(1),
+        og.toFixed(1),
+        `${((100 * og) / peak).toFixed(0)}%`,
         tm === null ? '-' : gflops(r, tm).toFixed(1),
       ],
       json: {
@@ -226,6 +379,13 @@ function report(suite: Suite, results: RowResult[], o: Options): void {
         ours_ms: round(om, 1),
         torch_ms: tm === null ? null : round(tm, 1),
         ratio: tm === null ? null : round(om / tm, 4),
+        torch_ref_ms: ref === null ? null : round(ref, 1),
+        torch_tf_ms: tf === null ? null : round(tf, 1),
+        torch_impl: impl,
+        torch_threads: r.torchThreads,
+        ours_gflops: round(og, 2),
+        peak_fraction: round(og / peak, 4),
+        torch_peak_fraction: tm === null ? null : round(gflops(r, tm) / peak, 4),
       },
     };
   });
@@ -233,9 +393,13 @@ function report(suite: Suite, results: RowResult[], o: Options): void {
     'row',
     'reps',
     'ours ms: median (min-max)',
-    'torch ms',
+    'torch ref ms',
+    'torch tf-port ms',
+    'tf/ref',
+    'T,B',
     'ratio',
     'ours GFLOP/s',
+    'of peak',
     'torch GFLOP/s',
   ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
@@ -244,15 +408,32 @@ function report(suite: Suite, results: RowResult[], o: Options): void {
   console.log('');
   console.log(`== bench ${suite} ==`);
   console.log(
-    'ratio = ours median / torch median (lower is better). GFLOP/s = GFLOP per image of one forward pass\n' +
-      '(torch server "flops": conv + linear + attention matmuls, 2 x MACs) x batch x k / seconds, with k = 1\n' +
-      '(fwd), 3 (train: backward counted as 2 forwards), the step count (sampling rows: one forward per step).',
+    `machine: ${m.machine.cpu}, ${m.machine.logicalCpus} logical CPU(s), ${m.machine.isa.join(' ') || 'no AVX2/AVX-512/NEON'}; ` +
+      `ONNX Runtime NCHWc block ${m.machine.nchwcBlock || 'none'}; float32 GEMM peak ${peak.toFixed(1)} GFLOP/s ` +
+      `(${m.peak.n}x${m.peak.n} MatMul, best of ${m.peak.ms.length}, ${o.threads} thread(s), same engine)`,
+  );
+  console.log(
+    'ratio = ours median / torch median, torch = the faster of its two U-Nets (reference/torch_unet.py and\n' +
+      'reference/torch_unet_tf.py, same weights; tf/ref = their ratio) under the thread setting T,B (PyTorch\n' +
+      'threads, OpenBLAS threads) that measured fastest. GFLOP/s = GFLOP per image of one forward pass (conv +\n' +
+      'linear + attention matmuls, 2 x MACs) x batch x k / seconds, k = 1 (fwd), 3 (train: backward counted as\n' +
+      '2 forwards), the step count (sampling); "of peak" = ours GFLOP/s / the GEMM peak.',
   );
   if (!o.torch) console.log('--no-torch: no reference timings; GFLOP per image from reference/README.md.');
   console.log(line(head));
   console.log(line(head.map((_, i) => '-'.repeat(widths[i]!))));
   for (const r of rows) console.log(line(r.cells));
-  console.log(JSON.stringify({ bench: suite, rows: rows.map((r) => r.json) }));
+  console.log(
+    JSON.stringify({
+      bench: suite,
+      cpu: m.machine.cpu,
+      isa: m.machine.isa,
+      nchwc_block: m.machine.nchwcBlock,
+      peak_gflops: round(peak, 2),
+      threads: o.threads,
+      rows: rows.map((r) => r.json),
+    }),
+  );
 }
 
 function round(x: number, digits: number): number {
@@ -262,11 +443,11 @@ function round(x: number, digits: number): number {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  let torch: TorchServer | null = null;
-  let torchInfo: Answer | null = null;
+  let pool: TorchPool | null = null;
   if (o.torch) {
+    pool = new TorchPool();
     try {
-      ({ server: torch, info: torchInfo } = await TorchServer.start());
+      await pool.get(o.torchThreads === 'auto' ? TORCH_CANDIDATES[0]! : o.torchThreads);
     } catch (e) {
       if (e instanceof TorchUnavailable) {
         console.error(`bench: cannot run the PyTorch reference: ${e.message}`);
@@ -276,32 +457,37 @@ async function main(): Promise<void> {
       throw e;
     }
   }
-  const exitHandler = () => torch?.close();
+  const exitHandler = () => pool?.close();
   process.on('exit', exitHandler);
 
   const load = loadavg();
+  const engine = nodeEngine();
+  const machine = await machineInfo(engine);
   console.log(
-    `ddpm-ts bench: node ${process.version}, ${nodeEngine().name}, ${o.threads} thread(s); ` +
-      (torchInfo
-        ? `torch ${torchInfo.torch as string} (OpenBLAS pthreads, ${torchInfo.threads as number} threads)`
-        : 'no torch') +
-      `; ${cpus().length} CPU(s), load average ${load.map((l) => l.toFixed(2)).join(' ')}; ` +
-      `${o.settleMs} ms idle before each timed run`,
+    `ddpm-ts bench: node ${process.version}, ${engine.name}, ${o.threads} thread(s); ` +
+      (pool?.info ? `torch ${pool.info.torch as string} on OpenBLAS (pthreads)` : 'no torch') +
+      `; ${machine.cpu} (${machine.isa.join(' ')}), ${machine.logicalCpus} CPU(s), load average ` +
+      `${load.map((l) => l.toFixed(2)).join(' ')}; ${o.settleMs} ms idle before each timed run`,
   );
   if (load[0]! > 0.5) {
     console.log(
       `note: load average ${load[0]!.toFixed(2)} at start: other processes are running; timings are noisy.`,
     );
   }
-  if (o.threads !== 2) console.log(`note: ours uses ${o.threads} threads, the torch server 2.`);
+  log('[peak] timing a 4096x4096 float32 MatMul through the same engine ...');
+  const peak = await gemmPeak(engine, o.threads);
+  log(`[peak] ${peak.gflops.toFixed(1)} GFLOP/s (runs ${peak.ms.map(fmtMs).join(', ')} ms)`);
 
   const gflopOf = new Map<RowDef['size'], number>();
   const gflopPerImage = async (size: RowDef['size']): Promise<number> => {
     if (!gflopOf.has(size)) {
+      const server = pool
+        ? await pool.get(o.torchThreads === 'auto' ? TORCH_CANDIDATES[0]! : o.torchThreads)
+        : null;
       gflopOf.set(
         size,
-        torch
-          ? ((await torch.request({ cmd: 'flops', name: size })).gflop_per_image as number)
+        server
+          ? ((await server.request({ cmd: 'flops', name: size })).gflop_per_image as number)
           : PUBLISHED_GFLOP[size],
       );
     }
@@ -314,13 +500,13 @@ async function main(): Promise<void> {
       if (defs.length === 0) continue;
       const results: RowResult[] = [];
       for (const def of defs) {
-        results.push(await runRow(def, o, torch, await gflopPerImage(def.size)));
+        results.push(await runRow(def, o, pool, await gflopPerImage(def.size)));
       }
-      report(suite, results, o);
+      report(suite, results, o, { machine, peak });
     }
   } finally {
     process.off('exit', exitHandler);
-    await torch?.quit();
+    await pool?.quit();
   }
 }
 

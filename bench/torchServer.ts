@@ -15,6 +15,17 @@ export const INSTALL_HINT = 'apt-get install -y python3-torch libopenblas0-pthre
 
 export type Answer = { ok: boolean; error?: string } & Record<string, unknown>;
 
+/**
+ * PyTorch's intra-op (OpenMP) threads and OpenBLAS's own pool. Both default to the core count, and on top of
+ * each other they oversubscribe the cores: the harness picks the pair by measurement (bench/index.ts).
+ */
+export interface TorchThreads {
+  readonly torch: number;
+  readonly blas: number;
+}
+
+export const threadsLabel = (t: TorchThreads) => `torch ${t.torch} + OpenBLAS ${t.blas}`;
+
 /** The server could not start or is not usable; the message says what to install. */
 export class TorchUnavailable extends Error {}
 
@@ -24,8 +35,17 @@ export class TorchServer {
   private stderrTail: string[] = [];
   private exited: string | null = null;
 
-  private constructor() {
-    this.proc = spawn('/bin/sh', [SCRIPT], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  private constructor(threads: TorchThreads) {
+    this.proc = spawn('/bin/sh', [SCRIPT], {
+      cwd: REPO_ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        TORCH_THREADS: String(threads.torch),
+        OMP_NUM_THREADS: String(threads.torch),
+        OPENBLAS_NUM_THREADS: String(threads.blas),
+      },
+    });
     createInterface({ input: this.proc.stdout }).on('line', (line) => {
       const w = this.waiting.shift();
       if (!w) return;
@@ -48,8 +68,10 @@ export class TorchServer {
     this.proc.stdin.on('error', () => {}); // a dead server shows up as 'exit' above
   }
 
-  /** Start the server and check that torch imports (the `info` command). */
-  static async start(): Promise<{ server: TorchServer; info: Answer }> {
+  /** Start the server with these thread settings and check that torch imports (the `info` command). */
+  static async start(
+    threads: TorchThreads = { torch: 2, blas: 1 },
+  ): Promise<{ server: TorchServer; info: Answer }> {
     if (!existsSync('/usr/bin/python3')) {
       throw new TorchUnavailable(`/usr/bin/python3 not found: install it with \`${INSTALL_HINT}\``);
     }
@@ -58,7 +80,7 @@ export class TorchServer {
         `${OPENBLAS_DIR} not found: the reference must run on OpenBLAS (pthreads); \`${INSTALL_HINT}\``,
       );
     }
-    const server = new TorchServer();
+    const server = new TorchServer(threads);
     try {
       const info = await server.request({ cmd: 'info' });
       return { server, info };

@@ -3,9 +3,10 @@
 Protocol: one JSON command per line on stdin, exactly one JSON line answered on stdout per command
 (logs and warnings go to stderr). Start it with reference/torch_server.sh (sets the OpenBLAS library path).
 
-  {"cmd":"setup","name":NAME}  build model + data + optimizer for NAME, warm up once
-                               -> {"ok":true,"name","setup_ms","warmup_ms","params","batch","config",...}
-  {"cmd":"run","name":NAME}    one timed run of NAME (must be the current setup) -> {"ok":true,"ms":wall-clock ms,...}
+  {"cmd":"setup","name":NAME,"impl":IMPL}  build model + data + optimizer for NAME with the U-Net IMPL, warm up once
+                               -> {"ok":true,"name","impl","setup_ms","warmup_ms","params","batch","config",...}
+  {"cmd":"run","name":NAME,"impl":IMPL}    one timed run of NAME (must be set up) -> {"ok":true,"ms":wall-clock ms,...}
+  {"cmd":"drop","name":NAME,"impl":IMPL}   forget a setup (frees its memory)
   {"cmd":"flops","name":"S"|"L"|NAME}  one forward, per image -> {"ok":true,"gflop_per_image","gmac_per_image",...}
   {"cmd":"info"}               torch version, threads
   {"cmd":"quit"}               -> {"ok":true} and exit
@@ -22,7 +23,12 @@ NAMEs:
   inception-fid256       FID Inception features (pool_3 and fc logits) of 256 images 3x32x32 in [-1, 1], pytorch-fid's
                          preprocessing ([0, 1], bilinear to 299, 2x - 1), in chunks of 32 under no_grad, float32,
                          reference/inception_fid.py's model with its hash weights; warm-up: one chunk
-All runs: float32, torch.set_num_threads(2), torch.manual_seed(0) at setup. Weights: train rows use the paper's
+IMPLs (the U-Net rows): "reference" = torch_unet.UNet (diffusers' module tree, the default), "tf-port" =
+torch_unet_tf.UNetTF (a second, independently written U-Net of the same function and parameter count, in the style
+of the TF code's PyTorch ports); the benchmark times both and takes the faster as PyTorch's time.
+Threads: torch.set_num_threads(TORCH_THREADS, default 2); OpenBLAS's own pool is OPENBLAS_NUM_THREADS, set by
+torch_server.sh from the environment (the harness chooses both by measurement).
+All runs: float32, torch.manual_seed(0) at setup. Weights: train rows use the paper's
 init (torch_unet.init_paper); fwd and sampling rows keep torch's default init so that no layer is all-zero.
 x0 for training is a fixed random batch in [-1, 1] (timing does not depend on data). Warm-up: fwd/train run once; the
 sampling rows run a 2-step version of their loop (same shapes and code path) instead of a whole second loop.
@@ -42,9 +48,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_unet import CIFAR10, UNet, UNetConfig, count_flops, count_params, init_paper, linear_schedule  # noqa: E402
+import torch_unet_tf  # noqa: E402
 import inception_fid  # noqa: E402
 
-THREADS = 2
+THREADS = int(os.environ.get("TORCH_THREADS", "2"))
+IMPLS = ("reference", "tf-port")
 
 
 def model_config(size: str, dropout: float) -> UNetConfig:
@@ -70,11 +78,13 @@ INCEPTION_CHUNK = 32
 
 
 class Bench:
-    def __init__(self, name: str):
+    def __init__(self, name: str, impl: str = "reference"):
         if name not in SETUPS:
             raise ValueError(f"unknown setup {name!r}; known: {', '.join(SETUPS)}")
+        if impl not in IMPLS:
+            raise ValueError(f"unknown impl {impl!r}; known: {', '.join(IMPLS)}")
         size, batch, kind = SETUPS[name]
-        self.name, self.size, self.batch, self.kind = name, size, batch, kind
+        self.name, self.size, self.batch, self.kind, self.impl = name, size, batch, kind, impl
         torch.manual_seed(0)
         if kind == "inception":
             self.cfg = None
@@ -84,7 +94,11 @@ class Bench:
         self.cfg = model_config(size, 0.1 if kind == "train" else 0.0)
         self.model = UNet(self.cfg)  # torch default init: all weights non-zero
         if kind == "train":
-            init_paper(self.model)  # the paper's init (zero conv2 / to_out.0 / conv_out) for training
+            init_paper(self.model)
+        if impl == "tf-port":  # the same weights in the second implementation
+            tf = torch_unet_tf.from_config(self.cfg)
+            torch_unet_tf.copy_from_reference(tf, self.model)
+            self.model = tf  # the paper's init (zero conv2 / to_out.0 / conv_out) for training
         self.T = 1000
         sch = linear_schedule(self.T)
         self.sqrt_abar = sch["abar"].sqrt().float()
@@ -187,30 +201,36 @@ def flops(name: str) -> dict:
 
 def handle(state: dict, msg: dict) -> dict:
     cmd = msg.get("cmd")
+    benches = state.setdefault("benches", {})
     if cmd == "setup":
-        name = msg.get("name")
-        state["bench"] = None
+        name, impl = msg.get("name"), msg.get("impl", "reference")
+        benches.pop((name, impl), None)
         t0 = time.perf_counter()
-        b = Bench(name)
+        b = Bench(name, impl)
         setup_ms = (time.perf_counter() - t0) * 1000.0
         warm_ms, _ = timed(lambda: b.run_once(warmup=True))
-        state["bench"] = b
-        return {"ok": True, "name": name, "setup_ms": setup_ms, "warmup_ms": warm_ms, "params": count_params(b.model),
+        benches[(name, impl)] = b
+        return {"ok": True, "name": name, "impl": impl, "setup_ms": setup_ms, "warmup_ms": warm_ms,
+                "params": count_params(b.model),
                 "batch": b.batch, "config": b.cfg.to_dict() if b.cfg else {"model": "fid-inception-v3"},
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__}
     if cmd == "run":
-        b = state.get("bench")
-        name = msg.get("name", b.name if b else None)
-        if b is None or b.name != name:
-            raise ValueError(f"run {name!r}: not set up (current: {b.name if b else None}); send setup first")
+        name, impl = msg.get("name"), msg.get("impl", "reference")
+        b = benches.get((name, impl))
+        if b is None:
+            raise ValueError(f"run {name!r} ({impl}): not set up (set up: {list(benches)}); send setup first")
         ms, extra = timed(b.run_once)
-        return {"ok": True, "name": name, "ms": ms, **extra}
+        return {"ok": True, "name": name, "impl": impl, "ms": ms, **extra}
+    if cmd == "drop":
+        benches.pop((msg.get("name"), msg.get("impl", "reference")), None)
+        return {"ok": True}
     if cmd == "flops":
         return {"ok": True, "name": msg.get("name", "S"), **flops(msg.get("name", "S"))}
     if cmd == "info":
         return {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "setups": list(SETUPS)}
+                "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "setups": list(SETUPS),
+                "impls": list(IMPLS)}
     if cmd == "quit":
         return {"ok": True, "quit": True}
     raise ValueError(f"unknown cmd {cmd!r}")

@@ -1,8 +1,11 @@
 #!/bin/sh
-# Starts the PyTorch benchmark server (reference/torch_server.py) with Debian's torch on OpenBLAS, 2 threads.
+# Starts the PyTorch benchmark server (reference/torch_server.py) with Debian's torch on OpenBLAS. Threads:
+# TORCH_THREADS / OMP_NUM_THREADS (default 2) and OPENBLAS_NUM_THREADS (default 1: a second pool on top of
+# PyTorch's 2 threads oversubscribes 2 cores); the benchmark harness sets all three after measuring.
 # Usage: reference/torch_server.sh   (then JSON commands on stdin; see torch_server.py)
 here=$(dirname "$0")
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export TORCH_THREADS=${TORCH_THREADS:-$OMP_NUM_THREADS}
 exec /usr/bin/python3 "$here/torch_server.py" "$@"

@@ -120,7 +120,7 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape
-        h = self.group_norm(x).reshape(b, c, hh * ww).transpose(1, 2)  # [B, HW, C]
+        h = self.group_norm(x).reshape(b, c, hh * ww).transpose(1, 2).contiguous()  # [B, HW, C]
         q, k, v = self.to_q(h), self.to_k(h), self.to_v(h)
         w = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * (c ** -0.5), dim=-1)  # [B, HW(q), HW(k)]
         h = self.to_out[0](torch.bmm(w, v))
