@@ -92,9 +92,9 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'mean-type': {
     kind: 'string',
-    help: 'what the network predicts',
+    help: "what the network predicts: eps (the paper's), xstart (x_0), xprev (the posterior mean), v (sqrt(abar) eps - sqrt(1-abar) x_0, Salimans & Ho 2022)",
     default: s.diffusion.modelMeanType,
-    choices: ['eps', 'xstart', 'xprev'],
+    choices: ['eps', 'xstart', 'xprev', 'v'],
   },
   'var-type': {
     kind: 'string',

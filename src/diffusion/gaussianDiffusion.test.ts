@@ -308,7 +308,7 @@ test('mseTarget: eps, x0 or the Bayes posterior mean by parameterisation', () =>
 test('bad options and bad Denoiser outputs are refused', async () => {
   const base = { betas, modelMeanType: 'eps', modelVarType: 'fixedlarge', lossType: 'mse' } as const;
   assert.throws(
-    () => new GaussianDiffusion({ ...base, modelMeanType: 'v' as ModelMeanType }),
+    () => new GaussianDiffusion({ ...base, modelMeanType: 'velocity' as ModelMeanType }),
     /model mean type/,
   );
   assert.throws(

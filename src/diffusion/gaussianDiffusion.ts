@@ -2,7 +2,9 @@
 // as in the original code's GaussianDiffusion2. All coefficient tables are float64 (index t = 0..T-1 is the
 // paper's t = 1..T); they meet float32 only when applied to a tensor.
 // Covers: q(x_t | x_0) (eq. 4), the posterior q(x_{t-1} | x_t, x_0) (eqs. 6-7), the three parameterisations
-// of mu_theta (Table 2), fixed variances (section 3.2), one step of Algorithm 2 and the whole of Algorithm 2.
+// of mu_theta (Table 2) and v-prediction (Salimans & Ho 2022, sec. 4), fixed variances (section 3.2) and the
+// learned 'learned-range' variance (Nichol & Dhariwal 2021, sec. 3.1, eq. 15), one step of Algorithm 2 and
+// the whole of Algorithm 2.
 
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -42,8 +44,16 @@ export interface MeanVariance {
 export interface PMeanVariance extends MeanVariance {
   /** The model's x_0 prediction (clipped to [-1, 1] when clipDenoised). */
   readonly predXstart: Tensor;
-  /** The raw Denoiser output. */
+  /** The Denoiser's mean output (eps, x_0, mu~ or v; for 'learned-range' its first C channels): shape of x. */
   readonly modelOutput: Tensor;
+}
+
+/** The two halves of a Denoiser output: the mean output and, for a learned variance, the variance values. */
+export interface ModelOutputParts {
+  /** eps, x_0, mu~ or v: shape of x. */
+  readonly mean: Tensor;
+  /** 'learned-range': v in [-1, 1] (the last C channels), shape of x; null for fixed variances. */
+  readonly varValues: Tensor | null;
 }
 
 export interface PSampleResult {
@@ -107,27 +117,48 @@ function meanParameterisation(kind: ModelMeanType): MeanParameterisation {
         target: (d, x0, xt, t) => d.qPosteriorMeanVariance(x0, xt, t).mean,
         meanAffine: () => ({ a: 1, b: 0 }),
       };
+    case 'v': // Salimans & Ho 2022 sec. 4: x_0 = sqrt(abar) x_t - sqrt(1 - abar) v, then the posterior mean
+      return {
+        xstart: (d, xt, t, out) => d.predictXstartFromV(xt, t, out),
+        mean: posteriorMean,
+        target: (d, x0, _xt, t, noise) => d.vFromEpsXstart(x0, t, noise),
+        meanAffine: (d, t) => {
+          const c1 = d.posteriorMeanCoef1[t]!;
+          return {
+            a: -c1 * d.sqrtOneMinusAlphasCumprod[t]!,
+            b: c1 * d.sqrtAlphasCumprod[t]! + d.posteriorMeanCoef2[t]!,
+          };
+        },
+      };
     default:
       return unreachable(kind, 'model mean type');
   }
 }
 
-/** sigma_t^2 tables of the fixed variances. fixedlarge: variance beta_t, log-variance log([b~_1, b_2, ..]). */
-function fixedVariance(
+/**
+ * sigma_t^2 by variance type: the tables of the fixed variances (fixedlarge: variance beta_t, log-variance
+ * log([b~_1, b_2, ..])), or for 'learned-range' no table (NaN: the variance comes from the network output,
+ * see learnedLogVariance) and a network output of twice the image channels.
+ */
+function varianceParameterisation(
   kind: ModelVarType,
   betas: Float64Array,
   posteriorVariance: Float64Array,
   posteriorLogVarianceClipped: Float64Array,
   firstPosteriorVariance: number,
-): { variance: Float64Array; logVariance: Float64Array } {
+): { variance: Float64Array; logVariance: Float64Array; learned: boolean } {
   switch (kind) {
     case 'fixedlarge': {
       const logVariance = betas.map((b) => Math.log(b));
       logVariance[0] = Math.log(firstPosteriorVariance); // better decoder likelihood, as the original
-      return { variance: betas, logVariance };
+      return { variance: betas, logVariance, learned: false };
     }
     case 'fixedsmall':
-      return { variance: posteriorVariance, logVariance: posteriorLogVarianceClipped };
+      return { variance: posteriorVariance, logVariance: posteriorLogVarianceClipped, learned: false };
+    case 'learned-range': {
+      const none = new Float64Array(betas.length).fill(Number.NaN);
+      return { variance: none, logVariance: none, learned: true };
+    }
     default:
       return unreachable(kind, 'model variance type');
   }
@@ -156,9 +187,14 @@ export class GaussianDiffusion {
   readonly posteriorLogVarianceClipped: Float64Array; // log betaTilde_t with t = 0 replaced by t = 1
   readonly posteriorMeanCoef1: Float64Array; // sqrt(abar_{t-1}) beta_t / (1 - abar_t) (eq. 7)
   readonly posteriorMeanCoef2: Float64Array; // sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) (eq. 7)
-  /** sigma_t^2 of p(x_{t-1} | x_t) and its log, chosen by modelVarType. */
+  /** sigma_t^2 of p(x_{t-1} | x_t) and its log, chosen by modelVarType (NaN for 'learned-range'). */
   readonly modelVariance: Float64Array;
   readonly modelLogVariance: Float64Array;
+  /** 'learned-range': the network outputs 2C channels, the last C interpolating the log-variance. */
+  readonly learnedVariance: boolean;
+  /** Ends of the learned log-variance (Nichol & Dhariwal eq. 15): log beta~_t (clipped at t = 0) and log beta_t. */
+  readonly minLogVariance: Float64Array;
+  readonly maxLogVariance: Float64Array;
 
   private readonly parameterisation: MeanParameterisation;
 
@@ -206,7 +242,7 @@ export class GaussianDiffusion {
     this.posteriorMeanCoef2 = betas.map(
       (_b, i) => ((1 - abarPrev[i]!) * Math.sqrt(this.alphas[i]!)) / (1 - abar[i]!),
     );
-    const v = fixedVariance(
+    const v = varianceParameterisation(
       cfg.modelVarType,
       betas,
       this.posteriorVariance,
@@ -215,6 +251,57 @@ export class GaussianDiffusion {
     );
     this.modelVariance = v.variance;
     this.modelLogVariance = v.logVariance;
+    this.learnedVariance = v.learned;
+    this.minLogVariance = this.posteriorLogVarianceClipped;
+    this.maxLogVariance = betas.map((b) => Math.log(b));
+  }
+
+  /**
+   * The Denoiser output split into its mean output and (for 'learned-range') its variance values: the
+   * output must have the shape of x, or [N, 2C, H, W] for a learned variance.
+   */
+  splitOutput(out: Tensor, x: Tensor): ModelOutputParts {
+    const [n, c, ...rest] = x.shape;
+    const want = [n!, 2 * c!, ...rest];
+    if (!this.learnedVariance) {
+      if (out.shape.join() === want.join())
+        throw new Error(
+          `Denoiser output: shape [${out.shape.join(', ')}] has twice the image channels, as a learned-variance model's, but the variance type is "${this.modelVarType}"; load it with the variance type "learned-range" (diffusers: variance_type "learned_range")`,
+        );
+      assertSameShape(out, x, 'Denoiser output');
+      return { mean: out, varValues: null };
+    }
+    if (out.shape.join() !== want.join()) {
+      throw new Error(
+        `Denoiser output: shape [${out.shape.join(', ')}], but a 'learned-range' model outputs [${want.join(', ')}] (mean, then variance channels); check that the model was trained with a learned variance`,
+      );
+    }
+    const per = x.data.length / n!;
+    const mean = new Float32Array(x.data.length);
+    const vv = new Float32Array(x.data.length);
+    for (let s = 0; s < n!; s++) {
+      mean.set(out.data.subarray(2 * s * per, (2 * s + 1) * per), s * per);
+      vv.set(out.data.subarray((2 * s + 1) * per, (2 * s + 2) * per), s * per);
+    }
+    return { mean: { data: mean, shape: [...x.shape] }, varValues: { data: vv, shape: [...x.shape] } };
+  }
+
+  /**
+   * Nichol & Dhariwal 2021 eq. 15: log sigma^2 = frac log beta_t + (1 - frac) log beta~_t, frac = (v + 1) / 2,
+   * per element (v shaped like x), in float64 and rounded once.
+   */
+  learnedLogVariance(v: Tensor, t: Int32Array): Tensor {
+    const per = perSample(v, t, this.numTimesteps, 'learnedLogVariance');
+    const out = new Float32Array(v.data.length);
+    for (let n = 0; n < t.length; n++) {
+      const minLog = this.minLogVariance[t[n]!]!;
+      const maxLog = this.maxLogVariance[t[n]!]!;
+      for (let i = n * per; i < (n + 1) * per; i++) {
+        const frac = (v.data[i]! + 1) / 2;
+        out[i] = frac * maxLog + (1 - frac) * minLog;
+      }
+    }
+    return { data: out, shape: [...v.shape] };
   }
 
   /** The timesteps the Denoiser receives for inner timesteps t. */
@@ -258,6 +345,23 @@ export class GaussianDiffusion {
     return affine(xt, t, this.numTimesteps, this.sqrtRecipAlphasCumprod, eps, minus);
   }
 
+  /** x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v (Salimans & Ho 2022, sec. 4). */
+  predictXstartFromV(xt: Tensor, t: Int32Array, v: Tensor): Tensor {
+    const minus = this.sqrtOneMinusAlphasCumprod.map((c) => -c);
+    return affine(xt, t, this.numTimesteps, this.sqrtAlphasCumprod, v, minus);
+  }
+
+  /** eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) v (Salimans & Ho 2022, sec. 4). */
+  predictEpsFromV(xt: Tensor, t: Int32Array, v: Tensor): Tensor {
+    return affine(xt, t, this.numTimesteps, this.sqrtOneMinusAlphasCumprod, v, this.sqrtAlphasCumprod);
+  }
+
+  /** v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, sec. 4): the 'v' model's target. */
+  vFromEpsXstart(x0: Tensor, t: Int32Array, eps: Tensor): Tensor {
+    const minus = this.sqrtOneMinusAlphasCumprod.map((c) => -c);
+    return affine(eps, t, this.numTimesteps, this.sqrtAlphasCumprod, x0, minus);
+  }
+
   /** x_0 = (mu~ - coef2 x_t) / coef1 (eq. 7 solved for x_0). */
   predictXstartFromXprev(xt: Tensor, t: Int32Array, xprev: Tensor): Tensor {
     const c1 = this.posteriorMeanCoef1;
@@ -274,19 +378,25 @@ export class GaussianDiffusion {
     return affine(xt, t, this.numTimesteps, a, x0, b);
   }
 
-  /** Run the Denoiser (at the mapped timesteps) and turn its output into x_0 (clipped if asked). */
+  /**
+   * Run the Denoiser (at the mapped timesteps) and turn its output into x_0 (clipped if asked). A learned
+   * variance's channels are split off (varValues); samplers that need only x_0 ignore them.
+   */
   async predictXstart(
     denoise: Denoiser,
     x: Tensor,
     t: Int32Array,
     clipDenoised: boolean,
-  ): Promise<{ modelOutput: Tensor; predXstart: Tensor }> {
+  ): Promise<{ modelOutput: Tensor; varValues: Tensor | null; predXstart: Tensor }> {
     perSample(x, t, this.numTimesteps, 'predictXstart');
-    const modelOutput = await denoise(x, this.modelTimesteps(t)); // [N, C, H, W]
-    assertSameShape(modelOutput, x, 'Denoiser output');
-    const raw = this.parameterisation.xstart(this, x, t, modelOutput);
+    const parts = this.splitOutput(await denoise(x, this.modelTimesteps(t)), x); // mean: [N, C, H, W]
+    const raw = this.parameterisation.xstart(this, x, t, parts.mean);
     const clip = clipDenoised && this.clipRange > 0;
-    return { modelOutput, predXstart: clip ? clipTo(raw, this.clipRange) : raw };
+    return {
+      modelOutput: parts.mean,
+      varValues: parts.varValues,
+      predXstart: clip ? clipTo(raw, this.clipRange) : raw,
+    };
   }
 
   /** p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) (eq. 1, section 3.2). */
@@ -296,12 +406,17 @@ export class GaussianDiffusion {
     t: Int32Array,
     opts: { clipDenoised: boolean },
   ): Promise<PMeanVariance> {
-    const { modelOutput, predXstart } = await this.predictXstart(denoise, x, t, opts.clipDenoised);
+    const { modelOutput, varValues, predXstart } = await this.predictXstart(denoise, x, t, opts.clipDenoised);
     const T = this.numTimesteps;
+    const logVariance = varValues
+      ? this.learnedLogVariance(varValues, t) // [N, C, H, W]
+      : gather(x, t, T, this.modelLogVariance);
     return {
       mean: this.parameterisation.mean(this, x, t, modelOutput, predXstart), // [N, C, H, W]
-      variance: gather(x, t, T, this.modelVariance),
-      logVariance: gather(x, t, T, this.modelLogVariance),
+      variance: varValues
+        ? { data: logVariance.data.map(Math.exp), shape: [...x.shape] }
+        : gather(x, t, T, this.modelVariance),
+      logVariance,
       predXstart,
       modelOutput,
     };
@@ -323,10 +438,17 @@ export class GaussianDiffusion {
     else if (t.some((ti) => ti !== 0)) throw new Error('pSample: noise is required unless every t is 0');
     const per = x.data.length / t.length;
     const sample = new Float32Array(x.data.length);
+    const learned = this.learnedVariance;
     for (let n = 0; n < t.length; n++) {
-      const sigma = t[n] === 0 ? 0 : Math.exp(0.5 * this.modelLogVariance[t[n]!]!);
+      if (t[n] === 0) {
+        sample.set(out.mean.data.subarray(n * per, (n + 1) * per), n * per);
+        continue;
+      }
+      // Fixed variances: sigma_t from the float64 table; learned: per element from the output.
+      const sigma = Math.exp(0.5 * this.modelLogVariance[t[n]!]!);
       for (let i = n * per; i < (n + 1) * per; i++) {
-        sample[i] = out.mean.data[i]! + (sigma === 0 ? 0 : sigma * noise!.data[i]!);
+        const sd = learned ? Math.exp(0.5 * out.logVariance.data[i]!) : sigma;
+        sample[i] = out.mean.data[i]! + sd * noise!.data[i]!;
       }
     }
     return { sample: { data: sample, shape: [...x.shape] }, predXstart: out.predXstart };

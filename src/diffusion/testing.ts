@@ -3,7 +3,7 @@
 // (explicit products, Bayes' rule on scalar Gaussians, numerical integration).
 
 import type { Tensor } from '../util/tensor.js';
-import type { Denoiser, ModelMeanType } from './types.js';
+import { type Denoiser, type ModelMeanType, type ModelVarType, unreachable } from './types.js';
 
 /** abar_t = prod_{s <= t} (1 - beta_s), each as an explicit product (O(T^2), on purpose). */
 export function explicitAlphasCumprod(betas: ArrayLike<number>): Float64Array {
@@ -47,10 +47,39 @@ function oracleOutput(
   betas: ArrayLike<number>,
   abar: Float64Array,
 ): number {
-  if (meanType === 'xstart') return xhat;
-  if (meanType === 'eps') return (x - Math.sqrt(abar[t]!) * xhat) / Math.sqrt(1 - abar[t]!);
-  const post = bayesPosterior(betas[t]!, t === 0 ? 1 : abar[t - 1]!);
-  return post.c0 * xhat + post.ct * x;
+  const eps = () => (x - Math.sqrt(abar[t]!) * xhat) / Math.sqrt(1 - abar[t]!);
+  switch (meanType) {
+    case 'xstart':
+      return xhat;
+    case 'eps':
+      return eps();
+    case 'v': // Salimans & Ho 2022 sec. 4: v = sqrt(abar) eps - sqrt(1 - abar) x_0
+      return Math.sqrt(abar[t]!) * eps() - Math.sqrt(1 - abar[t]!) * xhat;
+    case 'xprev': {
+      const post = bayesPosterior(betas[t]!, t === 0 ? 1 : abar[t - 1]!);
+      return post.c0 * xhat + post.ct * x;
+    }
+    default:
+      return unreachable(meanType, 'model mean type');
+  }
+}
+
+/**
+ * A 'learned-range' model made from a fixed-variance one: its output [N, C, H, W] followed by C channels of
+ * variance values v(t) per sample (in [-1, 1]; Nichol & Dhariwal 2021 eq. 15): [N, 2C, H, W].
+ */
+export function withVarianceChannels(denoise: Denoiser, v: (t: number) => number): Denoiser {
+  return async (x: Tensor, t: Int32Array): Promise<Tensor> => {
+    const mean = await denoise(x, t);
+    const per = x.data.length / t.length;
+    const out = new Float32Array(2 * x.data.length);
+    for (let n = 0; n < t.length; n++) {
+      out.set(mean.data.subarray(n * per, (n + 1) * per), 2 * n * per);
+      out.fill(v(t[n]!), (2 * n + 1) * per, (2 * n + 2) * per);
+    }
+    const [b, c, ...rest] = x.shape;
+    return { data: out, shape: [b!, 2 * c!, ...rest] };
+  };
 }
 
 export interface Spy {
@@ -158,11 +187,25 @@ export interface Moments {
  */
 export function ancestralMoments(
   abars: ArrayLike<number>,
-  varType: 'fixedlarge' | 'fixedsmall',
+  varType: ModelVarType,
   mu: number,
   s: number,
   start: Moments = { mean: 0, variance: 1 },
+  learnedFrac = 0.5,
 ): Moments {
+  // 'learned-range' with a constant output v: sigma^2 = beta^frac betaTilde^(1 - frac), frac = (v + 1) / 2
+  const sigma2Of = (beta: number, postVar: number): number => {
+    switch (varType) {
+      case 'fixedlarge':
+        return beta;
+      case 'fixedsmall':
+        return postVar;
+      case 'learned-range':
+        return beta ** learnedFrac * postVar ** (1 - learnedFrac);
+      default:
+        return unreachable(varType, 'model variance type');
+    }
+  };
   let { mean, variance } = start;
   for (let k = abars.length - 1; k >= 0; k--) {
     const ab = abars[k]!;
@@ -172,7 +215,7 @@ export function ancestralMoments(
     const { gain, offset } = gaussianPosteriorX0(ab, mu, s);
     const A = post.c0 * gain + post.ct;
     const B = post.c0 * offset;
-    const sigma2 = k === 0 ? 0 : varType === 'fixedsmall' ? post.variance : beta;
+    const sigma2 = k === 0 ? 0 : sigma2Of(beta, post.variance);
     mean = A * mean + B;
     variance = A * A * variance + sigma2;
   }

@@ -10,11 +10,19 @@ import type { Tensor } from '../util/tensor.js';
  */
 export type Denoiser = (x: Tensor, t: Int32Array) => Promise<Tensor>;
 
-/** What the network predicts (paper Table 2): the noise eps, the clean image x_0, or the posterior mean mu~. */
-export type ModelMeanType = 'eps' | 'xstart' | 'xprev';
+/**
+ * What the network predicts (paper Table 2): the noise eps, the clean image x_0, or the posterior mean mu~;
+ * or 'v' = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, "Progressive Distillation", sec. 4).
+ */
+export type ModelMeanType = 'eps' | 'xstart' | 'xprev' | 'v';
 
-/** Fixed reverse-process variance sigma_t^2 (paper section 3.2): beta_t ('fixedlarge') or beta~_t ('fixedsmall'). */
-export type ModelVarType = 'fixedlarge' | 'fixedsmall';
+/**
+ * Reverse-process variance sigma_t^2: fixed (paper section 3.2) to beta_t ('fixedlarge') or beta~_t
+ * ('fixedsmall'), or learned (Nichol & Dhariwal 2021, sec. 3.1, eq. 15): 'learned-range' = the network outputs
+ * 2C channels, the last C a value v in [-1, 1] with log sigma^2 = frac log beta_t + (1 - frac) log beta~_t,
+ * frac = (v + 1) / 2.
+ */
+export type ModelVarType = 'fixedlarge' | 'fixedsmall' | 'learned-range';
 
 /** Training loss: L_simple (eq. 14, 'mse') or the variational bound term L_{t-1} (eq. 5, 'kl'). */
 export type LossType = 'mse' | 'kl';

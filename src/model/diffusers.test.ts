@@ -274,6 +274,8 @@ describe('scheduler configs', () => {
     assert.equal(get({ beta_schedule: 'squaredcos_cap_v2' }).schedule, 'cosine');
     assert.equal(get({ beta_schedule: 'sigmoid' }).schedule, 'sigmoid');
     assert.equal(get({ prediction_type: 'sample' }).modelMeanType, 'xstart');
+    assert.equal(get({ prediction_type: 'v_prediction' }).modelMeanType, 'v');
+    assert.equal(get({ variance_type: 'learned_range' }).modelVarType, 'learned-range');
     assert.equal(get({ variance_type: 'fixed_small_log' }).modelVarType, 'fixedsmall');
     assert.equal(get({ clip_sample: false }).clipRange, 0);
     assert.equal(diffusionFromSpec(get({ clip_sample: false })).clipRange, 0);
@@ -298,15 +300,14 @@ describe('scheduler configs', () => {
   it('refuses each unsupported key and value, naming it and what is supported', () => {
     schedRefuses(
       'prediction_type',
-      'v_prediction',
-      /"v_prediction" \(a string\); supported: "epsilon", "sample" \("v_prediction" waits for v-prediction/,
+      'velocity',
+      /"velocity" \(a string\); supported: "epsilon", "sample", "v_prediction"/,
     );
     schedRefuses(
       'variance_type',
-      'learned_range',
-      /"learned_range" .*supported: "fixed_small", "fixed_small_log", "fixed_large" \("learned" and "learned_range" wait/,
+      'learned',
+      /"learned" .*supported: "fixed_small", "fixed_small_log", "fixed_large", "learned_range" \("learned", the log-variance output directly, is not implemented/,
     );
-    schedRefuses('variance_type', 'learned', /"learned" .*supported: "fixed_small"/);
     schedRefuses('variance_type', 'fixed_large_log', /"fixed_large_log" .*square root of log\(beta_t\)/);
     schedRefuses(
       'beta_schedule',
@@ -389,6 +390,62 @@ describe('pipeline folders (model_index.json, unet/, scheduler/), written and re
     // ... and through our own folder format too.
     saveModel(join(TMP, 'ours2'), s2, initParams(unet, 'fixture'));
     assert.deepEqual(loadModel(join(TMP, 'ours2')).spec, s2);
+  });
+
+  it('v_prediction and learned_range: imported, exported and read back (the U-Net with 2C outputs)', async () => {
+    const unet = { ...TINY_UNET, outChannels: 2 * TINY_UNET.inChannels };
+    for (const [mean, variance, unetCfg] of [
+      ['v', 'fixedlarge', TINY_UNET],
+      ['eps', 'learned-range', unet],
+      ['v', 'learned-range', unet],
+    ] as const) {
+      const s2 = {
+        format: 'ddpm-ts/model/v1' as const,
+        unet: unetCfg,
+        diffusion: { ...spec.diffusion, modelMeanType: mean, modelVarType: variance },
+      };
+      const dir = join(TMP, `pipe-${mean}-${variance}`);
+      const p = initParams(unetCfg, 'fixture');
+      saveDiffusers(dir, s2, p);
+      const sched = JSON.parse(readFileSync(join(dir, 'scheduler/scheduler_config.json'), 'utf8'));
+      assert.equal(sched.prediction_type, mean === 'v' ? 'v_prediction' : 'epsilon');
+      assert.equal(sched.variance_type, variance === 'learned-range' ? 'learned_range' : 'fixed_large');
+      const cfg = JSON.parse(readFileSync(join(dir, 'unet/config.json'), 'utf8'));
+      assert.equal(cfg.out_channels, unetCfg.outChannels);
+      const m = loadModel(dir);
+      assert.deepEqual(m.spec, s2);
+      for (const [k, v] of p)
+        assert.ok(Buffer.from(m.params.get(k)!.buffer).equals(Buffer.from(v.buffer)), k);
+    }
+    // a learned_range scheduler beside a U-Net with C outputs (or the reverse) is refused, saying what to change
+    const dir = join(TMP, 'pipe-mismatch');
+    saveDiffusers(
+      dir,
+      { ...spec, diffusion: { ...spec.diffusion, modelVarType: 'learned-range' }, unet },
+      initParams(unet, 'fixture'),
+    );
+    const sc = join(dir, 'scheduler/scheduler_config.json');
+    const fixedSched = { ...JSON.parse(readFileSync(sc, 'utf8')), variance_type: 'fixed_large' };
+    writeFileSync(sc, JSON.stringify(fixedSched));
+    const m = loadModel(dir); // a network alone may have any outputs; the diffusion refuses them when sampling
+    const g = diffusionFromSpec(m.spec.diffusion);
+    const twice = async (x: { readonly shape: readonly number[] }) => ({
+      data: new Float32Array(2 * x.shape.reduce((a, b) => a * b, 1)),
+      shape: [x.shape[0]!, 2 * x.shape[1]!, ...x.shape.slice(2)],
+    });
+    await assert.rejects(
+      g.predictXstart(twice, { data: new Float32Array(16), shape: [1, 1, 4, 4] }, Int32Array.of(5), true),
+      /twice the image channels, as a learned-variance model's, but the variance type is "fixedlarge"; load it with the variance type "learned-range" \(diffusers: variance_type "learned_range"\)/,
+    );
+    saveModel(
+      join(TMP, 'bad-ours'),
+      { ...spec, diffusion: { ...spec.diffusion, modelVarType: 'learned-range' } },
+      initParams(TINY_UNET, 'fixture'),
+    );
+    assert.throws(
+      () => loadModel(join(TMP, 'bad-ours')),
+      /config\.json: the U-Net outputs 1 channels for 1-channel images, but the variance type "learned-range" needs 2 \(the mean output, then the variance values\); set out_channels \/ outChannels to twice/,
+    );
   });
 
   it('schedules diffusers has no name for go as trained_betas, exactly', () => {

@@ -328,22 +328,24 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
   const modelMeanType = ((): ModelMeanType => {
     const p = k.oneOf(
       'prediction_type',
-      ['epsilon', 'sample'] as const,
-      '"epsilon", "sample" ("v_prediction" waits for v-prediction in the diffusion layer, issue 13)',
+      ['epsilon', 'sample', 'v_prediction'] as const,
+      '"epsilon", "sample", "v_prediction"',
     );
     switch (p) {
       case 'epsilon':
         return 'eps';
       case 'sample':
         return 'xstart';
+      case 'v_prediction': // v = sqrt(abar) eps - sqrt(1 - abar) x_0 (diffusers' get_velocity)
+        return 'v';
     }
   })();
   // DDIMScheduler has no variance_type; diffusers' DDPMScheduler built from its config uses the default.
   const modelVarType = ((): ModelVarType => {
     const v = k.oneOf(
       'variance_type',
-      ['fixed_small', 'fixed_small_log', 'fixed_large'] as const,
-      '"fixed_small", "fixed_small_log", "fixed_large" ("learned" and "learned_range" wait for learned variances, issue 13; "fixed_large_log" makes DDPMScheduler.step take the square root of log(beta_t) < 0)',
+      ['fixed_small', 'fixed_small_log', 'fixed_large', 'learned_range'] as const,
+      '"fixed_small", "fixed_small_log", "fixed_large", "learned_range" ("learned", the log-variance output directly, is not implemented; "fixed_large_log" makes DDPMScheduler.step take the square root of log(beta_t) < 0)',
     );
     switch (v) {
       case 'fixed_small':
@@ -351,6 +353,8 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
         return 'fixedsmall';
       case 'fixed_large':
         return 'fixedlarge';
+      case 'learned_range': // Nichol & Dhariwal eq. 15: out_channels = 2 in_channels, the last half v
+        return 'learned-range';
     }
   })();
   const clip = k.bool('clip_sample');
@@ -359,7 +363,11 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
   k.oneOf('thresholding', [false], 'false (dynamic thresholding is not implemented)');
   k.num('dynamic_thresholding_ratio', 0, 1); // read by thresholding only
   k.num('sample_max_value', 0, 1e6); // read by thresholding only
-  k.oneOf('rescale_betas_zero_snr', [false], 'false (zero terminal SNR needs v-prediction, issue 13)');
+  k.oneOf(
+    'rescale_betas_zero_snr',
+    [false],
+    'false (zero terminal SNR: abar_T = 0 makes the x_0 and posterior-mean formulas divide by zero at t = T-1)',
+  );
   const sampling: DiffusersSampling = {
     timestepSpacing: k.oneOf('timestep_spacing', ['leading', 'linspace', 'trailing'] as const),
     stepsOffset: k.int('steps_offset', 0),
@@ -393,6 +401,8 @@ export function diffusersSchedulerConfig(d: DiffusionSpec): Record<string, unkno
         return 'epsilon';
       case 'xstart':
         return 'sample';
+      case 'v':
+        return 'v_prediction';
       case 'xprev':
         throw new Error(
           'export: an x_{t-1}-predicting model ("xprev") has no diffusers prediction_type (epsilon, sample, v_prediction)',
@@ -407,6 +417,8 @@ export function diffusersSchedulerConfig(d: DiffusionSpec): Record<string, unkno
         return 'fixed_large';
       case 'fixedsmall':
         return 'fixed_small';
+      case 'learned-range':
+        return 'learned_range';
       default:
         return unreachable(d.modelVarType, 'model variance type');
     }

@@ -3,7 +3,12 @@
 
 import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
-import type { BetaScheduleKind, ModelMeanType, ModelVarType } from '../diffusion/types.js';
+import {
+  type BetaScheduleKind,
+  type ModelMeanType,
+  type ModelVarType,
+  unreachable,
+} from '../diffusion/types.js';
 import { ACTIVATIONS, SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { JsonChecker } from '../util/jsonCheck.js';
 
@@ -74,8 +79,39 @@ const SCHEDULES = [
   'const',
   'jsd',
 ] as const satisfies readonly BetaScheduleKind[];
-const MEAN_TYPES = ['eps', 'xstart', 'xprev'] as const satisfies readonly ModelMeanType[];
-const VAR_TYPES = ['fixedlarge', 'fixedsmall'] as const satisfies readonly ModelVarType[];
+const MEAN_TYPES = ['eps', 'xstart', 'xprev', 'v'] as const satisfies readonly ModelMeanType[];
+const VAR_TYPES = ['fixedlarge', 'fixedsmall', 'learned-range'] as const satisfies readonly ModelVarType[];
+
+/**
+ * The U-Net output channels a diffusion needs: the image channels C for a fixed variance, 2C for
+ * 'learned-range' (the mean output, then the variance values; Nichol & Dhariwal 2021 sec. 3.1).
+ */
+export function outputChannelsFor(varType: ModelVarType, inChannels: number): number {
+  switch (varType) {
+    case 'fixedlarge':
+    case 'fixedsmall':
+      return inChannels;
+    case 'learned-range':
+      return 2 * inChannels;
+    default:
+      return unreachable(varType, 'model variance type');
+  }
+}
+
+/**
+ * A learned-variance spec whose U-Net does not output twice the image channels is refused, saying what to
+ * change. (A fixed-variance spec may load with other output channels, e.g. to run the network alone; the
+ * diffusion layer refuses its output when it samples: GaussianDiffusion.splitOutput.)
+ */
+export function checkOutputChannels(spec: Pick<ModelSpec, 'unet' | 'diffusion'>, source: string): void {
+  const { inChannels, outChannels } = spec.unet;
+  const want = outputChannelsFor(spec.diffusion.modelVarType, inChannels);
+  if (spec.diffusion.modelVarType === 'learned-range' && outChannels !== want) {
+    throw new Error(
+      `${source}: the U-Net outputs ${outChannels} channels for ${inChannels}-channel images, but the variance type "learned-range" needs ${want} (the mean output, then the variance values); set out_channels / outChannels to twice the image channels, or use a fixed variance type`,
+    );
+  }
+}
 
 /**
  * Check a parsed config.json against the ModelSpec schema (types, ranges, required keys) before any of it is
@@ -144,6 +180,7 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   }
   if (s.data !== undefined && typeof s.data !== 'string')
     c.fail('data', s.data, 'a data spec string, e.g. "mnist"');
+  checkOutputChannels({ unet, diffusion }, source);
   return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion: { ...diffusion, ...extra } } as ModelSpec;
 }
 

@@ -18,7 +18,7 @@ import {
   unetFromDiffusers,
 } from './diffusers.js';
 import { checkParams } from './params.js';
-import { type DiffusionSpec, type ModelSpec, validateSpec } from './spec.js';
+import { checkOutputChannels, type DiffusionSpec, type ModelSpec, validateSpec } from './spec.js';
 
 export { checkParams, unetFromDiffusers };
 
@@ -173,13 +173,14 @@ export function loadModel(path: string): LoadedModel {
   );
   let spec: ModelSpec;
   if ('format' in raw) spec = validateSpec(raw, cfgPath);
-  else if ('block_out_channels' in raw)
+  else if ('block_out_channels' in raw) {
     spec = {
       format: 'ddpm-ts/model/v1',
       unet: unetFromDiffusers(raw, cfgPath),
       diffusion: diffusionFromDiffusers(dir),
     };
-  else
+    checkOutputChannels(spec, `${cfgPath} with its scheduler config`);
+  } else
     throw new Error(
       `${cfgPath}: neither a ddpm-ts model config (no "format": "ddpm-ts/model/v1") nor a diffusers UNet2DModel config (no "block_out_channels")`,
     );

@@ -1,6 +1,6 @@
 // The 'kl' training loss computed inside the training graph (trainingTerms.ts + trainGraph.ts) against
 // the independent float64 reference, vbTermsBpd (KL of Gaussians and the discretised decoder, the
-// original's _vb_terms_bpd without clipping), for all three parameterisations, with t = 0 (decoder
+// original's _vb_terms_bpd without clipping), for all four parameterisations (eps, xstart, xprev, v), with t = 0 (decoder
 // NLL, including pixels at -1 and +1 whose bins extend to infinity) and t > 0 in one batch. Also the
 // 'mse' terms against mseTarget, and a few steps of 'kl' training lowering the bound on a fixed batch.
 
@@ -45,7 +45,7 @@ function data(rng: Rng): Tensor {
 }
 
 describe("the 'kl' training loss in the graph", () => {
-  for (const mean of ['eps', 'xstart', 'xprev'] as const) {
+  for (const mean of ['eps', 'xstart', 'xprev', 'v'] as const) {
     it(`equals the float64 bound terms (vbTermsBpd) per batch, ${mean} parameterisation`, async () => {
       const d = diffusionOf(mean);
       const rng = new Rng(11);
