@@ -11,6 +11,16 @@
 //   mseWeight meanflat(d^2) + offset + decoder.weight meanflat(-log(Phi_hi - Phi_lo + 1e-12)),
 //   d = out - target, Phi_hi = high ? 1 : Phi(scale d + halfBin), Phi_lo = low ? 0 : Phi(scale d - halfBin),
 // with Phi the original code's tanh approximation of the standard normal CDF.
+//
+// Learned variances ('learned-range', Nichol & Dhariwal 2021 sec. 3.1): the network's mean output m and
+// variance values v (in [-1, 1]) give mu_theta = a m + b x_t and log sigma^2 = minLog + (v + 1)/2 (maxLog -
+// minLog) (eq. 15), so the bound's term is, per pixel, with dv = m - vbTarget,
+//   t > 0: KL = 0.5 (-1 + lvp - lvq + exp(lvq - lvp) + a^2 dv^2 exp(-lvp))       (eq. 5, Gaussian KL)
+//   t = 0: the decoder NLL of eq. 13 in z = -a dv exp(-lvp / 2), half a bin exp(-lvp / 2) / 255,
+// both in bits/dim through klWeight / decoderWeight (1/ln 2 at the active t, else 0). 'mse' is then
+// L_hybrid = L_simple + lambda L_vlb (sec. 3.1, lambda = 0.001) with the VLB term seeing the mean output
+// through a stop-gradient (the graph's business) and L_vlb estimated by T L_{t-1} (improved-diffusion's
+// RESCALED_MSE: vb * T / 1000); 'kl' is L_{t-1} alone with gradients to both halves.
 
 import type { Tensor } from '../util/tensor.js';
 import type { GaussianDiffusion } from './gaussianDiffusion.js';
@@ -31,6 +41,26 @@ export interface DecoderTerms {
   readonly high: Float32Array;
 }
 
+/** The bound's term with a learned variance ('learned-range'; see the file header). */
+export interface LearnedVarianceTerms {
+  /** Mean target of the bound's term: (mu~ - b x_t) / a, at t = 0 (x_0 - b x_t) / a [B, C, H, W]. */
+  readonly target: Tensor;
+  /** a of mu_theta = a m + b x_t [B]. */
+  readonly meanScale: Float32Array;
+  /** The ends of the log-variance (eq. 15): log beta~_t (clipped) and log beta_t [B]. */
+  readonly minLog: Float32Array;
+  readonly maxLog: Float32Array;
+  /** log beta~_t (clipped), the posterior's log-variance [B]. */
+  readonly posteriorLogVariance: Float32Array;
+  /** weight / ln 2 where t > 0, else 0 [B]: the KL term in bits/dim. */
+  readonly klWeight: Float32Array;
+  /** weight / ln 2 where t = 0, else 0 [B]: the decoder NLL in bits/dim. */
+  readonly decoderWeight: Float32Array;
+  /** As DecoderTerms: the open edge bins [B, C, H, W]. */
+  readonly low: Float32Array;
+  readonly high: Float32Array;
+}
+
 export interface TrainingTerms {
   /** Regression target [B, C, H, W]. */
   readonly target: Tensor;
@@ -38,8 +68,18 @@ export interface TrainingTerms {
   readonly mseWeight: Float32Array;
   /** Per-sample constant added to the loss [B] (the KL's variance terms). */
   readonly offset: Float32Array;
-  /** null for 'mse'. */
+  /** null for 'mse' and for learned variances. */
   readonly decoder: DecoderTerms | null;
+  /** The bound's term of a learned variance ('learned-range'), else null. */
+  readonly learned: LearnedVarianceTerms | null;
+}
+
+/** lambda of L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021 sec. 3.1). */
+export const HYBRID_LAMBDA = 0.001;
+
+/** Weight of the sampled term L_{t-1} in L_hybrid: lambda T (L_vlb ~ T L_{t-1} for t uniform over T steps). */
+export function hybridVlbWeight(T: number): number {
+  return HYBRID_LAMBDA * T;
 }
 
 /** The loss terms at x_t = qSample(x0, t, noise), for the given loss type. */
@@ -53,6 +93,7 @@ export function trainingTerms(
 ): TrainingTerms {
   assertSameShape(x0, xt, 'trainingTerms');
   const B = t.length;
+  const learned = diffusion.learnedVariance;
   switch (lossType) {
     case 'mse':
       return {
@@ -60,12 +101,68 @@ export function trainingTerms(
         mseWeight: new Float32Array(B).fill(1),
         offset: new Float32Array(B),
         decoder: null,
+        learned: learned ? learnedTerms(diffusion, x0, xt, t, hybridVlbWeight(diffusion.numTimesteps)) : null,
       };
-    case 'kl':
-      return klTerms(diffusion, x0, xt, t);
+    case 'kl': {
+      if (!learned) return klTerms(diffusion, x0, xt, t);
+      const terms = learnedTerms(diffusion, x0, xt, t, 1);
+      return {
+        target: terms.target,
+        mseWeight: new Float32Array(B),
+        offset: new Float32Array(B),
+        decoder: null,
+        learned: terms,
+      };
+    }
     default:
       return unreachable(lossType, 'loss type');
   }
+}
+
+/** The bound's term L_{t-1} of a learned variance, times `weight`, in bits/dim (see the file header). */
+function learnedTerms(
+  d: GaussianDiffusion,
+  x0: Tensor,
+  xt: Tensor,
+  t: Int32Array,
+  weight: number,
+): LearnedVarianceTerms {
+  const B = t.length;
+  const per = perSample(xt, t, d.numTimesteps, 'trainingTerms');
+  const n = x0.data.length;
+  const out = {
+    target: new Float32Array(n),
+    meanScale: new Float32Array(B),
+    minLog: new Float32Array(B),
+    maxLog: new Float32Array(B),
+    posteriorLogVariance: new Float32Array(B),
+    klWeight: new Float32Array(B),
+    decoderWeight: new Float32Array(B),
+    low: new Float32Array(n),
+    high: new Float32Array(n),
+  };
+  for (let s = 0; s < B; s++) {
+    const ti = t[s]!;
+    const { a, b } = d.meanAffine(ti); // mu_theta = a m + b x_t
+    const c1 = d.posteriorMeanCoef1[ti]!;
+    const c2 = d.posteriorMeanCoef2[ti]!;
+    for (let i = s * per; i < (s + 1) * per; i++) {
+      const x = x0.data[i]!;
+      const mu = ti === 0 ? x : c1 * x + c2 * xt.data[i]!; // t = 0: the decoder is centred on x_0
+      out.target[i] = (mu - b * xt.data[i]!) / a;
+      if (ti === 0) {
+        out.low[i] = x < -0.999 ? 1 : 0;
+        out.high[i] = x > 0.999 ? 1 : 0;
+      }
+    }
+    out.meanScale[s] = a;
+    out.minLog[s] = d.minLogVariance[ti]!;
+    out.maxLog[s] = d.maxLogVariance[ti]!;
+    out.posteriorLogVariance[s] = d.posteriorLogVarianceClipped[ti]!;
+    if (ti === 0) out.decoderWeight[s] = weight / Math.LN2;
+    else out.klWeight[s] = weight / Math.LN2;
+  }
+  return { ...out, target: { data: out.target, shape: [...x0.shape] } };
 }
 
 function klTerms(d: GaussianDiffusion, x0: Tensor, xt: Tensor, t: Int32Array): TrainingTerms {
@@ -107,5 +204,5 @@ function klTerms(d: GaussianDiffusion, x0: Tensor, xt: Tensor, t: Int32Array): T
       offset[n] = (0.5 * (-1 + lvp - lvq + Math.exp(lvq - lvp))) / Math.LN2; // variance part
     }
   }
-  return { target: { data: target, shape: [...x0.shape] }, mseWeight, offset, decoder: dec };
+  return { target: { data: target, shape: [...x0.shape] }, mseWeight, offset, decoder: dec, learned: null };
 }

@@ -10,6 +10,7 @@ import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import type { GaussianDiffusion } from './gaussianDiffusion.js';
 import { discretizedGaussianLogLikelihood, normalKl } from './losses.js';
+import { hybridVlbWeight } from './trainingTerms.js';
 import { assertSameShape, fullT, meanFlat, meanSquaredDiff, perSample } from './ops.js';
 import { type Denoiser, type ProgressFn, unreachable } from './types.js';
 
@@ -109,7 +110,8 @@ export interface TrainingLoss {
 
 /**
  * The training loss of Algorithm 1 at given t and noise (x_t = qSample(x_0, t, noise)), by lossType:
- * 'mse' = meanflat((target - output)^2) with the target from GaussianDiffusion.mseTarget;
+ * 'mse' = meanflat((target - output)^2) with the target from GaussianDiffusion.mseTarget; with a learned
+ * variance L_hybrid = that + lambda T L_{t-1} (Nichol & Dhariwal 2021 sec. 3.1, trainingTerms.ts);
  * 'kl' = L_{t-1} in bits/dim without clipping (as the original). Forward value only, no gradient.
  */
 export async function trainingLosses(
@@ -124,7 +126,15 @@ export async function trainingLosses(
   switch (kind) {
     case 'mse': {
       const output = await denoise(xt, diffusion.modelTimesteps(t));
-      return { losses: meanSquaredDiff(output, diffusion.mseTarget(x0, xt, t, noise)), xt };
+      const { mean } = diffusion.splitOutput(output, xt);
+      const losses = meanSquaredDiff(mean, diffusion.mseTarget(x0, xt, t, noise));
+      if (diffusion.learnedVariance) {
+        const frozen: Denoiser = async () => output; // the same output: L_vlb's value at this x_t
+        const vb = await vbTermsBpd(diffusion, frozen, x0, xt, t, { clipDenoised: false });
+        const w = hybridVlbWeight(diffusion.numTimesteps);
+        for (let n = 0; n < losses.length; n++) losses[n]! += w * vb.bpd[n]!;
+      }
+      return { losses, xt };
     }
     case 'kl':
       return { losses: (await vbTermsBpd(diffusion, denoise, x0, xt, t, { clipDenoised: false })).bpd, xt };

@@ -96,7 +96,7 @@ function intsOf(g: Graph, v: Value): number[] {
 }
 
 const RULES: Record<string, Rule> = {
-  Identity: (_g, _n, dy) => [dy],
+  Identity: (_g, n, dy) => [n.meta?.stopGradient ? null : dy], // Graph.stopGradient: no gradient
   // The native engine's fused GroupNorm + SiLU (NCHW): its backward is that engine's one kernel too.
   GroupNormSilu: (g, n, dy) => {
     if (n.domain !== FUSED_DOMAIN || n.attrs.block)

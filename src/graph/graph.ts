@@ -745,6 +745,11 @@ export class Graph {
     return this.unary('Identity', x);
   }
 
+  /** x in the forward pass, no gradient through it (an Identity whose autodiff rule stops): stop_gradient. */
+  stopGradient(x: Value): Value {
+    return this.node('Identity', [x], [x.shape], {}, { stopGradient: true })[0]!;
+  }
+
   /**
    * Replace `node` (single output) by the nodes that `build` records, in place: they take its position
    * in the node order and the last one produces the original output value, so every consumer and

@@ -1,10 +1,15 @@
 // The training graph of Algorithm 1: the U-Net on x_t, a per-sample-weighted mean squared error
-// against a target (eps, x_0 or the posterior mean, chosen by the diffusion layer), and the
+// against a target (eps, x_0, the posterior mean or v, chosen by the diffusion layer), and the
 // gradient of that loss for every parameter, all in one ONNX model. Parameters and dropout masks
 // are graph inputs, so the TypeScript optimiser owns the weights.
+// Learned variances ('learned-range', Nichol & Dhariwal 2021 sec. 3.1): the U-Net outputs 2C channels,
+// the mean output (first C) and the variance values (last C); the bound's term L_{t-1} with the learned
+// log-variance (eq. 15) is built here from the terms of diffusion/trainingTerms.ts. With 'mse' the loss is
+// L_hybrid = L_simple + lambda T L_{t-1} and the bound's term sees the mean output through a stop-gradient,
+// so the mean channels learn from L_simple alone and the variance channels from the bound alone.
 
-import type { DecoderTerms } from '../diffusion/trainingTerms.js';
-import type { LossType } from '../diffusion/types.js';
+import type { DecoderTerms, LearnedVarianceTerms } from '../diffusion/trainingTerms.js';
+import { type LossType, type ModelVarType, unreachable } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
@@ -26,10 +31,17 @@ export interface TrainBatch {
   /** 'kl' only (see diffusion/trainingTerms.ts): per-sample constants and the decoder term. */
   readonly offset?: Float32Array;
   readonly decoder?: DecoderTerms | null;
+  /** 'learned-range' only: the bound's term with the learned variance. */
+  readonly learned?: LearnedVarianceTerms | null;
 }
 
 export interface TrainStepOutput {
   readonly loss: number;
+  /**
+   * The per-sample losses [B] whose batch mean is `loss` ('kl' and learned variances; null for L_simple
+   * with a fixed variance), in a buffer the session reuses: valid until its next step.
+   */
+  readonly losses: Float32Array | null;
   /** Gradients by parameter name, in buffers the session reuses: valid until its next step. */
   readonly grads: Map<string, Float32Array>;
 }
@@ -53,39 +65,29 @@ export function buildTrainModel(
   nchwcBlock = 0,
   lossType: LossType = 'mse',
   fused: readonly FusedKernel[] = [],
+  varType: ModelVarType = 'fixedlarge',
 ) {
   const g = new Graph();
   g.fused = fused;
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const xt = g.input('xt', shape);
   const t = g.input('t', [batch]);
-  if (cfg.outChannels !== cfg.inChannels) {
+  const learned = isLearned(varType);
+  const wantOut = learned ? 2 * cfg.inChannels : cfg.inChannels;
+  if (cfg.outChannels !== wantOut) {
     throw new Error(
-      `training: outChannels ${cfg.outChannels} must equal inChannels ${cfg.inChannels} (fixed variances)`,
+      `training: the U-Net has ${cfg.outChannels} output channels for ${cfg.inChannels}-channel images; the variance type "${varType}" needs ${wantOut}${learned ? ' (the mean output, then the variance values)' : ''}`,
     );
   }
-  const target = g.input('target', shape);
-  const weight = g.input('weight', [batch, 1, 1, 1]);
   const u = buildUNet(g, cfg, params, xt, t, { training: true });
-  const d = g.sub(u.out, target); // [B, C, H, W]
-  let loss: Value;
-  switch (lossType) {
-    case 'mse':
-      loss = g.reduceMean(g.mul(g.mul(d, d), weight), [0, 1, 2, 3], false); // mean over batch and pixels
-      break;
-    case 'kl':
-      loss = klLoss(g, d, weight, shape);
-      break;
-    default:
-      throw new Error(`training: unknown loss type ${lossType as string}`);
-  }
+  const { loss, losses } = trainingLossGraph(g, u.out, shape, lossType, varType);
   const names = [...u.params.keys()];
   const grads = grad(
     g,
     loss,
     names.map((n) => u.params.get(n)!),
   );
-  const outputs: Record<string, (typeof grads)[number]> = { loss };
+  const outputs: Record<string, (typeof grads)[number]> = { loss, ...(losses ? { losses } : {}) };
   names.forEach((n, i) => {
     outputs[`grad.${n}`] = grads[i]!;
   });
@@ -97,8 +99,89 @@ export function buildTrainModel(
   };
 }
 
-/** The 'kl' loss of trainingTerms.ts in the graph: per sample w mse + offset + decoder NLL, batch mean. */
-function klLoss(g: Graph, d: Value, weight: Value, shape: number[]): Value {
+function isLearned(varType: ModelVarType): boolean {
+  switch (varType) {
+    case 'fixedlarge':
+    case 'fixedsmall':
+      return false;
+    case 'learned-range':
+      return true;
+    default:
+      return unreachable(varType, 'model variance type');
+  }
+}
+
+/**
+ * The training loss of the network output `out` ([B, C, H, W], or [B, 2C, H, W] for a learned variance)
+ * with the inputs its terms are fed through (diffusion/trainingTerms.ts): the batch mean `loss` and, except
+ * for L_simple with a fixed variance, the per-sample losses [B].
+ */
+export function trainingLossGraph(
+  g: Graph,
+  out: Value,
+  shape: readonly number[],
+  lossType: LossType,
+  varType: ModelVarType,
+): { loss: Value; losses: Value | null } {
+  const b = shape[0]!;
+  const C = shape[1]!;
+  const learned = isLearned(varType);
+  const target = g.input('target', shape);
+  const weight = g.input('weight', [b, 1, 1, 1]);
+  const mean = learned ? g.slice(out, [1], [0], [C]) : out; // [B, C, H, W]
+  const d = g.sub(mean, target); // [B, C, H, W]
+  const all = [0, 1, 2, 3];
+  const perSample = (v: Value) => ({ loss: g.reduceMean(v, all, false), losses: g.reshape(v, [b]) });
+  if (learned) {
+    const varValues = g.slice(out, [1], [C], [2 * C]); // [B, C, H, W]
+    const mse = g.mul(g.reduceMean(g.mul(d, d), [1, 2, 3]), weight); // [B, 1, 1, 1] (0 for 'kl')
+    // L_hybrid: the bound's term sees the mean output through a stop-gradient (sec. 3.1); 'kl': through it.
+    const stop = ((): boolean => {
+      switch (lossType) {
+        case 'mse':
+          return true;
+        case 'kl':
+          return false;
+        default:
+          return unreachable(lossType, 'loss type');
+      }
+    })();
+    return perSample(g.add(mse, learnedVb(g, stop ? g.stopGradient(mean) : mean, varValues, shape)));
+  }
+  switch (lossType) {
+    case 'mse': // mean over batch and pixels
+      return { loss: g.reduceMean(g.mul(g.mul(d, d), weight), all, false), losses: null };
+    case 'kl':
+      return perSample(klLoss(g, d, weight, shape));
+    default:
+      return unreachable(lossType, 'loss type');
+  }
+}
+
+/** Phi(v) ~ 0.5 (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), the original code's approximation. */
+function phi(g: Graph, v: Value): Value {
+  return g.scale(
+    g.add(
+      g.scalar(1),
+      g.tanh(g.scale(g.add(v, g.scale(g.mul(g.mul(v, v), v), 0.044715)), Math.sqrt(2 / Math.PI))),
+    ),
+    0.5,
+  );
+}
+
+/**
+ * The discretised decoder's NLL (eq. 13) in nats per pixel [B, C, H, W], given z = (x_0 - mu_theta) / sigma,
+ * half a bin in the same units, and the open edge bins (1 where x_0 is -1 / +1).
+ */
+function decoderNll(g: Graph, z: Value, halfBin: Value, low: Value, high: Value): Value {
+  const one = g.scalar(1);
+  const hi = g.add(g.mul(phi(g, g.add(z, halfBin)), g.sub(one, high)), high); // CDF at the bin's top
+  const lo = g.mul(phi(g, g.sub(z, halfBin)), g.sub(one, low)); // CDF at the bin's bottom
+  return g.neg(g.log(g.add(g.sub(hi, lo), g.scalar(1e-12)))); // [B, C, H, W], nats
+}
+
+/** The 'kl' loss of trainingTerms.ts in the graph: per sample w mse + offset + decoder NLL [B, 1, 1, 1]. */
+function klLoss(g: Graph, d: Value, weight: Value, shape: readonly number[]): Value {
   const b = shape[0]!;
   const perB = [b, 1, 1, 1];
   const offset = g.input('offset', perB);
@@ -109,22 +192,43 @@ function klLoss(g: Graph, d: Value, weight: Value, shape: number[]): Value {
   const high = g.input('decoder.high', shape);
   const pix = [1, 2, 3];
   const mse = g.mul(g.reduceMean(g.mul(d, d), pix), weight); // [B, 1, 1, 1]
-  // Phi(v) ~ 0.5 (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), the original code's approximation.
-  const phi = (v: Value) =>
-    g.scale(
-      g.add(
-        g.scalar(1),
-        g.tanh(g.scale(g.add(v, g.scale(g.mul(g.mul(v, v), v), 0.044715)), Math.sqrt(2 / Math.PI))),
-      ),
-      0.5,
-    );
-  const z = g.mul(d, scale); // (x_0 - mu_theta) / sigma, up to sign
-  const one = g.scalar(1);
-  const hi = g.add(g.mul(phi(g.add(z, halfBin)), g.sub(one, high)), high); // CDF at the bin's top
-  const lo = g.mul(phi(g.sub(z, halfBin)), g.sub(one, low)); // CDF at the bin's bottom
-  const nll = g.neg(g.log(g.add(g.sub(hi, lo), g.scalar(1e-12)))); // [B, C, H, W], nats
+  const z = g.mul(d, scale); // (x_0 - mu_theta) / sigma
+  const nll = decoderNll(g, z, halfBin, low, high); // [B, C, H, W], nats
   const dec = g.mul(g.reduceMean(nll, pix), decWeight); // [B, 1, 1, 1], bits
-  return g.reduceMean(g.add(g.add(mse, offset), dec), [0, 1, 2, 3], false);
+  return g.add(g.add(mse, offset), dec);
+}
+
+/**
+ * L_{t-1} with the learned log-variance (trainingTerms.ts, LearnedVarianceTerms), weighted, per sample
+ * [B, 1, 1, 1]: the Gaussian KL (eq. 5) where t > 0, the decoder NLL (eq. 13) where t = 0.
+ */
+function learnedVb(g: Graph, mean: Value, varValues: Value, shape: readonly number[]): Value {
+  const perB = [shape[0]!, 1, 1, 1];
+  const target = g.input('vb.target', shape);
+  const a = g.input('vb.meanScale', perB);
+  const minLog = g.input('vb.minLog', perB);
+  const maxLog = g.input('vb.maxLog', perB);
+  const lvq = g.input('vb.posteriorLogVariance', perB);
+  const klWeight = g.input('vb.klWeight', perB);
+  const decWeight = g.input('vb.decoderWeight', perB);
+  const low = g.input('vb.low', shape);
+  const high = g.input('vb.high', shape);
+  const pix = [1, 2, 3];
+  const diff = g.mul(g.sub(mean, target), a); // mu_theta - mu~ [B, C, H, W]
+  const frac = g.scale(g.add(varValues, g.scalar(1)), 0.5); // (v + 1) / 2
+  const lvp = g.add(minLog, g.mul(frac, g.sub(maxLog, minLog))); // eq. 15: log sigma^2 [B, C, H, W]
+  // KL(N(mu~, e^lvq) || N(mu_theta, e^lvp)) = 0.5 (-1 + lvp - lvq + e^(lvq - lvp) + diff^2 e^-lvp)
+  const kl = g.scale(
+    g.add(
+      g.add(g.sub(g.sub(lvp, lvq), g.scalar(1)), g.exp(g.sub(lvq, lvp))),
+      g.mul(g.mul(diff, diff), g.exp(g.neg(lvp))),
+    ),
+    0.5,
+  ); // [B, C, H, W], nats
+  const invStd = g.exp(g.scale(lvp, -0.5)); // 1 / sigma
+  const z = g.neg(g.mul(diff, invStd)); // (x_0 - mu_theta) / sigma at t = 0
+  const nll = decoderNll(g, z, g.scale(invStd, 1 / 255), low, high); // [B, C, H, W], nats
+  return g.add(g.mul(g.reduceMean(kl, pix), klWeight), g.mul(g.reduceMean(nll, pix), decWeight));
 }
 
 /**
@@ -156,6 +260,41 @@ export function dropoutMask(out: Float32Array, p: number, rng: Rng): void {
   }
 }
 
+/** The feeds of trainingLossGraph's inputs for a batch (its terms from diffusion/trainingTerms.ts). */
+export function lossFeeds(b: TrainBatch, lossType: LossType, varType: ModelVarType): Record<string, Tensor> {
+  const batch = b.t.length;
+  const perB = [batch, 1, 1, 1];
+  const feeds: Record<string, Tensor> = {
+    target: b.target,
+    weight: { data: b.weight, shape: perB },
+  };
+  if (isLearned(varType)) {
+    const l = b.learned;
+    if (!l)
+      throw new Error("training: a learned variance needs the batch's bound terms (TrainBatch.learned)");
+    feeds['vb.target'] = l.target;
+    feeds['vb.meanScale'] = { data: l.meanScale, shape: perB };
+    feeds['vb.minLog'] = { data: l.minLog, shape: perB };
+    feeds['vb.maxLog'] = { data: l.maxLog, shape: perB };
+    feeds['vb.posteriorLogVariance'] = { data: l.posteriorLogVariance, shape: perB };
+    feeds['vb.klWeight'] = { data: l.klWeight, shape: perB };
+    feeds['vb.decoderWeight'] = { data: l.decoderWeight, shape: perB };
+    feeds['vb.low'] = { data: l.low, shape: b.target.shape };
+    feeds['vb.high'] = { data: l.high, shape: b.target.shape };
+  } else if (lossType === 'kl') {
+    const dec = b.decoder;
+    if (!dec || !b.offset)
+      throw new Error("training: the 'kl' loss needs the batch's offset and decoder terms");
+    feeds.offset = { data: b.offset, shape: perB };
+    feeds['decoder.weight'] = { data: dec.weight, shape: perB };
+    feeds['decoder.scale'] = { data: dec.scale, shape: perB };
+    feeds['decoder.halfBin'] = { data: dec.halfBin, shape: perB };
+    feeds['decoder.low'] = { data: dec.low, shape: b.target.shape };
+    feeds['decoder.high'] = { data: dec.high, shape: b.target.shape };
+  }
+  return feeds;
+}
+
 export async function createTrainSession(
   engine: Engine,
   cfg: UNetConfig,
@@ -163,14 +302,18 @@ export async function createTrainSession(
   batch: number,
   threads = 0,
   lossType: LossType = 'mse',
+  varType: ModelVarType = 'fixedlarge',
 ): Promise<TrainSession> {
   const block = await nchwcBlockOf(engine);
-  const built = buildTrainModel(cfg, params, batch, block, lossType, engine.fusedKernels);
+  const built = buildTrainModel(cfg, params, batch, block, lossType, engine.fusedKernels, varType);
+  const learned = isLearned(varType);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
   // Loss and gradients are written into buffers allocated once (the runtime fills them in place).
   const outs: Record<string, Tensor> = { loss: { data: new Float32Array(1), shape: [] } };
+  const perSampleLosses = learned || lossType !== 'mse' ? new Float32Array(batch) : null;
+  if (perSampleLosses) outs.losses = { data: perSampleLosses, shape: [batch] };
   const grads = new Map<string, Float32Array>();
   for (const name of built.paramNames) {
     const shape = shapes.get(name)!;
@@ -186,28 +329,15 @@ export async function createTrainSession(
       const feeds: Record<string, Tensor> = {
         xt: b.xt,
         t: { data: b.t, shape: [batch] },
-        target: b.target,
-        weight: { data: b.weight, shape: [batch, 1, 1, 1] },
+        ...lossFeeds(b, lossType, varType),
       };
-      if (lossType === 'kl') {
-        const dec = b.decoder;
-        if (!dec || !b.offset)
-          throw new Error("training: the 'kl' loss needs the batch's offset and decoder terms");
-        const perB = [batch, 1, 1, 1];
-        feeds.offset = { data: b.offset, shape: perB };
-        feeds['decoder.weight'] = { data: dec.weight, shape: perB };
-        feeds['decoder.scale'] = { data: dec.scale, shape: perB };
-        feeds['decoder.halfBin'] = { data: dec.halfBin, shape: perB };
-        feeds['decoder.low'] = { data: dec.low, shape: b.xt.shape };
-        feeds['decoder.high'] = { data: dec.high, shape: b.xt.shape };
-      }
       built.dropoutSites.forEach((site, i) => {
         dropoutMask(masks[i]!, cfg.dropout, rng);
         feeds[site.name] = { data: masks[i]!, shape: site.shape };
       });
       for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
       await session.run(feeds, outs);
-      return { loss: outs.loss!.data[0]!, grads };
+      return { loss: outs.loss!.data[0]!, losses: perSampleLosses, grads };
     },
     release: () => session.release(),
   };

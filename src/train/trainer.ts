@@ -271,7 +271,15 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     }
   };
 
-  const session = await createTrainSession(engine, cfg, params, o.batch, o.threads, o.loss);
+  const session = await createTrainSession(
+    engine,
+    cfg,
+    params,
+    o.batch,
+    o.threads,
+    o.loss,
+    o.spec.diffusion.modelVarType,
+  );
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;
   let rate = 0;
   let last = performance.now();
@@ -296,6 +304,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
           weight: terms.mseWeight,
           offset: terms.offset,
           decoder: terms.decoder,
+          learned: terms.learned,
         },
         rng,
       );
