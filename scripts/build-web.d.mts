@@ -3,4 +3,4 @@ export declare const ORT_FILES: readonly string[];
 export declare function buildWeb(opts?: {
   outdir?: string;
   minify?: boolean;
-}): Promise<{ outdir: string; bytes: number; inputs: string[] }>;
+}): Promise<{ outdir: string; bytes: number; workerBytes: number; inputs: string[] }>;

@@ -1,6 +1,10 @@
-// Bundles the browser demo (src/web) into dist-web/ with esbuild: main.js (+ source map), index.html and
-// onnxruntime-web's wasm runtimes (ort-wasm-simd-threaded{,.jsep}.{mjs,wasm}, copied from node_modules,
-// so the page fetches nothing from a CDN). Fails if anything Node-only reaches the bundle.
+// Bundles the browser demo (src/web) into dist-web/ with esbuild: main.js (the page, without any ONNX
+// Runtime), worker.js (the module worker that runs every network), their source maps, index.html and
+// onnxruntime-web's wasm runtimes (ort-wasm-simd-threaded{,.jsep}.{mjs,wasm}: the multi-threaded builds,
+// which also run on one thread; copied from node_modules, so the page fetches nothing from a CDN).
+// dist-web/ is a static folder any static host serves; for more than one wasm thread the host must send
+// Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (README).
+// Fails if anything Node-only reaches a bundle, or onnxruntime-web reaches the page's main.js.
 // Usage: node scripts/build-web.mjs [--no-minify]   (also imported by test/web.test.ts)
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -41,8 +45,8 @@ export async function buildWeb({ outdir = join(ROOT, 'dist-web'), minify = true 
   mkdirSync(join(outdir, 'ort'), { recursive: true });
   const res = await esbuild.build({
     absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, 'src/web/main.ts')],
-    outfile: join(outdir, 'main.js'),
+    entryPoints: { main: join(ROOT, 'src/web/main.ts'), worker: join(ROOT, 'src/web/worker.ts') },
+    outdir,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -58,11 +62,17 @@ export async function buildWeb({ outdir = join(ROOT, 'dist-web'), minify = true 
   const inputs = Object.keys(res.metafile.inputs);
   const bad = inputs.filter((p) => NODE_ONLY.some((re) => re.test(p)));
   if (bad.length) throw new Error(`build-web: Node-only modules in the browser bundle: ${bad.join(', ')}`);
+  const mainOut = res.metafile.outputs[relative(ROOT, join(outdir, 'main.js')).split('\\').join('/')];
+  const onMain = Object.keys(mainOut?.inputs ?? {}).filter((p) => /onnxruntime|src\/engine\//.test(p));
+  if (onMain.length)
+    throw new Error(
+      `build-web: the page's main.js must not run networks (worker.js does): ${onMain.join(', ')}`,
+    );
   copyFileSync(join(ROOT, 'src/web/index.html'), join(outdir, 'index.html'));
   const ortDist = join(ROOT, 'node_modules/onnxruntime-web/dist');
   for (const f of ORT_FILES) copyIfChanged(join(ortDist, f), join(outdir, 'ort', f));
-  const out = res.metafile.outputs[relative(ROOT, join(outdir, 'main.js')).split('\\').join('/')];
-  return { outdir, bytes: out ? out.bytes : statSync(join(outdir, 'main.js')).size, inputs };
+  const size = (f) => statSync(join(outdir, f)).size;
+  return { outdir, bytes: size('main.js'), workerBytes: size('worker.js'), inputs };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -70,7 +80,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r = await buildWeb({ minify: !process.argv.includes('--no-minify') });
   const own = r.inputs.filter((p) => p.startsWith('src/')).length;
   console.log(
-    `dist-web/main.js: ${(r.bytes / 1024).toFixed(0)} KiB from ${r.inputs.length} modules (${own} from src/), ` +
+    `dist-web/main.js: ${(r.bytes / 1024).toFixed(0)} KiB, worker.js: ${(r.workerBytes / 1024).toFixed(0)} KiB, ` +
+      `from ${r.inputs.length} modules (${own} from src/), ` +
       `ort wasm in dist-web/ort/, ${(performance.now() - t0).toFixed(0)} ms`,
   );
 }

@@ -1,12 +1,13 @@
 // The browser demo's model logic, kept free of DOM and of any particular ONNX Runtime build so that the
 // page and the Node test run exactly the same code: model folders fetched over HTTP (config.json +
-// model.safetensors), the fixture forward pass of the web test, and sampling (Algorithm 2 on a respaced
-// chain, or DDIM) with the predicted x_0 of every step.
+// model.safetensors), the fixture forward pass of the web test, and sampling with the CLI's sampler
+// registry (diffusion/samplers.ts: Algorithm 2 respaced, DDIM, DPM-Solver++, Euler, Heun) with the
+// predicted x_0 of every step. Same seed, sampler, steps and image count: the same images as `ddpm sample`.
 
-import { ancestralSample } from '../diffusion/ancestral.js';
-import { ddimSample } from '../diffusion/ddim.js';
-import { type StepInfo, unreachable } from '../diffusion/types.js';
+import { type SamplerName, samplerEntry } from '../diffusion/samplers.js';
+import type { StepInfo } from '../diffusion/types.js';
 import type { Engine, ExecutionProvider } from '../engine/engine.js';
+import { diffusionFromScheduler, unetFromDiffusers } from '../model/diffusers.js';
 import { checkParams } from '../model/params.js';
 import { diffusionFromSpec, type ModelSpec, validateSpec } from '../model/spec.js';
 import { initParams, type ParamStore, type UNetConfig } from '../nn/unet.js';
@@ -24,15 +25,75 @@ export interface WebModel {
 
 /** A model folder from its two files' contents. */
 export function parseModel(configJson: string, weights: Uint8Array, source: string): WebModel {
+  return modelFromFiles(
+    new Map([
+      ['config.json', new TextEncoder().encode(configJson)],
+      ['model.safetensors', weights],
+    ]),
+    source,
+  );
+}
+
+function jsonOf(
+  files: ReadonlyMap<string, Uint8Array>,
+  name: string,
+  source: string,
+): Record<string, unknown> {
+  const bytes = files.get(name);
+  if (!bytes) throw new Error(`${source}: no ${name}`);
   let raw: unknown;
   try {
-    raw = JSON.parse(configJson);
+    raw = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new Error(`${source}config.json is not valid JSON (${(e as Error).message})`);
+    throw new Error(`${source}${name} is not valid JSON (${(e as Error).message})`);
   }
-  const spec = validateSpec(raw as ModelSpec, `${source}config.json`);
-  const file = parseSafeTensors(weights, `${source}model.safetensors`);
-  return { spec, params: checkParams(spec.unet, file.tensors, `${source}model.safetensors`), source };
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new Error(`${source}${name} is not a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/**
+ * A model from the files of a folder, by their paths relative to it: ours (config.json with "format",
+ * model.safetensors), a diffusers UNet2DModel folder (config.json with "block_out_channels",
+ * diffusion_pytorch_model.safetensors, scheduler_config.json if any) or a diffusers pipeline folder
+ * (model_index.json, unet/, scheduler/), as `ddpm export --to diffusers` writes it.
+ */
+export function modelFromFiles(files: ReadonlyMap<string, Uint8Array>, source: string): WebModel {
+  const dir = files.has('model_index.json') && !files.has('config.json') ? 'unet/' : '';
+  if (!files.has(`${dir}config.json`)) {
+    const names = [...files.keys()].slice(0, 6).join(', ') || 'no files';
+    throw new Error(
+      `${source}: no config.json (got ${names}); a model folder holds config.json and model.safetensors, ` +
+        'as ddpm train writes to <run>/model, or is a diffusers export (model_index.json, unet/, scheduler/)',
+    );
+  }
+  const raw = jsonOf(files, `${dir}config.json`, source);
+  let spec: ModelSpec;
+  if ('format' in raw) spec = validateSpec(raw as unknown as ModelSpec, `${source}${dir}config.json`);
+  else if ('block_out_channels' in raw) {
+    const sched = [`${dir}scheduler_config.json`, 'scheduler/scheduler_config.json'].find((f) =>
+      files.has(f),
+    );
+    spec = {
+      format: 'ddpm-ts/model/v1',
+      unet: unetFromDiffusers(raw, `${source}${dir}config.json`),
+      diffusion: sched
+        ? diffusionFromScheduler(jsonOf(files, sched, source), `${source}${sched}`)
+        : diffusionFromScheduler(null, `${source} (no scheduler_config.json: DDPMScheduler's defaults)`),
+    };
+  } else
+    throw new Error(
+      `${source}${dir}config.json: neither a ddpm-ts model config (no "format") nor a diffusers UNet2DModel config (no "block_out_channels")`,
+    );
+  const wname = [`${dir}model.safetensors`, `${dir}diffusion_pytorch_model.safetensors`].find((f) =>
+    files.has(f),
+  );
+  if (!wname)
+    throw new Error(
+      `${source}: no ${dir}model.safetensors (or diffusion_pytorch_model.safetensors) beside config.json`,
+    );
+  const file = parseSafeTensors(files.get(wname)!, `${source}${wname}`);
+  return { spec, params: checkParams(spec.unet, file.tensors, `${source}${wname}`), source };
 }
 
 /** Fetch a model folder by URL (a trailing slash is added): config.json and model.safetensors. */
@@ -100,25 +161,30 @@ export async function fixtureForward(
   }
 }
 
-/** 'ddpm': Algorithm 2 (on the chain respaced to `steps` when steps < T), as `ddpm sample`; 'ddim': eta 0. */
-export type WebSampler = 'ddpm' | 'ddim';
+/** The samplers of `ddpm sample --sampler` (diffusion/samplers.ts). */
+export type WebSampler = SamplerName;
 
 export interface SampleOptions {
   readonly seed: number;
   readonly sampler: WebSampler;
-  /** Network evaluations (denoising steps), 1..T. */
+  /** Sampling steps, 1..T (network calls: samplerEntry(sampler).calls; Heun makes 2 per step but the last). */
   readonly steps: number;
+  /** DDIM's noise (default 0: deterministic); the other samplers ignore it. */
+  readonly eta?: number;
   /** Number of images. */
   readonly n: number;
   readonly provider?: ExecutionProvider;
   readonly threads?: number;
-  /** Called after each step with the predicted x_0 (paper Fig. 6) and x_t; may return a promise. */
-  readonly onStep?: (s: StepInfo & { step: number; total: number; stepMs: number }) => void;
+  /**
+   * Called after each step with the predicted x_0 (paper Fig. 6) and x_t: step counts 1..total,
+   * calls = network calls so far, stepMs = time since the previous step.
+   */
+  readonly onStep?: (s: StepInfo & { step: number; total: number; calls: number; stepMs: number }) => void;
   /** Checked between steps; sampling stops with an AbortError when it fires. */
   readonly signal?: AbortSignal;
   /** Reuse a compiled denoiser (same model and batch) instead of building one. */
   readonly denoiser?: UNetDenoiser;
-  /** Awaited before each network call (the page yields a frame here so the canvas repaints). */
+  /** Awaited before each network call (the worker yields to its message queue here, to see a cancel). */
   readonly pause?: () => Promise<void>;
 }
 
@@ -126,6 +192,8 @@ export interface SampleResult {
   readonly sample: Tensor;
   readonly setupMs: number;
   readonly sampleMs: number;
+  /** Network calls made (per batch). */
+  readonly calls: number;
 }
 
 /** Compile the model for a batch size (graph build + session). */
@@ -156,31 +224,26 @@ export async function sampleImages(
   const t1 = performance.now();
   let last = t1;
   let step = 0;
+  let calls = 0;
   try {
     const denoise = async (x: Tensor, t: Int32Array): Promise<Tensor> => {
       await opts.pause?.();
       if (opts.signal?.aborted) throw new DOMException('sampling stopped', 'AbortError');
+      calls++;
       return den.denoise(x, t);
     };
-    const onStep = (s: StepInfo) => {
+    const plan = samplerEntry(opts.sampler).plan(diffusion, denoise, shape, new Rng(opts.seed), {
+      steps,
+      eta: opts.eta ?? 0,
+    });
+    const total = plan.visited.length;
+    const sample = await plan.run((s: StepInfo) => {
       const now = performance.now();
       step++;
-      opts.onStep?.({ ...s, step, total: steps, stepMs: now - last });
+      opts.onStep?.({ ...s, step, total, calls, stepMs: now - last });
       last = now;
-    };
-    const rng = new Rng(opts.seed);
-    let sample: Tensor;
-    switch (opts.sampler) {
-      case 'ddpm':
-        sample = await ancestralSample(diffusion, denoise, shape, rng, { steps, onStep });
-        break;
-      case 'ddim':
-        sample = await ddimSample(diffusion, denoise, shape, rng, { steps, eta: 0, onStep });
-        break;
-      default:
-        return unreachable(opts.sampler, 'sampler');
-    }
-    return { sample, setupMs, sampleMs: performance.now() - t1 };
+    });
+    return { sample, setupMs, sampleMs: performance.now() - t1, calls };
   } finally {
     if (!opts.denoiser) await den.release();
   }

@@ -1,30 +1,103 @@
-// The browser demo page: loads a model folder (config.json + model.safetensors), compiles the U-Net with
-// the same graph builder as Node, samples with Algorithm 2 (respaced) or DDIM on onnxruntime-web (wasm or
-// WebGPU) and draws the predicted x_0 of every step live. Query parameters: ?model=URL,
-// ?backend=wasm|webgpu, ?threads=N (when cross-origin isolated). window.ddpmTest is the hook test/web.test.ts drives.
+// The browser demo page: the controls, the live view and the settings in the URL. It never runs a network
+// itself: every model load and sampling run is a call to the module worker (worker.ts, protocol.ts), so
+// the page stays responsive while the worker samples (multi-threaded wasm when the page is cross-origin
+// isolated, WebGPU when asked). Query parameters (settings.ts): ?model=URL, ?sampler=, ?steps=, ?n=,
+// ?seed=, ?backend=wasm|webgpu, ?threads=N, ?view=xt. window.ddpmTest is the hook test/web.test.ts drives.
 
+import { SAMPLER_NAMES } from '../diffusion/samplers.js';
 import type { ExecutionProvider } from '../engine/engine.js';
-import type { UNetDenoiser } from '../sample/denoiser.js';
 import type { UNetConfig } from '../nn/unet.js';
-import { countParams } from '../nn/unet.js';
-import { makeGrid, type RasterImage } from '../util/image.js';
+import { encodePng, makeGrid, type RasterImage } from '../util/image.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
+import type { WebSampler } from './core.js';
+import type {
+  FromWorker,
+  ModelInfo,
+  ModelSource,
+  OpName,
+  PickedFile,
+  SampleEvent,
+  ToWorker,
+  WireTensor,
+  WorkerEnv,
+  WorkerOps,
+} from './protocol.js';
 import {
-  compileModel,
-  fetchModel,
-  fixtureForward,
-  sampleImages,
-  type WebModel,
-  type WebSampler,
-} from './core.js';
-import { configureOrt, webEngine, webGpuStatus } from './engine.js';
+  type Backend,
+  checkInt,
+  DEFAULTS,
+  MAX_IMAGES,
+  MAX_SEED,
+  plural,
+  readSettings,
+  type Settings,
+  samplerTitle,
+  settingsQuery,
+} from './settings.js';
 
-const query = new URLSearchParams(location.search);
-const threadsParam = query.get('threads');
-const threads = configureOrt({
-  wasmPaths: new URL('./ort/', import.meta.url).href,
-  threads: threadsParam ? Number(threadsParam) : undefined,
-});
+// ---- the worker ----
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onEvent?: (e: unknown) => void;
+}
+
+class WorkerClient {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(url: URL) {
+    this.worker = new Worker(url, { type: 'module', name: 'ddpm-worker' });
+    this.worker.addEventListener('message', (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      if (m.type === 'event') p.onEvent?.(m.event);
+      else {
+        this.pending.delete(m.id);
+        if (m.type === 'result') p.resolve(m.value);
+        else {
+          const e = new Error(m.message);
+          e.name = m.name;
+          p.reject(e);
+        }
+      }
+    });
+    this.worker.addEventListener('error', (ev) => {
+      const e = new Error(
+        `the worker failed to start or crashed (${ev.message || 'no message'}); reload the page`,
+      );
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+  }
+
+  call<K extends OpName>(
+    op: K,
+    args: WorkerOps[K]['args'],
+    onEvent?: (e: WorkerOps[K]['event']) => void,
+    transfer: Transferable[] = [],
+  ): { id: number; done: Promise<WorkerOps[K]['result']> } {
+    const id = this.nextId++;
+    const done = new Promise<WorkerOps[K]['result']>((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onEvent: onEvent as ((e: unknown) => void) | undefined,
+      });
+    });
+    this.worker.postMessage({ type: 'call', id, op, args } as ToWorker, transfer);
+    return { id, done };
+  }
+
+  cancel(id: number): void {
+    this.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+  }
+}
+
+// ---- the page ----
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -32,36 +105,51 @@ function el<T extends HTMLElement>(id: string): T {
   return e as T;
 }
 const ui = {
-  model: el<HTMLInputElement>('model'),
-  load: el<HTMLButtonElement>('load'),
   modelInfo: el<HTMLSpanElement>('modelInfo'),
+  modelUrl: el<HTMLInputElement>('modelUrl'),
+  load: el<HTMLButtonElement>('load'),
+  pick: el<HTMLInputElement>('pick'),
   form: el<HTMLFormElement>('controls'),
-  seed: el<HTMLInputElement>('seed'),
   sampler: el<HTMLSelectElement>('sampler'),
   steps: el<HTMLInputElement>('steps'),
   n: el<HTMLInputElement>('n'),
+  seed: el<HTMLInputElement>('seed'),
   backend: el<HTMLSelectElement>('backend'),
   showXt: el<HTMLInputElement>('showXt'),
   sample: el<HTMLButtonElement>('sample'),
   stop: el<HTMLButtonElement>('stop'),
+  save: el<HTMLButtonElement>('save'),
+  runtime: el<HTMLParagraphElement>('runtime'),
+  gpuWarning: el<HTMLParagraphElement>('gpuWarning'),
+  notices: el<HTMLUListElement>('notices'),
   status: el<HTMLDivElement>('status'),
+  bar: el<HTMLProgressElement>('bar'),
+  progressText: el<HTMLSpanElement>('progressText'),
   timing: el<HTMLDivElement>('timing'),
   current: el<HTMLCanvasElement>('current'),
   currentCaption: el<HTMLElement>('currentCaption'),
   progress: el<HTMLCanvasElement>('progress'),
+  progressCaption: el<HTMLElement>('progressCaption'),
 };
 
+/** The status line (aria-live): state changes and errors only, not every step. */
 function status(msg: string, error = false): void {
   ui.status.textContent = msg;
   ui.status.className = error ? 'error' : '';
 }
 
-/** Gray or RGB bytes -> an RGBA canvas at `scale` CSS pixels per image pixel. */
-function draw(canvas: HTMLCanvasElement, img: RasterImage, scale: number): void {
+/** Messages about the URL's settings or the environment (shown until the page is reloaded). */
+function notice(msg: string): void {
+  const li = document.createElement('li');
+  li.textContent = msg;
+  ui.notices.append(li);
+  ui.notices.hidden = false;
+}
+
+/** Gray or RGB bytes -> the canvas, at its own pixel size (CSS scales it). */
+function draw(canvas: HTMLCanvasElement, img: RasterImage): void {
   canvas.width = img.width;
   canvas.height = img.height;
-  canvas.style.width = `${img.width * scale}px`;
-  canvas.style.height = `${img.height * scale}px`;
   const ctx = canvas.getContext('2d');
   if (!ctx) return;
   const data = ctx.createImageData(img.width, img.height);
@@ -76,53 +164,8 @@ function draw(canvas: HTMLCanvasElement, img: RasterImage, scale: number): void 
   ctx.putImageData(data, 0, 0);
 }
 
-/** Integer control value clamped to [lo, hi]. */
-function intOf(input: HTMLInputElement, lo: number, hi: number): number {
-  const v = Math.round(Number(input.value));
-  const r = Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : lo;
-  input.value = String(r);
-  return r;
-}
-
-/** Let the browser paint (one animation frame) between network calls. */
-const nextFrame = (): Promise<void> =>
-  new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-
-let model: WebModel | null = null;
-let compiled: { key: string; den: UNetDenoiser } | null = null;
-let running: AbortController | null = null;
-
-async function releaseCompiled(): Promise<void> {
-  const c = compiled;
-  compiled = null;
-  if (c) await c.den.release();
-}
-
-async function loadModel(url: string): Promise<void> {
-  ui.sample.disabled = true;
-  status(`Loading ${url} …`);
-  await releaseCompiled();
-  model = null;
-  try {
-    const t0 = performance.now();
-    model = await fetchModel(url);
-    const c = model.spec.unet;
-    ui.modelInfo.textContent =
-      `${(countParams(c) / 1e6).toFixed(2)}M parameters, ${c.inChannels}×${c.resolution}×${c.resolution}, ` +
-      `T = ${model.spec.diffusion.T}${model.spec.data ? `, trained on ${model.spec.data}` : ''}`;
-    ui.steps.max = String(model.spec.diffusion.T);
-    status(`Loaded ${model.source} in ${(performance.now() - t0).toFixed(0)} ms. Press Sample.`);
-    ui.sample.disabled = false;
-  } catch (e) {
-    ui.modelInfo.textContent = '';
-    status(
-      `Could not load a model from ${url}: ${(e as Error).message}\n` +
-        'A model folder holds config.json and model.safetensors (ddpm train writes one to <run>/model); ' +
-        'the demo server serves one, chosen with `npm run demo -- --model FOLDER`, at /model/.',
-      true,
-    );
-  }
-}
+const fmtS = (ms: number): string =>
+  ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 
 /** Which steps get a column in the progressive strip: up to 10, evenly spread, first and last included. */
 function columnSteps(total: number): Set<number> {
@@ -132,111 +175,285 @@ function columnSteps(total: number): Set<number> {
   return s;
 }
 
-function progressStrip(
-  frames: Tensor[],
-  cols: number,
-  rows: number,
-  per: number,
-  shape: number[],
-): RasterImage {
-  const blank: Tensor = { data: new Float32Array(per).fill(1), shape: [1, ...shape] };
+/** Rows: images (up to 8); columns: the recorded predicted x_0 (blank until reached), then the sample. */
+function progressStrip(frames: Tensor[], cols: number, rows: number, imgShape: number[]): RasterImage {
+  const per = imgShape.reduce((a, b) => a * b, 1);
+  const blank: Tensor = { data: new Float32Array(per).fill(1), shape: [1, ...imgShape] };
   const tiles: Tensor[] = [];
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const f = frames[c];
-      tiles.push(f ? { data: f.data.subarray(r * per, (r + 1) * per), shape: [1, ...shape] } : blank);
+      tiles.push(f ? { data: f.data.subarray(r * per, (r + 1) * per), shape: [1, ...imgShape] } : blank);
     }
   }
   return makeGrid(concatBatch(tiles), { nrow: cols, padding: 1 });
 }
 
-function samplerName(s: WebSampler): string {
-  switch (s) {
-    case 'ddpm':
-      return 'DDPM (Algorithm 2)';
-    case 'ddim':
-      return 'DDIM';
+const hw = navigator.hardwareConcurrency || 1;
+const query = new URLSearchParams(location.search);
+const initial = readSettings(query, { T: 1000, maxThreads: Math.max(16, hw) });
+for (const m of initial.messages) notice(m);
+let settings: Settings = initial.settings;
+
+for (const name of SAMPLER_NAMES) {
+  const o = document.createElement('option');
+  o.value = name;
+  o.textContent = samplerTitle(name);
+  ui.sampler.append(o);
+}
+ui.sampler.value = settings.sampler;
+ui.steps.value = String(settings.steps);
+ui.n.value = String(settings.n);
+ui.n.max = String(MAX_IMAGES);
+ui.seed.value = String(settings.seed);
+ui.seed.max = String(MAX_SEED);
+ui.showXt.checked = settings.xt;
+ui.modelUrl.value = settings.model;
+
+/** The controls' values when they are valid, else the message of the first bad one (and that control). */
+function readControls(
+  T: number,
+): { ok: true; s: Settings } | { ok: false; message: string; input: HTMLInputElement } {
+  const checks: [HTMLInputElement, string, number, number][] = [
+    [ui.steps, 'Steps', 1, T],
+    [ui.n, 'Images', 1, MAX_IMAGES],
+    [ui.seed, 'Seed', 0, MAX_SEED],
+  ];
+  const v: number[] = [];
+  for (const [input, what, lo, hi] of checks) {
+    const c: ReturnType<typeof checkInt> = input.validity.badInput
+      ? { ok: false, message: `${what}: not a number; enter a whole number from ${lo} to ${hi}` }
+      : checkInt(input.value, what, lo, hi);
+    input.setCustomValidity(c.ok ? '' : c.message);
+    input.setAttribute('aria-invalid', String(!c.ok));
+    if (!c.ok) return { ok: false, message: c.message, input };
+    v.push(c.value);
+  }
+  return {
+    ok: true,
+    s: {
+      ...settings,
+      sampler: ui.sampler.value as WebSampler,
+      steps: v[0]!,
+      n: v[1]!,
+      seed: v[2]!,
+      backend: ui.backend.value as Backend,
+      xt: ui.showXt.checked,
+    },
+  };
+}
+
+/** Keep the URL in step with valid settings (replaceState: no history entry per keystroke). */
+function syncUrl(): void {
+  const r = readControls(model?.T ?? 1000);
+  if (r.ok) settings = r.s;
+  history.replaceState(null, '', `${location.pathname}${settingsQuery(settings)}`);
+  showGpuWarning();
+}
+ui.form.addEventListener('input', syncUrl);
+ui.form.addEventListener('change', syncUrl);
+
+const client = new WorkerClient(new URL('./worker.js', import.meta.url));
+let env: WorkerEnv | null = null;
+let model: ModelInfo | null = null;
+let loadSeq = 0;
+let run: { id: number } | null = null;
+let lastSample: { t: WireTensor; name: string } | null = null;
+
+function showGpuWarning(): void {
+  const soft = env?.webgpu.ok && env.webgpu.software;
+  ui.gpuWarning.hidden = !(soft && ui.backend.value === 'webgpu');
+}
+
+function describeModel(m: ModelInfo): string {
+  const what = m.data === 'mnist' ? 'handwritten digits (MNIST)' : m.data ? `${m.data} images` : 'images';
+  return (
+    `${what}, ${m.channels === 1 ? 'grayscale' : 'colour'} ${m.resolution}×${m.resolution}; ` +
+    `${(m.params / 1e6).toFixed(1)} million parameters, T = ${m.T} noise levels (${m.source})`
+  );
+}
+
+/** Load a model; the one in use (and any run on it) is kept until the new one has loaded. */
+async function loadModel(source: ModelSource, label: string, transfer: Transferable[] = []): Promise<void> {
+  const seq = ++loadSeq;
+  status(`Loading ${label} …${run ? ' (the run in progress continues with the current model)' : ''}`);
+  ui.load.disabled = true;
+  try {
+    const info = await client.call('load', { source }, undefined, transfer).done;
+    if (seq !== loadSeq) {
+      // A later load was asked for meanwhile: this one is not used.
+      void client.call('drop', { model: info.model }).done.catch(() => undefined);
+      return;
+    }
+    const old = model;
+    model = info;
+    if (old) void client.call('drop', { model: old.model }).done.catch(() => undefined);
+    ui.modelInfo.textContent = describeModel(info);
+    ui.steps.max = String(info.T);
+    if (source.kind === 'url') {
+      settings = { ...settings, model: source.url };
+      syncUrl();
+    }
+    status(`Loaded ${label} in ${fmtS(info.loadMs)}.${run ? ' The next run uses it.' : ' Press Generate.'}`);
+  } catch (e) {
+    if (seq !== loadSeq) return;
+    status(
+      `Could not load ${label}: ${(e as Error).message}\n` +
+        (model ? `Still using ${model.source}. ` : '') +
+        'A model folder holds config.json and model.safetensors (ddpm train writes one to <run>/model); ' +
+        'the demo server serves one, chosen with `npm run demo -- --model FOLDER`, at /model/.',
+      true,
+    );
+  } finally {
+    if (seq === loadSeq) ui.load.disabled = false;
+    ui.sample.disabled = model === null || run !== null;
   }
 }
 
+function samplerShort(s: WebSampler): string {
+  return samplerTitle(s).split(':')[0]!;
+}
+
 async function runSample(): Promise<void> {
-  if (!model || running) return;
   const m = model;
-  const seed = intOf(ui.seed, -(2 ** 31), 2 ** 31 - 1);
-  const steps = intOf(ui.steps, 1, m.spec.diffusion.T);
-  const sampler = ui.sampler.value as WebSampler;
-  const samplerText = samplerName(sampler);
-  const n = intOf(ui.n, 1, 64);
-  const provider = ui.backend.value as ExecutionProvider;
-  const ctrl = new AbortController();
-  running = ctrl;
+  if (!m || run) return;
+  const r = readControls(m.T);
+  if (!r.ok) {
+    status(r.message, true);
+    r.input.focus();
+    return;
+  }
+  const s = r.s;
+  settings = s;
+  syncUrl();
+  const provider = s.backend as ExecutionProvider;
+  const imgShape = [m.channels, m.resolution, m.resolution];
+  const per = m.channels * m.resolution * m.resolution;
+  const nrow = Math.ceil(Math.sqrt(s.n));
+  const rows = Math.min(s.n, 8);
+  const frames: Tensor[] = [];
+  let record = new Set<number>();
+  let cols = 1;
+  const what = `${plural(s.n, 'image')}, ${samplerShort(s.sampler)}, ${plural(s.steps, 'step')}, seed ${s.seed}`;
+  const backendText =
+    provider === 'wasm'
+      ? `CPU (WebAssembly), ${plural(env?.threads ?? 1, 'thread')}`
+      : `GPU (WebGPU${env?.webgpu.software ? ', software adapter' : ''})`;
   ui.sample.disabled = true;
   ui.stop.disabled = false;
+  ui.save.disabled = true;
   ui.timing.textContent = '';
-  const cfg = m.spec.unet;
-  const per = cfg.inChannels * cfg.resolution * cfg.resolution;
-  const imgShape = [cfg.inChannels, cfg.resolution, cfg.resolution];
-  const nrow = Math.ceil(Math.sqrt(n));
-  const scale = Math.max(1, Math.floor(Math.min(8, 384 / (nrow * (cfg.resolution + 2)))));
-  const rows = Math.min(n, 8);
-  const cols = Math.min(10, steps) + 1;
-  const record = columnSteps(steps);
-  const frames: Tensor[] = [];
-  const backendText = provider === 'wasm' ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}` : provider;
-  try {
-    const key = `${m.source}|${provider}|${n}`;
-    let compileMs = 0;
-    if (compiled?.key !== key) {
-      await releaseCompiled();
-      status(`Building the graph and compiling it for ${provider} (batch ${n}) …`);
-      await nextFrame();
-      const t0 = performance.now();
-      compiled = { key, den: await compileModel(webEngine(provider), m, n, { provider }) };
-      compileMs = performance.now() - t0;
-    }
-    status(`Sampling: ${samplerText}, ${steps} steps, ${n} images, seed ${seed} (${backendText}) …`);
-    let netMs = 0;
-    const res = await sampleImages(webEngine(provider), m, {
-      seed,
-      sampler,
-      steps,
-      n,
-      provider,
-      denoiser: compiled.den,
-      signal: ctrl.signal,
-      pause: nextFrame,
-      onStep: (s) => {
-        netMs += s.stepMs;
-        const shown = ui.showXt.checked ? s.xt : s.predXstart;
-        draw(ui.current, makeGrid(shown, { nrow, padding: 2 }), scale);
-        ui.currentCaption.textContent = `${ui.showXt.checked ? 'x_t' : 'Predicted x_0'} at step ${s.step}/${s.total} (t = ${s.modelT + 1}).`;
-        if (record.has(s.step)) {
-          frames.push({ data: s.predXstart.data.slice(0, rows * per), shape: [rows, ...imgShape] });
-          draw(ui.progress, progressStrip(frames, cols, rows, per, imgShape), 3);
-        }
-        ui.timing.textContent =
-          `${backendText} · ${compileMs ? `compile ${compileMs.toFixed(0)} ms · ` : ''}` +
-          `step ${s.step}/${s.total} · ${s.stepMs.toFixed(1)} ms this step · ${(netMs / s.step).toFixed(1)} ms/step mean`;
-      },
-    });
-    frames.push({ data: res.sample.data.slice(0, rows * per), shape: [rows, ...imgShape] });
-    draw(ui.current, makeGrid(res.sample, { nrow, padding: 2 }), scale);
-    ui.currentCaption.textContent = `Samples (x_0 after ${steps} steps).`;
-    draw(ui.progress, progressStrip(frames, cols, rows, per, imgShape), 3);
-    ui.timing.textContent =
-      `${backendText} · ${compileMs ? `compile ${compileMs.toFixed(0)} ms · ` : 'compiled session reused · '}` +
-      `${steps} steps × ${n} images in ${(res.sampleMs / 1000).toFixed(2)} s · ` +
-      `${(res.sampleMs / steps).toFixed(1)} ms/step · ${(res.sampleMs / steps / n).toFixed(2)} ms/image/step`;
-    status(`Done: ${n} images, ${samplerText} ${steps} steps, seed ${seed}.`);
-  } catch (e) {
-    if ((e as Error).name === 'AbortError') status('Stopped.');
+  ui.bar.removeAttribute('value'); // indeterminate until the first step
+  const t0 = performance.now();
+  let sampleStart = 0;
+  let last: { step: number; total: number; calls: number } | null = null;
+  let phase = `Preparing: ${what} on ${backendText}`;
+  const tick = (): void => {
+    const el = performance.now() - t0;
+    if (!last) ui.progressText.textContent = `${phase} · ${fmtS(el)}`;
     else {
-      await releaseCompiled();
-      status(`Sampling failed on ${provider}: ${(e as Error).message}`, true);
+      const per = (performance.now() - sampleStart) / Math.max(1, last.step);
+      const left = Math.max(0, per * (last.total - last.step));
+      ui.progressText.textContent = `Step ${last.step} of ${last.total} · ${fmtS(el)} elapsed · about ${fmtS(left)} left`;
+    }
+  };
+  const timer = setInterval(tick, 250);
+  tick();
+  // Draw the newest step once per frame (events can arrive faster than the screen repaints).
+  let pendingDraw: Extract<SampleEvent, { kind: 'step' }> | null = null;
+  const drawStep = (): void => {
+    const ev = pendingDraw;
+    pendingDraw = null;
+    if (!ev) return;
+    const shown = s.xt && ev.xt ? ev.xt : ev.predX0;
+    draw(ui.current, makeGrid(shown, { nrow, padding: 2 }));
+    ui.current.setAttribute(
+      'aria-label',
+      `${s.xt ? 'Noisy images x_t' : "The model's guess of the final images"} at step ${ev.step} of ${ev.total}: ` +
+        `${plural(s.n, 'image')} in a grid of ${nrow} columns`,
+    );
+    ui.currentCaption.textContent = `${s.xt ? 'Noisy image x_t' : 'Predicted x_0 (the model’s guess of the final image)'} at step ${ev.step} of ${ev.total} (t = ${ev.modelT + 1}).`;
+  };
+  const job = client.call(
+    'sample',
+    {
+      model: m.model,
+      provider,
+      sampler: s.sampler,
+      steps: s.steps,
+      n: s.n,
+      seed: s.seed,
+      withXt: s.xt,
+    },
+    (ev) => {
+      if (ev.kind === 'compiling') {
+        phase = `Compiling the network for ${provider === 'wasm' ? 'WebAssembly' : 'WebGPU'} (once per backend and image count)`;
+        tick();
+        return;
+      }
+      if (!last) {
+        sampleStart = performance.now() - ev.stepMs;
+        record = columnSteps(ev.total);
+        cols = Math.min(10, ev.total) + 1;
+        status(`Generating ${what} on ${backendText} …`);
+      }
+      last = ev;
+      ui.bar.max = ev.total;
+      ui.bar.value = ev.step;
+      const ms = (performance.now() - sampleStart) / ev.calls;
+      ui.timing.textContent = `${backendText} · ${ms.toFixed(0)} ms per step (${plural(s.n, 'image')} per step)`;
+      if (record.has(ev.step)) {
+        frames.push({ data: ev.predX0.data.subarray(0, rows * per), shape: [rows, ...imgShape] });
+        draw(ui.progress, progressStrip(frames, cols, rows, imgShape));
+      }
+      if (!pendingDraw) requestAnimationFrame(drawStep);
+      pendingDraw = ev;
+      tick();
+    },
+  );
+  run = { id: job.id };
+  try {
+    const res = await job.done;
+    pendingDraw = null;
+    frames.push({ data: res.sample.data.subarray(0, rows * per), shape: [rows, ...imgShape] });
+    draw(ui.current, makeGrid(res.sample, { nrow, padding: 2 }));
+    draw(ui.progress, progressStrip(frames, cols, rows, imgShape));
+    const gridText = `${plural(s.n, 'generated image')} in a grid of ${nrow} columns (${what})`;
+    ui.current.setAttribute('aria-label', gridText);
+    ui.currentCaption.textContent = `Result: ${what}.`;
+    ui.progress.setAttribute(
+      'aria-label',
+      `How the model's guess of the final image sharpens over the ${plural(res.calls, 'step')}, ` +
+        `left to right, for the first ${plural(rows, 'image')} (one row each); the final samples last.`,
+    );
+    ui.bar.max = 1;
+    ui.bar.value = 1;
+    const msStep = res.sampleMs / res.calls;
+    ui.timing.textContent =
+      `${backendText} · ${msStep.toFixed(0)} ms per step (${plural(s.n, 'image')} per step, ` +
+      `${(msStep / s.n).toFixed(1)} ms per image) · ${plural(res.calls, 'network pass', 'network passes')} in ${fmtS(res.sampleMs)}` +
+      (res.compileMs ? ` · compiled in ${fmtS(res.compileMs)}` : ' · compiled network reused');
+    ui.progressText.textContent = `Done in ${fmtS(performance.now() - t0)}`;
+    lastSample = { t: res.sample, name: `ddpm-${s.sampler}-${s.steps}-seed${s.seed}-n${s.n}.png` };
+    ui.save.disabled = false;
+    status(`Done: ${what}, in ${fmtS(performance.now() - t0)}.`);
+  } catch (e) {
+    ui.bar.value = 0;
+    if ((e as Error).name === 'AbortError') {
+      status('Stopped.');
+      ui.progressText.textContent = 'Stopped.';
+    } else {
+      ui.progressText.textContent = 'Failed.';
+      status(
+        `Generating failed on ${backendText}: ${(e as Error).message}` +
+          (provider === 'webgpu' ? '\nChoose "CPU (WebAssembly)" under "Compute on" and try again.' : ''),
+        true,
+      );
     }
   } finally {
-    running = null;
-    ui.sample.disabled = false;
+    clearInterval(timer);
+    run = null;
+    ui.sample.disabled = model === null;
     ui.stop.disabled = true;
   }
 }
@@ -245,15 +462,53 @@ ui.form.addEventListener('submit', (e) => {
   e.preventDefault();
   void runSample();
 });
-ui.stop.addEventListener('click', () => running?.abort());
-ui.load.addEventListener('click', () => void loadModel(ui.model.value.trim()));
+ui.stop.addEventListener('click', () => {
+  if (run) client.cancel(run.id);
+});
+ui.load.addEventListener('click', () => {
+  const url = ui.modelUrl.value.trim();
+  if (!url) {
+    status('Model folder URL: empty; enter the URL of a folder with config.json and model.safetensors', true);
+    return;
+  }
+  void loadModel({ kind: 'url', url }, url);
+});
+ui.pick.addEventListener('change', async () => {
+  const list = Array.from(ui.pick.files ?? []);
+  if (!list.length) return;
+  const wanted = list.filter((f) => /\.(json|safetensors)$/i.test(f.name));
+  const files: PickedFile[] = await Promise.all(
+    wanted.map(async (f) => ({ path: f.webkitRelativePath || f.name, data: await f.arrayBuffer() })),
+  );
+  const label = list[0]!.webkitRelativePath
+    ? `the folder ${list[0]!.webkitRelativePath.split('/')[0]}`
+    : `the picked ${plural(list.length, 'file')}`;
+  ui.pick.value = '';
+  void loadModel(
+    { kind: 'files', files },
+    label,
+    files.map((f) => f.data),
+  );
+});
+ui.save.addEventListener('click', () => {
+  if (!lastSample) return;
+  const n = lastSample.t.shape[0]!;
+  const png = encodePng(makeGrid(lastSample.t, { nrow: Math.ceil(Math.sqrt(n)), padding: 2 }));
+  const url = URL.createObjectURL(new Blob([png as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = lastSample.name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+});
 
 // ---- test hook (test/web.test.ts) ----
 
 export interface DdpmTestHook {
   readonly threads: number;
-  webgpu(): Promise<{ ok: boolean; info: string }>;
-  /** U-Net forward of initParams(cfg, 'fixture') on fixtureInputs(cfg, batch). */
+  readonly env: WorkerEnv;
+  webgpu(): Promise<{ ok: boolean; info: string; software: boolean }>;
+  /** U-Net forward of initParams(cfg, 'fixture') on fixtureInputs(cfg, batch), in the worker. */
   forward(a: { cfg: UNetConfig; batch: number; provider: ExecutionProvider; repeats?: number }): Promise<{
     out: number[];
     shape: number[];
@@ -261,7 +516,7 @@ export interface DdpmTestHook {
     firstMs: number;
     forwardMs: number[];
   }>;
-  /** Sampling from the model folder at modelUrl, as the Sample button runs it. */
+  /** Sampling from the model folder at modelUrl in the worker, as the Generate button runs it. */
   sample(a: {
     modelUrl: string;
     seed: number;
@@ -272,8 +527,10 @@ export interface DdpmTestHook {
   }): Promise<{
     sample: number[];
     shape: number[];
-    setupMs: number;
+    compileMs: number;
     sampleMs: number;
+    calls: number;
+    threads: number;
     stepsSeen: number;
   }>;
 }
@@ -284,51 +541,94 @@ declare global {
   }
 }
 
-window.ddpmTest = {
-  threads,
-  webgpu: webGpuStatus,
-  async forward({ cfg, batch, provider, repeats }) {
-    const r = await fixtureForward(webEngine(provider), cfg, batch, { provider, repeats });
-    return {
-      out: Array.from(r.out.data),
-      shape: [...r.out.shape],
-      setupMs: r.setupMs,
-      firstMs: r.firstMs,
-      forwardMs: r.forwardMs,
-    };
-  },
-  async sample({ modelUrl, seed, sampler, steps, n, provider }) {
-    const m = await fetchModel(new URL(modelUrl, location.href).href);
-    let stepsSeen = 0;
-    const r = await sampleImages(webEngine(provider), m, {
-      seed,
-      sampler,
-      steps,
-      n,
-      provider,
-      onStep: () => void stepsSeen++,
-    });
-    return {
-      sample: Array.from(r.sample.data),
-      shape: [...r.sample.shape],
-      setupMs: r.setupMs,
-      sampleMs: r.sampleMs,
-      stepsSeen,
-    };
-  },
-};
+function installTestHook(e: WorkerEnv): void {
+  window.ddpmTest = {
+    threads: e.threads,
+    env: e,
+    webgpu: async () => e.webgpu,
+    async forward(a) {
+      const r = await client.call('forward', a).done;
+      return {
+        out: Array.from(r.out.data),
+        shape: r.out.shape,
+        setupMs: r.setupMs,
+        firstMs: r.firstMs,
+        forwardMs: r.forwardMs,
+      };
+    },
+    async sample({ modelUrl, seed, sampler, steps, n, provider }) {
+      const info = await client.call('load', { source: { kind: 'url', url: modelUrl } }).done;
+      let stepsSeen = 0;
+      try {
+        const r = await client.call(
+          'sample',
+          { model: info.model, provider, sampler, steps, n, seed, withXt: false },
+          (ev) => {
+            if (ev.kind === 'step') stepsSeen++;
+          },
+        ).done;
+        return {
+          sample: Array.from(r.sample.data),
+          shape: r.sample.shape,
+          compileMs: r.compileMs,
+          sampleMs: r.sampleMs,
+          calls: r.calls,
+          threads: r.threads,
+          stepsSeen,
+        };
+      } finally {
+        await client.call('drop', { model: info.model }).done;
+      }
+    },
+  };
+}
 
 // ---- start ----
 
 void (async () => {
-  const gpu = await webGpuStatus();
+  status('Starting the worker …');
+  try {
+    env = await client.call('env', {
+      wasmPaths: new URL('./ort/', import.meta.url).href,
+      threads: settings.threads,
+    }).done;
+  } catch (e) {
+    status(`Could not start the worker: ${(e as Error).message}`, true);
+    return;
+  }
+  const iso = env.crossOriginIsolated;
+  ui.runtime.textContent = iso
+    ? `Runs in a background worker: CPU (WebAssembly) with ${plural(env.threads, 'thread')} ` +
+      `of ${plural(env.hardwareConcurrency, 'logical core')}` +
+      (env.webgpu.ok ? `, or the GPU (WebGPU: ${env.webgpu.info}).` : '; WebGPU is not available here.')
+    : `Runs in a background worker on 1 thread: this page is not cross-origin isolated (the server does not send ` +
+      'the Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp headers; ' +
+      'see the README), so WebAssembly cannot use more cores.' +
+      (env.webgpu.ok ? ` WebGPU: ${env.webgpu.info}.` : '');
+  if (!iso && settings.threads !== undefined && settings.threads > 1)
+    notice(`?threads=${settings.threads} needs a cross-origin isolated page (see above): using 1 thread.`);
   const opt = ui.backend.querySelector<HTMLOptionElement>('option[value="webgpu"]')!;
-  opt.disabled = !gpu.ok;
-  opt.textContent = gpu.ok ? `WebGPU (${gpu.info})` : 'WebGPU (unavailable)';
-  opt.title = gpu.info;
-  const want = query.get('backend');
-  if (want === 'webgpu' && gpu.ok) ui.backend.value = 'webgpu';
-  const url = query.get('model') ?? ui.model.value;
-  ui.model.value = url;
-  await loadModel(url);
+  opt.disabled = !env.webgpu.ok;
+  opt.textContent = !env.webgpu.ok
+    ? 'GPU (WebGPU): unavailable'
+    : env.webgpu.software
+      ? 'GPU (WebGPU): software only, slow'
+      : 'GPU (WebGPU)';
+  opt.title = env.webgpu.info;
+  if (settings.backend === 'webgpu' && !env.webgpu.ok) {
+    notice(`?backend=webgpu: WebGPU is not available here (${env.webgpu.info}). Using the CPU.`);
+    settings = { ...settings, backend: 'wasm' };
+  }
+  ui.backend.value = settings.backend;
+  showGpuWarning();
+  installTestHook(env);
+  await loadModel({ kind: 'url', url: settings.model }, settings.model);
+  // Steps beyond this model's T (the URL was read before T was known).
+  const m = model as ModelInfo | null;
+  if (m && settings.steps > m.T) {
+    const steps = Math.min(DEFAULTS.steps, m.T);
+    notice(`?steps=${settings.steps}: this model has ${m.T} noise levels; using ${steps} steps.`);
+    ui.steps.value = String(steps);
+    syncUrl();
+  }
 })();

@@ -1,0 +1,143 @@
+// The page <-> worker protocol of the browser demo. The page (main.ts) never runs a network: it sends
+// calls to the module worker (worker.ts), which owns onnxruntime-web, the loaded models and their
+// compiled sessions. A call is { type: 'call', id, op, args }; the worker answers with any number of
+// { type: 'event', id, event } (progress) and then one { type: 'result', id, value } or
+// { type: 'error', id, name, message }. { type: 'cancel', id } asks a running call to stop; it then ends
+// with an error named 'AbortError'. New operations (training: 'train' with loss/sample events, and
+// pause/resume as calls of their own) are added to WorkerOps without changing the envelope.
+
+import type { ExecutionProvider } from '../engine/engine.js';
+import type { UNetConfig } from '../nn/unet.js';
+import type { WebSampler } from './core.js';
+
+/** What the worker runs on, as the page shows it. */
+export interface WorkerEnv {
+  /** wasm threads in effect (1 unless cross-origin isolated). */
+  readonly threads: number;
+  readonly crossOriginIsolated: boolean;
+  readonly hardwareConcurrency: number;
+  /** Whether WebGPU gives an adapter here, its description or why not, and whether it is a software one. */
+  readonly webgpu: WebGpuInfo;
+}
+
+export interface WebGpuInfo {
+  readonly ok: boolean;
+  readonly info: string;
+  /** A software adapter (SwiftShader, llvmpipe, a fallback adapter): WebGPU on the CPU, far slower than wasm. */
+  readonly software: boolean;
+}
+
+/** A model folder: by URL (config.json and model.safetensors under it), or files the user picked. */
+export type ModelSource =
+  | { readonly kind: 'url'; readonly url: string }
+  | { readonly kind: 'files'; readonly files: readonly PickedFile[] };
+
+export interface PickedFile {
+  /** Path relative to the picked folder ('config.json', 'unet/config.json', ...), or just the file name. */
+  readonly path: string;
+  readonly data: ArrayBuffer;
+}
+
+/** What the page shows about a loaded model. */
+export interface ModelInfo {
+  /** Handle for later calls; dropped with 'drop' when the page no longer needs the model. */
+  readonly model: number;
+  readonly source: string;
+  readonly params: number;
+  readonly channels: number;
+  readonly resolution: number;
+  readonly T: number;
+  readonly data?: string;
+  readonly loadMs: number;
+}
+
+export interface SampleArgs {
+  readonly model: number;
+  readonly provider: ExecutionProvider;
+  readonly sampler: WebSampler;
+  readonly steps: number;
+  readonly n: number;
+  readonly seed: number;
+  /** Send x_t with every step (the "show x_t" view) besides the predicted x_0. */
+  readonly withXt: boolean;
+}
+
+/** One tensor across the boundary: data transferred, not copied. */
+export interface WireTensor {
+  readonly data: Float32Array;
+  readonly shape: number[];
+}
+
+export type SampleEvent =
+  | { readonly kind: 'compiling'; readonly provider: ExecutionProvider; readonly batch: number }
+  | {
+      readonly kind: 'step';
+      readonly step: number;
+      readonly total: number;
+      /** Network calls so far. */
+      readonly calls: number;
+      readonly stepMs: number;
+      /** Timestep the network saw (0-based). */
+      readonly modelT: number;
+      readonly predX0: WireTensor;
+      readonly xt?: WireTensor;
+    };
+
+export interface SampleDone {
+  readonly sample: WireTensor;
+  /** 0 when a compiled session was reused. */
+  readonly compileMs: number;
+  readonly sampleMs: number;
+  readonly calls: number;
+  readonly threads: number;
+}
+
+export interface ForwardArgs {
+  readonly cfg: UNetConfig;
+  readonly batch: number;
+  readonly provider: ExecutionProvider;
+  readonly repeats?: number;
+}
+
+export interface ForwardDone {
+  readonly out: WireTensor;
+  readonly setupMs: number;
+  readonly firstMs: number;
+  readonly forwardMs: number[];
+}
+
+/** Every operation: its arguments, its result and its events. */
+export interface WorkerOps {
+  /** Configure onnxruntime-web (once, first) and report the environment. */
+  env: { args: { wasmPaths: string; threads?: number }; result: WorkerEnv; event: never };
+  load: { args: { source: ModelSource }; result: ModelInfo; event: never };
+  /** Forget a model; its sessions are released once no running call uses them. */
+  drop: { args: { model: number }; result: null; event: never };
+  sample: { args: SampleArgs; result: SampleDone; event: SampleEvent };
+  /** The web test's U-Net forward of the hash-initialised model (core.fixtureForward). */
+  forward: { args: ForwardArgs; result: ForwardDone; event: never };
+}
+export type OpName = keyof WorkerOps;
+
+export type ToWorker =
+  | { [K in OpName]: { type: 'call'; id: number; op: K; args: WorkerOps[K]['args'] } }[OpName]
+  | { type: 'cancel'; id: number };
+
+export type FromWorker =
+  | { type: 'result'; id: number; value: unknown }
+  | { type: 'event'; id: number; event: unknown }
+  | { type: 'error'; id: number; name: string; message: string };
+
+/** The ArrayBuffers of a value's tensors, to transfer instead of copy. */
+export function transferables(v: unknown, out: ArrayBuffer[] = []): ArrayBuffer[] {
+  if (v instanceof Float32Array) {
+    if (v.buffer instanceof ArrayBuffer && !out.includes(v.buffer)) out.push(v.buffer);
+  } else if (v instanceof ArrayBuffer) {
+    if (!out.includes(v)) out.push(v);
+  } else if (Array.isArray(v)) {
+    for (const x of v) transferables(x, out);
+  } else if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) transferables(x, out);
+  }
+  return out;
+}

@@ -1,0 +1,236 @@
+// The demo's module worker: all inference happens here, so the page never blocks. It owns onnxruntime-web
+// (multi-threaded wasm when the page is cross-origin isolated, WebGPU when asked), the loaded models and
+// their compiled sessions, and answers the calls of protocol.ts. Loading a model never touches a session
+// in use: a model the page drops is released once the run using it has ended. Sampling runs one call at
+// a time; between network calls the worker yields to its message queue, so a cancel is seen at once.
+
+import type { UNetDenoiser } from '../sample/denoiser.js';
+import { countParams } from '../nn/unet.js';
+import {
+  compileModel,
+  fetchModel,
+  fixtureForward,
+  modelFromFiles,
+  sampleImages,
+  type WebModel,
+} from './core.js';
+import { configureOrt, webEngine, webGpuStatus } from './engine.js';
+import {
+  type FromWorker,
+  type ModelInfo,
+  type ModelSource,
+  type OpName,
+  type SampleDone,
+  type SampleEvent,
+  type ToWorker,
+  transferables,
+  type WireTensor,
+  type WorkerEnv,
+  type WorkerOps,
+} from './protocol.js';
+
+interface Entry {
+  readonly model: WebModel;
+  /** The compiled session of the last run (provider and batch), kept for the next run. */
+  compiled: { key: string; den: UNetDenoiser } | null;
+  /** Running calls that use the model. */
+  users: number;
+  dropped: boolean;
+}
+
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void =>
+  (self as unknown as Worker).postMessage(m, transfer);
+
+let threads = 1;
+let nextModel = 1;
+const models = new Map<number, Entry>();
+const cancels = new Map<number, AbortController>();
+/** Sampling and forward calls run one after another. */
+let queue: Promise<unknown> = Promise.resolve();
+
+/** A macrotask boundary (faster than setTimeout's clamped 4 ms): lets 'cancel' messages in. */
+function yieldToMessages(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+async function releaseEntry(e: Entry): Promise<void> {
+  const c = e.compiled;
+  e.compiled = null;
+  if (c) await c.den.release();
+}
+
+function entryOf(model: number): Entry {
+  const e = models.get(model);
+  if (!e || e.dropped) throw new Error(`no loaded model #${model} (load one first)`);
+  return e;
+}
+
+const wire = (data: Float32Array, shape: readonly number[]): WireTensor => ({
+  data: data.slice(),
+  shape: [...shape],
+});
+
+async function loadSource(source: ModelSource): Promise<WebModel> {
+  if (source.kind === 'url') return fetchModel(new URL(source.url, location.href).href);
+  // Picked folder: paths relative to it (the folder's own name stripped when every path has it).
+  const paths = source.files.map((f) => f.path.replace(/^\/+/, ''));
+  const first = paths[0]?.split('/')[0];
+  const strip = first !== undefined && paths.every((p) => p.startsWith(`${first}/`)) ? first.length + 1 : 0;
+  const files = new Map(paths.map((p, i) => [p.slice(strip), new Uint8Array(source.files[i]!.data)]));
+  return modelFromFiles(files, strip ? `${first}/` : 'the picked files: ');
+}
+
+const ops: { [K in OpName]: (a: WorkerOps[K]['args'], ctx: CallCtx<K>) => Promise<WorkerOps[K]['result']> } =
+  {
+    async env(a): Promise<WorkerEnv> {
+      threads = configureOrt({ wasmPaths: a.wasmPaths, threads: a.threads });
+      return {
+        threads,
+        crossOriginIsolated: typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated,
+        hardwareConcurrency: navigator.hardwareConcurrency || 1,
+        webgpu: await webGpuStatus(),
+      };
+    },
+    async load(a): Promise<ModelInfo> {
+      const t0 = performance.now();
+      const model = await loadSource(a.source);
+      const id = nextModel++;
+      models.set(id, { model, compiled: null, users: 0, dropped: false });
+      const c = model.spec.unet;
+      return {
+        model: id,
+        source: model.source,
+        params: countParams(c),
+        channels: c.inChannels,
+        resolution: c.resolution,
+        T: model.spec.diffusion.T,
+        data: model.spec.data,
+        loadMs: performance.now() - t0,
+      };
+    },
+    async drop(a) {
+      const e = models.get(a.model);
+      if (e) {
+        e.dropped = true;
+        if (e.users === 0) {
+          models.delete(a.model);
+          await releaseEntry(e);
+        }
+      }
+      return null;
+    },
+    sample: (a, ctx) => serial(() => sample(a, ctx)),
+    forward: (a) =>
+      serial(async () => {
+        const r = await fixtureForward(webEngine(a.provider), a.cfg, a.batch, {
+          provider: a.provider,
+          repeats: a.repeats,
+        });
+        return {
+          out: wire(r.out.data, r.out.shape),
+          setupMs: r.setupMs,
+          firstMs: r.firstMs,
+          forwardMs: r.forwardMs,
+        };
+      }),
+  };
+
+function serial<T>(f: () => Promise<T>): Promise<T> {
+  const run = queue.then(f, f);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+interface CallCtx<K extends OpName> {
+  readonly signal: AbortSignal;
+  emit(event: WorkerOps[K]['event']): void;
+}
+
+async function sample(a: WorkerOps['sample']['args'], ctx: CallCtx<'sample'>): Promise<SampleDone> {
+  const e = entryOf(a.model);
+  e.users++;
+  try {
+    if (ctx.signal.aborted) throw new DOMException('sampling stopped', 'AbortError');
+    const key = `${a.provider}|${a.n}`;
+    let compileMs = 0;
+    if (e.compiled?.key !== key) {
+      await releaseEntry(e);
+      ctx.emit({ kind: 'compiling', provider: a.provider, batch: a.n });
+      const t0 = performance.now();
+      e.compiled = {
+        key,
+        den: await compileModel(webEngine(a.provider), e.model, a.n, { provider: a.provider }),
+      };
+      compileMs = performance.now() - t0;
+    }
+    const res = await sampleImages(webEngine(a.provider), e.model, {
+      seed: a.seed,
+      sampler: a.sampler,
+      steps: a.steps,
+      n: a.n,
+      provider: a.provider,
+      denoiser: e.compiled.den,
+      signal: ctx.signal,
+      pause: yieldToMessages,
+      onStep: (s) =>
+        ctx.emit({
+          kind: 'step',
+          step: s.step,
+          total: s.total,
+          calls: s.calls,
+          stepMs: s.stepMs,
+          modelT: s.modelT,
+          predX0: wire(s.predXstart.data, s.predXstart.shape),
+          xt: a.withXt ? wire(s.xt.data, s.xt.shape) : undefined,
+        } satisfies SampleEvent),
+    });
+    return {
+      sample: wire(res.sample.data, res.sample.shape),
+      compileMs,
+      sampleMs: res.sampleMs,
+      calls: res.calls,
+      threads: a.provider === 'wasm' ? threads : 0,
+    };
+  } catch (err) {
+    // A failed session (not a stop) is not reused.
+    if ((err as Error).name !== 'AbortError') await releaseEntry(e).catch(() => undefined);
+    throw err;
+  } finally {
+    e.users--;
+    if (e.dropped && e.users === 0 && models.get(a.model) === e) {
+      models.delete(a.model);
+      await releaseEntry(e).catch(() => undefined);
+    }
+  }
+}
+
+self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === 'cancel') {
+    cancels.get(m.id)?.abort();
+    return;
+  }
+  const ctrl = new AbortController();
+  cancels.set(m.id, ctrl);
+  const ctx: CallCtx<OpName> = {
+    signal: ctrl.signal,
+    emit: (event) => post({ type: 'event', id: m.id, event }, transferables(event)),
+  };
+  const op = ops[m.op] as (a: unknown, c: CallCtx<OpName>) => Promise<unknown>;
+  op(m.args, ctx)
+    .then(
+      (value) => post({ type: 'result', id: m.id, value }, transferables(value)),
+      (err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        post({ type: 'error', id: m.id, name: e.name, message: e.message });
+      },
+    )
+    .finally(() => cancels.delete(m.id));
+});
