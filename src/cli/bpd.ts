@@ -65,7 +65,8 @@ export async function bpdCommand(argv: readonly string[]): Promise<void> {
       helpText(
         'bpd',
         'Bits/dim of data under a model: the whole variational bound (prior L_T, the KL terms L_1..L_{T-1} ' +
-          'and the decoder L_0; paper eq. 5, Table 2). Costs T network calls per batch.',
+          "and the decoder L_0; paper eq. 5, Table 2), with the model's own variance when it learned one " +
+          "('learned-range', Nichol & Dhariwal 2021). Costs T network calls per batch.",
         BPD_OPTIONS,
         [
           'ddpm bpd --n 16                                   # the shipped MNIST model, 16 digits',

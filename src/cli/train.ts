@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeEngine } from '../engine/node.js';
 import { FileSystemError } from '../util/fsErrors.js';
-import { defaultSpec, type ModelSpec } from '../model/spec.js';
+import { defaultSpec, type ModelSpec, outputChannelsFor } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { sourceChannels } from '../data/open.js';
 import { countParams } from '../nn/unet.js';
@@ -98,9 +98,9 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'var-type': {
     kind: 'string',
-    help: 'reverse-process variance',
+    help: 'reverse-process variance: fixedlarge (beta_t), fixedsmall (beta~_t), or learned-range (Nichol & Dhariwal 2021: the U-Net outputs twice the channels, the last half interpolating log beta~_t .. log beta_t; trained with L_hybrid = L_simple + 0.001 L_vlb under --loss mse, L_vlb alone under --loss kl; ddpm sample --sampler ddpm and ddpm bpd use it, the other samplers only its mean output)',
     default: s.diffusion.modelVarType,
-    choices: ['fixedlarge', 'fixedsmall'],
+    choices: ['fixedlarge', 'fixedsmall', 'learned-range'],
   },
   seed: { kind: 'int', help: 'random seed', default: d.seed },
   'checkpoint-every': { kind: 'int', help: 'steps between checkpoints', default: d.checkpointEvery, min: 1 },
@@ -154,12 +154,13 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
   }
   refuseSchedule(o.schedule as BetaScheduleKind);
   const channels = (o.channels as number | undefined) ?? dataChannels(o.data as string);
+  const varType = o['var-type'] as ModelVarType;
   const spec: ModelSpec = {
     format: 'ddpm-ts/model/v1',
     unet: {
       ...s.unet,
       inChannels: channels,
-      outChannels: channels,
+      outChannels: outputChannelsFor(varType, channels), // 2C for learned-range: mean, then variance values
       resolution: o.resolution as number,
       ch: o.ch as number,
       chMult: o['ch-mult'] as number[],
@@ -173,7 +174,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
       betaEnd: o['beta-end'] as number,
       T: o.T as number,
       modelMeanType: o['mean-type'] as ModelMeanType,
-      modelVarType: o['var-type'] as ModelVarType,
+      modelVarType: varType,
     },
     data: o.data as string,
   };

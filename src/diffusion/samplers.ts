@@ -181,7 +181,7 @@ export function samplerLabel(name: SamplerName, steps: number, eta: number, T: n
   return `${name}-${Math.min(steps, T)}${e.usesEta && eta > 0 ? `-eta${eta}` : ''}`;
 }
 
-/** The --sampler help: every sampler with its network calls per image. */
+/** The --sampler help: every sampler with its network calls per image, and what a learned variance changes. */
 export function samplerHelp(): string {
-  return SAMPLER_NAMES.map((n) => samplerEntry(n).help).join('; ');
+  return `${SAMPLER_NAMES.map((n) => samplerEntry(n).help).join('; ')}. A learned-variance model ('learned-range'): ddpm samples with its variance, the others use only its mean output`;
 }
