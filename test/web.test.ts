@@ -11,13 +11,14 @@
 //   phone's width. Screenshots: /tmp/ddpm-web-progress.png, /tmp/ddpm-web-done.png, /tmp/ddpm-web-phone.png.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
-import { startServer } from '../scripts/serve.mjs';
+import { MIME, startServer } from '../scripts/serve.mjs';
 import { nodeEngine } from '../src/engine/node.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import { PAPER_DIFFUSION } from '../src/model/spec.js';
@@ -49,6 +50,39 @@ const WEBGPU_UNET: UNetConfig = {
 
 const text = (page: Page, id: string) =>
   page.evaluate((i) => document.getElementById(i)!.textContent ?? '', id);
+
+/**
+ * A plain static host for dist-web/ (at /) and a model folder (at /model/), without the COOP/COEP headers:
+ * what any static host does by default.
+ */
+function plainStaticServer(web: string, model: string): Promise<{ url: string; close(): Promise<void> }> {
+  const srv: Server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = path.startsWith('/model/')
+      ? join(model, path.slice('/model/'.length))
+      : join(web, path === '/' ? 'index.html' : path);
+    if (path.includes('..') || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    const ext = file.slice(file.lastIndexOf('.'));
+    res.writeHead(200, { 'content-type': MIME[ext] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok) =>
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      ok({
+        url: `http://localhost:${port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            srv.close(() => done());
+            srv.closeAllConnections();
+          }),
+      });
+    }),
+  );
+}
 
 /** Wait until the status line says the run ended; returns it. */
 async function runEnded(page: Page, timeout = 60_000): Promise<string> {
@@ -92,8 +126,11 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     return p;
   };
 
+  let webDir = '';
+
   before(async () => {
     const built = await buildWeb();
+    webDir = built.outdir;
     const leaked = built.inputs.filter((p) => /^node:|onnxruntime-node|model\/weights|engine\/node/.test(p));
     assert.deepEqual(leaked, [], 'Node-only modules in the bundle');
     // A model folder for the numeric tests: the tiny U-Net with hash-initialised (non-zero) weights.
@@ -424,5 +461,40 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     assert.ok(widths.strip <= 360, `the strip ends at ${widths.strip} px`);
     assert.ok(widths.grid > 200, `one image is shown large (${widths.grid} px), not at its 32 px`);
     await p.close();
+  });
+
+  test('a static host without the isolation headers: one thread, says why, and still samples', async () => {
+    const plain = await plainStaticServer(webDir, join(tmp, 'model'));
+    try {
+      const p = await browser.newPage();
+      await p.goto(`${plain.url}/?threads=4&steps=2&n=2`);
+      await p.waitForFunction(() => window.ddpmTest !== undefined, undefined, { timeout: 20_000 });
+      const env = await p.evaluate(() => ({
+        isolated: crossOriginIsolated,
+        threads: window.ddpmTest!.threads,
+        runtime: document.getElementById('runtime')!.textContent,
+        notices: document.getElementById('notices')!.textContent,
+      }));
+      assert.equal(env.isolated, false);
+      assert.equal(env.threads, 1);
+      assert.match(
+        env.runtime ?? '',
+        /on 1 thread: this page is not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/,
+      );
+      assert.match(env.notices ?? '', /\?threads=4 needs a cross-origin isolated page.*using 1 thread/);
+      await p.waitForFunction(
+        () => !(document.getElementById('sample') as HTMLButtonElement).disabled,
+        undefined,
+        {
+          timeout: 20_000,
+        },
+      );
+      await p.click('#sample');
+      assert.match(await runEnded(p), /^Done: 2 images, DPM-Solver\+\+ \(2M\), 2 steps/);
+      assert.match(await text(p, 'timing'), /CPU \(WebAssembly\), 1 thread · /);
+      await p.close();
+    } finally {
+      await plain.close();
+    }
   });
 });

@@ -71,12 +71,12 @@ export function readSettings(
   limits: Limits,
 ): { settings: Settings; messages: string[] } {
   const messages: string[] = [];
-  const int = (key: string, what: string, lo: number, hi: number, def: number): number => {
+  const int = (key: string, lo: number, hi: number, def: number, say: (v: number) => string): number => {
     const raw = query.get(key);
     if (raw === null) return def;
     const c = checkInt(raw, `?${key}=${raw.slice(0, 20)}`, lo, hi);
     if (c.ok) return c.value;
-    messages.push(`${c.message}. Using ${what} ${def}.`);
+    messages.push(`${c.message}. Using ${say(def)}.`);
     return def;
   };
   let sampler = DEFAULTS.sampler;
@@ -105,9 +105,9 @@ export function readSettings(
   const settings: Settings = {
     model: model.trim() || DEFAULTS.model,
     sampler,
-    steps: int('steps', 'steps', 1, limits.T, DEFAULTS.steps),
-    n: int('n', 'images', 1, MAX_IMAGES, DEFAULTS.n),
-    seed: int('seed', 'seed', 0, MAX_SEED, DEFAULTS.seed),
+    steps: int('steps', 1, limits.T, DEFAULTS.steps, (v) => plural(v, 'step')),
+    n: int('n', 1, MAX_IMAGES, DEFAULTS.n, (v) => plural(v, 'image')),
+    seed: int('seed', 0, MAX_SEED, DEFAULTS.seed, (v) => `seed ${v}`),
     backend,
     threads,
     xt: query.get('view') === 'xt',
