@@ -2,6 +2,9 @@
 // keys): a tiny run trains a U-Net with twice the image channels and writes the options into its model config
 // and checkpoint; `ddpm bpd` measures it with the learned variance (finite); `ddpm export --to diffusers`
 // writes prediction_type "v_prediction" and variance_type "learned_range", and the folder loads back the same.
+// `--loss kl --timestep-sampler loss-second-moment` (importance-sampled timesteps) with a learned variance:
+// its loss history is checkpointed, and a run stopped half-way and resumed ends with exactly the weights of
+// an uninterrupted one.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadModel } from '../src/model/weights.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { ddpmIn } from './ddpmProcess.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-learned-'));
@@ -63,5 +67,37 @@ describe('ddpm train --var-type learned-range --mean-type v', () => {
     assert.equal(back.spec.diffusion.modelVarType, 'learned-range');
     assert.equal(back.spec.unet.outChannels, 2);
     assert.ok(existsSync(join(run, 'checkpoint.safetensors')));
+  });
+
+  it('--loss kl --timestep-sampler loss-second-moment: history checkpointed, resume is exact', async () => {
+    const args = (run: string, steps: number) => [
+      'train',
+      ...['--run', run, '--ch', '32', '--ch-mult', '1,2', '--res-blocks', '1', '--attn', '8'],
+      ...['--resolution', '16', '--T', '5', '--batch', '5', '--steps', String(steps), '--threads', '1'],
+      ...['--sample-every', '0', '--var-type', 'learned-range', '--loss', 'kl'],
+      ...['--timestep-sampler', 'loss-second-moment', '--checkpoint-every', '12'],
+    ];
+    const [whole, half] = [join(TMP, 'whole'), join(TMP, 'half')];
+    for (const r of await Promise.all([ddpm(args(whole, 24)), ddpm(args(half, 12))]))
+      assert.equal(r.code, 0, r.stderr);
+    const resumed = await ddpm(args(half, 24));
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout + resumed.stderr, /resumed .* at step 12/);
+    const ck = loadCheckpoint(join(whole, 'checkpoint.safetensors'));
+    const st = (ck.meta.state as { timesteps: { counts: number[]; history: number[] } }).timesteps;
+    assert.deepEqual(st.counts, [10, 10, 10, 10, 10], 'every t holds 10 losses: sampling by importance');
+    assert.ok(st.history.every((v) => Number.isFinite(v) && v > 0));
+    assert.ok(
+      readFileSync(join(whole, 'model', 'model.safetensors')).equals(
+        readFileSync(join(half, 'model', 'model.safetensors')),
+      ),
+      'the resumed run ends with the weights of the uninterrupted one',
+    );
+    const mse = await ddpm(['train', '--run', join(TMP, 'x'), '--timestep-sampler', 'loss-second-moment']);
+    assert.equal(mse.code, 2);
+    assert.match(
+      mse.stderr,
+      /--timestep-sampler loss-second-moment importance-samples .* use it with --loss kl/,
+    );
   });
 });

@@ -8,6 +8,7 @@ import { defaultSpec, type ModelSpec, outputChannelsFor } from '../model/spec.js
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { sourceChannels } from '../data/open.js';
 import { countParams } from '../nn/unet.js';
+import type { TimestepSamplerKind } from '../train/resample.js';
 import { DEFAULT_TRAIN, type EvalLog, type TrainOptions, train } from '../train/trainer.js';
 import type { ParamStore } from '../nn/unet.js';
 import { diffusionFromSpec } from '../model/spec.js';
@@ -90,6 +91,12 @@ export const TRAIN_OPTIONS: OptTable = {
     default: d.loss,
     choices: ['mse', 'kl'],
   },
+  'timestep-sampler': {
+    kind: 'string',
+    help: "how t is drawn: uniform (Algorithm 1) or, with --loss kl, loss-second-moment (importance sampling, Nichol & Dhariwal 2021 sec. 3.3: p_t ~ sqrt(E[L_t^2]) over each t's last 10 losses, uniform until all T have 10, each loss weighted 1 / (T p_t))",
+    default: 'uniform',
+    choices: ['uniform', 'loss-second-moment'],
+  },
   'mean-type': {
     kind: 'string',
     help: "what the network predicts: eps (the paper's), xstart (x_0), xprev (the posterior mean), v (sqrt(abar) eps - sqrt(1-abar) x_0, Salimans & Ho 2022)",
@@ -153,6 +160,10 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   refuseSchedule(o.schedule as BetaScheduleKind);
+  if (o['timestep-sampler'] !== 'uniform' && o.loss !== 'kl')
+    throw new UsageError(
+      `ddpm train: --timestep-sampler ${o['timestep-sampler']} importance-samples the variational bound's terms; use it with --loss kl (the loss here is ${o.loss})`,
+    );
   const channels = (o.channels as number | undefined) ?? dataChannels(o.data as string);
   const varType = o['var-type'] as ModelVarType;
   const spec: ModelSpec = {
@@ -301,6 +312,7 @@ async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: Stop
       logEvery: o['log-every'] as number,
       threads: o.threads as number,
       loss: o.loss as LossType,
+      timestepSampler: o['timestep-sampler'] as TimestepSamplerKind,
       evalEvery,
       ...(init ? { init } : {}),
     },

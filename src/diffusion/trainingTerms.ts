@@ -56,6 +56,11 @@ export interface LearnedVarianceTerms {
   readonly klWeight: Float32Array;
   /** weight / ln 2 where t = 0, else 0 [B]: the decoder NLL in bits/dim. */
   readonly decoderWeight: Float32Array;
+  /**
+   * 1 where t = 0, else 0 [B]: the decoder's z is computed only there (elsewhere its CDF difference could round
+   * below 0 and its NaN would survive the zero weight).
+   */
+  readonly decoderMask: Float32Array;
   /** As DecoderTerms: the open edge bins [B, C, H, W]. */
   readonly low: Float32Array;
   readonly high: Float32Array;
@@ -138,6 +143,7 @@ function learnedTerms(
     posteriorLogVariance: new Float32Array(B),
     klWeight: new Float32Array(B),
     decoderWeight: new Float32Array(B),
+    decoderMask: new Float32Array(B),
     low: new Float32Array(n),
     high: new Float32Array(n),
   };
@@ -159,8 +165,10 @@ function learnedTerms(
     out.minLog[s] = d.minLogVariance[ti]!;
     out.maxLog[s] = d.maxLogVariance[ti]!;
     out.posteriorLogVariance[s] = d.posteriorLogVarianceClipped[ti]!;
-    if (ti === 0) out.decoderWeight[s] = weight / Math.LN2;
-    else out.klWeight[s] = weight / Math.LN2;
+    if (ti === 0) {
+      out.decoderWeight[s] = weight / Math.LN2;
+      out.decoderMask[s] = 1;
+    } else out.klWeight[s] = weight / Math.LN2;
   }
   return { ...out, target: { data: out.target, shape: [...x0.shape] } };
 }
@@ -205,4 +213,20 @@ function klTerms(d: GaussianDiffusion, x0: Tensor, xt: Tensor, t: Int32Array): T
     }
   }
   return { target: { data: target, shape: [...x0.shape] }, mseWeight, offset, decoder: dec, learned: null };
+}
+
+/**
+ * The same terms with sample n's whole loss multiplied by w[n] (importance weights of the timesteps,
+ * Nichol & Dhariwal 2021 sec. 3.3): every per-sample weight and constant is scaled, the targets are not.
+ */
+export function weightedTerms(terms: TrainingTerms, w: ArrayLike<number>): TrainingTerms {
+  const scale = (a: Float32Array) => a.map((v, n) => v * w[n]!);
+  const { decoder: dec, learned: l } = terms;
+  return {
+    target: terms.target,
+    mseWeight: scale(terms.mseWeight),
+    offset: scale(terms.offset),
+    decoder: dec ? { ...dec, weight: scale(dec.weight) } : null,
+    learned: l ? { ...l, klWeight: scale(l.klWeight), decoderWeight: scale(l.decoderWeight) } : null,
+  };
 }

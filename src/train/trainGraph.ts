@@ -211,6 +211,7 @@ function learnedVb(g: Graph, mean: Value, varValues: Value, shape: readonly numb
   const lvq = g.input('vb.posteriorLogVariance', perB);
   const klWeight = g.input('vb.klWeight', perB);
   const decWeight = g.input('vb.decoderWeight', perB);
+  const decMask = g.input('vb.decoderMask', perB);
   const low = g.input('vb.low', shape);
   const high = g.input('vb.high', shape);
   const pix = [1, 2, 3];
@@ -226,7 +227,7 @@ function learnedVb(g: Graph, mean: Value, varValues: Value, shape: readonly numb
     0.5,
   ); // [B, C, H, W], nats
   const invStd = g.exp(g.scale(lvp, -0.5)); // 1 / sigma
-  const z = g.neg(g.mul(diff, invStd)); // (x_0 - mu_theta) / sigma at t = 0
+  const z = g.neg(g.mul(g.mul(diff, decMask), invStd)); // (x_0 - mu_theta) / sigma at t = 0, else 0
   const nll = decoderNll(g, z, g.scale(invStd, 1 / 255), low, high); // [B, C, H, W], nats
   return g.add(g.mul(g.reduceMean(kl, pix), klWeight), g.mul(g.reduceMean(nll, pix), decWeight));
 }
@@ -279,6 +280,7 @@ export function lossFeeds(b: TrainBatch, lossType: LossType, varType: ModelVarTy
     feeds['vb.posteriorLogVariance'] = { data: l.posteriorLogVariance, shape: perB };
     feeds['vb.klWeight'] = { data: l.klWeight, shape: perB };
     feeds['vb.decoderWeight'] = { data: l.decoderWeight, shape: perB };
+    feeds['vb.decoderMask'] = { data: l.decoderMask, shape: perB };
     feeds['vb.low'] = { data: l.low, shape: b.target.shape };
     feeds['vb.high'] = { data: l.high, shape: b.target.shape };
   } else if (lossType === 'kl') {

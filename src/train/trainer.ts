@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BatchLoader, type LoaderState } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
-import { trainingTerms } from '../diffusion/trainingTerms.js';
+import { trainingTerms, weightedTerms } from '../diffusion/trainingTerms.js';
 import type { Denoiser, LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelSpec } from '../model/spec.js';
@@ -41,6 +41,7 @@ import {
   newAdamState,
   PAPER_ADAM,
 } from './optim.js';
+import { createTimestepSampler, type LossHistoryState, type TimestepSamplerKind } from './resample.js';
 import { createTrainSession } from './trainGraph.js';
 
 export interface TrainOptions {
@@ -67,6 +68,11 @@ export interface TrainOptions {
   readonly threads: number;
   /** 'mse': L_simple (eq. 14, the paper's choice); 'kl': the bound's term L_{t-1} in bits/dim. */
   readonly loss: LossType;
+  /**
+   * How t is drawn: 'uniform' (Algorithm 1, default) or, for loss 'kl' only, 'loss-second-moment' importance
+   * sampling (Nichol & Dhariwal 2021 sec. 3.3; resample.ts).
+   */
+  readonly timestepSampler?: TimestepSamplerKind;
   /** Evaluate the EMA weights every N steps with TrainHooks.evaluate (0 = never). */
   readonly evalEvery?: number;
   /**
@@ -138,6 +144,8 @@ interface RunState {
   trainRng: RngState;
   loader: LoaderState;
   adamStep: number;
+  /** 'loss-second-moment': the loss history its timesteps are drawn from. */
+  timesteps?: LossHistoryState;
 }
 
 /** The options that must not change when a run resumes. */
@@ -155,6 +163,8 @@ function identity(o: TrainOptions) {
     seed: o.seed,
     // Absent for 'mse', so runs checkpointed before the option existed still resume.
     loss: o.loss === 'mse' ? undefined : o.loss,
+    // Absent for 'uniform', likewise.
+    timestepSampler: (o.timestepSampler ?? 'uniform') === 'uniform' ? undefined : o.timestepSampler,
     // The starting weights by content, not by path (absent for a random initialisation).
     init: o.init?.weightsHash,
   };
@@ -191,6 +201,12 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
   const loader = new BatchLoader(dataset, { batchSize: o.batch, seed: o.seed, flip: o.flip });
   const diffusion = diffusionFromSpec(o.spec.diffusion);
   const T = diffusion.numTimesteps;
+  const timestepKind = o.timestepSampler ?? 'uniform';
+  if (timestepKind !== 'uniform' && o.loss !== 'kl')
+    throw new Error(
+      `train: the timestep sampler "${timestepKind}" importance-samples the bound's terms; it needs the 'kl' loss (--loss kl), not '${o.loss}'`,
+    );
+  const timesteps = createTimestepSampler(timestepKind, T);
 
   let params: ParamStore;
   let ema: ParamStore;
@@ -229,6 +245,9 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     rng = Rng.fromState(st.trainRng);
     loader.setState(st.loader);
     step = st.step;
+    // 'loss-second-moment': the loss history its timesteps are drawn from (checked by setState)
+    if (timesteps.kind !== 'uniform')
+      timesteps.setState((ck.meta.state as Record<string, unknown>).timesteps);
     truncateLog(logPath, step);
     say(`resumed ${o.runDir} at step ${step}`);
   } else {
@@ -251,6 +270,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       trainRng: rng.getState(),
       loader: loader.getState(),
       adamStep: adam.step,
+      ...(timesteps.getState() ? { timesteps: timesteps.getState()! } : {}),
     };
     saveCheckpoint(
       ckptPath,
@@ -290,11 +310,12 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (stopped()) break;
       const batch = loader.next();
-      const t = new Int32Array(o.batch);
-      for (let i = 0; i < o.batch; i++) t[i] = rng.int(T); // t ~ Uniform({1..T}) (Algorithm 1)
+      // t ~ Uniform({1..T}) (Algorithm 1), or importance-sampled with loss weights 1 / (T p_t) (resample.ts)
+      const { t, weights } = timesteps.sample(o.batch, rng);
       const noise = { data: rng.normalArray(o.batch * per), shape: batch.x.shape }; // eps ~ N(0, I)
       const xt = diffusion.qSample(batch.x, t, noise); // eq. 4
-      const terms = trainingTerms(diffusion, o.loss, batch.x, xt, t, noise); // eps target for L_simple (eq. 14)
+      const unweighted = trainingTerms(diffusion, o.loss, batch.x, xt, t, noise); // eps target for L_simple (eq. 14)
+      const terms = weights ? weightedTerms(unweighted, weights) : unweighted;
       const out = await session.step(
         params,
         {
@@ -310,6 +331,10 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       );
       if (!Number.isFinite(out.loss)) {
         throw new Error(`train: loss is ${out.loss} at step ${step + 1}; lower --lr or check the data`);
+      }
+      if (weights) {
+        const losses = Array.from(out.losses!, (l, n) => l / weights[n]!); // unweighted L_{t-1}
+        timesteps.update(t, losses);
       }
       const upd = adamStep(o.adam, adam, params, out.grads);
       step++;
