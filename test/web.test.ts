@@ -336,7 +336,8 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     );
     const maxGap = Math.max(...r.gaps);
     assert.ok(r.gaps.length > 10, 'the timer ran during sampling');
-    assert.ok(maxGap < 200, `the page's thread was blocked for ${maxGap.toFixed(0)} ms while sampling`);
+    // ~200 ms: a step of this model takes 300-1000 ms here, which the page's thread would wait out if it ran it.
+    assert.ok(maxGap < 250, `the page's thread was blocked for ${maxGap.toFixed(0)} ms while sampling`);
     assert.equal(r.live, 'polite');
     assert.equal(r.role, 'status');
     assert.ok(
@@ -355,7 +356,7 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     t.diagnostic(`${r.timing}; longest gap of a 20 ms timer on the page: ${maxGap.toFixed(0)} ms`);
   });
 
-  test('Load during a run keeps the run; a failed load keeps the working model; Stop stops', async () => {
+  test('Load during a run keeps the run; a failed load keeps the working model; Blend (Fig. 8); Stop stops', async () => {
     await page.fill('#steps', '8');
     await page.fill('#n', '2');
     await page.click('#sample');
@@ -402,6 +403,27 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     assert.equal(
       await page.evaluate(() => (document.getElementById('current') as HTMLCanvasElement).width),
       2 * 18 + 2,
+    );
+    // Blend the two (Fig. 8): 9 mixes on a 50-step chain from its middle, and a slider over them.
+    assert.equal(await page.evaluate(() => document.getElementById('blend')!.hidden), false);
+    await page.click('#blendRun');
+    await page.waitForFunction(
+      () => /^Blended|failed/.test(document.getElementById('status')!.textContent ?? ''),
+      undefined,
+      {
+        timeout: 30_000,
+      },
+    );
+    assert.match(
+      await text(page, 'status'),
+      /^Blended images 1 and 2: noised to t = 5\d\d of 1000, 9 mixes, 26 network passes in [\d.]+ s\./,
+    );
+    await page.fill('#mix', '8');
+    assert.equal(await text(page, 'mixOut'), 'mix 1 (0% first image, 100% second)');
+    assert.equal(
+      await page.evaluate(() => (document.getElementById('blendStrip') as HTMLCanvasElement).width),
+      11 * 18 + 2,
+      'image 1, 9 mixes, image 2',
     );
     // Stop mid-run.
     await page.fill('#steps', '400');

@@ -130,6 +130,16 @@ const ui = {
   currentCaption: el<HTMLElement>('currentCaption'),
   progress: el<HTMLCanvasElement>('progress'),
   progressCaption: el<HTMLElement>('progressCaption'),
+  blend: el<HTMLElement>('blend'),
+  blendForm: el<HTMLFormElement>('blendForm'),
+  blendA: el<HTMLInputElement>('blendA'),
+  blendB: el<HTMLInputElement>('blendB'),
+  blendRun: el<HTMLButtonElement>('blendRun'),
+  mix: el<HTMLInputElement>('mix'),
+  mixOut: el<HTMLOutputElement>('mixOut'),
+  blendOne: el<HTMLCanvasElement>('blendOne'),
+  blendCaption: el<HTMLElement>('blendCaption'),
+  blendStrip: el<HTMLCanvasElement>('blendStrip'),
 };
 
 /** The status line (aria-live): state changes and errors only, not every step. */
@@ -258,7 +268,15 @@ let env: WorkerEnv | null = null;
 let model: ModelInfo | null = null;
 let loadSeq = 0;
 let run: { id: number } | null = null;
-let lastSample: { t: WireTensor; name: string } | null = null;
+let lastSample: {
+  t: WireTensor;
+  name: string;
+  model: number;
+  provider: ExecutionProvider;
+  seed: number;
+} | null = null;
+/** The last blend: its images [L, C, H, W] and weights. */
+let lastBlend: { images: WireTensor; lambdas: number[] } | null = null;
 
 function showGpuWarning(): void {
   const soft = env?.webgpu.ok && env.webgpu.software;
@@ -434,8 +452,16 @@ async function runSample(): Promise<void> {
       `${(msStep / s.n).toFixed(1)} ms per image) · ${plural(res.calls, 'network pass', 'network passes')} in ${fmtS(res.sampleMs)}` +
       (res.compileMs ? ` · compiled in ${fmtS(res.compileMs)}` : ' · compiled network reused');
     ui.progressText.textContent = `Done in ${fmtS(performance.now() - t0)}`;
-    lastSample = { t: res.sample, name: `ddpm-${s.sampler}-${s.steps}-seed${s.seed}-n${s.n}.png` };
+    lastSample = {
+      t: res.sample,
+      name: `ddpm-${s.sampler}-${s.steps}-seed${s.seed}-n${s.n}.png`,
+      model: m.model,
+      provider,
+      seed: s.seed,
+    };
     ui.save.disabled = false;
+    ui.blend.hidden = s.n < 2;
+    ui.blendA.max = ui.blendB.max = String(s.n);
     status(`Done: ${what}, in ${fmtS(performance.now() - t0)}.`);
   } catch (e) {
     ui.bar.value = 0;
@@ -457,6 +483,116 @@ async function runSample(): Promise<void> {
     ui.stop.disabled = true;
   }
 }
+
+/** One image of a batch tensor. */
+function imageOf(t: WireTensor, i: number): WireTensor {
+  const per = t.data.length / t.shape[0]!;
+  return { data: t.data.slice(i * per, (i + 1) * per), shape: [1, ...t.shape.slice(1)] };
+}
+
+function showMix(): void {
+  if (!lastBlend) return;
+  const i = Number(ui.mix.value);
+  const lam = lastBlend.lambdas[i] ?? 0;
+  draw(ui.blendOne, makeGrid(imageOf(lastBlend.images, i), { nrow: 1, padding: 0 }));
+  const text = `mix ${lam.toFixed(3).replace(/\.?0+$/, '')} (${Math.round((1 - lam) * 100)}% first image, ${Math.round(lam * 100)}% second)`;
+  ui.mixOut.textContent = text;
+  ui.mix.setAttribute('aria-valuetext', text);
+  ui.blendOne.setAttribute('aria-label', `The blended image at ${text}`);
+  ui.blendCaption.textContent = `The blended image at ${text}.`;
+}
+
+async function runBlend(): Promise<void> {
+  const src = lastSample;
+  if (!src || run) return;
+  const n = src.t.shape[0]!;
+  const checks: [HTMLInputElement, string][] = [
+    [ui.blendA, 'First image'],
+    [ui.blendB, 'Second image'],
+  ];
+  const idx: number[] = [];
+  for (const [input, what] of checks) {
+    const c = checkInt(input.value, what, 1, n);
+    input.setAttribute('aria-invalid', String(!c.ok));
+    if (!c.ok) {
+      status(`${c.message} (the grid's images are numbered 1 to ${n})`, true);
+      input.focus();
+      return;
+    }
+    idx.push(c.value - 1);
+  }
+  if (src.model !== model?.model) {
+    status('A new model was loaded since these images were made: press Generate first, then Blend.', true);
+    return;
+  }
+  const L = 9;
+  ui.sample.disabled = ui.blendRun.disabled = true;
+  ui.stop.disabled = false;
+  ui.bar.removeAttribute('value');
+  const t0 = performance.now();
+  const what = `images ${idx[0]! + 1} and ${idx[1]! + 1}`;
+  status(`Blending ${what} …`);
+  const job = client.call(
+    'interpolate',
+    {
+      model: src.model,
+      provider: src.provider,
+      a: imageOf(src.t, idx[0]!),
+      b: imageOf(src.t, idx[1]!),
+      lambdas: L,
+      chain: 50,
+      seed: src.seed,
+    },
+    (ev) => {
+      if (ev.kind === 'compiling')
+        ui.progressText.textContent = `Compiling the network for a batch of ${L} …`;
+      else {
+        ui.bar.max = ev.total;
+        ui.bar.value = ev.step;
+        const el = performance.now() - t0;
+        ui.progressText.textContent =
+          `Blending: step ${ev.step} of ${ev.total} · ${fmtS(el)} elapsed · about ` +
+          `${fmtS((el / ev.step) * (ev.total - ev.step))} left`;
+      }
+    },
+  );
+  run = { id: job.id };
+  try {
+    const r = await job.done;
+    lastBlend = { images: r.images, lambdas: r.lambdas };
+    const withEnds = concatBatch([imageOf(src.t, idx[0]!), r.images, imageOf(src.t, idx[1]!)]);
+    draw(ui.blendStrip, makeGrid(withEnds, { nrow: withEnds.shape[0]!, padding: 2 }));
+    ui.blendStrip.setAttribute(
+      'aria-label',
+      `Image ${idx[0]! + 1}, then ${plural(L, 'mix', 'mixes')} from it to image ${idx[1]! + 1}, then image ${idx[1]! + 1}`,
+    );
+    ui.mix.max = String(L - 1);
+    ui.mix.disabled = false;
+    showMix();
+    ui.bar.max = 1;
+    ui.bar.value = 1;
+    ui.progressText.textContent = `Blended in ${fmtS(performance.now() - t0)}`;
+    status(
+      `Blended ${what}: noised to t = ${r.t} of ${model?.T ?? r.t}, ${plural(L, 'mix', 'mixes')}, ` +
+        `${plural(r.calls, 'network pass', 'network passes')} in ${fmtS(r.ms)}. Move the Mix slider.`,
+    );
+  } catch (e) {
+    ui.bar.value = 0;
+    if ((e as Error).name === 'AbortError') status('Stopped.');
+    else status(`Blending failed: ${(e as Error).message}`, true);
+  } finally {
+    run = null;
+    ui.sample.disabled = model === null;
+    ui.blendRun.disabled = false;
+    ui.stop.disabled = true;
+  }
+}
+
+ui.blendForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void runBlend();
+});
+ui.mix.addEventListener('input', showMix);
 
 ui.form.addEventListener('submit', (e) => {
   e.preventDefault();

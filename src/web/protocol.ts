@@ -92,6 +92,34 @@ export interface SampleDone {
   readonly threads: number;
 }
 
+export interface InterpolateArgs {
+  readonly model: number;
+  readonly provider: ExecutionProvider;
+  /** The two images, each [1, C, H, W] in [-1, 1]. */
+  readonly a: WireTensor;
+  readonly b: WireTensor;
+  /** Interpolation weights: this many, evenly spaced from 0 to 1. */
+  readonly lambdas: number;
+  /** The reverse chain respaced to this many steps (T: the paper's full chain); encoded to its middle. */
+  readonly chain: number;
+  readonly seed: number;
+}
+
+export type InterpolateEvent =
+  | { readonly kind: 'compiling'; readonly provider: ExecutionProvider; readonly batch: number }
+  | { readonly kind: 'progress'; readonly step: number; readonly total: number };
+
+export interface InterpolateDone {
+  /** [lambdas, C, H, W]: the decoded mixes, lambda 0 first. */
+  readonly images: WireTensor;
+  readonly lambdas: number[];
+  /** The paper's 1-based t the images were noised to (500 of 1000 in Fig. 8). */
+  readonly t: number;
+  readonly compileMs: number;
+  readonly ms: number;
+  readonly calls: number;
+}
+
 export interface ForwardArgs {
   readonly cfg: UNetConfig;
   readonly batch: number;
@@ -114,6 +142,8 @@ export interface WorkerOps {
   /** Forget a model; its sessions are released once no running call uses them. */
   drop: { args: { model: number }; result: null; event: never };
   sample: { args: SampleArgs; result: SampleDone; event: SampleEvent };
+  /** Paper Fig. 8: noise two images to the middle of the chain, mix them, denoise each mix. */
+  interpolate: { args: InterpolateArgs; result: InterpolateDone; event: InterpolateEvent };
   /** The web test's U-Net forward of the hash-initialised model (core.fixtureForward). */
   forward: { args: ForwardArgs; result: ForwardDone; event: never };
 }

@@ -4,8 +4,14 @@
 // in use: a model the page drops is released once the run using it has ended. Sampling runs one call at
 // a time; between network calls the worker yields to its message queue, so a cancel is seen at once.
 
-import type { UNetDenoiser } from '../sample/denoiser.js';
+import { interpolate } from '../diffusion/interpolate.js';
+import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
+import { concatBatch, type Tensor } from '../util/tensor.js';
+import type { ExecutionProvider } from '../engine/engine.js';
+import { diffusionFromSpec } from '../model/spec.js';
 import { countParams } from '../nn/unet.js';
+import type { UNetDenoiser } from '../sample/denoiser.js';
+import { Rng } from '../util/rng.js';
 import {
   compileModel,
   fetchModel,
@@ -17,6 +23,7 @@ import {
 import { configureOrt, webEngine, webGpuStatus } from './engine.js';
 import {
   type FromWorker,
+  type InterpolateDone,
   type ModelInfo,
   type ModelSource,
   type OpName,
@@ -127,6 +134,7 @@ const ops: { [K in OpName]: (a: WorkerOps[K]['args'], ctx: CallCtx<K>) => Promis
       return null;
     },
     sample: (a, ctx) => serial(() => sample(a, ctx)),
+    interpolate: (a, ctx) => serial(() => blend(a, ctx)),
     forward: (a) =>
       serial(async () => {
         const r = await fixtureForward(webEngine(a.provider), a.cfg, a.batch, {
@@ -153,30 +161,98 @@ interface CallCtx<K extends OpName> {
   emit(event: WorkerOps[K]['event']): void;
 }
 
-async function sample(a: WorkerOps['sample']['args'], ctx: CallCtx<'sample'>): Promise<SampleDone> {
-  const e = entryOf(a.model);
+/** The model's session for (provider, batch): the last one when it matches, else a new one. */
+async function compiled(
+  e: Entry,
+  provider: ExecutionProvider,
+  batch: number,
+  onCompile: () => void,
+): Promise<{ den: UNetDenoiser; compileMs: number }> {
+  const key = `${provider}|${batch}`;
+  if (e.compiled?.key === key) return { den: e.compiled.den, compileMs: 0 };
+  await releaseEntry(e);
+  onCompile();
+  const t0 = performance.now();
+  const den = await compileModel(webEngine(provider), e.model, batch, { provider });
+  e.compiled = { key, den };
+  return { den, compileMs: performance.now() - t0 };
+}
+
+/** Run f with the model held (a drop waits for it); a failed session (not a stop) is not reused. */
+async function using<T>(model: number, f: (e: Entry) => Promise<T>): Promise<T> {
+  const e = entryOf(model);
   e.users++;
   try {
-    if (ctx.signal.aborted) throw new DOMException('sampling stopped', 'AbortError');
-    const key = `${a.provider}|${a.n}`;
-    let compileMs = 0;
-    if (e.compiled?.key !== key) {
-      await releaseEntry(e);
-      ctx.emit({ kind: 'compiling', provider: a.provider, batch: a.n });
-      const t0 = performance.now();
-      e.compiled = {
-        key,
-        den: await compileModel(webEngine(a.provider), e.model, a.n, { provider: a.provider }),
-      };
-      compileMs = performance.now() - t0;
+    return await f(e);
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') await releaseEntry(e).catch(() => undefined);
+    throw err;
+  } finally {
+    e.users--;
+    if (e.dropped && e.users === 0 && models.get(model) === e) {
+      models.delete(model);
+      await releaseEntry(e).catch(() => undefined);
     }
+  }
+}
+
+const stopped = () => new DOMException('stopped', 'AbortError');
+
+function blend(a: WorkerOps['interpolate']['args'], ctx: CallCtx<'interpolate'>): Promise<InterpolateDone> {
+  return using(a.model, async (e) => {
+    const L = Math.max(2, Math.floor(a.lambdas));
+    const { den, compileMs } = await compiled(e, a.provider, L, () =>
+      ctx.emit({ kind: 'compiling', provider: a.provider, batch: L }),
+    );
+    const base = diffusionFromSpec(e.model.spec.diffusion);
+    const T = base.numTimesteps;
+    const K = Math.max(2, Math.min(T, Math.floor(a.chain)));
+    const chain = K < T ? respacedDiffusion(base, spacedTimesteps(T, String(K))) : base;
+    const t = Math.floor(chain.numTimesteps / 2);
+    let calls = 0;
+    const t0 = performance.now();
+    const res = await interpolate(
+      chain,
+      async (x: Tensor, tt: Int32Array) => {
+        await yieldToMessages();
+        if (ctx.signal.aborted) throw stopped();
+        calls++;
+        return den.denoise(x, tt);
+      },
+      { data: a.a.data, shape: a.a.shape },
+      { data: a.b.data, shape: a.b.shape },
+      new Rng(a.seed),
+      {
+        t,
+        lambdas: Array.from({ length: L }, (_, i) => i / (L - 1)),
+        onProgress: (p) => ctx.emit({ kind: 'progress', step: p.step, total: p.total }),
+      },
+    );
+    const all = concatBatch(res.images);
+    return {
+      images: { data: all.data.slice(), shape: [...all.shape] },
+      lambdas: res.lambdas,
+      t: chain.timestepMap[t]! + 1,
+      compileMs,
+      ms: performance.now() - t0,
+      calls,
+    };
+  });
+}
+
+function sample(a: WorkerOps['sample']['args'], ctx: CallCtx<'sample'>): Promise<SampleDone> {
+  return using(a.model, async (e) => {
+    if (ctx.signal.aborted) throw stopped();
+    const { den, compileMs } = await compiled(e, a.provider, a.n, () =>
+      ctx.emit({ kind: 'compiling', provider: a.provider, batch: a.n }),
+    );
     const res = await sampleImages(webEngine(a.provider), e.model, {
       seed: a.seed,
       sampler: a.sampler,
       steps: a.steps,
       n: a.n,
       provider: a.provider,
-      denoiser: e.compiled.den,
+      denoiser: den,
       signal: ctx.signal,
       pause: yieldToMessages,
       onStep: (s) =>
@@ -198,17 +274,7 @@ async function sample(a: WorkerOps['sample']['args'], ctx: CallCtx<'sample'>): P
       calls: res.calls,
       threads: a.provider === 'wasm' ? threads : 0,
     };
-  } catch (err) {
-    // A failed session (not a stop) is not reused.
-    if ((err as Error).name !== 'AbortError') await releaseEntry(e).catch(() => undefined);
-    throw err;
-  } finally {
-    e.users--;
-    if (e.dropped && e.users === 0 && models.get(a.model) === e) {
-      models.delete(a.model);
-      await releaseEntry(e).catch(() => undefined);
-    }
-  }
+  });
 }
 
 self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
