@@ -22,7 +22,7 @@ import { MIME, startServer } from '../scripts/serve.mjs';
 import { nodeEngine } from '../src/engine/node.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import { PAPER_DIFFUSION } from '../src/model/spec.js';
-import { loadModel, saveModel } from '../src/model/weights.js';
+import { loadModel, saveDiffusers, saveModel } from '../src/model/weights.js';
 import { initParams, SMALL_UNET, TINY_UNET, type UNetConfig } from '../src/nn/unet.js';
 import { allClose, relErr } from '../src/util/allclose.js';
 import { fixtureForward, sampleImages, type WebSampler } from '../src/web/core.js';
@@ -138,6 +138,7 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     tmp = mkdtempSync(join(tmpdir(), 'ddpm-web-'));
     const spec: ModelSpec = { format: 'ddpm-ts/model/v1', unet: TINY_UNET, diffusion: PAPER_DIFFUSION };
     saveModel(join(tmp, 'model'), spec, initParams(TINY_UNET, 'fixture'));
+    saveDiffusers(join(tmp, 'pipe'), spec, initParams(TINY_UNET, 'fixture'));
     server = await startServer({ mounts: { '/test-model/': join(tmp, 'model') } });
     browser = await launch();
     // A bad ?threads: a message, and all cores.
@@ -451,7 +452,7 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     await page.fill('#steps', '3');
   });
 
-  test('the URL sets the controls; bad values say so; nothing scrolls sideways at a phone width', async () => {
+  test('the URL sets the controls; bad values say so; phone width; a model folder picked by the file picker', async () => {
     const p = await newPage('/dist-web/?sampler=ddim&steps=7&n=1&seed=-4&backend=gpu&model=/test-model/');
     await p.setViewportSize({ width: 360, height: 800 });
     await p.waitForFunction(
@@ -482,6 +483,21 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     assert.ok(widths.doc <= 360, `the page is ${widths.doc} px wide at a 360 px viewport`);
     assert.ok(widths.strip <= 360, `the strip ends at ${widths.strip} px`);
     assert.ok(widths.grid > 200, `one image is shown large (${widths.grid} px), not at its 32 px`);
+    // A model folder picked on this computer: a diffusers pipeline export (model_index.json, unet/, scheduler/).
+    await p.setInputFiles('#pick', join(tmp, 'pipe'));
+    await p.waitForFunction(() =>
+      /^(Loaded|Could not)/.test(document.getElementById('status')!.textContent ?? ''),
+    );
+    assert.match(await text(p, 'status'), /^Loaded the folder pipe in [\d.]+ s\./);
+    assert.match(await text(p, 'modelInfo'), /grayscale 16×16.*\(pipe\/\)$/);
+    await p.click('#sample');
+    assert.match(await runEnded(p), /^Done: 1 image, DDIM, 7 steps/);
+    // A folder that is no model: the message says what a model folder holds; the loaded one stays.
+    await p.setInputFiles('#pick', join(tmp, 'pipe', 'scheduler'));
+    await p.waitForFunction(() =>
+      /Could not load/.test(document.getElementById('status')!.textContent ?? ''),
+    );
+    assert.match(await text(p, 'status'), /no config\.json.*Still using pipe\//s);
     await p.close();
   });
 
