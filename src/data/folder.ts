@@ -112,15 +112,84 @@ export function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
       `folder: ${file} is neither a PNG nor a JPEG (bad signature); remove it or convert it`,
     );
   }
+  const kind = isPng ? 'PNG' : 'JPEG';
+  const claim = isPng ? pngClaim(bytes) : jpegClaim(bytes);
+  if (claim && claim.bytes > claim.most) {
+    throw new DataError(
+      `folder: ${file} claims ${claim.width} x ${claim.height} pixels, more than its ${bytes.length} bytes of ${kind} can hold; the file is corrupt or crafted: remove or replace it`,
+    );
+  }
   try {
     if (isPng) return decodePngBytes(bytes);
     const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
     return { width: j.width, height: j.height, channels: 3, data: j.data };
   } catch (e) {
     throw new DataError(
-      `folder: cannot decode ${file} as ${isPng ? 'PNG' : 'JPEG'} (${(e as Error).message}); the file is corrupt or truncated: remove or replace it`,
+      `folder: cannot decode ${file} as ${kind} (${decoderProblem(e)}); the file is corrupt or truncated: remove or replace it`,
     );
   }
+}
+
+/**
+ * A decoder's failure in words: its own message, unless it is a JavaScript error from inside it (a TypeError
+ * from reading past its data, "Unsupported filter: undefined"), which would say nothing to a user.
+ */
+function decoderProblem(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return e instanceof TypeError || e instanceof RangeError || /\bundefined\b|\bNaN\b/.test(m)
+    ? 'its data ends early or is inconsistent'
+    : m;
+}
+
+/** What an image header claims: its size, the bytes decoding it would allocate, and the most its file allows. */
+interface Claim {
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+  readonly most: number;
+}
+
+/**
+ * The IHDR of a PNG: the filtered scanlines it claims, height * (1 + ceil(width * bits per pixel / 8)) bytes,
+ * come out of deflate, which expands at most 1032:1; more than that from this file cannot be real.
+ */
+function pngClaim(b: Uint8Array): Claim | undefined {
+  if (b.length < 29 || String.fromCharCode(b[12]!, b[13]!, b[14]!, b[15]!) !== 'IHDR') return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const width = v.getUint32(16, false);
+  const height = v.getUint32(20, false);
+  const samples = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }[b[25]!] ?? 4;
+  const bytes = height * (1 + Math.ceil((width * samples * Math.max(b[24]!, 8)) / 8));
+  return { width, height, bytes, most: 1032 * b.length + 65536 };
+}
+
+/**
+ * The frame header (SOF) of a JPEG: its pixels. Every 8 x 8 block of the largest component costs at least one
+ * bit of entropy-coded data (its DC difference), so a file holds at most 512 pixels per byte.
+ */
+function jpegClaim(b: Uint8Array): Claim | undefined {
+  for (let p = 2; p + 4 <= b.length; ) {
+    if (b[p] !== 0xff) return undefined;
+    const m = b[p + 1]!;
+    if (m === 0xff) {
+      p++;
+      continue;
+    }
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd8)) {
+      p += 2;
+      continue;
+    }
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    const sof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+    if (sof && p + 9 <= b.length) {
+      const height = (b[p + 5]! << 8) | b[p + 6]!;
+      const width = (b[p + 7]! << 8) | b[p + 8]!;
+      return { width, height, bytes: width * height, most: 1024 * b.length + 65536 };
+    }
+    if (m === 0xda) return undefined; // scan data before a frame header: the decoder says what is wrong
+    p += 2 + len;
+  }
+  return undefined;
 }
 
 /** HWC samples -> CHW planes with `channels` (1: luma or gray, 3: RGB or replicated gray); alpha dropped. */

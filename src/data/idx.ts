@@ -98,6 +98,11 @@ export interface IdxOptions {
 export function loadIdx(imagesPath: string, opts: IdxOptions = {}): U8Dataset {
   const img = readIdx(imagesPath, IDX_IMAGES_MAGIC);
   const [n, h, w] = img.dims as [number, number, number];
+  if (n === 0 || h === 0 || w === 0) {
+    throw new DataError(
+      `idx: ${imagesPath} holds ${n} images of ${h} x ${w} pixels: nothing to train on; is it the right file (fetch it again)?`,
+    );
+  }
   const labelsPath = opts.labelsPath === null ? undefined : (opts.labelsPath ?? guessLabelsPath(imagesPath));
   let labels: Uint8Array | undefined;
   if (labelsPath) {

@@ -10,7 +10,7 @@ import { getBetaSchedule } from '../diffusion/schedules.js';
 import { type ModelMeanType, type ModelVarType, unreachable } from '../diffusion/types.js';
 import { type Activation, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { describeJson, JsonChecker } from '../util/jsonCheck.js';
-import type { DiffusionSpec, DiffusersSampling } from './spec.js';
+import { type DiffusionSpec, type DiffusersSampling, MAX_T } from './spec.js';
 
 /** The diffusers version whose config layout the exported files follow. */
 export const DIFFUSERS_VERSION = '0.27.2';
@@ -299,6 +299,8 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
       `${source}: "_class_name" is ${describeJson(cls)}; supported: "DDPMScheduler", "DDIMScheduler"`,
     );
   const T = k.int('num_train_timesteps');
+  if (T > MAX_T)
+    k.chk.fail('num_train_timesteps', T, `at most ${MAX_T} timesteps (real models use 1000 to 4000)`);
   const schedName = k.oneOf(
     'beta_schedule',
     ['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid'] as const,

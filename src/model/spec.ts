@@ -141,6 +141,8 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   } catch (e) {
     throw new Error(`${source}: ${(e as Error).message}`);
   }
+  if (typeof d.T === 'number' && d.T > MAX_T)
+    c.fail('diffusion.T', d.T, `at most ${MAX_T} timesteps (real models use 1000 to 4000)`);
   const diffusion: DiffusionSpec = {
     schedule: c.choice(d, 'schedule', 'diffusion.schedule', SCHEDULES),
     betaStart: c.num(d, 'betaStart', 'diffusion.betaStart', 0, 1),
@@ -183,6 +185,9 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   checkOutputChannels({ unet, diffusion }, source);
   return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion: { ...diffusion, ...extra } } as ModelSpec;
 }
+
+/** Most diffusion timesteps a config may give (each costs memory in every schedule table). */
+export const MAX_T = 100_000;
 
 export const SPACINGS = ['leading', 'linspace', 'trailing'] as const;
 

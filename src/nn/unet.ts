@@ -84,10 +84,37 @@ export type ParamStore = Map<string, Float32Array>;
 
 export type InitMode = 'paper' | 'fixture';
 
+/**
+ * Upper bounds of a U-Net config read from a file, far above any real model (the paper's CIFAR-10 network: ch
+ * 128, 4 levels, 2 blocks, resolution 32): a config beyond them is corrupt or crafted, and enumerating its
+ * parameters would take forever or exhaust memory before the weights could disagree with it.
+ */
+export const UNET_LIMITS = {
+  channels: 64,
+  resolution: 4096,
+  ch: 4096,
+  levels: 12,
+  mult: 64,
+  numResBlocks: 64,
+  attnResolutions: 64,
+} as const;
+
 export function validateConfig(c: UNetConfig): void {
   const bad = (m: string) => {
     throw new Error(`U-Net config: ${m}`);
   };
+  const L = UNET_LIMITS;
+  const over = (what: string, v: number, max: number) => {
+    if (v > max) bad(`${what} ${v} is over ${max}, far beyond any real model: a corrupt or crafted config`);
+  };
+  over('inChannels', c.inChannels, L.channels);
+  over('outChannels', c.outChannels, L.channels);
+  over('resolution', c.resolution, L.resolution);
+  over('ch', c.ch, L.ch);
+  over('the number of levels (chMult entries)', c.chMult.length, L.levels);
+  for (const m of c.chMult) over('a chMult entry', m, L.mult);
+  over('numResBlocks', c.numResBlocks, L.numResBlocks);
+  over('the number of attnResolutions', c.attnResolutions.length, L.attnResolutions);
   if (c.ch % c.groups !== 0) bad(`ch ${c.ch} must be divisible by groups ${c.groups}`);
   for (const m of c.chMult)
     if ((c.ch * m) % c.groups !== 0) bad(`ch*mult ${c.ch * m} not divisible by ${c.groups}`);

@@ -4,9 +4,11 @@
 // moment leaves either the previous checkpoint or the new one, never a torn file.
 
 import { existsSync, readFileSync } from 'node:fs';
+import type { LoaderState } from '../data/loader.js';
 import type { ParamStore } from '../nn/unet.js';
 import { writePartsAtomic } from '../util/atomicFile.js';
 import { describeJson, isJsonObject } from '../util/jsonCheck.js';
+import type { RngState } from '../util/rng.js';
 import { encodeSafeTensors, parseSafeTensors, type SafeTensor } from '../util/safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'ddpm-ts/checkpoint/v1';
@@ -72,4 +74,86 @@ export function loadCheckpoint(path: string): CheckpointState {
     adamM: pick('adam_m.'),
     adamV: pick('adam_v.'),
   };
+}
+
+/** The training state a run resumes from (checkpoint metadata "state"), checked. */
+export interface ResumeState {
+  readonly step: number;
+  readonly adamStep: number;
+  readonly trainRng: RngState;
+  readonly loader: LoaderState;
+}
+
+/**
+ * A loaded checkpoint's run options ("identity") and training state, checked before a run resumes from them:
+ * every field's type and range, and the four weight stores against the network's parameter shapes. Errors name
+ * the file and the field, and say how to start over.
+ */
+export function resumeState(
+  ck: CheckpointState,
+  path: string,
+  shapes: ReadonlyMap<string, readonly number[]>,
+): { identity: Record<string, unknown>; state: ResumeState } {
+  const bad = (what: string, v: unknown, expected: string): never => {
+    throw new Error(
+      `checkpoint: ${path}: ${what} is ${describeJson(v)}; expected ${expected}. The run cannot resume from it; move it away to start the run over from step 0`,
+    );
+  };
+  const count = (o: Record<string, unknown>, key: string, path: string, min = 0): number => {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) bad(path, v, `an integer >= ${min}`);
+    return v as number;
+  };
+  const rng = (v: unknown, what: string): RngState => {
+    if (!isJsonObject(v)) return bad(what, v, 'an object {s, spare}');
+    const s = v.s;
+    if (
+      !Array.isArray(s) ||
+      s.length !== 4 ||
+      !s.every((w) => Number.isInteger(w) && w >= -(2 ** 31) && w < 2 ** 32)
+    )
+      bad(`${what}.s`, s, 'four 32-bit integers');
+    if (v.spare !== null && !(typeof v.spare === 'number' && Number.isFinite(v.spare)))
+      bad(`${what}.spare`, v.spare, 'a number or null');
+    return { s: s as unknown as RngState['s'], spare: v.spare as number | null };
+  };
+  const { identity, state } = ck.meta;
+  if (!isJsonObject(identity)) bad('"identity" (the run\'s options)', identity, 'an object');
+  if (!isJsonObject(state)) return bad('"state" (the training state)', state, 'an object');
+  const loader = state.loader;
+  if (!isJsonObject(loader)) return bad('state.loader', loader, 'an object {epoch, index, rngState, n}');
+  const n = count(loader, 'n', 'state.loader.n', 1);
+  const index = count(loader, 'index', 'state.loader.index');
+  if (index > n) bad('state.loader.index', index, `at most state.loader.n = ${n}`);
+  const resumed: ResumeState = {
+    step: count(state, 'step', 'state.step'),
+    adamStep: count(state, 'adamStep', 'state.adamStep'),
+    trainRng: rng(state.trainRng, 'state.trainRng'),
+    loader: {
+      epoch: count(loader, 'epoch', 'state.loader.epoch'),
+      index,
+      rngState: rng(loader.rngState, 'state.loader.rngState'),
+      n,
+    },
+  };
+  for (const [prefix, store] of [
+    ['params.', ck.params],
+    ['ema.', ck.ema],
+    ['adam_m.', ck.adamM],
+    ['adam_v.', ck.adamV],
+  ] as const) {
+    for (const [name, shape] of shapes) {
+      const d = store.get(name);
+      const want = shape.reduce((a, b) => a * b, 1);
+      if (!d || d.length !== want)
+        bad(
+          `tensor ${prefix}${name}`,
+          d ? `${d.length} values` : undefined,
+          `${want} values (shape [${shape}])`,
+        );
+    }
+    for (const name of store.keys())
+      if (!shapes.has(name)) bad(`tensor ${prefix}${name}`, 'present', 'no such parameter in this network');
+  }
+  return { identity: identity as Record<string, unknown>, state: resumed };
 }

@@ -30,7 +30,7 @@ import { isJsonObject } from '../util/jsonCheck.js';
 import { makeGrid, plotLossCurve } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng, type RngState } from '../util/rng.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, resumeState, saveCheckpoint } from './checkpoint.js';
 import {
   type AdamConfig,
   adamStep,
@@ -222,14 +222,9 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
         `${(e as Error).message}\n  the run cannot resume from it; move it away to start the run over from step 0`,
       );
     }
-    const st = ck.meta.state as RunState | undefined;
-    if (!isJsonObject(ck.meta.identity) || !isJsonObject(st) || !Number.isSafeInteger(st.step)) {
-      throw new Error(
-        `checkpoint: ${ckptPath} lacks the run's options or training state ("identity", "state.step"); ` +
-          'the run cannot resume from it; move it away to start the run over from step 0',
-      );
-    }
-    const saved = ck.meta.identity as ReturnType<typeof identity>;
+    const resumed = resumeState(ck, ckptPath, shapes);
+    const st = resumed.state;
+    const saved = resumed.identity as ReturnType<typeof identity>;
     const now = identity(o);
     for (const k of Object.keys(now) as (keyof typeof now)[]) {
       if (JSON.stringify(saved[k]) !== JSON.stringify(now[k])) {
@@ -429,34 +424,57 @@ function appendLine(path: string, text: string, flag: 'a' | 'w' = 'a'): void {
   }
 }
 
-/** Drop log lines written after the checkpoint we resume from. */
+/**
+ * One line of log.jsonl as a record with an integer step, or undefined for a line that is not one (torn by a
+ * kill during an append, or edited by hand): readers skip such lines rather than fail on them.
+ */
+function parseLogLine(line: string): ({ step: number } & Record<string, unknown>) | undefined {
+  if (!line.trim()) return undefined;
+  let r: unknown;
+  try {
+    r = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return isJsonObject(r) && Number.isSafeInteger(r.step) && (r.step as number) >= 0
+    ? (r as { step: number } & Record<string, unknown>)
+    : undefined;
+}
+
+/** Drop log lines written after the checkpoint we resume from (and lines that are not records). */
 function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
   const keep = readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as StepLog).step <= step);
+    .filter((l) => (parseLogLine(l)?.step ?? Infinity) <= step);
   writeFileAtomic(path, keep.map((l) => `${l}\n`).join(''));
 }
 
-/** The training steps logged in log.jsonl (evaluation lines left out: readEvalLog). */
+const isNum = (v: unknown): v is number => typeof v === 'number';
+
+/** The training steps logged in log.jsonl (evaluation lines left out: readEvalLog; broken lines skipped). */
 export function readLog(path: string): StepLog[] {
-  return readLines(path).filter((r) => 'loss' in r) as unknown as StepLog[];
+  return readLines(path).filter((r) =>
+    [r.loss, r.lr, r.gradNorm, r.stepsPerSec, r.epoch].every(isNum),
+  ) as unknown as StepLog[];
 }
 
-/** The evaluations logged in log.jsonl: step, the metric's label and value, images used. */
+/** The evaluations logged in log.jsonl: step, the metric's label and value, images used (broken lines skipped). */
 export function readEvalLog(path: string): (EvalLog & { step: number })[] {
-  return readLines(path)
-    .filter((r): r is { step: number; eval: Record<string, number>; evalN: number } => 'eval' in r)
-    .flatMap((r) =>
-      Object.entries(r.eval).map(([label, value]) => ({ step: r.step, label, value, n: r.evalN })),
-    );
+  return readLines(path).flatMap((r) =>
+    isJsonObject(r.eval) && isNum(r.evalN)
+      ? Object.entries(r.eval)
+          .filter((e): e is [string, number] => isNum(e[1]))
+          .map(([label, value]) => ({ step: r.step, label, value, n: r.evalN as number }))
+      : [],
+  );
 }
 
 function readLines(path: string): ({ step: number } & Record<string, unknown>)[] {
   return readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { step: number } & Record<string, unknown>);
+    .map(parseLogLine)
+    .filter((r) => r !== undefined);
 }
 
 function writeLossCurve(logPath: string, out: string): void {

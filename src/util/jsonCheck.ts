@@ -5,7 +5,12 @@
 export function describeJson(v: unknown): string {
   if (v === undefined) return 'missing';
   if (v === null) return 'null';
-  const text = JSON.stringify(v);
+  let text: string;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = Array.isArray(v) ? '[[[...' : '{...'; // nested too deeply for JSON.stringify (a hostile file)
+  }
   const short = text.length > 40 ? `${text.slice(0, 37)}...` : text;
   const kind = Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
   return `${short} (${kind})`;
