@@ -24,6 +24,22 @@ export type ModelMeanType = 'eps' | 'xstart' | 'xprev' | 'v';
  */
 export type ModelVarType = 'fixedlarge' | 'fixedsmall' | 'learned-range';
 
+/**
+ * Whether the network outputs its variance too ('learned-range': 2C channels, the mean output then the
+ * variance values), for the layers that size or split the output (model config, training graph).
+ */
+export function learnsVariance(kind: ModelVarType): boolean {
+  switch (kind) {
+    case 'fixedlarge':
+    case 'fixedsmall':
+      return false;
+    case 'learned-range':
+      return true;
+    default:
+      return unreachable(kind, 'model variance type');
+  }
+}
+
 /** Training loss: L_simple (eq. 14, 'mse') or the variational bound term L_{t-1} (eq. 5, 'kl'). */
 export type LossType = 'mse' | 'kl';
 

@@ -6,8 +6,8 @@ import { getBetaSchedule } from '../diffusion/schedules.js';
 import {
   type BetaScheduleKind,
   type ModelMeanType,
+  learnsVariance,
   type ModelVarType,
-  unreachable,
 } from '../diffusion/types.js';
 import { ACTIVATIONS, SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { JsonChecker } from '../util/jsonCheck.js';
@@ -87,15 +87,7 @@ const VAR_TYPES = ['fixedlarge', 'fixedsmall', 'learned-range'] as const satisfi
  * 'learned-range' (the mean output, then the variance values; Nichol & Dhariwal 2021 sec. 3.1).
  */
 export function outputChannelsFor(varType: ModelVarType, inChannels: number): number {
-  switch (varType) {
-    case 'fixedlarge':
-    case 'fixedsmall':
-      return inChannels;
-    case 'learned-range':
-      return 2 * inChannels;
-    default:
-      return unreachable(varType, 'model variance type');
-  }
+  return learnsVariance(varType) ? 2 * inChannels : inChannels;
 }
 
 /**
@@ -106,7 +98,7 @@ export function outputChannelsFor(varType: ModelVarType, inChannels: number): nu
 export function checkOutputChannels(spec: Pick<ModelSpec, 'unet' | 'diffusion'>, source: string): void {
   const { inChannels, outChannels } = spec.unet;
   const want = outputChannelsFor(spec.diffusion.modelVarType, inChannels);
-  if (spec.diffusion.modelVarType === 'learned-range' && outChannels !== want) {
+  if (learnsVariance(spec.diffusion.modelVarType) && outChannels !== want) {
     throw new Error(
       `${source}: the U-Net outputs ${outChannels} channels for ${inChannels}-channel images, but the variance type "learned-range" needs ${want} (the mean output, then the variance values); set out_channels / outChannels to twice the image channels, or use a fixed variance type`,
     );

@@ -9,7 +9,7 @@
 // so the mean channels learn from L_simple alone and the variance channels from the bound alone.
 
 import type { DecoderTerms, LearnedVarianceTerms } from '../diffusion/trainingTerms.js';
-import { type LossType, type ModelVarType, unreachable } from '../diffusion/types.js';
+import { type LossType, learnsVariance, type ModelVarType, unreachable } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
@@ -72,7 +72,7 @@ export function buildTrainModel(
   const shape = [batch, cfg.inChannels, cfg.resolution, cfg.resolution];
   const xt = g.input('xt', shape);
   const t = g.input('t', [batch]);
-  const learned = isLearned(varType);
+  const learned = learnsVariance(varType);
   const wantOut = learned ? 2 * cfg.inChannels : cfg.inChannels;
   if (cfg.outChannels !== wantOut) {
     throw new Error(
@@ -99,18 +99,6 @@ export function buildTrainModel(
   };
 }
 
-function isLearned(varType: ModelVarType): boolean {
-  switch (varType) {
-    case 'fixedlarge':
-    case 'fixedsmall':
-      return false;
-    case 'learned-range':
-      return true;
-    default:
-      return unreachable(varType, 'model variance type');
-  }
-}
-
 /**
  * The training loss of the network output `out` ([B, C, H, W], or [B, 2C, H, W] for a learned variance)
  * with the inputs its terms are fed through (diffusion/trainingTerms.ts): the batch mean `loss` and, except
@@ -125,7 +113,7 @@ export function trainingLossGraph(
 ): { loss: Value; losses: Value | null } {
   const b = shape[0]!;
   const C = shape[1]!;
-  const learned = isLearned(varType);
+  const learned = learnsVariance(varType);
   const target = g.input('target', shape);
   const weight = g.input('weight', [b, 1, 1, 1]);
   const mean = learned ? g.slice(out, [1], [0], [C]) : out; // [B, C, H, W]
@@ -269,7 +257,7 @@ export function lossFeeds(b: TrainBatch, lossType: LossType, varType: ModelVarTy
     target: b.target,
     weight: { data: b.weight, shape: perB },
   };
-  if (isLearned(varType)) {
+  if (learnsVariance(varType)) {
     const l = b.learned;
     if (!l)
       throw new Error("training: a learned variance needs the batch's bound terms (TrainBatch.learned)");
@@ -308,7 +296,7 @@ export async function createTrainSession(
 ): Promise<TrainSession> {
   const block = await nchwcBlockOf(engine);
   const built = buildTrainModel(cfg, params, batch, block, lossType, engine.fusedKernels, varType);
-  const learned = isLearned(varType);
+  const learned = learnsVariance(varType);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
