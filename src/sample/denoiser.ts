@@ -93,7 +93,8 @@ export async function createDenoiser(
 export const STANDALONE_IO = [
   'inputs:  x  float32 [batch, C, H, W]  the noisy images x_t (the scale the model was trained on, [-1, 1] data)',
   "         t  float32 [batch]           the timestep of each image, 0-based: 0 .. T-1 (diffusers' timesteps)",
-  "output:  out float32 [batch, C', H, W] the model's prediction (eps, or x_0: the scheduler's prediction_type)",
+  "output:  out float32 [batch, C', H, W] the model's prediction (eps, x_0 or v: the scheduler's prediction_type);",
+  "                                       C' = 2C for variance_type learned_range: then the variance values in [-1, 1]",
 ].join('\n');
 
 /**
