@@ -24,6 +24,8 @@ const READERS = [
   'png',
   'jpeg',
   'npz',
+  'onnx',
+  'classifier',
   'pth',
 ];
 /** A child that reports no progress for this long is hung (it reports every half second while it runs). */

@@ -15,6 +15,9 @@ import jpeg from 'jpeg-js';
 import { DataError } from '../src/data/dataset.js';
 import { decodeImage, loadImageFile } from '../src/data/folder.js';
 import { loadIdx } from '../src/data/idx.js';
+import { ClassifierError, loadClassifier } from '../src/eval/classifier.js';
+import { readOnnx } from '../src/graph/onnx.js';
+import { Msg } from '../src/graph/protobuf.js';
 import { defaultSpec, validateSpec } from '../src/model/spec.js';
 import { loadModel } from '../src/model/weights.js';
 import { unetParamSpecs } from '../src/nn/unet.js';
@@ -38,6 +41,8 @@ const RUNS: Record<string, number> = {
   png: 400,
   jpeg: 400,
   npz: 1500,
+  onnx: 300,
+  classifier: 300,
   pth: 1000,
 };
 const SEED = Number(process.env.FUZZ_SEED ?? 20261203);
@@ -272,6 +277,52 @@ describe('fuzz findings', () => {
         e.message,
         new RegExp(`holds ${dims[0]} images of ${dims[1]} x ${dims[2]} pixels: nothing to train on`),
       );
+    }
+  });
+
+  it('an ONNX file cut inside a fixed-size field, or with float_data that does not fill its shape, is refused naming it', () => {
+    // Before: RangeError "Offset is outside the bounds of the DataView" from the protobuf reader, and messages
+    // from nested messages ("protobuf: ...") that did not name the file.
+    const tensor = (floats: number[], dims: number[]) => {
+      const t = new Msg();
+      for (const d of dims) t.int(1, d);
+      t.int(2, 1); // FLOAT
+      for (const f of floats) t.float(4, f);
+      t.string(8, 'w');
+      return t;
+    };
+    const model = (t: Msg) => new Msg().msg(7, new Msg().msg(5, t)).toBytes();
+    assert.deepEqual(
+      readOnnx(model(tensor([1, 2], [2])), 'ok.onnx').initializers.get('w')?.data,
+      Float32Array.of(1, 2),
+    );
+    const short = refusal(() => readOnnx(model(tensor([1, 2], [3])), 'short.onnx'));
+    assert.match(short.message, /^short\.onnx: initializer w has 2 values for shape \[3\]: a corrupt file/);
+    const good = model(tensor([1, 2], [2]));
+    for (let cut = 1; cut < good.length; cut++) {
+      const e = refusal(() => readOnnx(good.subarray(0, cut), 'cut.onnx'));
+      assert.match(e.message, /^cut\.onnx: /, `cut at ${cut}: ${e.message}`);
+    }
+    const fixed64 = Uint8Array.of(0x3a, 3, 0x09, 1, 2); // graph { a fixed64 field cut after 2 of its 8 bytes }
+    assert.match(
+      refusal(() => readOnnx(fixed64, 'f.onnx')).message,
+      /^f\.onnx: not an ONNX model, or a corrupt one \(protobuf: a fixed64 field/,
+    );
+  });
+
+  it('a classifier config.json that is null or lacks "format" is refused in words (was a TypeError / "undefined")', () => {
+    const dir = join(TMP, 'classifier');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'model.safetensors'), new Uint8Array(8));
+    for (const [text, says] of [
+      ['null', /config\.json: is null; expected a JSON object with "format", "name" and "architecture"/],
+      ['[1]', /config\.json: is \[1\] \(an array\); expected a JSON object/],
+      ['{}', /config\.json: format is missing, expected 'ddpm-ts\/classifier\/v1'/],
+    ] as const) {
+      writeFileSync(join(dir, 'config.json'), text);
+      const e = refusal(() => loadClassifier(dir));
+      assert.ok(e instanceof ClassifierError);
+      assert.match(e.message, says);
     }
   });
 

@@ -17,6 +17,7 @@ import { toOnnx } from '../graph/onnx.js';
 import type { ParamStore } from '../nn/unet.js';
 import { Rng } from '../util/rng.js';
 import { writeFileAtomic, writePartsAtomic } from '../util/atomicFile.js';
+import { describeJson } from '../util/jsonCheck.js';
 import { encodeSafeTensors, parseSafeTensors } from '../util/safetensors.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 import type { FeatureBatch, FeatureNet } from './featureNet.js';
@@ -406,10 +407,15 @@ export function loadClassifier(dir: string): LoadedClassifier {
   } catch (e) {
     throw new ClassifierError(cfgPath, `not valid JSON (${(e as Error).message})`);
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ClassifierError(
+      cfgPath,
+      `is ${describeJson(raw)}; expected a JSON object with "format", "name" and "architecture"`,
+    );
   if (raw.format !== CLASSIFIER_FORMAT) {
     throw new ClassifierError(
       cfgPath,
-      `format is ${JSON.stringify(raw.format)}, expected '${CLASSIFIER_FORMAT}': not a classifier folder (a diffusion model folder?)`,
+      `format is ${describeJson(raw.format)}, expected '${CLASSIFIER_FORMAT}': not a classifier folder (a diffusion model folder?)`,
     );
   }
   if (typeof raw.name !== 'string' || raw.name === '')

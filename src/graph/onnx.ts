@@ -4,7 +4,7 @@
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
 import { type Attr, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
-import { type Field, Msg, readFields } from './protobuf.js';
+import { Msg, ProtobufError, readFields } from './protobuf.js';
 
 export const OPSET = 17;
 
@@ -125,18 +125,26 @@ export interface OnnxContents {
   readonly initializers: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-/** Read an ONNX ModelProto's metadata and float32 initializers (raw_data or float_data), nothing else. */
+/**
+ * Read an ONNX ModelProto's metadata and float32 initializers (raw_data or float_data), nothing else. Every
+ * failure (a truncated or corrupt message, an initializer whose data does not fill its shape) is an Error naming
+ * `source`.
+ */
 export function readOnnx(bytes: Uint8Array, source = 'onnx'): OnnxContents {
+  try {
+    return readOnnxFields(bytes, source);
+  } catch (e) {
+    if (e instanceof ProtobufError)
+      throw new Error(`${source}: not an ONNX model, or a corrupt one (${e.message})`);
+    throw e;
+  }
+}
+
+function readOnnxFields(bytes: Uint8Array, source: string): OnnxContents {
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   const metadata: Record<string, string> = {};
   const initializers = new Map<string, { shape: number[]; data: Float32Array }>();
-  let model: Field[];
-  try {
-    model = readFields(bytes);
-  } catch (e) {
-    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`);
-  }
-  for (const f of model) {
+  for (const f of readFields(bytes)) {
     if (f.field === 14 && f.value instanceof Uint8Array) {
       const kv = readFields(f.value);
       const k = kv.find((x) => x.field === 1)?.value;
@@ -146,17 +154,17 @@ export function readOnnx(bytes: Uint8Array, source = 'onnx'): OnnxContents {
     if (f.field !== 7 || !(f.value instanceof Uint8Array)) continue;
     for (const gf of readFields(f.value)) {
       if (gf.field !== 5 || !(gf.value instanceof Uint8Array)) continue;
-      const shape: number[] = [];
+      const shape: bigint[] = [];
       let name = '';
-      let type = 0;
+      let type = 0n;
       let raw: Uint8Array | null = null;
       const floats: number[] = [];
       for (const tf of readFields(gf.value)) {
         if (tf.field === 1) {
-          if (typeof tf.value === 'bigint') shape.push(Number(tf.value));
+          if (typeof tf.value === 'bigint') shape.push(tf.value);
           else if (tf.value instanceof Uint8Array)
-            for (const d of readFields(packedAsVarints(tf.value))) shape.push(Number(d.value));
-        } else if (tf.field === 2) type = Number(tf.value);
+            for (const d of readFields(packedAsVarints(tf.value))) shape.push(d.value as bigint);
+        } else if (tf.field === 2 && typeof tf.value === 'bigint') type = tf.value;
         else if (tf.field === 8 && tf.value instanceof Uint8Array) name = text(tf.value);
         else if (tf.field === 9 && tf.value instanceof Uint8Array) raw = tf.value;
         else if (tf.field === 4) {
@@ -167,16 +175,25 @@ export function readOnnx(bytes: Uint8Array, source = 'onnx'): OnnxContents {
           }
         }
       }
-      if (type !== ELEM.float32) continue;
-      const n = shape.reduce((a, b) => a * b, 1);
+      if (type !== BigInt(ELEM.float32)) continue;
+      // Dimensions are int64 (a negative one reads as a huge varint); the product is checked against the data.
+      const n = shape.reduce((a, b) => a * b, 1n);
+      const have = raw ? raw.byteLength / 4 : floats.length;
+      if (
+        !Number.isInteger(have) ||
+        shape.some((d) => d > BigInt(Number.MAX_SAFE_INTEGER)) ||
+        n !== BigInt(have)
+      ) {
+        throw new Error(
+          `${source}: initializer ${name} has ${raw ? `${raw.byteLength} bytes` : `${floats.length} values`} for shape [${shape}]: a corrupt file`,
+        );
+      }
       let data: Float32Array;
       if (raw) {
-        if (raw.byteLength !== 4 * n)
-          throw new Error(`${source}: initializer ${name} has ${raw.byteLength} bytes for shape [${shape}]`);
-        data = new Float32Array(n);
+        data = new Float32Array(Number(n));
         new Uint8Array(data.buffer).set(raw);
       } else data = Float32Array.from(floats);
-      initializers.set(name, { shape, data });
+      initializers.set(name, { shape: shape.map(Number), data });
     }
   }
   return { metadata, initializers };

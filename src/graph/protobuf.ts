@@ -94,46 +94,59 @@ export interface Field {
   readonly value: bigint | Uint8Array | number;
 }
 
-/** The fields of one message (a minimal reader: varint, fixed64, length-delimited, fixed32). */
+/** A message that does not decode: truncated, a varint over 10 bytes, an unknown wire type. */
+export class ProtobufError extends Error {
+  override readonly name = 'ProtobufError';
+}
+
+/** The fields of one message (a minimal reader: varint, fixed64, length-delimited, fixed32); bounds-checked. */
 export function readFields(buf: Uint8Array): Field[] {
   const out: Field[] = [];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let i = 0;
   const vint = (): bigint => {
     let r = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (i >= buf.length) throw new Error('protobuf: truncated varint');
+    for (let k = 0; k < 10; k++) {
+      if (i >= buf.length) throw new ProtobufError('protobuf: truncated varint');
       const b = buf[i++]!;
-      r |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return r;
-      shift += 7n;
+      r |= BigInt(b & 0x7f) << BigInt(7 * k);
+      if (b < 0x80) return r & 0xffffffffffffffffn;
     }
+    throw new ProtobufError(`protobuf: a varint longer than 10 bytes at byte ${i - 10}`);
+  };
+  const need = (n: number, what: string) => {
+    if (n > buf.length - i)
+      throw new ProtobufError(
+        `protobuf: ${what} at byte ${i} runs past the end of the message (${buf.length} bytes)`,
+      );
   };
   while (i < buf.length) {
-    const key = Number(vint());
+    const key = Number(vint() & 0xffffffffn);
     const field = key >>> 3;
     switch (key & 7) {
       case 0:
         out.push({ field, value: vint() });
         break;
       case 1:
+        need(8, 'a fixed64 field');
         out.push({ field, value: view.getFloat64(i, true) });
         i += 8;
         break;
       case 2: {
-        const n = Number(vint());
-        if (i + n > buf.length) throw new Error('protobuf: a field runs past the end of the message');
-        out.push({ field, value: buf.subarray(i, i + n) });
-        i += n;
+        const n = vint();
+        if (n > BigInt(buf.length - i))
+          throw new ProtobufError('protobuf: a field runs past the end of the message');
+        out.push({ field, value: buf.subarray(i, i + Number(n)) });
+        i += Number(n);
         break;
       }
       case 5:
+        need(4, 'a fixed32 field');
         out.push({ field, value: view.getFloat32(i, true) });
         i += 4;
         break;
       default:
-        throw new Error(`protobuf: unsupported wire type ${key & 7}`);
+        throw new ProtobufError(`protobuf: unsupported wire type ${key & 7}`);
     }
   }
   return out;

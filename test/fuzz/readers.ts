@@ -16,12 +16,20 @@ import fc from 'fast-check';
 import { encode as encodePngRaw } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { loadCifar10 } from '../../src/data/cifar.js';
+import {
+  ClassifierError,
+  classifierParamSpecs,
+  loadClassifier,
+  saveClassifier,
+} from '../../src/eval/classifier.js';
+import { readOnnx } from '../../src/graph/onnx.js';
 import { DataError } from '../../src/data/dataset.js';
 import { decodeImage, loadImageFile } from '../../src/data/folder.js';
 import { loadIdx } from '../../src/data/idx.js';
 import { type ModelSpec, validateSpec } from '../../src/model/spec.js';
-import { loadModel } from '../../src/model/weights.js';
+import { loadModel, ONNX_SPEC_KEY } from '../../src/model/weights.js';
 import { type UNetConfig, unetParamSpecs } from '../../src/nn/unet.js';
+import { buildStandaloneModel } from '../../src/sample/denoiser.js';
 import { loadCheckpoint, resumeState, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { readEvalLog, readLog } from '../../src/train/trainer.js';
 import { NpyError, readNpz, writeNpz } from '../../src/util/npy.js';
@@ -490,6 +498,52 @@ function logSeed(): Seed {
   };
 }
 
+// ONNX models (ddpm export --to onnx), classifier folders -------------------------------------------------------
+
+function onnxSeed(): Seed {
+  const params = new Map(unetParamSpecs(TINY).map((s, k) => [s.name, floats(prod(s.shape), k)]));
+  const bytes = buildStandaloneModel(TINY, params, { [ONNX_SPEC_KEY]: JSON.stringify(SPEC) });
+  return { name: 'tiny model', bytes };
+}
+
+const CLASSIFIER = {
+  format: 'ddpm-ts/classifier/v1',
+  name: 'fuzz-classifier',
+  architecture: { inChannels: 1, resolution: 8, widths: [4, 8], strides: [1, 2], groups: 2, classes: 3 },
+};
+
+/** A classifier folder in the case's folder; its config.json is the input. */
+function classifierTarget(scratch: string): FuzzTarget {
+  const seedDir = join(scratch, 'classifier-seed');
+  let weights: Uint8Array | undefined;
+  const seeds = () => {
+    const arch = CLASSIFIER.architecture as Parameters<typeof saveClassifier>[1]['architecture'];
+    const probe = join(seedDir, 'probe');
+    // The parameter names and shapes of the architecture, then weights for them.
+    saveClassifier(probe, CLASSIFIER as Parameters<typeof saveClassifier>[1], paramsFor(arch));
+    weights = new Uint8Array(readFileSync(join(probe, 'model.safetensors')));
+    return [jsonSeed('classifier', CLASSIFIER)];
+  };
+  return {
+    name: 'classifier',
+    file: 'config.json',
+    seeds,
+    run(input, path) {
+      const dir = join(path, '..');
+      writeFileSync(path, input);
+      writeFileSync(join(dir, 'model.safetensors'), weights!);
+      return loadClassifier(dir);
+    },
+    own: (e) => e instanceof ClassifierError,
+    maxResultBytes: (n) => 8 * n + 2 * weights!.length,
+  };
+}
+
+/** Weights for a classifier architecture (names and shapes from its parameter specs). */
+function paramsFor(arch: Parameters<typeof saveClassifier>[1]['architecture']) {
+  return new Map(classifierParamSpecs(arch).map((s, k) => [s.name, floats(prod(s.shape), k)]));
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 const isData = (e: Error) => e instanceof DataError;
@@ -642,6 +696,18 @@ export function makeTargets(scratch: string): FuzzTarget[] {
       check: (r) => checkTensors(r as ReturnType<typeof readNpz>),
       maxResultBytes: (n) => 2 * 1032 * n + 4096, // deflated members (ratio at most 1032:1), <f2 widened
     },
+    {
+      name: 'onnx',
+      file: 'model.onnx',
+      seeds: () => [onnxSeed()],
+      run(input, path) {
+        writeFileSync(path, input);
+        readOnnx(input, path);
+        return loadModel(path);
+      },
+      own: (e) => !(e instanceof SafeTensorsError),
+    },
+    classifierTarget(scratch),
     {
       name: 'pth',
       file: 'weights.pth',
