@@ -261,13 +261,15 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
       },
     );
     assert.match(await text(page, 'modelInfo'), /handwritten digits \(MNIST\)/);
-    // Defaults: DPM-Solver++(2M), 20 steps, 9 images; shown with plain-language labels.
+    // Defaults: DPM-Solver++(2M), 15 steps, 4 images (a first result in seconds).
     assert.equal(await page.inputValue('#sampler'), 'dpm++2m');
+    assert.equal(await page.inputValue('#steps'), '15');
+    assert.equal(await page.inputValue('#n'), '4');
     await page.fill('#steps', '6');
     await page.fill('#n', '4');
     await page.fill('#seed', '3');
     // The settings follow in the URL.
-    assert.match(await page.evaluate(() => location.search), /steps=6&n=4&seed=3/);
+    assert.equal(await page.evaluate(() => location.search), '?steps=6&seed=3', 'non-default settings only');
     // Record timer gaps on the page's thread and every status text while the worker samples.
     await page.evaluate(() => {
       const w = window as unknown as { gaps: number[]; statuses: string[]; stopGaps: () => void };

@@ -55,8 +55,8 @@ test('readSettings: the URL round-trips; bad values give a message and the defau
     '?sampler=plms is not a sampler (ddpm, ddim, dpm++2m, dpm++3m, euler, heun). Using dpm++2m.',
     '?backend=gpu: expected wasm or webgpu. Using wasm.',
     '?threads=abc: "abc" is not a whole number; enter one from 1 to 16. Using all cores.',
-    '?steps=0: 0 is out of range; enter a whole number from 1 to 1000. Using 20 steps.',
-    '?n=65: 65 is out of range; enter a whole number from 1 to 64. Using 9 images.',
+    '?steps=0: 0 is out of range; enter a whole number from 1 to 1000. Using 15 steps.',
+    '?n=65: 65 is out of range; enter a whole number from 1 to 64. Using 4 images.',
     '?seed=x: "x" is not a whole number; enter one from 0 to 2147483647. Using seed 0.',
   ]);
 });
