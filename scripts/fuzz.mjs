@@ -24,6 +24,8 @@ const READERS = [
   'png',
   'jpeg',
   'npz',
+  'npz-reference',
+  'npz-partial',
   'onnx',
   'classifier',
   'pth',

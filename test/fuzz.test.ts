@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { encode as encodePngRaw } from 'fast-png';
 import jpeg from 'jpeg-js';
+import { readPartial, referenceFromNpz } from '../src/cli/eval.js';
 import { DataError } from '../src/data/dataset.js';
 import { decodeImage, loadImageFile } from '../src/data/folder.js';
 import { loadIdx } from '../src/data/idx.js';
@@ -24,6 +25,7 @@ import { unetParamSpecs } from '../src/nn/unet.js';
 import { loadCheckpoint, resumeState, saveCheckpoint } from '../src/train/checkpoint.js';
 import { readEvalLog, readLog } from '../src/train/trainer.js';
 import { describeJson } from '../src/util/jsonCheck.js';
+import { writeNpz } from '../src/util/npy.js';
 import { parseSafeTensors, SafeTensorsError } from '../src/util/safetensors.js';
 import { crc32 } from '../src/util/zip.js';
 import { caseArbitrary, createFuzzer, materialize, runCase } from './fuzz/readers.js';
@@ -41,6 +43,8 @@ const RUNS: Record<string, number> = {
   png: 400,
   jpeg: 400,
   npz: 1500,
+  'npz-reference': 400,
+  'npz-partial': 400,
   onnx: 300,
   classifier: 300,
   pth: 1000,
@@ -323,6 +327,46 @@ describe('fuzz findings', () => {
       const e = refusal(() => loadClassifier(dir));
       assert.ok(e instanceof ClassifierError);
       assert.match(e.message, says);
+    }
+  });
+
+  it("ddpm eval's .npz readers take int64 arrays and refuse partial results whose arrays disagree", () => {
+    // Before: Float64Array.from(BigInt64Array) threw "TypeError: Cannot convert a BigInt value to a number".
+    const ref = join(TMP, 'ref.npz');
+    writeFileSync(
+      ref,
+      writeNpz({
+        mu: { data: BigInt64Array.of(1n, 2n), shape: [2] },
+        sigma: { data: BigInt64Array.of(1n, 0n, 0n, 1n), shape: [2, 2] },
+      }),
+    );
+    const r = referenceFromNpz(ref, { name: 'net', weightsHash: 'x', dims: 2 });
+    assert.deepEqual([...r.mu], [1, 2]);
+    assert.deepEqual([...r.sigma], [1, 0, 0, 1]);
+    const meta = new TextEncoder().encode('{"shard":"1/2"}');
+    const part = (arrays: Parameters<typeof writeNpz>[0]) => {
+      const p = join(TMP, 'part.npz');
+      writeFileSync(p, writeNpz({ meta: { data: meta, shape: [meta.length] }, ...arrays }));
+      return p;
+    };
+    const base = {
+      count: { data: Float64Array.of(2), shape: [] },
+      sum: { data: BigInt64Array.of(1n, 2n), shape: [2] },
+      outer: { data: Float64Array.of(1, 1, 1, 2), shape: [2, 2] },
+      indices: { data: BigInt64Array.of(0n, 5n), shape: [2] },
+    };
+    const ok = readPartial(part(base));
+    assert.equal(ok.set.stats.count, 2);
+    assert.deepEqual([...ok.set.indices], [0, 5]);
+    for (const [change, says] of [
+      [{ count: { data: Float64Array.of(3), shape: [] } }, /count is \[3\], not the 2 rows of indices/],
+      [{ features: { data: new Float32Array(3), shape: [3] } }, /features hold 3 values, not 2 rows of 2/],
+      [{ indices: { data: Float64Array.of(0, 1.5), shape: [2] } }, /indices are not image numbers/],
+      [{ outer: { data: new Float64Array(3), shape: [3] } }, /a corrupt partial result; run its shard again/],
+    ] as const) {
+      const e = refusal(() => readPartial(part({ ...base, ...change })));
+      assert.match(e.message, says);
+      assert.match(e.message, /^ddpm eval merge: .*part\.npz: /);
     }
   });
 

@@ -280,7 +280,11 @@ function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Referenc
 
 /** An .npz of reference statistics: ours, pytorch-fid's, TTUR's or clean-fid's (mu, sigma). */
 /** `who` names the option in messages: 'ddpm eval: --ref', 'ddpm train: --eval-ref'. */
-function referenceFromNpz(path: string, net: FeatureNet, who = 'ddpm eval: --ref'): Reference {
+export function referenceFromNpz(
+  path: string,
+  net: Pick<FeatureNet, 'name' | 'weightsHash' | 'dims'>,
+  who = 'ddpm eval: --ref',
+): Reference {
   if (!existsSync(path) || statSync(path).isDirectory()) {
     throw new UsageError(
       `${who} ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as mnist or fashion-mnist:test`,
@@ -306,22 +310,27 @@ function referenceFromNpz(path: string, net: FeatureNet, who = 'ddpm eval: --ref
     );
   }
   const meta = readMeta(arrays);
-  const made = meta?.featureNet as string | undefined;
+  const made = typeof meta?.featureNet === 'string' ? meta.featureNet : undefined;
   if (made && made !== `${net.name}@${net.weightsHash}`) {
     throw new UsageError(
       `${who} ${path} was computed with ${made}, but the features now come from ${net.name}@${net.weightsHash}; FIDs of different networks do not compare`,
     );
   }
-  const mu64 = Float64Array.from(mu.data as ArrayLike<number>);
-  const sigma64 = Float64Array.from(sigma.data as ArrayLike<number>);
+  const mu64 = float64(mu.data);
+  const sigma64 = float64(sigma.data);
   const feats = arrays.get('features');
+  if (feats && feats.data.length % d !== 0) {
+    throw new UsageError(
+      `${who} ${path}: its features hold ${feats.data.length} values, not rows of ${d}: a corrupt file; write it again with 'ddpm eval stats'`,
+    );
+  }
   return {
     source: path,
     hash: sha256Hex8(mu64, sigma64),
     n: typeof meta?.n === 'number' ? meta.n : Number.NaN,
     mu: mu64,
     sigma: sigma64,
-    ...(feats ? { features: Float32Array.from(feats.data as ArrayLike<number>) } : {}),
+    ...(feats ? { features: Float32Array.from(float64(feats.data)) } : {}),
     ...(made ? { featureNet: made } : {}),
   };
 }
@@ -339,13 +348,21 @@ export async function openReference(
     : referenceFromData(spec, net, imageShape, keepFeatures, batch);
 }
 
+/** An .npz array's values as float64, whatever its dtype (int64 arrays hold BigInts). */
+function float64(data: ArrayLike<number | bigint>): Float64Array {
+  return Float64Array.from(data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
 function readMeta(
   arrays: Map<string, { data: ArrayLike<number | bigint> }>,
 ): Record<string, unknown> | undefined {
   const m = arrays.get('meta');
-  if (!m) return undefined;
+  if (!m || !(m.data instanceof Uint8Array)) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(Uint8Array.from(m.data as ArrayLike<number>)));
+    const meta: unknown = JSON.parse(new TextDecoder().decode(m.data));
+    return meta !== null && typeof meta === 'object' && !Array.isArray(meta)
+      ? (meta as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -543,7 +560,8 @@ function writePartial(path: string, set: FeatureSet, meta: Record<string, unknow
   writeFileAtomic(path, writeNpz(arrays));
 }
 
-function readPartial(path: string): { set: FeatureSet; meta: Record<string, unknown> } {
+/** A partial result of `ddpm eval --shard` (writePartial's .npz), checked: every array's type and size. */
+export function readPartial(path: string): { set: FeatureSet; meta: Record<string, unknown> } {
   if (!existsSync(path)) throw new UsageError(`ddpm eval merge: ${path} does not exist`);
   let arrays: ReturnType<typeof readNpz>;
   try {
@@ -556,17 +574,33 @@ function readPartial(path: string): { set: FeatureSet; meta: Record<string, unkn
   if (!meta || need.some((k) => !arrays.has(k))) {
     throw new UsageError(`ddpm eval merge: ${path} is not a partial result of 'ddpm eval --shard'`);
   }
-  const sum = Float64Array.from(arrays.get('sum')!.data as ArrayLike<number>);
+  const corrupt = (what: string): never => {
+    throw new UsageError(
+      `ddpm eval merge: ${path}: ${what}: a corrupt partial result; run its shard again (ddpm eval --shard K/N)`,
+    );
+  };
+  const sum = float64(arrays.get('sum')!.data);
   const d = sum.length;
-  const stats = FeatureStats.fromSums(
-    d,
-    Number(arrays.get('count')!.data[0]),
-    sum,
-    Float64Array.from(arrays.get('outer')!.data as ArrayLike<number>),
-  );
-  const indices = Int32Array.from(arrays.get('indices')!.data as ArrayLike<bigint>, (v) => Number(v));
+  const count = float64(arrays.get('count')!.data);
+  const idx = float64(arrays.get('indices')!.data);
+  if (d === 0) corrupt('sum is empty');
+  if (count.length !== 1 || count[0] !== idx.length)
+    corrupt(`count is [${count.slice(0, 3).join(', ')}], not the ${idx.length} rows of indices`);
+  if (!idx.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 31))
+    corrupt('indices are not image numbers (integers from 0)');
+  let stats: FeatureStats;
+  try {
+    stats = FeatureStats.fromSums(d, count[0]!, sum, float64(arrays.get('outer')!.data));
+  } catch (e) {
+    return corrupt((e as Error).message);
+  }
+  const indices = Int32Array.from(idx);
   const f = arrays.get('features');
   const l = arrays.get('logits');
+  if (f && f.data.length !== indices.length * d)
+    corrupt(`features hold ${f.data.length} values, not ${indices.length} rows of ${d}`);
+  if (l && (indices.length === 0 || l.data.length % indices.length !== 0))
+    corrupt(`logits hold ${l.data.length} values, not ${indices.length} rows`);
   const classes = l ? l.data.length / Math.max(indices.length, 1) : 0;
   return {
     set: {
@@ -574,8 +608,8 @@ function readPartial(path: string): { set: FeatureSet; meta: Record<string, unkn
       classes,
       indices,
       stats,
-      ...(f ? { features: Float32Array.from(f.data as ArrayLike<number>) } : {}),
-      ...(l ? { logits: Float32Array.from(l.data as ArrayLike<number>) } : {}),
+      ...(f ? { features: Float32Array.from(float64(f.data)) } : {}),
+      ...(l ? { logits: Float32Array.from(float64(l.data)) } : {}),
     },
     meta,
   };

@@ -15,6 +15,8 @@ import { deflateSync, gzipSync, inflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { encode as encodePngRaw } from 'fast-png';
 import jpeg from 'jpeg-js';
+import { UsageError } from '../../src/cli/args.js';
+import { readPartial, referenceFromNpz } from '../../src/cli/eval.js';
 import { loadCifar10 } from '../../src/data/cifar.js';
 import {
   ClassifierError,
@@ -498,6 +500,55 @@ function logSeed(): Seed {
   };
 }
 
+// The .npz files of ddpm eval: reference statistics (--ref) and partial results of sharded runs ------------------
+
+const NET = { name: 'fuzz-net', weightsHash: 'abcd1234', dims: 4 };
+
+const metaBytes = (o: unknown) => {
+  const b = te.encode(JSON.stringify(o));
+  return { data: b, shape: [b.length] };
+};
+
+function referenceSeeds(): Seed[] {
+  const d = NET.dims;
+  const sigma = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) sigma[i * d + i] = 1;
+  const files: [string, Uint8Array][] = [
+    [
+      'ours',
+      writeNpz({
+        mu: { data: Float64Array.of(0.1, 0.2, 0.3, 0.4), shape: [d] },
+        sigma: { data: sigma, shape: [d, d] },
+        features: { data: floats(3 * d, 1), shape: [3, d] },
+        meta: metaBytes({ featureNet: `${NET.name}@${NET.weightsHash}`, n: 3 }),
+      }),
+    ],
+    [
+      'pytorch-fid style',
+      writeNpz({
+        mu: { data: Float64Array.of(1, 2, 3, 4), shape: [d] },
+        sigma: { data: sigma, shape: [d, d] },
+      }),
+    ],
+  ];
+  return files.map(([name, bytes]) => ({ name, bytes, layers: zipMemberLayers(bytes, /^(mu|meta)\.npy$/) }));
+}
+
+function partialSeed(): Seed {
+  const d = 3;
+  const n = 2;
+  const bytes = writeNpz({
+    count: { data: Float64Array.of(n), shape: [] },
+    sum: { data: Float64Array.of(1, 2, 3), shape: [d] },
+    outer: { data: Float64Array.of(2, 1, 1, 1, 3, 1, 1, 1, 4), shape: [d, d] },
+    indices: { data: BigInt64Array.of(4n, 9n), shape: [n] },
+    meta: metaBytes({ shard: '1/2', featureNet: 'fuzz-net@abcd1234' }),
+    features: { data: floats(n * d, 2), shape: [n, d] },
+    logits: { data: floats(n * 5, 3), shape: [n, 5] },
+  });
+  return { name: 'shard', bytes, layers: zipMemberLayers(bytes, /^(count|indices|sum)\.npy$/) };
+}
+
 // ONNX models (ddpm export --to onnx), classifier folders -------------------------------------------------------
 
 function onnxSeed(): Seed {
@@ -695,6 +746,43 @@ export function makeTargets(scratch: string): FuzzTarget[] {
       own: (e) => e instanceof NpyError || e instanceof ZipError,
       check: (r) => checkTensors(r as ReturnType<typeof readNpz>),
       maxResultBytes: (n) => 2 * 1032 * n + 4096, // deflated members (ratio at most 1032:1), <f2 widened
+    },
+    {
+      name: 'npz-reference',
+      file: 'ref.npz',
+      seeds: referenceSeeds,
+      run(input, path) {
+        writeFileSync(path, input);
+        return referenceFromNpz(path, NET);
+      },
+      own: (e) => e instanceof UsageError,
+      check(r) {
+        const ref = r as ReturnType<typeof referenceFromNpz>;
+        if (ref.mu.length !== NET.dims || ref.sigma.length !== NET.dims ** 2) return 'mu / sigma sizes';
+        if (ref.features && ref.features.length % NET.dims !== 0)
+          return `${ref.features.length} feature values`;
+        return undefined;
+      },
+      maxResultBytes: (n) => 2 * 1032 * n + 4096,
+    },
+    {
+      name: 'npz-partial',
+      file: 'part.npz',
+      seeds: () => [partialSeed()],
+      run(input, path) {
+        writeFileSync(path, input);
+        return readPartial(path);
+      },
+      own: (e) => e instanceof UsageError,
+      check(r) {
+        const { set } = r as ReturnType<typeof readPartial>;
+        if (set.stats.count !== set.indices.length)
+          return `count ${set.stats.count} for ${set.indices.length} rows`;
+        if (set.features && set.features.length !== set.indices.length * set.dims) return 'features size';
+        if (!Number.isInteger(set.classes)) return `${set.classes} classes`;
+        return undefined;
+      },
+      maxResultBytes: (n) => 2 * 1032 * n + 4096,
     },
     {
       name: 'onnx',
