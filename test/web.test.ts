@@ -269,7 +269,12 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     await page.fill('#n', '4');
     await page.fill('#seed', '3');
     // The settings follow in the URL.
-    assert.equal(await page.evaluate(() => location.search), '?steps=6&seed=3', 'non-default settings only');
+    // (backend=wasm when the WebGPU test above chose a backend on this page.)
+    assert.match(
+      await page.evaluate(() => location.search),
+      /^\?steps=6&seed=3(&backend=wasm)?$/,
+      'non-default settings only',
+    );
     // Record timer gaps on the page's thread and every status text while the worker samples.
     await page.evaluate(() => {
       const w = window as unknown as { gaps: number[]; statuses: string[]; stopGaps: () => void };
@@ -473,7 +478,13 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     }));
     assert.deepEqual([s.sampler, s.steps, s.n, s.seed], ['ddim', '7', '1', '0']);
     assert.match(s.notices ?? '', /\?seed=-4: -4 is out of range.*Using seed 0/);
-    assert.match(s.notices ?? '', /\?backend=gpu: expected wasm or webgpu\. Using wasm\./);
+    assert.match(s.notices ?? '', /\?backend=gpu: expected wasm or webgpu\. Choosing automatically/);
+    const gpu = await p.evaluate(() => window.ddpmTest!.env.webgpu);
+    assert.equal(
+      await p.inputValue('#backend'),
+      gpu.ok && !gpu.software ? 'webgpu' : 'wasm',
+      'automatic backend',
+    );
     await p.click('#sample');
     assert.match(await runEnded(p), /^Done: 1 image, DDIM, 7 steps, seed 0/, 'singular "1 image"');
     const widths = await p.evaluate(() => ({

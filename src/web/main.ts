@@ -23,6 +23,7 @@ import type {
   WorkerOps,
 } from './protocol.js';
 import {
+  autoBackend,
   type Backend,
   checkInt,
   DEFAULTS,
@@ -247,7 +248,7 @@ function readControls(
       steps: v[0]!,
       n: v[1]!,
       seed: v[2]!,
-      backend: ui.backend.value as Backend,
+      backend: backendChosen ? (ui.backend.value as Backend) : settings.backend,
       xt: ui.showXt.checked,
     },
   };
@@ -260,6 +261,11 @@ function syncUrl(): void {
   history.replaceState(null, '', `${location.pathname}${settingsQuery(settings)}`);
   showGpuWarning();
 }
+/** Whether the user (or the URL) chose the backend; else it is automatic and stays out of the URL. */
+let backendChosen = settings.backend !== undefined;
+ui.backend.addEventListener('change', () => {
+  backendChosen = true;
+});
 ui.form.addEventListener('input', syncUrl);
 ui.form.addEventListener('change', syncUrl);
 
@@ -344,7 +350,7 @@ async function runSample(): Promise<void> {
   const s = r.s;
   settings = s;
   syncUrl();
-  const provider = s.backend as ExecutionProvider;
+  const provider = ui.backend.value as ExecutionProvider;
   const imgShape = [m.channels, m.resolution, m.resolution];
   const per = m.channels * m.resolution * m.resolution;
   const nrow = Math.ceil(Math.sqrt(s.n));
@@ -755,7 +761,7 @@ void (async () => {
     notice(`?backend=webgpu: WebGPU is not available here (${env.webgpu.info}). Using the CPU.`);
     settings = { ...settings, backend: 'wasm' };
   }
-  ui.backend.value = settings.backend;
+  ui.backend.value = settings.backend ?? autoBackend(env.webgpu);
   showGpuWarning();
   installTestHook(env);
   await loadModel({ kind: 'url', url: settings.model }, settings.model);

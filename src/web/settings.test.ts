@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkInt, DEFAULTS, plural, readSettings, settingsQuery } from './settings.js';
+import { autoBackend, checkInt, DEFAULTS, plural, readSettings, settingsQuery } from './settings.js';
 
 const limits = { T: 1000, maxThreads: 16 };
 
@@ -50,13 +50,23 @@ test('readSettings: the URL round-trips; bad values give a message and the defau
     new URLSearchParams('threads=abc&steps=0&n=65&seed=x&sampler=plms&backend=gpu'),
     limits,
   );
-  assert.deepEqual({ ...bad.settings }, { ...DEFAULTS, threads: undefined });
+  assert.deepEqual({ ...bad.settings }, { ...DEFAULTS, threads: undefined, backend: undefined });
   assert.deepEqual(bad.messages, [
     '?sampler=plms is not a sampler (ddpm, ddim, dpm++2m, dpm++3m, euler, heun). Using dpm++2m.',
-    '?backend=gpu: expected wasm or webgpu. Using wasm.',
+    '?backend=gpu: expected wasm or webgpu. Choosing automatically (WebGPU on a hardware GPU, else wasm).',
     '?threads=abc: "abc" is not a whole number; enter one from 1 to 16. Using all cores.',
     '?steps=0: 0 is out of range; enter a whole number from 1 to 1000. Using 15 steps.',
     '?n=65: 65 is out of range; enter a whole number from 1 to 64. Using 4 images.',
     '?seed=x: "x" is not a whole number; enter one from 0 to 2147483647. Using seed 0.',
   ]);
+});
+
+test('autoBackend: WebGPU on a hardware adapter only', () => {
+  assert.equal(autoBackend({ ok: true, software: false }), 'webgpu');
+  assert.equal(
+    autoBackend({ ok: true, software: true }),
+    'wasm',
+    'SwiftShader and the like are slower than wasm',
+  );
+  assert.equal(autoBackend({ ok: false, software: false }), 'wasm');
 });

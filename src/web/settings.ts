@@ -11,7 +11,8 @@ export interface Settings {
   readonly steps: number;
   readonly n: number;
   readonly seed: number;
-  readonly backend: Backend;
+  /** Undefined: automatic (autoBackend). */
+  readonly backend?: Backend;
   /** wasm threads asked for (?threads=N); undefined: all cores. */
   readonly threads?: number;
   /** Show x_t instead of the predicted x_0. */
@@ -29,7 +30,7 @@ export const DEFAULTS: Settings = {
   steps: 15,
   n: 4,
   seed: 0,
-  backend: 'wasm',
+  backend: undefined,
   xt: false,
 };
 
@@ -88,11 +89,14 @@ export function readSettings(
         `?sampler=${s.slice(0, 20)} is not a sampler (${SAMPLER_NAMES.join(', ')}). Using ${DEFAULTS.sampler}.`,
       );
   }
-  let backend = DEFAULTS.backend;
+  let backend: Backend | undefined;
   const b = query.get('backend');
   if (b !== null) {
     if (b === 'wasm' || b === 'webgpu') backend = b;
-    else messages.push(`?backend=${b.slice(0, 20)}: expected wasm or webgpu. Using wasm.`);
+    else
+      messages.push(
+        `?backend=${b.slice(0, 20)}: expected wasm or webgpu. Choosing automatically (WebGPU on a hardware GPU, else wasm).`,
+      );
   }
   let threads: number | undefined;
   const t = query.get('threads');
@@ -123,11 +127,16 @@ export function settingsQuery(s: Settings): string {
   if (s.steps !== DEFAULTS.steps) q.set('steps', String(s.steps));
   if (s.n !== DEFAULTS.n) q.set('n', String(s.n));
   if (s.seed !== DEFAULTS.seed) q.set('seed', String(s.seed));
-  if (s.backend !== DEFAULTS.backend) q.set('backend', s.backend);
+  if (s.backend !== undefined) q.set('backend', s.backend);
   if (s.threads !== undefined) q.set('threads', String(s.threads));
   if (s.xt) q.set('view', 'xt');
   const text = q.toString();
   return text ? `?${text}` : '';
+}
+
+/** The backend when the URL names none: WebGPU on a hardware adapter, else wasm (a software adapter is slower). */
+export function autoBackend(webgpu: { ok: boolean; software: boolean }): Backend {
+  return webgpu.ok && !webgpu.software ? 'webgpu' : 'wasm';
 }
 
 /** Plain-language names of the samplers, with the paper's term. */
