@@ -5,7 +5,7 @@
 // the fuzzer (and the reading of the readers it led to) found.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -27,7 +27,8 @@ import { readEvalLog, readLog } from '../src/train/trainer.js';
 import { describeJson } from '../src/util/jsonCheck.js';
 import { writeNpz } from '../src/util/npy.js';
 import { parseSafeTensors, SafeTensorsError } from '../src/util/safetensors.js';
-import { crc32 } from '../src/util/zip.js';
+import { readTorchStateDict, TorchCheckpointError } from '../src/util/torchCheckpoint.js';
+import { crc32, readZip, writeZip } from '../src/util/zip.js';
 import { caseArbitrary, createFuzzer, materialize, runCase } from './fuzz/readers.js';
 
 /** Cases per reader in `npm test` (each reader's share of about 15 s on a 2-core machine). */
@@ -368,6 +369,27 @@ describe('fuzz findings', () => {
       assert.match(e.message, says);
       assert.match(e.message, /^ddpm eval merge: .*part\.npz: /);
     }
+  });
+
+  it('a .pth whose tensor repeats 3 stored values 2^28 times (stride 0) is refused (was 1 GiB and 8 s from 6 KB)', () => {
+    const pth = new Uint8Array(readFileSync(new URL('fixtures/io_state_dict.pth', import.meta.url)));
+    const zip = readZip(pth, 'pth');
+    const files = zip.entries.map((e) => ({ name: e.name, data: zip.read(e.name).slice() }));
+    const pkl = files.find((f) => f.name.endsWith('data.pkl'))!.data;
+    // '0.bias': size (3,) at byte 224 (BININT1 3), stride (1,) at byte 229 (BININT1 1), as torch 1.13 wrote it.
+    assert.deepEqual([...pkl.subarray(224, 226), ...pkl.subarray(229, 231)], [0x4b, 3, 0x4b, 1]);
+    const patched = new Uint8Array(pkl.length + 3);
+    patched.set(pkl.subarray(0, 224));
+    patched.set([0x4a, 0, 0, 0, 0x10], 224); // BININT 2^28
+    patched.set(pkl.subarray(226), 229);
+    patched[233] = 0; // the stride: 0
+    const bytes = writeZip(files.map((f) => (f.data === pkl ? { name: f.name, data: patched } : f)));
+    const e = timed(() => refusal(() => readTorchStateDict(bytes, 'bcast.pth')), 500, 'readTorchStateDict');
+    assert.ok(e instanceof TorchCheckpointError);
+    assert.match(
+      e.message,
+      /^bcast\.pth: tensor 0\.bias \(size \(268435456\), stride \(0\)\) repeats the 3 elements of storage 1 into 268435456/,
+    );
   });
 
   it('a PNG whose IHDR claims 20000 x 20000 pixels in 60 bytes is refused before allocating (was 1.1 GB)', () => {

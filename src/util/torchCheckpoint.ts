@@ -33,6 +33,9 @@ type Fail = (message: string) => never;
 /** Largest tensor read (elements): a view with zero strides can be far larger than its storage. */
 const MAX_ELEMENTS = 2 ** 31;
 
+/** Largest view read that holds more elements than its storage (zero strides): 4 MiB of float32. */
+const MAX_BROADCAST = 2 ** 20;
+
 type StorageDtype =
   | 'float32'
   | 'float64'
@@ -958,6 +961,14 @@ function readTensors(unpacked: Unpacked, fail: Fail): Map<string, SafeTensor> {
     }
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n > MAX_ELEMENTS) fail(`tensor ${name} has ${n} elements (size (${t.shape})): too large to read`);
+    // Zero strides repeat a storage's values: the tensor can be far larger than the file (1 GiB from 6 KB).
+    if (n > numel && n > MAX_BROADCAST) {
+      fail(
+        `tensor ${name} (size (${t.shape}), stride (${t.stride})) repeats the ${numel} elements of storage ${key} ` +
+          `into ${n}: a broadcast view over ${MAX_BROADCAST} elements is not expanded; save it with .contiguous() ` +
+          'or .clone() if it is real',
+      );
+    }
     let src = values.get(key);
     if (!src) {
       const bytes = unpacked.storageBytes(key);
