@@ -86,7 +86,12 @@ function runReader(reader, from) {
       const lines = out.split('\n');
       out = lines.pop();
       for (const line of lines) {
-        const m = JSON.parse(line);
+        let m;
+        try {
+          m = JSON.parse(line);
+        } catch {
+          continue; // not one of campaign.ts's lines (a stray print of a reader)
+        }
         if (m.progress !== undefined) {
           progress = m.progress;
           clearTimeout(timer);
