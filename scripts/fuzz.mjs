@@ -16,6 +16,7 @@ const READERS = [
   'safetensors',
   'model-config',
   'model-weights',
+  'diffusers-scheduler',
   'checkpoint',
   'run-log',
   'idx',

@@ -36,6 +36,7 @@ const RUNS: Record<string, number> = {
   safetensors: 2000,
   'model-config': 200,
   'model-weights': 200,
+  'diffusers-scheduler': 200,
   checkpoint: 200,
   'run-log': 400,
   idx: 400,

@@ -265,6 +265,56 @@ const jsonSeed = (name: string, o: unknown): Seed => {
 };
 
 /** A model folder (config.json + model.safetensors) in the case's folder; one of the two is the input. */
+/** diffusers' DDPMScheduler config beside a diffusers UNet config. */
+const SCHEDULER_CONFIG = {
+  _class_name: 'DDPMScheduler',
+  _diffusers_version: '0.30.0',
+  num_train_timesteps: 100,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  variance_type: 'fixed_large',
+  clip_sample: true,
+  clip_sample_range: 1,
+  prediction_type: 'epsilon',
+  timestep_spacing: 'leading',
+  steps_offset: 0,
+};
+
+/** A diffusers UNet folder whose scheduler_config.json is the input. */
+function schedulerTarget(): FuzzTarget {
+  const weights = tinyWeights();
+  return {
+    name: 'diffusers-scheduler',
+    file: 'scheduler_config.json',
+    seeds: () => [
+      jsonSeed('DDPMScheduler', SCHEDULER_CONFIG),
+      jsonSeed('DDIMScheduler trained_betas', {
+        ...SCHEDULER_CONFIG,
+        _class_name: 'DDIMScheduler',
+        num_train_timesteps: 4,
+        trained_betas: [0.1, 0.2, 0.3, 0.4],
+        set_alpha_to_one: false,
+      }),
+    ],
+    run(input, path) {
+      const dir = join(path, '..');
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(DIFFUSERS_CONFIG));
+      writeFileSync(join(dir, 'diffusion_pytorch_model.safetensors'), weights);
+      writeFileSync(path, input);
+      return loadModel(dir);
+    },
+    own: (e) => !(e instanceof SafeTensorsError),
+    maxResultBytes: (n) => 8 * n + 2 * weights.length,
+    check(r) {
+      const m = r as ReturnType<typeof loadModel>;
+      validateSpec(JSON.parse(JSON.stringify(m.spec)), 'the loaded spec');
+      return undefined;
+    },
+  };
+}
+
 function modelTarget(name: 'model-config' | 'model-weights'): FuzzTarget {
   const weights = tinyWeights();
   const configOf = (input: Uint8Array) => (name === 'model-config' ? input : te.encode(JSON.stringify(SPEC)));
@@ -612,6 +662,7 @@ export function makeTargets(scratch: string): FuzzTarget[] {
     },
     modelTarget('model-config'),
     modelTarget('model-weights'),
+    schedulerTarget(),
     {
       name: 'checkpoint',
       file: 'checkpoint.safetensors',
