@@ -379,6 +379,11 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     await page.fill('#modelUrl', '/test-model/');
     await page.click('#load');
     assert.match(await runEnded(page), /^Done: 2 images/);
+    assert.equal(
+      await page.evaluate(() => (document.getElementById('current') as HTMLCanvasElement).width),
+      2 * 34 + 2,
+      "the run finished with the model it started with (MNIST's 32x32), not the one loaded meanwhile (16x16)",
+    );
     await page.waitForFunction(
       () => /16×16/.test(document.getElementById('modelInfo')!.textContent ?? ''),
       undefined,

@@ -325,7 +325,8 @@ async function loadModel(source: ModelSource, label: string, transfer: Transfera
       `Could not load ${label}: ${(e as Error).message}\n` +
         (model ? `Still using ${model.source}. ` : '') +
         'A model folder holds config.json and model.safetensors (ddpm train writes one to <run>/model); ' +
-        'the demo server serves one, chosen with `npm run demo -- --model FOLDER`, at /model/.',
+        'the demo server serves one at /model/, chosen with `ddpm serve --model FOLDER` ' +
+        '(or `npm run demo -- --model FOLDER`); or pick a folder under "Use another model".',
       true,
     );
   } finally {

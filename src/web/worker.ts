@@ -283,13 +283,22 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
     cancels.get(m.id)?.abort();
     return;
   }
+  const op = ops[m.op] as ((a: unknown, c: CallCtx<OpName>) => Promise<unknown>) | undefined;
+  if (!op) {
+    post({
+      type: 'error',
+      id: m.id,
+      name: 'Error',
+      message: `the worker has no operation '${String(m.op)}'`,
+    });
+    return;
+  }
   const ctrl = new AbortController();
   cancels.set(m.id, ctrl);
   const ctx: CallCtx<OpName> = {
     signal: ctrl.signal,
     emit: (event) => post({ type: 'event', id: m.id, event }, transferables(event)),
   };
-  const op = ops[m.op] as (a: unknown, c: CallCtx<OpName>) => Promise<unknown>;
   op(m.args, ctx)
     .then(
       (value) => post({ type: 'result', id: m.id, value }, transferables(value)),
