@@ -16,6 +16,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { decode } from 'fast-png';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
 import { MIME, startServer } from '../scripts/serve.mjs';
@@ -361,6 +362,11 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     assert.ok(r.bright > 200, 'digits are drawn');
     assert.match(r.timing ?? '', /CPU \(WebAssembly\), \d+ threads? · \d+ ms per step \(4 images per step/);
     assert.equal(r.save, false, 'Save PNG is enabled');
+    // Save PNG downloads the grid at its own pixel size.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+    assert.equal(download.suggestedFilename(), 'ddpm-dpm++2m-6-seed3-n4.png');
+    const png = decode(readFileSync((await download.path())!));
+    assert.deepEqual([png.width, png.height, png.channels], [2 * 34 + 2, 2 * 34 + 2, 1]);
     t.diagnostic(`${r.timing}; longest gap of a 20 ms timer on the page: ${maxGap.toFixed(0)} ms`);
   });
 
