@@ -319,6 +319,12 @@ async function loadModel(source: ModelSource, label: string, transfer: Transfera
       syncUrl();
     }
     status(`Loaded ${label} in ${fmtS(info.loadMs)}.${run ? ' The next run uses it.' : ' Press Generate.'}`);
+    // Compile for the current settings now, so the first Generate starts sampling at once.
+    const r = readControls(info.T);
+    if (r.ok && !run)
+      void client
+        .call('prepare', { model: info.model, provider: ui.backend.value as ExecutionProvider, batch: r.s.n })
+        .done.catch(() => undefined);
   } catch (e) {
     if (seq !== loadSeq) return;
     status(

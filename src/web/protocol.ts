@@ -141,6 +141,12 @@ export interface WorkerOps {
   load: { args: { source: ModelSource }; result: ModelInfo; event: never };
   /** Forget a model; its sessions are released once no running call uses them. */
   drop: { args: { model: number }; result: null; event: never };
+  /** Compile the model for (provider, batch) ahead of the first run (it is kept for the run that matches). */
+  prepare: {
+    args: { model: number; provider: ExecutionProvider; batch: number };
+    result: { compileMs: number };
+    event: never;
+  };
   sample: { args: SampleArgs; result: SampleDone; event: SampleEvent };
   /** Paper Fig. 8: noise two images to the middle of the chain, mix them, denoise each mix. */
   interpolate: { args: InterpolateArgs; result: InterpolateDone; event: InterpolateEvent };

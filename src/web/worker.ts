@@ -133,6 +133,12 @@ const ops: { [K in OpName]: (a: WorkerOps[K]['args'], ctx: CallCtx<K>) => Promis
       }
       return null;
     },
+    prepare: (a) =>
+      serial(() =>
+        using(a.model, async (e) => ({
+          compileMs: (await compiled(e, a.provider, a.batch, () => undefined)).compileMs,
+        })),
+      ),
     sample: (a, ctx) => serial(() => sample(a, ctx)),
     interpolate: (a, ctx) => serial(() => blend(a, ctx)),
     forward: (a) =>
