@@ -542,7 +542,7 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     const plain = await plainStaticServer(webDir, join(tmp, 'model'));
     try {
       const p = await browser.newPage();
-      await p.goto(`${plain.url}/?threads=4&steps=2&n=2`);
+      await p.goto(`${plain.url}/?threads=4&steps=2&n=2&sampler=heun`);
       await p.waitForFunction(() => window.ddpmTest !== undefined, undefined, { timeout: 20_000 });
       const env = await p.evaluate(() => ({
         isolated: crossOriginIsolated,
@@ -565,8 +565,12 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
         },
       );
       await p.click('#sample');
-      assert.match(await runEnded(p), /^Done: 2 images, DPM-Solver\+\+ \(2M\), 2 steps/);
-      assert.match(await text(p, 'timing'), /CPU \(WebAssembly\), 1 thread · /);
+      assert.match(await runEnded(p), /^Done: 2 images, Heun \(Karras et al\.\), 2 steps/);
+      // Heun: 2 network passes per step but the last.
+      assert.match(
+        await text(p, 'timing'),
+        /^CPU \(WebAssembly\), 1 thread · \d+ ms per network pass \(2 images per network pass.* · 3 network passes in /,
+      );
       await p.close();
     } finally {
       await plain.close();

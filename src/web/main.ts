@@ -378,6 +378,7 @@ async function runSample(): Promise<void> {
   const t0 = performance.now();
   let sampleStart = 0;
   let last: { step: number; total: number; calls: number } | null = null;
+  const totalSteps = s.steps;
   let phase = `Preparing: ${what} on ${backendText}`;
   const tick = (): void => {
     const el = performance.now() - t0;
@@ -432,7 +433,8 @@ async function runSample(): Promise<void> {
       ui.bar.max = ev.total;
       ui.bar.value = ev.step;
       const ms = (performance.now() - sampleStart) / ev.calls;
-      ui.timing.textContent = `${backendText} · ${ms.toFixed(0)} ms per step (${plural(s.n, 'image')} per step)`;
+      const unit = ev.calls === ev.step ? 'step' : 'network pass';
+      ui.timing.textContent = `${backendText} · ${ms.toFixed(0)} ms per ${unit} (${plural(s.n, 'image')} per ${unit})`;
       if (record.has(ev.step)) {
         frames.push({ data: ev.predX0.data.subarray(0, rows * per), shape: [rows, ...imgShape] });
         draw(ui.progress, progressStrip(frames, cols, rows, imgShape));
@@ -454,14 +456,16 @@ async function runSample(): Promise<void> {
     ui.currentCaption.textContent = `Result: ${what}.`;
     ui.progress.setAttribute(
       'aria-label',
-      `How the model's guess of the final image sharpens over the ${plural(res.calls, 'step')}, ` +
+      `How the model's guess of the final image sharpens over the ${plural(totalSteps, 'step')}, ` +
         `left to right, for the first ${plural(rows, 'image')} (one row each); the final samples last.`,
     );
     ui.bar.max = 1;
     ui.bar.value = 1;
     const msStep = res.sampleMs / res.calls;
+    // Heun makes 2 network passes per step: its time is per pass.
+    const unit = res.calls === totalSteps ? 'step' : 'network pass';
     ui.timing.textContent =
-      `${backendText} · ${msStep.toFixed(0)} ms per step (${plural(s.n, 'image')} per step, ` +
+      `${backendText} · ${msStep.toFixed(0)} ms per ${unit} (${plural(s.n, 'image')} per ${unit}, ` +
       `${(msStep / s.n).toFixed(1)} ms per image) · ${plural(res.calls, 'network pass', 'network passes')} in ${fmtS(res.sampleMs)}` +
       (res.compileMs ? ` · compiled in ${fmtS(res.compileMs)}` : ' · compiled network reused');
     ui.progressText.textContent = `Done in ${fmtS(performance.now() - t0)}`;
