@@ -384,8 +384,11 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
   });
 
   test('Load during a run keeps the run; a failed load keeps the working model; Blend (Fig. 8); Stop stops', async () => {
-    await page.fill('#steps', '8');
+    await page.fill('#steps', '12');
     await page.fill('#n', '2');
+    await page.evaluate(() => {
+      (window as unknown as { statuses: string[] }).statuses = [];
+    });
     await page.click('#sample');
     await page.waitForFunction(
       () => Number((document.getElementById('bar') as HTMLProgressElement).value) >= 1,
@@ -398,6 +401,11 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
     await page.fill('#modelUrl', '/test-model/');
     await page.click('#load');
     assert.match(await runEnded(page), /^Done: 2 images/);
+    const said = await page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+    assert.ok(
+      said.some((x) => /run in progress continues|The next run uses it/.test(x)),
+      `the load overlapped the run: ${said.join(' | ')}`,
+    );
     assert.equal(
       await page.evaluate(() => (document.getElementById('current') as HTMLCanvasElement).width),
       2 * 34 + 2,
