@@ -137,7 +137,7 @@ for (const reader of positionals.length ? positionals : READERS) {
   results.push(r);
   const s = (r.ms / 1000).toFixed(1);
   console.log(
-    `${reader.padEnd(14)} ${String(r.runs).padStart(7)} cases  ${String(r.parsed).padStart(6)} parsed  ${String(r.refused).padStart(6)} refused  ${String(r.findings.length).padStart(3)} findings  (${s} s in the reader)`,
+    `${reader.padEnd(20)} ${String(r.runs).padStart(7)} cases  ${String(r.parsed).padStart(6)} parsed  ${String(r.refused).padStart(6)} refused  ${String(r.findings.length).padStart(3)} findings  (${s} s in the reader)`,
   );
   for (const f of r.findings)
     console.log(`    ${f.count} x ${f.kind}: ${f.detail.slice(0, 300)}${f.where ? ` [${f.where}]` : ''}`);
