@@ -7,6 +7,7 @@
 import { loadavg } from 'node:os';
 import { nodeEngine } from '../src/engine/node.js';
 import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
+import { MEMORY_ROWS, type Measured, measureOurs, measureTorch } from './memory.js';
 import { createOurs, ROWS, type RowDef, type Suite } from './rows.js';
 import {
   type Answer,
@@ -18,7 +19,7 @@ import {
 } from './torchServer.js';
 
 interface Options {
-  suites: Suite[];
+  suites: (Suite | 'memory')[];
   reps: number | null;
   rows: string[] | null;
   torch: boolean;
@@ -35,10 +36,10 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
   { torch: 1, blas: 2 },
 ];
 
-const USAGE = `usage: npm run bench -- <engine|sample|eval|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|memory|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
-                  eval: ${rowNames('eval')})
+                  eval: ${rowNames('eval')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
   --threads N     ONNX Runtime intra-op threads for our side (default 2)
   --torch-threads auto|T,B
@@ -86,6 +87,7 @@ function parseArgs(argv: string[]): Options {
       case 'engine':
       case 'sample':
       case 'eval':
+      case 'memory':
         o.suites.push(flag);
         break;
       case 'all':
@@ -139,6 +141,11 @@ function parseArgs(argv: string[]): Options {
   if (o.rows) {
     if (o.rows.length === 0) fail(`--rows needs row names\n${USAGE}`);
     for (const r of o.rows) {
+      if (MEMORY_ROWS.some((m) => m.label === r)) {
+        if (!o.suites.includes('memory'))
+          fail(`row ${r} belongs to the memory suite: npm run bench -- memory --rows ${r}`);
+        continue;
+      }
       const def = ROWS.find((d) => d.name === r);
       if (!def) fail(`unknown row ${JSON.stringify(r)}\n${USAGE}`);
       if (!o.suites.includes(def.suite)) {
@@ -441,6 +448,73 @@ function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
+/** Peak resident memory, ours and PyTorch's, each measurement in a process of its own (bench/memory.ts). */
+async function memorySuite(o: Options, m: MachineReport): Promise<void> {
+  const rows = MEMORY_ROWS.filter((r) => !o.rows || o.rows.includes(r.label));
+  const results: { label: string; ours: Measured | Error; torch: Measured | Error | null }[] = [];
+  for (const r of rows) {
+    const runs = r.row.endsWith('train') ? 5 : 3;
+    log(`[memory ${r.label}] ${runs} runs of ${r.row} at batch ${r.batch}, each side in a fresh process`);
+    const ours = await measureOurs(r, runs, o.threads).catch((e: Error) => e);
+    const torch = o.torch ? await measureTorch(r, runs).catch((e: Error) => e) : null;
+    const show = (x: Measured | Error | null) =>
+      x === null
+        ? '-'
+        : x instanceof Error
+          ? x.message
+          : `${x.maxrssMb.toFixed(0)} MB, setup ${fmtMs(x.setupMs)} ms`;
+    log(`[memory ${r.label}] ours ${show(ours)}; torch ${show(torch)}`);
+    results.push({ label: r.label, ours, torch });
+  }
+  const mb = (x: Measured | Error | null) => (x === null ? null : x instanceof Error ? null : x.maxrssMb);
+  const head = ['row', 'ours MB', 'torch MB', 'ratio', 'ours setup ms', 'torch setup ms'];
+  const table = results.map((r) => {
+    const a = mb(r.ours);
+    const b = mb(r.torch);
+    const setup = (x: Measured | Error | null) => (x === null || x instanceof Error ? '-' : fmtMs(x.setupMs));
+    return [
+      r.label,
+      a === null ? 'failed' : a.toFixed(0),
+      r.torch === null ? '-' : b === null ? 'failed' : b.toFixed(0),
+      a === null || b === null ? '-' : (a / b).toFixed(3),
+      setup(r.ours),
+      setup(r.torch),
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((c) => c[i]!.length)));
+  const line = (cs: string[]) =>
+    cs.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log('== bench memory ==');
+  console.log(
+    `machine: ${m.machine.cpu}, ${m.machine.logicalCpus} logical CPU(s), ${m.machine.isa.join(' ')}`,
+  );
+  console.log(
+    'Peak resident memory (getrusage maxrss) of a fresh process that sets up the row at the batch and runs it\n' +
+      '5 times (training) or 3 times (sampling: one forward of the denoiser per run); ratio = ours / torch.\n' +
+      'Setup: ours = graph build + ONNX Runtime session; torch = model construction + one warm-up run.',
+  );
+  console.log(line(head));
+  console.log(line(head.map((_, i) => '-'.repeat(widths[i]!))));
+  for (const c of table) console.log(line(c));
+  console.log(
+    JSON.stringify({
+      bench: 'memory',
+      cpu: m.machine.cpu,
+      isa: m.machine.isa,
+      rows: results.map((r) => ({
+        name: r.label,
+        ours_mb: mb(r.ours) === null ? null : round(mb(r.ours)!, 1),
+        torch_mb: mb(r.torch) === null ? null : round(mb(r.torch)!, 1),
+        ours_setup_ms: r.ours instanceof Error ? null : round(r.ours.setupMs, 1),
+        torch_setup_ms: r.torch === null || r.torch instanceof Error ? null : round(r.torch.setupMs, 1),
+        ours_error: r.ours instanceof Error ? r.ours.message : undefined,
+        torch_error: r.torch instanceof Error ? r.torch.message : undefined,
+      })),
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   let pool: TorchPool | null = null;
@@ -496,6 +570,10 @@ async function main(): Promise<void> {
 
   try {
     for (const suite of o.suites) {
+      if (suite === 'memory') {
+        await memorySuite(o, { machine, peak });
+        continue;
+      }
       const defs = ROWS.filter((d) => d.suite === suite && (!o.rows || o.rows.includes(d.name)));
       if (defs.length === 0) continue;
       const results: RowResult[] = [];

@@ -9,6 +9,8 @@ Protocol: one JSON command per line on stdin, exactly one JSON line answered on 
   {"cmd":"drop","name":NAME,"impl":IMPL}   forget a setup (frees its memory)
   {"cmd":"flops","name":"S"|"L"|NAME}  one forward, per image -> {"ok":true,"gflop_per_image","gmac_per_image",...}
   {"cmd":"info"}               torch version, threads
+Or, for the memory suite, one measurement per process: torch_server.sh --memory NAME BATCH RUNS IMPL prints
+{"maxrss_mb","setup_ms","run_ms"} (setup includes the warm-up run).
   {"cmd":"quit"}               -> {"ok":true} and exit
   errors                       -> {"ok":false,"error":message}
 
@@ -78,12 +80,13 @@ INCEPTION_CHUNK = 32
 
 
 class Bench:
-    def __init__(self, name: str, impl: str = "reference"):
+    def __init__(self, name: str, impl: str = "reference", batch: int | None = None):
         if name not in SETUPS:
             raise ValueError(f"unknown setup {name!r}; known: {', '.join(SETUPS)}")
         if impl not in IMPLS:
             raise ValueError(f"unknown impl {impl!r}; known: {', '.join(IMPLS)}")
-        size, batch, kind = SETUPS[name]
+        size, default_batch, kind = SETUPS[name]
+        batch = batch or default_batch
         self.name, self.size, self.batch, self.kind, self.impl = name, size, batch, kind, impl
         torch.manual_seed(0)
         if kind == "inception":
@@ -236,7 +239,27 @@ def handle(state: dict, msg: dict) -> dict:
     raise ValueError(f"unknown cmd {cmd!r}")
 
 
+def memory(name: str, batch: int, runs: int, impl: str) -> None:
+    """One memory measurement in this process: set up NAME at BATCH, run it RUNS times, print peak RSS (MB)."""
+    import resource
+
+    torch.set_num_threads(THREADS)
+    t0 = time.perf_counter()
+    b = Bench(name, impl, batch)
+    b.run_once(warmup=True)
+    setup_ms = (time.perf_counter() - t0) * 1000.0
+    t1 = time.perf_counter()
+    for _ in range(runs):
+        b.run_once()
+    run_ms = (time.perf_counter() - t1) * 1000.0 / runs
+    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "setup_ms": setup_ms,
+                      "run_ms": run_ms}), flush=True)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory":  # --memory NAME BATCH RUNS IMPL
+        memory(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return
     torch.set_num_threads(THREADS)
     state: dict = {}
     out = sys.stdout
