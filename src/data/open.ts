@@ -15,18 +15,12 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCifar10 } from './cifar.js';
-import { convertChannels, DataError, padImages, U8Dataset } from './dataset.js';
+import { adapt, DataError, type OpenOptions, padImages, U8Dataset } from './dataset.js';
 import { detectFolderChannels, loadImageFolder } from './folder.js';
 import { IDX_IMAGES_MAGIC, loadIdx, readMaybeGzip } from './idx.js';
 import { loadMnist } from './mnist.js';
-import { resizeImages } from './resize.js';
 
-export interface OpenOptions {
-  /** Square output size; default: the source's own (32 for MNIST-like data after padding). */
-  resolution?: number;
-  /** 1 or 3; default: the source's own (folders: 3). */
-  channels?: 1 | 3;
-}
+export { adapt, type OpenOptions } from './dataset.js';
 
 export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist', '/usr/share/fashion-mnist'];
 
@@ -218,30 +212,6 @@ function openIdx(path: string, opts: OpenOptions, name?: string, canFlip = false
     ...(ds.labels ? { labels: ds.labels } : {}),
   });
   return adapt(padded, opts);
-}
-
-/** Channel conversion, then short-side resize + centre crop, on an in-memory byte dataset. */
-export function adapt(ds: U8Dataset, opts: OpenOptions): U8Dataset {
-  const channels = opts.channels ?? ds.channels;
-  const res = opts.resolution;
-  if (channels === ds.channels && (res === undefined || (res === ds.height && res === ds.width))) return ds;
-  const hw = ds.height * ds.width;
-  let pixels = convertChannels(ds.pixels, ds.n, ds.channels, channels, hw);
-  let { height, width } = ds;
-  if (res !== undefined && (res !== height || res !== width)) {
-    pixels = resizeImages(pixels, ds.n, channels, height, width, res);
-    height = width = res;
-  }
-  return new U8Dataset({
-    name: `${ds.name} (${channels}x${height}x${width})`,
-    n: ds.n,
-    channels,
-    height,
-    width,
-    canFlip: ds.canFlip,
-    pixels,
-    ...(ds.labels ? { labels: ds.labels } : {}),
-  });
 }
 
 /** A bare path: CIFAR-10 batches, an IDX file, or a folder of images, told apart by name and content. */

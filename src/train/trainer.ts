@@ -13,10 +13,9 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BatchLoader, type LoaderState } from '../data/loader.js';
+import { BatchLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
-import { trainingTerms, weightedTerms } from '../diffusion/trainingTerms.js';
 import type { Denoiser, LossType } from '../diffusion/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelSpec } from '../model/spec.js';
@@ -29,20 +28,12 @@ import { fsError } from '../util/fsErrors.js';
 import { isJsonObject } from '../util/jsonCheck.js';
 import { makeGrid, plotLossCurve } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
-import { Rng, type RngState } from '../util/rng.js';
+import { Rng } from '../util/rng.js';
 import { loadCheckpoint, resumeState, saveCheckpoint } from './checkpoint.js';
-import {
-  type AdamConfig,
-  adamStep,
-  cloneParams,
-  emaDecayAt,
-  emaInitShare,
-  emaUpdate,
-  newAdamState,
-  PAPER_ADAM,
-} from './optim.js';
-import { createTimestepSampler, type LossHistoryState, type TimestepSamplerKind } from './resample.js';
-import { createTrainSession } from './trainGraph.js';
+import { type AdamConfig, cloneParams, emaInitShare, newAdamState, PAPER_ADAM } from './optim.js';
+import { createTimestepSampler, type TimestepSamplerKind } from './resample.js';
+import { type RunState, runIdentity, trainStep } from './step.js';
+import { createTrainSession, microbatchPlan } from './trainGraph.js';
 
 export interface TrainOptions {
   readonly runDir: string;
@@ -66,6 +57,13 @@ export interface TrainOptions {
   readonly logEvery: number;
   /** ONNX Runtime intra-op threads (0 = one per core). */
   readonly threads: number;
+  /**
+   * Gradient accumulation: run each batch in chunks of at most this many images (trainGraph.ts,
+   * microbatchPlan), then one Adam step and one EMA update on the whole batch's gradient; the same weights
+   * as the whole batch at once to float rounding, in the memory of a chunk. Undefined: the whole batch.
+   * Not part of the run's identity: a run may resume with another value (like threads).
+   */
+  readonly microbatch?: number;
   /** 'mse': L_simple (eq. 14, the paper's choice); 'kl': the bound's term L_{t-1} in bits/dim. */
   readonly loss: LossType;
   /**
@@ -139,36 +137,8 @@ export interface EvalLog {
   readonly n: number;
 }
 
-interface RunState {
-  step: number;
-  trainRng: RngState;
-  loader: LoaderState;
-  adamStep: number;
-  /** 'loss-second-moment': the loss history its timesteps are drawn from. */
-  timesteps?: LossHistoryState;
-}
-
-/** The options that must not change when a run resumes. */
-function identity(o: TrainOptions) {
-  return {
-    data: o.data,
-    spec: o.spec,
-    batch: o.batch,
-    adam: o.adam,
-    emaDecay: o.emaDecay,
-    // Absent when on: runs checkpointed before the option existed resume with it (it only speeds up
-    // how fast the average leaves the initialisation).
-    emaWarmup: o.emaWarmup ? undefined : false,
-    flip: o.flip,
-    seed: o.seed,
-    // Absent for 'mse', so runs checkpointed before the option existed still resume.
-    loss: o.loss === 'mse' ? undefined : o.loss,
-    // Absent for 'uniform', likewise.
-    timestepSampler: (o.timestepSampler ?? 'uniform') === 'uniform' ? undefined : o.timestepSampler,
-    // The starting weights by content, not by path (absent for a random initialisation).
-    init: o.init?.weightsHash,
-  };
-}
+/** The options that must not change when a run resumes (step.ts, shared with the browser page). */
+const identity = (o: TrainOptions) => runIdentity(o);
 
 export interface TrainResult {
   readonly step: number;
@@ -184,6 +154,7 @@ export interface TrainResult {
 export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const say = (m: string) => hooks.onEvent?.(m);
   const stopped = () => hooks.signal?.aborted === true;
+  microbatchPlan(o.batch, o.microbatch); // a bad microbatch fails before any work
   // A run killed mid-write leaves its temporary files (checkpoint-sized); a rerun removes them.
   const stale = [o.runDir, join(o.runDir, 'model'), join(o.runDir, 'samples')].flatMap(removeStaleTemps);
   if (stale.length) say(`removed ${stale.length} temporary file(s) left by a killed run`);
@@ -294,8 +265,12 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     o.threads,
     o.loss,
     o.spec.diffusion.modelVarType,
+    o.microbatch !== undefined ? { microbatch: o.microbatch } : {},
   );
-  const per = cfg.inChannels * cfg.resolution * cfg.resolution;
+  if (session.microbatch.chunks > 1) {
+    const { chunks, size } = session.microbatch;
+    say(`micro-batches: each batch of ${o.batch} runs as ${chunks} chunks of at most ${size} images`);
+  }
   let rate = 0;
   let last = performance.now();
   try {
@@ -304,36 +279,8 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       // (Ctrl-C: TrainHooks.signal) and timers would wait for the end of the run.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (stopped()) break;
-      const batch = loader.next();
-      // t ~ Uniform({1..T}) (Algorithm 1), or importance-sampled with loss weights 1 / (T p_t) (resample.ts)
-      const { t, weights } = timesteps.sample(o.batch, rng);
-      const noise = { data: rng.normalArray(o.batch * per), shape: batch.x.shape }; // eps ~ N(0, I)
-      const xt = diffusion.qSample(batch.x, t, noise); // eq. 4
-      const unweighted = trainingTerms(diffusion, o.loss, batch.x, xt, t, noise); // eps target for L_simple (eq. 14)
-      const terms = weights ? weightedTerms(unweighted, weights) : unweighted;
-      const out = await session.step(
-        params,
-        {
-          xt,
-          t: Float32Array.from(t),
-          target: terms.target,
-          weight: terms.mseWeight,
-          offset: terms.offset,
-          decoder: terms.decoder,
-          learned: terms.learned,
-        },
-        rng,
-      );
-      if (!Number.isFinite(out.loss)) {
-        throw new Error(`train: loss is ${out.loss} at step ${step + 1}; lower --lr or check the data`);
-      }
-      if (weights) {
-        const losses = Array.from(out.losses!, (l, n) => l / weights[n]!); // unweighted L_{t-1}
-        timesteps.update(t, losses);
-      }
-      const upd = adamStep(o.adam, adam, params, out.grads);
-      step++;
-      emaUpdate(ema, params, emaDecayAt(o.emaDecay, step, o.emaWarmup));
+      const upd = await trainStep({ o, diffusion, loader, timesteps, session, rng, params, ema, adam }, step);
+      step = upd.step;
 
       const now = performance.now();
       const sps = 1000 / Math.max(now - last, 1e-3);
@@ -341,7 +288,7 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
       rate = rate === 0 ? sps : 0.9 * rate + 0.1 * sps;
       const rec: StepLog = {
         step,
-        loss: out.loss,
+        loss: upd.loss,
         lr: upd.lr,
         gradNorm: upd.gradNorm,
         stepsPerSec: rate,
