@@ -6,12 +6,12 @@
 
 import { heldOutSplit, openDataset } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
-import { nodeEngine } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkOutputs } from './outputs.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
@@ -32,6 +32,7 @@ export const BPD_OPTIONS: OptTable = {
   batch: { kind: 'int', help: 'images per network call (each batch costs T calls)', default: 64, min: 1 },
   seed: { kind: 'int', help: 'seed of the noise that draws each x_t', default: 0 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  ep: EP_OPTION,
   json: { kind: 'string', help: 'also write the per-term breakdown (mean, std error, per step) as JSON' },
 };
 
@@ -89,6 +90,7 @@ async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
   const json = o.json as string | undefined;
   checkOutputs('bpd', [json === undefined ? undefined : { option: 'json', path: json, format: 'json' }]);
   const model = openModelOption('bpd', o.model, o.weights);
+  const engine = await openEpOption(o.ep); // before the data is read: a missing provider fails now
   const cfg = model.spec.unet;
   const { diffusion } = model;
   const T = diffusion.numTimesteps;
@@ -107,7 +109,7 @@ async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
       `ddpm bpd: note: ${spec} is the data the model was trained on; held-out bits/dim needs images it never saw (e.g. --data fashion-mnist:test)`,
     );
   }
-  const den = await createDenoiser(nodeEngine(), cfg, model.params, batch, { threads: o.threads as number });
+  const den = await createDenoiser(engine, cfg, model.params, batch, { threads: o.threads as number });
   const denoise = stop.wrap(
     den.denoise,
     o.json ? `no bits/dim measured, ${o.json} not written` : 'no bits/dim measured',

@@ -12,7 +12,6 @@ import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
 import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { SAMPLER_NAMES, type SamplerName, samplerHelp } from '../diffusion/samplers.js';
-import { nodeEngine } from '../engine/node.js';
 import {
   ALL_METRICS,
   computeMetrics,
@@ -37,6 +36,7 @@ import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
 import { classifierCommand } from './classifier.js';
 import { didYouMean } from './suggest.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
@@ -60,6 +60,7 @@ const COMMON: OptTable = {
   },
   batch: { kind: 'int', help: 'images per batch (sampling and features)', default: 64, min: 1 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  ep: EP_OPTION,
 };
 
 const METRIC_TUNING: OptTable = {
@@ -208,13 +209,13 @@ export function defaultRef(data: string | undefined): string | undefined {
   return heldOutSplit(data) ?? (domainOf(data) ? data : undefined);
 }
 
+/** The feature network o.features names, on the engine o.ep names (EP_OPTION). */
 export async function openFeatureNet(
   cmd: string,
   o: Readonly<Record<string, unknown>>,
   channels: number,
   domainHint: string | undefined,
 ): Promise<FeatureNet> {
-  const engine = nodeEngine();
   const batch = o.batch as number;
   const threads = o.threads as number;
   let choice = o.features as string;
@@ -230,7 +231,7 @@ export async function openFeatureNet(
   }
   if (choice === 'inception') {
     const path = (o.inception as string | undefined) ?? process.env.DDPM_INCEPTION;
-    return inceptionFeatureNet(engine, path, { batch, threads });
+    return inceptionFeatureNet(await openEpOption(o.ep), path, { batch, threads });
   }
   const dir = CLASSIFIERS[choice] ?? choice;
   if (!existsSync(dir)) {
@@ -238,7 +239,7 @@ export async function openFeatureNet(
       `ddpm ${cmd}: --features ${choice}: no such feature network or folder; ${FEATURES_HELP}`,
     );
   }
-  return classifierFeatureNet(engine, dir, { batch, threads });
+  return classifierFeatureNet(await openEpOption(o.ep), dir, { batch, threads });
 }
 
 /** Feature statistics (and features) of a data spec's images, shaped as the generated ones. */
@@ -428,9 +429,15 @@ async function openImages(o: Parsed): Promise<Images> {
     eta: o.eta as number,
     seed: o.seed as number,
   };
-  const den = await createDenoiser(nodeEngine(), cfg, model.params, Math.min(batch, o.n as number), {
-    threads: o.threads as number,
-  });
+  const den = await createDenoiser(
+    await openEpOption(o.ep),
+    cfg,
+    model.params,
+    Math.min(batch, o.n as number),
+    {
+      threads: o.threads as number,
+    },
+  );
   const sampler = samplerName(choice, model.diffusion.numTimesteps);
   return {
     source: modelImages(
@@ -760,7 +767,7 @@ function report(
       },
       seconds: time.seconds,
       ...(time.imageSeconds !== undefined ? { msPerImage: (1000 * time.imageSeconds) / n } : {}),
-      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads: o.threads },
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads: o.threads, ep: o.ep },
     };
     appendFileSync(o.log as string, `${JSON.stringify(record)}\n`);
     console.log(`appended to ${o.log}`);

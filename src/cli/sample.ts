@@ -13,13 +13,13 @@ import {
   samplerHelp,
 } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
-import { engineForProvider, NODE_PROVIDERS, type NodeProvider } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { reverseChainGif } from '../util/gif.js';
 import { encodePng, makeGrid } from '../util/image.js';
 import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
@@ -53,12 +53,7 @@ export const SAMPLE_OPTIONS: OptTable = {
   },
   frames: { kind: 'int', help: 'frames in --gif / --progressive', default: 10, min: 2 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
-  ep: {
-    kind: 'string',
-    help: "ONNX Runtime's execution provider: cpu (fused kernels when built) | cuda | webgpu (onnxruntime-node; an error names what is missing)",
-    default: 'cpu',
-    choices: [...NODE_PROVIDERS],
-  },
+  ep: EP_OPTION,
 };
 
 export async function sampleCommand(argv: readonly string[]): Promise<void> {
@@ -112,7 +107,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
-  const den = await createDenoiser(engineForProvider(o.ep as NodeProvider), cfg, model.params, batch, {
+  const den = await createDenoiser(await openEpOption(o.ep), cfg, model.params, batch, {
     threads: o.threads as number,
   });
   const denoise = stop.wrap(den.denoise, 'no file written');

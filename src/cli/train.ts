@@ -2,7 +2,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeEngine } from '../engine/node.js';
+import type { Engine } from '../engine/engine.js';
 import { FileSystemError } from '../util/fsErrors.js';
 import { defaultSpec, type ModelSpec, outputChannelsFor } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
@@ -21,6 +21,7 @@ import { defaultRef, openFeatureNet, openReference } from './eval.js';
 import { UsageError } from './args.js';
 import { helpText, type OptTable, parseOptions } from './args.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { openModelOption } from './modelOption.js';
 import { checkOutputFolder } from './outputs.js';
 import { catchStopSignals, commandLine, Interrupted, type StopRequest } from './signals.js';
@@ -119,6 +120,7 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   'log-every': { kind: 'int', help: 'steps between log lines', default: d.logEvery, min: 1 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: d.threads, min: 0 },
+  ep: EP_OPTION,
   'eval-every': {
     kind: 'int',
     help: 'steps between FIDs of the EMA weights on --eval-n images (DDIM 20 steps), logged and drawn in loss.png (0 = never)',
@@ -154,6 +156,7 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
           'ddpm train                                  # MNIST digits, 2.2M-parameter U-Net',
           'ddpm train --data fashion-mnist --run runs/fashion',
           'ddpm train --data cifar10:~/cifar-10-batches-bin --channels 3 --ch 128 --batch 128 --steps 800000',
+          'ddpm train --data cifar10:~/cifar-10-batches-bin --channels 3 --ch 128 --ep cuda   # on a GPU; resumes on any --ep',
         ],
       ),
     );
@@ -189,12 +192,14 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
     },
     data: o.data as string,
   };
+  // The provider starts before the run folder is touched: a missing one fails with nothing written.
+  const engine = await openEpOption(o.ep);
   // The run folder is checked before anything else: room for a checkpoint (weights, EMA and Adam's two
   // moments, float32) and model/ beside it, or the temporary copy of the next checkpoint.
   checkOutputFolder('train', 'run', o.run as string, 20 * countParams(spec.unet));
   const stop = catchStopSignals('train', 'finishing the current step and writing a checkpoint');
   try {
-    await trainWith(spec, o, stop);
+    await trainWith(engine, spec, o, stop);
   } catch (e) {
     throw withResumeHint(e, o.run as string);
   } finally {
@@ -277,18 +282,25 @@ function initFrom(spec: ModelSpec, path: string): TrainOptions['init'] {
   return { source: m.source, weightsHash: paramsHash(m.params), params: m.params };
 }
 
-async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: StopRequest): Promise<void> {
+async function trainWith(
+  engine: Engine,
+  spec: ModelSpec,
+  o: Record<string, unknown>,
+  stop: StopRequest,
+): Promise<void> {
   // Only a new run starts from --init; a run with a checkpoint resumes from it (and checks the init matches).
   const init = o.init !== undefined ? initFrom(spec, o.init as string) : undefined;
   const evalEvery = o['eval-every'] as number;
-  const evaluate = evalEvery > 0 ? await trainingFid(spec, o, stop) : undefined;
+  const evaluate = evalEvery > 0 ? await trainingFid(engine, spec, o, stop) : undefined;
   const bar = new ProgressBar('train');
   const sampleBar = new ProgressBar('samples');
   bar.log(
     `ddpm train: ${countParams(spec.unet).toLocaleString('en-US')} parameters, data ${o.data}, run ${o.run}`,
   );
+  // --ep cpu: the native engine's fused kernels and blocked convolutions; cuda / webgpu: onnxruntime-node
+  // and the standard-ONNX training graph (Engine.standardOnnxOnly). The engine is not in the run's identity.
   const res = await train(
-    nodeEngine(),
+    engine,
     {
       ...d,
       runDir: o.run as string,
@@ -354,6 +366,7 @@ async function trainWith(spec: ModelSpec, o: Record<string, unknown>, stop: Stop
  * network `ddpm eval` would choose. The feature network and reference are opened once.
  */
 async function trainingFid(
+  engine: Engine,
   spec: ModelSpec,
   o: Record<string, unknown>,
   stop: StopRequest,
@@ -367,14 +380,14 @@ async function trainingFid(
   const cfg = spec.unet;
   const n = o['eval-n'] as number;
   const batch = Math.min(64, n);
-  const opts = { features: o.features, batch, threads: o.threads };
+  const opts = { features: o.features, batch, threads: o.threads, ep: o.ep };
   const net = await openFeatureNet('train', opts, cfg.inChannels, spec.data);
   const shape = [cfg.inChannels, cfg.resolution, cfg.resolution] as const;
   // Opened before the first step: a wrong --eval-ref fails now, not at the first evaluation.
   const ref: Reference = await openReference(refSpec, net, shape, false, batch, 'ddpm train: --eval-ref');
   const diffusion = diffusionFromSpec(spec.diffusion);
   return async (ema) => {
-    const den = await createDenoiser(nodeEngine(), cfg, ema, batch, { threads: o.threads as number });
+    const den = await createDenoiser(engine, cfg, ema, batch, { threads: o.threads as number });
     try {
       const choice = { sampler: 'ddim' as const, steps: 20, eta: 0, seed: 0 };
       const denoise = stop.wrap(den.denoise, 'training FID');

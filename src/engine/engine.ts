@@ -41,5 +41,11 @@ export interface Engine {
   readonly name: string;
   /** The fused kernels this engine has; graphs built for it may use them (none when absent). */
   readonly fusedKernels?: readonly FusedKernel[];
+  /**
+   * Graphs for this engine must be standard ONNX: no fused kernels and none of ONNX Runtime's CPU-only
+   * layouts (the NCHWc convolutions, nchwcBlockOf). Set for GPU providers, where ONNX Runtime would run
+   * such nodes on the CPU, copying every activation to and from the GPU.
+   */
+  readonly standardOnnxOnly?: boolean;
   createSession(model: Uint8Array, opts?: SessionOptions): Promise<EngineSession>;
 }

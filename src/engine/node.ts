@@ -80,6 +80,7 @@ export function engineForProvider(ep: NodeProvider): Engine {
   const base = onnxruntimeNodeEngine();
   return {
     name: `onnxruntime-node (${ep})`,
+    standardOnnxOnly: true,
     async createSession(model, opts = {}) {
       try {
         return await base.createSession(model, { ...opts, provider: ep, strictProvider: true });

@@ -147,9 +147,12 @@ const probed = new WeakMap<Engine, Promise<number>>();
 
 /**
  * The engine's NCHWc block size (16 with AVX-512, 8 with AVX2), or 0 when it has no such kernels
- * (onnxruntime-web, non-x86 CPUs): probed once per engine by loading a one-op model.
+ * (onnxruntime-web, non-x86 CPUs, an engine with standardOnnxOnly): probed once per engine by loading a
+ * one-op model.
  */
 export function nchwcBlockOf(engine: Engine): Promise<number> {
+  // A GPU provider would run these CPU kernels on the CPU (ONNX Runtime's fall-back): never for it.
+  if (engine.standardOnnxOnly) return Promise.resolve(0);
   let p = probed.get(engine);
   if (!p) {
     p = (async () => {
