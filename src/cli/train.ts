@@ -42,6 +42,11 @@ export const TRAIN_OPTIONS: OptTable = {
   },
   steps: { kind: 'int', help: 'total optimiser steps', default: d.steps, min: 1 },
   batch: { kind: 'int', help: 'batch size', default: d.batch, min: 1 },
+  microbatch: {
+    kind: 'int',
+    help: "gradient accumulation: run each batch in chunks of at most N images (activations take the memory of a chunk), then one Adam step on the whole batch's gradient: the same result as --batch at once to float rounding; a run may resume with another value (default: the whole batch)",
+    min: 1,
+  },
   lr: { kind: 'float', help: 'Adam learning rate', default: d.adam.lr, min: 0 },
   warmup: { kind: 'int', help: 'linear warmup steps', default: d.adam.warmup, min: 0 },
   'grad-clip': {
@@ -166,6 +171,11 @@ export async function trainCommand(argv: readonly string[]): Promise<void> {
   if (o['timestep-sampler'] !== 'uniform' && o.loss !== 'kl')
     throw new UsageError(
       `ddpm train: --timestep-sampler ${o['timestep-sampler']} importance-samples the variational bound's terms; use it with --loss kl (the loss here is ${o.loss})`,
+    );
+  const microbatch = o.microbatch as number | undefined;
+  if (microbatch !== undefined && microbatch > (o.batch as number))
+    throw new UsageError(
+      `ddpm train: --microbatch ${microbatch} is larger than the batch (--batch ${o.batch}); give at most ${o.batch}, or leave it out to run the whole batch at once`,
     );
   const channels = (o.channels as number | undefined) ?? dataChannels(o.data as string);
   const varType = o['var-type'] as ModelVarType;
@@ -323,6 +333,7 @@ async function trainWith(
       sampleEvery: o['sample-every'] as number,
       logEvery: o['log-every'] as number,
       threads: o.threads as number,
+      ...(o.microbatch !== undefined ? { microbatch: o.microbatch as number } : {}),
       loss: o.loss as LossType,
       timestepSampler: o['timestep-sampler'] as TimestepSamplerKind,
       evalEvery,

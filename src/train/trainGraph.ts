@@ -48,6 +48,8 @@ export interface TrainStepOutput {
 
 export interface TrainSession {
   readonly batch: number;
+  /** How each step's batch is run: in one piece (chunks 1) or micro-batches (TrainSessionOptions). */
+  readonly microbatch: MicrobatchPlan;
   readonly dropoutSites: readonly { name: string; shape: readonly number[] }[];
   step(params: ParamStore, b: TrainBatch, rng: Rng): Promise<TrainStepOutput>;
   release(): Promise<void>;
@@ -229,23 +231,67 @@ function learnedVb(g: Graph, mean: Value, varValues: Value, shape: readonly numb
  * values a step), and ~40x faster than rng.nextU32() per value.
  */
 export function dropoutMask(out: Float32Array, p: number, rng: Rng): void {
-  const thresh = Math.round(p * 65536);
-  const keepBits = new Int32Array(Float32Array.of(65536 / (65536 - thresh)).buffer)[0]!;
-  const bits = new Int32Array(out.buffer, out.byteOffset, out.length);
-  let a = rng.nextU32() | 1;
-  let b = rng.nextU32() | 0;
-  let c = rng.nextU32() | 0;
-  let d = rng.nextU32() | 0;
-  const n = out.length;
-  // (u - thresh) >> 31 is all ones exactly when u < thresh (u, thresh < 2^16): those values are dropped.
-  for (let i = 0; i < n; i += 2) {
-    const t = a ^ (a << 11);
-    a = b;
-    b = c;
-    c = d;
-    d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
-    bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
-    if (i + 1 < n) bits[i + 1] = keepBits & ~(((d >>> 16) - thresh) >> 31);
+  new DropoutStream(p, rng).fill(out);
+}
+
+/**
+ * dropoutMask's stream, filled piece by piece: fill(a) then fill(b) writes exactly the values one fill of
+ * a and b laid end to end would (a word's second half left over by an odd length starts the next piece).
+ * Micro-batches fill each chunk's rows of a site's mask from the site's one stream, so every image gets
+ * the mask it gets in the full batch.
+ */
+export class DropoutStream {
+  private readonly thresh: number;
+  private readonly keepBits: number;
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  /** The bits of the second value of the last word when a piece ended half-way through it. */
+  private pending: number | null = null;
+
+  constructor(p: number, rng: Rng) {
+    this.thresh = Math.round(p * 65536);
+    this.keepBits = new Int32Array(Float32Array.of(65536 / (65536 - this.thresh)).buffer)[0]!;
+    this.a = rng.nextU32() | 1;
+    this.b = rng.nextU32() | 0;
+    this.c = rng.nextU32() | 0;
+    this.d = rng.nextU32() | 0;
+  }
+
+  fill(out: Float32Array): void {
+    const { thresh, keepBits } = this;
+    const bits = new Int32Array(out.buffer, out.byteOffset, out.length);
+    const n = out.length;
+    let i = 0;
+    if (this.pending !== null && n > 0) {
+      bits[i++] = this.pending;
+      this.pending = null;
+    }
+    let { a, b, c, d } = this;
+    // (u - thresh) >> 31 is all ones exactly when u < thresh (u, thresh < 2^16): those values are dropped.
+    for (; i + 1 < n; i += 2) {
+      const t = a ^ (a << 11);
+      a = b;
+      b = c;
+      c = d;
+      d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
+      bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
+      bits[i + 1] = keepBits & ~(((d >>> 16) - thresh) >> 31);
+    }
+    if (i < n) {
+      const t = a ^ (a << 11);
+      a = b;
+      b = c;
+      c = d;
+      d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
+      bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
+      this.pending = keepBits & ~(((d >>> 16) - thresh) >> 31);
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
   }
 }
 
@@ -285,6 +331,44 @@ export function lossFeeds(b: TrainBatch, lossType: LossType, varType: ModelVarTy
   return feeds;
 }
 
+/** How a batch of B images is cut into micro-batches (gradient accumulation; see microbatchPlan). */
+export interface MicrobatchPlan {
+  /** Chunks per step: ceil(B / N) for --microbatch N. */
+  readonly chunks: number;
+  /** Images per chunk, the session's batch: ceil(B / chunks) <= N (the last chunk may hold fewer). */
+  readonly size: number;
+}
+
+/**
+ * The chunks of a batch of `batch` images with at most `microbatch` each: ceil(B / N) chunks of
+ * ceil(B / chunks) consecutive images, the last one shorter when they do not divide B (so one session of
+ * one batch size runs them all; the last chunk is padded with zero-weight rows). microbatch undefined or
+ * >= batch: one chunk, the whole batch.
+ */
+export function microbatchPlan(batch: number, microbatch?: number): MicrobatchPlan {
+  if (!Number.isSafeInteger(batch) || batch < 1)
+    throw new Error(`training: batch ${batch} is not a positive integer`);
+  if (microbatch === undefined) return { chunks: 1, size: batch };
+  if (!Number.isSafeInteger(microbatch) || microbatch < 1 || microbatch > batch) {
+    throw new Error(
+      `training: microbatch ${microbatch} must be a positive integer no larger than the batch (${batch})`,
+    );
+  }
+  const chunks = Math.ceil(batch / microbatch);
+  return { chunks, size: Math.ceil(batch / chunks) };
+}
+
+export interface TrainSessionOptions {
+  /**
+   * Gradient accumulation: run the batch in chunks of at most this many images (microbatchPlan) and return
+   * the gradient of the whole batch's mean loss (each chunk's weighted by its share), the same as one run
+   * of the whole batch to float rounding; activations then take the memory of a chunk. Timesteps and noise
+   * are the caller's (drawn for the whole batch); each image's dropout masks are the ones the whole batch
+   * would draw for it. Undefined: the whole batch in one run.
+   */
+  readonly microbatch?: number;
+}
+
 export async function createTrainSession(
   engine: Engine,
   cfg: UNetConfig,
@@ -293,17 +377,20 @@ export async function createTrainSession(
   threads = 0,
   lossType: LossType = 'mse',
   varType: ModelVarType = 'fixedlarge',
+  opts: TrainSessionOptions = {},
 ): Promise<TrainSession> {
+  const plan = microbatchPlan(batch, opts.microbatch);
+  const S = plan.size; // the session's batch
   const block = await nchwcBlockOf(engine);
-  const built = buildTrainModel(cfg, params, batch, block, lossType, engine.fusedKernels, varType);
+  const built = buildTrainModel(cfg, params, S, block, lossType, engine.fusedKernels, varType);
   const learned = learnsVariance(varType);
   const shapes = new Map(unetParamSpecs(cfg).map((s) => [s.name, s.shape]));
   // Mask buffers are reused: a step's masks are written only after the previous run has finished.
   const masks = built.dropoutSites.map((d) => new Float32Array(d.shape.reduce((a, c) => a * c, 1)));
   // Loss and gradients are written into buffers allocated once (the runtime fills them in place).
   const outs: Record<string, Tensor> = { loss: { data: new Float32Array(1), shape: [] } };
-  const perSampleLosses = learned || lossType !== 'mse' ? new Float32Array(batch) : null;
-  if (perSampleLosses) outs.losses = { data: perSampleLosses, shape: [batch] };
+  const chunkLosses = learned || lossType !== 'mse' ? new Float32Array(S) : null;
+  if (chunkLosses) outs.losses = { data: chunkLosses, shape: [S] };
   const grads = new Map<string, Float32Array>();
   for (const name of built.paramNames) {
     const shape = shapes.get(name)!;
@@ -312,23 +399,99 @@ export async function createTrainSession(
     grads.set(name, t.data);
   }
   const session: EngineSession = await engine.createSession(built.model, { threads });
+  const paramFeeds = (p: ParamStore, feeds: Record<string, Tensor>) => {
+    for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
+  };
+  if (plan.chunks === 1) {
+    return {
+      batch,
+      microbatch: plan,
+      dropoutSites: built.dropoutSites,
+      async step(p, b, rng) {
+        const feeds: Record<string, Tensor> = {
+          xt: b.xt,
+          t: { data: b.t, shape: [batch] },
+          ...lossFeeds(b, lossType, varType),
+        };
+        built.dropoutSites.forEach((site, i) => {
+          dropoutMask(masks[i]!, cfg.dropout, rng);
+          feeds[site.name] = { data: masks[i]!, shape: site.shape };
+        });
+        paramFeeds(p, feeds);
+        await session.run(feeds, outs);
+        return { loss: outs.loss!.data[0]!, losses: chunkLosses, grads };
+      },
+      release: () => session.release(),
+    };
+  }
+
+  // Micro-batches: the sum over chunks of (S / B) x the chunk's gradient. A chunk's loss is the mean over its
+  // S rows, and padding rows (the last chunk's, when the chunks do not divide B) have every input 0, loss
+  // weights included, so they add exactly 0: (S / B) x chunk mean = the chunk's share of the batch mean.
+  const acc = new Map([...grads].map(([k, g]) => [k, new Float32Array(g.length)]));
+  const losses = chunkLosses ? new Float32Array(batch) : null;
+  const chunkFeeds = new Map<string, Tensor>(); // per batch input, its [S, ...] buffer, allocated once
+  const share = S / batch;
   return {
     batch,
+    microbatch: plan,
     dropoutSites: built.dropoutSites,
     async step(p, b, rng) {
-      const feeds: Record<string, Tensor> = {
+      const whole: Record<string, Tensor> = {
         xt: b.xt,
         t: { data: b.t, shape: [batch] },
         ...lossFeeds(b, lossType, varType),
       };
-      built.dropoutSites.forEach((site, i) => {
-        dropoutMask(masks[i]!, cfg.dropout, rng);
-        feeds[site.name] = { data: masks[i]!, shape: site.shape };
-      });
-      for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
-      await session.run(feeds, outs);
-      return { loss: outs.loss!.data[0]!, losses: perSampleLosses, grads };
+      // Each site's stream seeded as the whole batch's (its 4 draws, site by site), then filled chunk by chunk.
+      const streams = built.dropoutSites.map(() => new DropoutStream(cfg.dropout, rng));
+      let loss = 0;
+      for (let c = 0; c < plan.chunks; c++) {
+        const from = c * S;
+        const n = Math.min(S, batch - from);
+        const feeds: Record<string, Tensor> = {};
+        for (const [name, full] of Object.entries(whole))
+          feeds[name] = chunkOf(chunkFeeds, name, full, batch, S, from, n);
+        built.dropoutSites.forEach((site, i) => {
+          const m = masks[i]!;
+          streams[i]!.fill(m.subarray(0, (m.length / S) * n)); // padding rows keep old masks: weight 0
+          feeds[site.name] = { data: m, shape: site.shape };
+        });
+        paramFeeds(p, feeds);
+        await session.run(feeds, outs);
+        loss += share * outs.loss!.data[0]!;
+        if (losses) losses.set(chunkLosses!.subarray(0, n), from);
+        for (const [k, g] of grads) {
+          const a = acc.get(k)!;
+          if (c === 0) for (let i = 0; i < g.length; i++) a[i] = share * g[i]!;
+          else for (let i = 0; i < g.length; i++) a[i] = a[i]! + share * g[i]!;
+        }
+      }
+      return { loss, losses, grads: acc };
     },
     release: () => session.release(),
   };
+}
+
+/** Rows [from, from + n) of a batch input [B, ...] in its [S, ...] chunk buffer, zero past row n. */
+function chunkOf(
+  buffers: Map<string, Tensor>,
+  name: string,
+  full: Tensor,
+  batch: number,
+  S: number,
+  from: number,
+  n: number,
+): Tensor {
+  if (full.shape[0] !== batch || full.data.length % batch !== 0) {
+    throw new Error(`training: input ${name} has shape [${full.shape}], not a batch of ${batch}`);
+  }
+  const row = full.data.length / batch;
+  let buf = buffers.get(name);
+  if (!buf) {
+    buf = { data: new Float32Array(S * row), shape: [S, ...full.shape.slice(1)] };
+    buffers.set(name, buf);
+  }
+  buf.data.set(full.data.subarray(from * row, (from + n) * row));
+  buf.data.fill(0, n * row);
+  return buf;
 }
