@@ -131,6 +131,14 @@ describe('UNet2DModel: refused keys and values name the key, the value and what 
       /supported: the mirror of down_block_types .*up block 0 mirrors down block 1, AttnDownBlock2D/,
     );
     refuses('block_out_channels', [16, 24], /supported: multiples of the first entry/);
+    refuses('block_out_channels', [15, 30], /is \[15,30\] .*supported: an even first entry/);
+    refuses('norm_num_groups', 5, /is 5 .*supported: a divisor of every block_out_channels entry \(16, 32\)/);
+    refuses(
+      'sample_size',
+      7,
+      /is 7 .*supported: a multiple of 2 \(halved once per block but the last, 2 blocks/,
+    );
+    refuses('resnet_time_scale_shift', 'spatial', /"spatial" .*supported: "default"/);
     refuses('_class_name', 'UNet2DConditionModel', /"UNet2DConditionModel" .*supported: "UNet2DModel"/);
   });
 
@@ -144,6 +152,17 @@ describe('UNet2DModel: refused keys and values name the key, the value and what 
     refuses('norm_eps', '1e-6', /"norm_eps" is "1e-6" \(a string\); expected a number/);
     refuses('layers_per_block', 0, /expected a positive integer/);
     refuses('dropout', 1, /expected a number in \[0, 1\)/);
+    refuses('norm_num_groups', '8', /"norm_num_groups" is "8" \(a string\); expected a positive integer/);
+    refuses('in_channels', 0, /"in_channels" is 0 \(a number\); expected a positive integer/);
+    refuses('out_channels', 1.5, /"out_channels" is 1\.5 \(a number\); expected a positive integer/);
+    refuses('freq_shift', -1, /"freq_shift" is -1 \(a number\); expected an integer >= 0/);
+    refuses(
+      'attention_head_dim',
+      '8',
+      /"attention_head_dim" is "8" \(a string\); expected a positive integer/,
+    );
+    refuses('block_out_channels', 'x', /expected a non-empty array of positive integers/);
+    refuses('block_out_channels', [], /expected a non-empty array of positive integers/);
   });
 
   it('refuses keys UNet2DModel does not have, naming them', () => {
@@ -331,6 +350,19 @@ describe('scheduler configs', () => {
       'num_train_timesteps',
       '1000',
       /"num_train_timesteps" is "1000" \(a string\); expected a positive integer/,
+    );
+    schedRefuses('num_train_timesteps', 10 ** 7, /is 10000000 .*expected at most 100000 timesteps/);
+    schedRefuses('beta_start', -1, /"beta_start" is -1 \(a number\); expected a number in \[0, 1\]/);
+    schedRefuses('beta_end', 2, /"beta_end" is 2 \(a number\); expected a number in \[0, 1\]/);
+    schedRefuses('clip_sample', 'yes', /"clip_sample" is "yes" \(a string\); expected true or false/);
+    schedRefuses('set_alpha_to_one', 1, /"set_alpha_to_one" is 1 \(a number\); expected true or false/);
+    schedRefuses('steps_offset', -1, /"steps_offset" is -1 \(a number\); expected an integer >= 0/);
+    schedRefuses('dynamic_thresholding_ratio', 2, /expected a number in \[0, 1\]/);
+    schedRefuses('sample_max_value', -1, /expected a number in \[0, 1000000\]/);
+    schedRefuses(
+      'prediction_type',
+      null,
+      /"prediction_type" is null; supported: "epsilon", "sample", "v_prediction"/,
     );
     schedRefuses(
       'skip_prk_steps',

@@ -140,6 +140,11 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
       'block_out_channels',
       'multiples of the first entry (the base channels), e.g. [128, 256, 256, 256]',
     );
+  if (ch % 2 !== 0)
+    k.refuse(
+      'block_out_channels',
+      'an even first entry (the width of the sinusoidal time embedding; diffusers pads an odd one with a zero column, which is not implemented here)',
+    );
   const types = (key: string, names: readonly string[]): string[] => {
     const v = k.get(key);
     if (!Array.isArray(v) || v.length !== L || !v.every((t) => typeof t === 'string'))
@@ -166,6 +171,11 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
       'a positive integer or [size, size], the image size (the graphs have static shapes; null leaves it to the caller in diffusers)',
     );
   const res = side as number;
+  if (res % 2 ** (L - 1) !== 0)
+    k.refuse(
+      'sample_size',
+      `a multiple of ${2 ** (L - 1)} (halved once per block but the last, ${L} blocks: the up blocks' skip connections must match)`,
+    );
   k.oneOf(
     'time_embedding_type',
     ['positional'],
@@ -192,6 +202,11 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
   );
   const act: Activation = actName === 'swish' ? 'silu' : (actName as Activation);
   const groups = k.int('norm_num_groups');
+  if (boc.some((b) => b % groups !== 0))
+    k.refuse(
+      'norm_num_groups',
+      `a divisor of every block_out_channels entry (${[...new Set(boc)].join(', ')}): GroupNorm splits the channels into equal groups`,
+    );
   const ang = k.get('attn_norm_num_groups');
   if (ang !== null && ang !== groups) k.refuse('attn_norm_num_groups', `null or ${groups} (norm_num_groups)`);
   const midAttention = k.bool('add_attention');
