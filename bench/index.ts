@@ -7,7 +7,7 @@
 import { loadavg } from 'node:os';
 import { nodeEngine } from '../src/engine/node.js';
 import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
-import { MEMORY_ROWS, type Measured, measureOurs, measureTorch } from './memory.js';
+import { MEMORY_ROWS, type Measured, type MemorySettings, measureOurs, measureTorch } from './memory.js';
 import { createOurs, ROWS, type RowDef, type Suite } from './rows.js';
 import {
   type Answer,
@@ -27,6 +27,8 @@ interface Options {
   settleMs: number;
   /** PyTorch's thread settings: chosen per row kind by measurement ('auto'), or fixed. */
   torchThreads: 'auto' | TorchThreads;
+  /** Memory suite: our side's ONNX Runtime arena and memory pattern (undefined: the engine's default). */
+  mem: MemorySettings;
 }
 
 /** The thread settings 'auto' tries on PyTorch's side (torch intra-op threads, OpenBLAS threads). */
@@ -47,7 +49,10 @@ const USAGE = `usage: npm run bench -- <engine|sample|eval|memory|all> [options]
                   and kind (forward, training, Inception) time ${TORCH_CANDIDATES.map((c) => `${c.torch},${c.blas}`).join(' / ')} and keep the fastest
   --settle MS     idle time before each timed run (default 500): the side that just ran leaves its worker
                   threads spinning (ONNX Runtime's pool, OpenBLAS/OpenMP), which slowed the other side by
-                  6-16% when the runs were back to back`;
+                  6-16% when the runs were back to back
+  --mem-arena on|off, --mem-pattern on|off
+                  memory suite: ONNX Runtime's CPU memory arena and memory pattern on our side (default:
+                  the engine's setting)`;
 
 function rowNames(s: Suite): string {
   return ROWS.filter((r) => r.suite === s)
@@ -69,6 +74,17 @@ function parseArgs(argv: string[]): Options {
     threads: 2,
     settleMs: 500,
     torchThreads: 'auto',
+    mem: {},
+  };
+  const onOff = (flag: string, v: string | undefined): boolean => {
+    switch (v) {
+      case 'on':
+        return true;
+      case 'off':
+        return false;
+      default:
+        return fail(`${flag} needs on or off, got ${JSON.stringify(v)}\n${USAGE}`);
+    }
   };
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
@@ -126,6 +142,12 @@ function parseArgs(argv: string[]): Options {
       }
       case '--no-torch':
         o.torch = false;
+        break;
+      case '--mem-arena':
+        o.mem = { ...o.mem, memArena: onOff(flag, value()) };
+        break;
+      case '--mem-pattern':
+        o.mem = { ...o.mem, memPattern: onOff(flag, value()) };
         break;
       case '-h':
       case '--help':
@@ -448,30 +470,45 @@ function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
+const onOffLabel = (v: boolean | undefined) => (v === undefined ? 'default (on)' : v ? 'on' : 'off');
+
 /** Peak resident memory, ours and PyTorch's, each measurement in a process of its own (bench/memory.ts). */
 async function memorySuite(o: Options, m: MachineReport): Promise<void> {
   const rows = MEMORY_ROWS.filter((r) => !o.rows || o.rows.includes(r.label));
   const results: { label: string; ours: Measured | Error; torch: Measured | Error | null }[] = [];
   for (const r of rows) {
     const runs = r.row.endsWith('train') ? 5 : 3;
-    log(`[memory ${r.label}] ${runs} runs of ${r.row} at batch ${r.batch}, each side in a fresh process`);
-    const ours = await measureOurs(r, runs, o.threads).catch((e: Error) => e);
+    const mb = r.microbatch !== undefined ? ` (ours in micro-batches of ${r.microbatch})` : '';
+    log(
+      `[memory ${r.label}] ${runs} runs of ${r.row} at batch ${r.batch}${mb}, each side in a fresh process`,
+    );
+    const ours = await measureOurs(r, runs, o.threads, o.mem).catch((e: Error) => e);
     const torch = o.torch ? await measureTorch(r, runs).catch((e: Error) => e) : null;
     const show = (x: Measured | Error | null) =>
       x === null
         ? '-'
         : x instanceof Error
           ? x.message
-          : `${x.maxrssMb.toFixed(0)} MB, setup ${fmtMs(x.setupMs)} ms`;
+          : `${x.maxrssMb.toFixed(0)} MB, setup ${fmtMs(x.setupMs)} ms, ${fmtMs(x.runMs)} ms per run`;
     log(`[memory ${r.label}] ours ${show(ours)}; torch ${show(torch)}`);
     results.push({ label: r.label, ours, torch });
   }
   const mb = (x: Measured | Error | null) => (x === null ? null : x instanceof Error ? null : x.maxrssMb);
-  const head = ['row', 'ours MB', 'torch MB', 'ratio', 'ours setup ms', 'torch setup ms'];
+  const head = [
+    'row',
+    'ours MB',
+    'torch MB',
+    'ratio',
+    'ours setup ms',
+    'torch setup ms',
+    'ours run ms',
+    'torch run ms',
+  ];
   const table = results.map((r) => {
     const a = mb(r.ours);
     const b = mb(r.torch);
     const setup = (x: Measured | Error | null) => (x === null || x instanceof Error ? '-' : fmtMs(x.setupMs));
+    const run = (x: Measured | Error | null) => (x === null || x instanceof Error ? '-' : fmtMs(x.runMs));
     return [
       r.label,
       a === null ? 'failed' : a.toFixed(0),
@@ -479,6 +516,8 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
       a === null || b === null ? '-' : (a / b).toFixed(3),
       setup(r.ours),
       setup(r.torch),
+      run(r.ours),
+      run(r.torch),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((c) => c[i]!.length)));
@@ -492,7 +531,9 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
   console.log(
     'Peak resident memory (getrusage maxrss) of a fresh process that sets up the row at the batch and runs it\n' +
       '5 times (training) or 3 times (sampling: one forward of the denoiser per run); ratio = ours / torch.\n' +
-      'Setup: ours = graph build + ONNX Runtime session; torch = model construction + one warm-up run.',
+      'Setup: ours = graph build + ONNX Runtime session; torch = model construction + one warm-up run.\n' +
+      'Run: mean time of a run (ours with its two warm-up runs, torch after its warm-up; a loaded machine slows both).\n' +
+      `Our ONNX Runtime memory settings: arena ${onOffLabel(o.mem.memArena)}, memory pattern ${onOffLabel(o.mem.memPattern)}.`,
   );
   console.log(line(head));
   console.log(line(head.map((_, i) => '-'.repeat(widths[i]!))));
@@ -502,11 +543,16 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
       bench: 'memory',
       cpu: m.machine.cpu,
       isa: m.machine.isa,
+      mem_arena: o.mem.memArena ?? null,
+      mem_pattern: o.mem.memPattern ?? null,
       rows: results.map((r) => ({
         name: r.label,
+        microbatch: MEMORY_ROWS.find((x) => x.label === r.label)?.microbatch ?? null,
         ours_mb: mb(r.ours) === null ? null : round(mb(r.ours)!, 1),
         torch_mb: mb(r.torch) === null ? null : round(mb(r.torch)!, 1),
         ours_setup_ms: r.ours instanceof Error ? null : round(r.ours.setupMs, 1),
+        ours_run_ms: r.ours instanceof Error ? null : round(r.ours.runMs, 1),
+        torch_run_ms: r.torch === null || r.torch instanceof Error ? null : round(r.torch.runMs, 1),
         torch_setup_ms: r.torch === null || r.torch instanceof Error ? null : round(r.torch.setupMs, 1),
         ours_error: r.ours instanceof Error ? r.ours.message : undefined,
         torch_error: r.torch instanceof Error ? r.torch.message : undefined,

@@ -12,6 +12,11 @@ export interface MemoryRow {
   /** The timing row whose work is measured (bench/rows.ts and the torch server's SETUPS). */
   readonly row: string;
   readonly batch: number;
+  /**
+   * Train rows: our side runs the batch in chunks of at most this many images (gradient accumulation,
+   * `ddpm train --microbatch`); PyTorch's side runs the whole batch, as a PyTorch user with the memory would.
+   */
+  readonly microbatch?: number;
   readonly label: string;
 }
 
@@ -20,6 +25,7 @@ export const MEMORY_ROWS: readonly MemoryRow[] = [
   { row: 'L-train', batch: 16, label: 'L-train-b16' },
   { row: 'L-train', batch: 64, label: 'L-train-b64' },
   { row: 'L-train', batch: 128, label: 'L-train-b128' },
+  { row: 'L-train', batch: 128, microbatch: 16, label: 'L-train-b128-mb16' },
   { row: 'S-fwd', batch: 64, label: 'S-sample-b64' },
   { row: 'L-fwd', batch: 64, label: 'L-sample-b64' },
 ];
@@ -27,7 +33,14 @@ export const MEMORY_ROWS: readonly MemoryRow[] = [
 export interface Measured {
   readonly maxrssMb: number;
   readonly setupMs: number;
+  /** Mean time of a run (ours: the first two runs, ONNX Runtime's warm-up, included). */
   readonly runMs: number;
+}
+
+/** Our side's ONNX Runtime memory settings (SessionOptions.memArena / memPattern; undefined: the default). */
+export interface MemorySettings {
+  readonly memArena?: boolean;
+  readonly memPattern?: boolean;
 }
 
 /** Runs `cmd` and parses the JSON line it prints; a crash (e.g. the kernel's OOM killer) becomes an Error. */
@@ -56,7 +69,13 @@ function child(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Mea
   });
 }
 
-export function measureOurs(r: MemoryRow, runs: number, threads: number): Promise<Measured> {
+export function measureOurs(
+  r: MemoryRow,
+  runs: number,
+  threads: number,
+  mem: MemorySettings = {},
+): Promise<Measured> {
+  const onOff = (v: boolean) => (v ? 'on' : 'off');
   return child(
     process.execPath,
     [
@@ -67,6 +86,9 @@ export function measureOurs(r: MemoryRow, runs: number, threads: number): Promis
       String(r.batch),
       String(runs),
       String(threads),
+      ...(r.microbatch !== undefined ? ['--microbatch', String(r.microbatch)] : []),
+      ...(mem.memArena !== undefined ? ['--mem-arena', onOff(mem.memArena)] : []),
+      ...(mem.memPattern !== undefined ? ['--mem-pattern', onOff(mem.memPattern)] : []),
     ],
     process.env,
   );

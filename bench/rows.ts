@@ -131,7 +131,18 @@ export interface OursRunner {
  */
 const BENCH_ADAM: AdamConfig = { ...PAPER_ADAM, warmup: 0, gradClip: 0 };
 
-export async function createOurs(engine: Engine, row: RowDef, threads: number): Promise<OursRunner> {
+/** Options of our side that the timing rows leave at their defaults (the memory suite varies them). */
+export interface OursOptions {
+  /** Train rows: gradient accumulation in chunks of at most this many images (createTrainSession). */
+  readonly microbatch?: number;
+}
+
+export async function createOurs(
+  engine: Engine,
+  row: RowDef,
+  threads: number,
+  opts: OursOptions = {},
+): Promise<OursRunner> {
   if (row.kind === 'inception') return createInceptionRunner(engine, row.batch, threads);
   const cfg = configOf(row.size);
   const B = row.batch;
@@ -140,7 +151,8 @@ export async function createOurs(engine: Engine, row: RowDef, threads: number): 
   const diffusion = diffusionFromSpec(PAPER_DIFFUSION);
   const T = diffusion.numTimesteps;
   const rng = new Rng(0);
-  if (row.kind === 'train') return createTrainRunner(engine, cfg, B, shape, per, diffusion, rng, threads);
+  if (row.kind === 'train')
+    return createTrainRunner(engine, cfg, B, shape, per, diffusion, rng, threads, opts.microbatch);
 
   // Inference rows: every weight non-zero (the fixture init), as torch's default init on the other side.
   const params = initParams(cfg, 'fixture', 0);
@@ -206,10 +218,20 @@ async function createTrainRunner(
   diffusion: GaussianDiffusion,
   rng: Rng,
   threads: number,
+  microbatch?: number,
 ): Promise<OursRunner> {
   const params = initParams(cfg, 'paper', 0);
   const adam = newAdamState(params);
-  const session = await createTrainSession(engine, cfg, params, B, threads);
+  const session = await createTrainSession(
+    engine,
+    cfg,
+    params,
+    B,
+    threads,
+    'mse',
+    'fixedlarge',
+    microbatch !== undefined ? { microbatch } : {},
+  );
   const T = diffusion.numTimesteps;
   // A fixed batch in [-1, 1] (as the torch server's x0; timing does not depend on the data).
   const x0data = new Float32Array(B * per);

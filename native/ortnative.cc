@@ -54,6 +54,8 @@ enum Slot : int {
   kRun = 9,
   kCreateSessionOptions = 10,
   kEnableProfiling = 14,
+  kDisableMemPattern = 17,
+  kDisableCpuMemArena = 19,
   kSetSessionGraphOptimizationLevel = 23,
   kSetIntraOpNumThreads = 24,
   kSetInterOpNumThreads = 25,
@@ -633,11 +635,12 @@ static std::vector<std::string> names(OrtSession* s, bool inputs) {
   return out;
 }
 
-// createSession(model: Uint8Array, threads, optLevel: 0|1|2|99, profilePrefix: string | null)
-//   -> { handle, inputs, outputs }
+// createSession(model: Uint8Array, threads, optLevel: 0|1|2|99, profilePrefix: string | null,
+//               memArena?: boolean, memPattern?: boolean) -> { handle, inputs, outputs }
+// memArena / memPattern false turn off ORT's CPU memory arena / memory pattern (both on by default).
 static napi_value CreateSession(napi_env e, napi_callback_info ci) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
   if (!api) {
     napi_throw_error(e, nullptr, "ortnative: call init() first");
@@ -665,6 +668,18 @@ static napi_value CreateSession(napi_env e, napi_callback_info ci) {
     std::string prefix = str(e, argv[3]);
     good = ok(e, ORT(kEnableProfiling, OrtStatus * (*)(OrtSessionOptions*, const char*))(so, prefix.c_str()), "EnableProfiling");
   }
+  // Arguments not passed read as undefined: ORT's defaults stay.
+  auto isFalse = [&](size_t i) {
+    if (i >= argc) return false;
+    napi_valuetype vt;
+    bool b = true;
+    return napi_typeof(e, argv[i], &vt) == napi_ok && vt == napi_boolean &&
+           napi_get_value_bool(e, argv[i], &b) == napi_ok && !b;
+  };
+  if (good && isFalse(4))
+    good = ok(e, ORT(kDisableCpuMemArena, OrtStatus * (*)(OrtSessionOptions*))(so), "DisableCpuMemArena");
+  if (good && isFalse(5))
+    good = ok(e, ORT(kDisableMemPattern, OrtStatus * (*)(OrtSessionOptions*))(so), "DisableMemPattern");
   if (!good) return relSo(so), nullptr;
   auto* sess = new Session();
   good = ok(e,

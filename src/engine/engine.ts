@@ -18,6 +18,13 @@ export interface SessionOptions {
   readonly optimization?: 'none' | 'basic' | 'extended' | 'all';
   /** Record ONNX Runtime's profile (per-kernel times) into a JSON file with this path prefix. */
   readonly profilePrefix?: string;
+  /**
+   * ONNX Runtime's CPU memory arena (its BFC allocator keeps freed blocks for reuse; default on). Off, every
+   * tensor is malloc'd and freed, so memory returns to the system between runs (see bench/README.md, memory).
+   */
+  readonly memArena?: boolean;
+  /** ONNX Runtime's memory pattern (one planned block for a run's activations after the first run; default on). */
+  readonly memPattern?: boolean;
 }
 
 export interface EngineSession {

@@ -18,6 +18,8 @@ interface Binding {
     threads: number,
     level: number,
     profilePrefix: string | null,
+    memArena?: boolean,
+    memPattern?: boolean,
   ): { handle: unknown; inputs: string[]; outputs: string[] };
   run(
     handle: unknown,
@@ -108,6 +110,8 @@ function makeEngine(): Engine | null {
         opts.threads || availableParallelism(),
         level(opts.optimization ?? 'all'),
         opts.profilePrefix ?? null,
+        opts.memArena,
+        opts.memPattern,
       );
       const inputSet = new Set(s.inputs);
       return {

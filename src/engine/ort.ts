@@ -46,6 +46,8 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
         // Graph.opaqueConstant, is not folded), which no user can act on.
         logSeverityLevel: 3,
         ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
+        ...(opts.memArena !== undefined ? { enableCpuMemArena: opts.memArena } : {}),
+        ...(opts.memPattern !== undefined ? { enableMemPattern: opts.memPattern } : {}),
       });
       return {
         inputNames: session.inputNames,
