@@ -37,6 +37,20 @@ const SPECS: [string, ModelSpec][] = [
   ['multi-head', { ...defaultSpec(), unet: unetFromDiffusers(FIX.cases[0].config, 'c') }],
 ];
 
+/** The opset imports of an ONNX model: [domain, version] ('' is the standard ONNX domain). */
+function opsetsOf(bytes: Uint8Array): [string, number][] {
+  return readFields(bytes)
+    .filter((f) => f.field === 8)
+    .map((f) => {
+      const fs = readFields(f.value as Uint8Array);
+      const dom = fs.find((x) => x.field === 1);
+      return [
+        dom ? new TextDecoder().decode(dom.value as Uint8Array) : '',
+        Number(fs.find((x) => x.field === 2)!.value),
+      ];
+    });
+}
+
 /** The op types of an ONNX model's graph nodes (and their domains). */
 function opsOf(bytes: Uint8Array): string[] {
   const text = (b: unknown) => new TextDecoder().decode(b as Uint8Array);
@@ -60,6 +74,7 @@ describe('ddpm export --to onnx', () => {
       const bytes = readFileSync(file);
       const ops = new Set(opsOf(bytes));
       assert.ok(![...ops].some((o) => o.includes(':')), `custom ops: ${[...ops]}`);
+      assert.deepEqual(opsetsOf(bytes), [['', 17]]); // the standard domain alone, opset 17
       const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
       assert.deepEqual([...session.inputNames].sort(), ['t', 'x']);
       assert.deepEqual(session.outputNames, ['out']);
@@ -105,11 +120,38 @@ describe('ddpm export --to diffusers', () => {
     const r = ddpm('export', '--model', src, '--to', 'diffusers', out);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /DDPMPipeline\.from_pretrained/);
+    // diffusers' pipeline layout: the index names the pipeline and its two components by library and class.
+    const idx = JSON.parse(readFileSync(join(out, 'model_index.json'), 'utf8'));
+    assert.equal(idx._class_name, 'DDPMPipeline');
+    assert.deepEqual(idx.unet, ['diffusers', 'UNet2DModel']);
+    assert.deepEqual(idx.scheduler, ['diffusers', 'DDPMScheduler']);
+    const sched = JSON.parse(readFileSync(join(out, 'scheduler', 'scheduler_config.json'), 'utf8'));
+    assert.equal(sched._class_name, 'DDPMScheduler');
+    const unet = JSON.parse(readFileSync(join(out, 'unet', 'config.json'), 'utf8'));
+    assert.equal(unet._class_name, 'UNet2DModel');
     const back = loadModel(out);
     const { data: _d, ...rest } = spec;
     assert.deepEqual(back.spec, rest);
     for (const [k, v] of p)
       assert.ok(Buffer.from(back.params.get(k)!.buffer).equals(Buffer.from(v.buffer)), k);
+  });
+
+  it('ddpm sample from the exported folder and ONNX file: the images of the original model, same seed', () => {
+    const src = join(TMP, 'src-d');
+    const onnx = join(TMP, 'src-d.onnx');
+    assert.equal(ddpm('export', '--model', src, '--to', 'onnx', onnx).status, 0);
+    const grid = (model: string, name: string) => {
+      const out = join(TMP, `${name}.png`);
+      const r = ddpm(
+        ...['sample', '--model', model, '--n', '4', '--steps', '5', '--seed', '3'],
+        ...['--threads', '1', '--out', out],
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return readFileSync(out);
+    };
+    const want = grid(src, 'from-ours');
+    assert.ok(grid(join(TMP, 'pipe'), 'from-diffusers').equals(want), 'diffusers folder');
+    assert.ok(grid(onnx, 'from-onnx').equals(want), 'ONNX file');
   });
 
   it('errors: no --to, no output, a wrong extension, a file as the folder, an xprev model', () => {
