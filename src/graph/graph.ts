@@ -44,6 +44,25 @@ export interface Fused {
   readonly attrs: Readonly<Record<string, number>>;
 }
 
+/** What a GroupNorm composite computes, on its last node as `meta.groupNorm` (Graph.groupNorm). */
+export interface GroupNormOf {
+  readonly x: Value;
+  readonly gamma: Value;
+  readonly beta: Value;
+  readonly groups: number;
+  readonly eps: number;
+  readonly impl: 'inference' | 'training';
+}
+
+/** What an attention composite computes, on its last node as `meta.attention` (Graph.attention). */
+export interface AttentionOf {
+  readonly q: Value;
+  readonly k: Value;
+  readonly v: Value;
+  readonly heads: number;
+  readonly scale: number;
+}
+
 export interface Node {
   readonly op: string;
   readonly inputs: readonly Value[];
@@ -587,7 +606,16 @@ export class Graph {
     if (c % groups !== 0)
       throw new GraphError('GroupNorm', `${c} channels not divisible into ${groups} groups`);
     const spatial = x.shape.slice(2);
-    if (groups === c && impl === 'inference') return this.instanceNorm(x, eps, gamma, beta);
+    // The composite's last node records what it computes (graph passes match and rebuild it).
+    const groupNorm: GroupNormOf = { x, gamma, beta, groups, eps, impl };
+    if (groups === c && impl === 'inference') {
+      for (const v of [gamma, beta]) {
+        if (v.shape.join(',') !== `${c}`)
+          throw new GraphError('GroupNorm', `scale/bias ${shapeStr(v.shape)} for ${c} channels`);
+      }
+      const attrs = { epsilon: { floats: [eps] } };
+      return this.node('InstanceNormalization', [x, gamma, beta], [x.shape], attrs, { groupNorm })[0]!;
+    }
     const xg = this.reshape(x, [n, groups, -1]); // [N, G, C/G*H*W]
     const yg = this.normalizeLastAxis(xg, eps); // [N, G, C/G*H*W]
     const y = this.reshape(yg, x.shape); // [N, C, H, W]
@@ -596,7 +624,7 @@ export class Graph {
     const b = this.reshape(beta, bshape);
     switch (impl) {
       case 'inference':
-        return this.add(scaled, b);
+        return this.node('Add', [scaled, b], [x.shape], {}, { groupNorm })[0]!;
       case 'training': {
         // The whole GroupNorm differentiates as one rule, reusing LayerNormalization's 1/sigma.
         const rstd = yg.producer!.outputs[2]!; // [N, G, 1]
@@ -606,7 +634,7 @@ export class Graph {
           saved: { y, rstd },
           attrs: { groups },
         };
-        return this.node('Add', [scaled, b], [x.shape], {}, { fused })[0]!;
+        return this.node('Add', [scaled, b], [x.shape], {}, { fused, groupNorm })[0]!;
       }
     }
   }
@@ -647,6 +675,44 @@ export class Graph {
       undefined,
       FUSED_DOMAIN,
     )[0]!;
+  }
+
+  /**
+   * Scaled dot-product attention (torch's F.scaled_dot_product_attention, diffusers' attention processor)
+   * on channels-first q, k, v [N, C, L]: `heads` heads of d = C/heads channels (channel = head * d + j),
+   * each softmax(scale q_h^T k_h) over the L keys applied to v_h; returns [N, C, L]. Channels-first, so no
+   * activation is transposed: ORT folds the transposes of q and of the weights into its matmuls. The last
+   * node records meta.attention (graph passes match and rebuild it). scale: default 1/sqrt(d).
+   */
+  attention(q: Value, k: Value, v: Value, heads = 1, scale?: number): Value {
+    const [n, c, l] = q.shape as [number, number, number];
+    if (q.shape.length !== 3 || k.shape.join(',') !== q.shape.join(',') || v.shape.length !== 3) {
+      throw new GraphError(
+        'attention',
+        `q, k, v must be [N, C, L] (k as q): ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`,
+      );
+    }
+    const cv = v.shape[1]!;
+    if (v.shape[0] !== n || v.shape[2] !== l || c % heads !== 0 || cv % heads !== 0)
+      throw new GraphError(
+        'attention',
+        `v ${shapeStr(v.shape)} or ${heads} heads do not fit q ${shapeStr(q.shape)}`,
+      );
+    const d = c / heads;
+    const s = scale ?? 1 / Math.sqrt(d);
+    const attention: AttentionOf = { q, k, v, heads, scale: s };
+    const scaled = (x: Value) => (s === 1 ? x : this.scale(x, s));
+    if (heads === 1) {
+      const w = this.softmax(scaled(this.matmul(this.transpose(q, [0, 2, 1]), k)), -1); // [N, L(query), L(key)]
+      const wt = this.transpose(w, [0, 2, 1]);
+      return this.node('MatMul', [v, wt], [[n, cv, l]], {}, { attention })[0]!; // [N, C, L]
+    }
+    const split = (a: Value) => this.reshape(a, [n, heads, a.shape[1]! / heads, l]); // [N, heads, d, L]
+    const scores = this.matmul(this.transpose(split(q), [0, 1, 3, 2]), split(k)); // [N, heads, L(q), L(k)]
+    const w = this.softmax(scaled(scores), -1);
+    const ctx = this.matmul(split(v), this.transpose(w, [0, 1, 3, 2])); // [N, heads, dv, L]
+    const out = [n, cv, l];
+    return this.node('Reshape', [ctx, this.ints(this.reshapeTarget(ctx, out))], [out], {}, { attention })[0]!;
   }
 
   /**
@@ -771,6 +837,7 @@ export class Graph {
       );
     }
     (last.outputs as Value[])[0] = old;
+    (old as { producer?: Node }).producer = last;
     this.nodes.splice(at, 1, ...added);
   }
 

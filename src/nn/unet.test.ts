@@ -9,10 +9,9 @@ import { nativeEngine } from '../engine/native.js';
 import { nodeEngine } from '../engine/node.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
-import { lowerToBlocked } from '../graph/blocked.js';
-import { lowerConvsToNchwc } from '../graph/nchwc.js';
-import { toOnnx } from '../graph/onnx.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
+import { toOnnx } from '../graph/onnx.js';
+import { runPasses } from '../graph/passes/index.js';
 import { allClose, relErr } from '../util/allclose.js';
 import { hashUniform } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -91,10 +90,12 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const t = g.input('t', [f.batch]);
   const store = initParams(cfg, 'fixture');
   // The training-graph form also normalises with LayerNormalization (dropout is 0 in the fixtures).
-  const u = buildUNet(g, cfg, store, x, t, {
-    training: nchwcBlock > 1 && !fused,
-    frozen,
-  });
+  const training = nchwcBlock > 1 && !fused;
+  const u = buildUNet(g, cfg, store, x, t, { training });
+  // The default graph passes (graph/passes), as the denoiser and the trainer run them: before the
+  // gradient, and the layout passes last.
+  const passOpts = { training, constantWeights: frozen, nchwcBlock: fused ? nchwcBlock : 0 };
+  runPasses(g, [u.out], 'forward', passOpts);
   const outputs: Record<string, Value> = { out: u.out };
   const names = [...u.params.keys()];
   if (withGrads) {
@@ -106,9 +107,10 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
       outputs[`grad.${k}`] = gs[i + 1]!;
     });
   }
-  if (nchwcBlock > 1 && !fused) assert.ok(lowerConvsToNchwc(g, nchwcBlock, Object.values(outputs)) > 0);
+  const layout = runPasses(g, Object.values(outputs), 'layout', { ...passOpts, nchwcBlock });
+  if (nchwcBlock > 1 && !fused) assert.ok(layout['nchwc-convs']! > 0);
   // The native engine's form: fused norms, activations kept in ORT's blocked layout between convs.
-  if (nchwcBlock > 1 && fused) assert.ok(lowerToBlocked(g, nchwcBlock, [u.out]).twinned > 0);
+  if (nchwcBlock > 1 && fused) assert.ok(layout['blocked-layout']! > 0);
   const params = nchwcBlock > 1 && !fused ? 'input' : 'initializer';
   const engine = fused ? nativeEngine()! : nodeEngine();
   const s = await engine.createSession(toOnnx(g, { outputs, params }), { threads: 2 });

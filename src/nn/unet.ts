@@ -5,6 +5,9 @@
 // UNet2DModel variations (diffusers src/diffusers/models/unets/unet_2d.py, resnet.py, attention_processor.py):
 // multi-head attention, the timestep features' order and shift, the downsampler's padding, input centring,
 // the ResNet activation, the mid block's scale factor and attention; absent, each is the paper's network.
+// The file is the network and nothing else: the algebraic rewrites that make it fast (attention-norm
+// folding, the cancelled timestep shift, the dropped key bias, the phase-split upsampling, the fused
+// GroupNorm + SiLU, the blocked layout) are graph passes applied to what it records (src/graph/passes).
 
 import type { Graph, Value } from '../graph/graph.js';
 import { hashUniform, Rng } from '../util/rng.js';
@@ -345,11 +348,10 @@ export interface UNetGraph {
 }
 
 /**
- * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps). With `training`,
- * dropout masks become graph inputs named `dropout.<block>`. With `frozen` (inference with the
- * weights baked in), products of weight matrices are folded into constants in float64 (attention).
- * Where the graph's target engine has the fused GroupNorm + SiLU (g.fused), each norm-then-SiLU is that one
- * kernel (and, in training graphs, so is its gradient).
+ * Build the U-Net on g for inputs x [N, C, H, W] and t [N] (float timesteps), as the paper and diffusers'
+ * UNet2DModel describe it. With `training`, dropout masks become graph inputs named `dropout.<block>` and
+ * GroupNorm records the form the gradient rules use. The graph passes (src/graph/passes) then rewrite it
+ * for speed: runPasses before the gradient and the layout passes after it.
  */
 export function buildUNet(
   g: Graph,
@@ -357,9 +359,8 @@ export function buildUNet(
   store: ParamStore,
   x: Value,
   t: Value,
-  opts: { training?: boolean; frozen?: boolean } = {},
+  opts: { training?: boolean } = {},
 ): UNetGraph {
-  if (opts.training && opts.frozen) throw new Error('U-Net: a training graph cannot have frozen weights');
   const params = new Map<string, Value>();
   for (const s of unetParamSpecs(c)) {
     const data = store.get(s.name);
@@ -379,14 +380,13 @@ export function buildUNet(
   const masks: Value[] = [];
   const useDropout = (opts.training ?? false) && c.dropout > 0;
 
+  // ---- layers ----
   const gnImpl = opts.training ? 'training' : 'inference';
-  const gn = (v: Value, p: string) =>
+  const groupNorm = (v: Value, p: string) =>
     g.groupNorm(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps, gnImpl);
-  const fuseGn = g.fused.includes('GroupNormSilu');
-  const gnSilu = (v: Value, p: string) =>
-    fuseGn ? g.groupNormSiluFused(v, c.groups, P(`${p}.weight`), P(`${p}.bias`), c.eps) : g.silu(gn(v, p));
   const act = c.act ?? 'silu';
-  const actF = (v: Value): Value => {
+  /** The ResNet blocks' activation (act_fn). */
+  const nonlinearity = (v: Value): Value => {
     switch (act) {
       case 'silu':
         return g.silu(v);
@@ -398,25 +398,26 @@ export function buildUNet(
         throw new Error(`U-Net: unknown activation ${String(act satisfies never)}`);
     }
   };
-  /** The ResNet blocks' norm then activation. */
-  const gnAct = (v: Value, p: string) => (act === 'silu' ? gnSilu(v, p) : actF(gn(v, p)));
-  // Downsampling (stride 2): the paper's pads right/bottom by one, diffusers' downsample_padding=1 all sides.
-  const downPads: [number, number, number, number] = c.downsamplePadding === 1 ? [1, 1, 1, 1] : [0, 0, 1, 1];
-  const conv3 = (v: Value, p: string, strides: [number, number] = [1, 1]) =>
+  /** 3x3 conv, pad 1; stride 2 pads right/bottom by one (the paper's, TF SAME) or every side (diffusers' 1). */
+  const conv3 = (v: Value, p: string, stride: 1 | 2 = 1) =>
     g.conv(v, P(`${p}.weight`), P(`${p}.bias`), {
-      strides,
-      pads: strides[0] === 2 ? downPads : [1, 1, 1, 1],
+      strides: [stride, stride],
+      pads: stride === 2 && c.downsamplePadding !== 1 ? [0, 0, 1, 1] : [1, 1, 1, 1],
     });
+  const conv1 = (v: Value, p: string) => g.conv(v, P(`${p}.weight`), P(`${p}.bias`));
+  const linear = (v: Value, p: string) => g.linear(v, P(`${p}.weight`), P(`${p}.bias`));
+  /** nn.Linear over the channels of a channels-first [N, C, L]: W h + b. */
+  const project = (v: Value, p: string) =>
+    g.add(g.matmul(P(`${p}.weight`), v), g.reshape(P(`${p}.bias`), [v.shape[1]!, 1]));
   const midScale = c.midScale ?? 1;
-  /** A residual sum, divided by mid_block_scale_factor in the mid block. */
+  /** A residual sum, divided by mid_block_scale_factor in the mid block (output_scale_factor). */
   const residual = (a: Value, b: Value, prefix: string) => {
     const sum = g.add(a, b);
     return prefix.startsWith('mid_block') && midScale !== 1 ? g.scale(sum, 1 / midScale) : sum;
   };
-  const conv1 = (v: Value, p: string) => g.conv(v, P(`${p}.weight`), P(`${p}.bias`));
-  const linear = (v: Value, p: string) => g.linear(v, P(`${p}.weight`), P(`${p}.bias`));
 
-  // Timestep embedding (sinusoidal, sin then cos, or cos then sin) -> Dense -> SiLU -> Dense.
+  // ---- the timestep embedding: sinusoidal features (diffusers get_timestep_embedding), then
+  // linear_1 -> SiLU -> linear_2 ----
   const half = c.ch / 2;
   const shift = c.freqShift ?? 1;
   const freqs = Float32Array.from({ length: half }, (_, i) =>
@@ -428,68 +429,41 @@ export function buildUNet(
     const e = g.concat(sc, 1); // [N, ch]
     return linear(g.silu(linear(e, 'time_embedding.linear_1')), 'time_embedding.linear_2'); // [N, 4ch]
   });
-  const tembAct = actF(temb);
+  const tembAct = nonlinearity(temb); // each ResnetBlock2D applies its nonlinearity to temb
 
+  // ---- ResnetBlock2D: norm1, act, conv1, + time_emb_proj(temb), norm2, act, dropout, conv2, + shortcut ----
   const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
     g.scope(s.prefix, () => {
-      let hh = conv3(gnAct(v, `${s.prefix}.norm1`), `${s.prefix}.conv1`); // [N, out, H, W]
-      // With one channel per group, norm2 subtracts each channel's mean, so the timestep's per-channel
-      // shift cancels exactly: inference graphs leave it out (the training graph keeps it, as PyTorch).
-      if (!(gnImpl === 'inference' && c.groups === s.outCh)) {
-        const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
-        hh = g.add(hh, g.reshape(tp, [n, s.outCh, 1, 1]));
-      }
-      hh = gnAct(hh, `${s.prefix}.norm2`);
+      let h = conv3(nonlinearity(groupNorm(v, `${s.prefix}.norm1`)), `${s.prefix}.conv1`); // [N, out, H, W]
+      const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
+      h = g.add(h, g.reshape(tp, [n, s.outCh, 1, 1]));
+      h = nonlinearity(groupNorm(h, `${s.prefix}.norm2`));
       if (useDropout) {
-        const m = g.input(`dropout.${s.prefix}`, hh.shape);
+        const m = g.input(`dropout.${s.prefix}`, h.shape);
         masks.push(m);
-        hh = g.mul(hh, m);
+        h = g.mul(h, m);
       }
-      hh = conv3(hh, `${s.prefix}.conv2`);
+      h = conv3(h, `${s.prefix}.conv2`);
       const sc = s.inCh !== s.outCh ? conv1(v, `${s.prefix}.conv_shortcut`) : v;
-      return residual(sc, hh, s.prefix);
+      return residual(sc, h, s.prefix);
     });
 
-  // Self-attention over the H*W positions, computed channels-first so no activation is transposed:
-  // projections are W @ h on [N, C, HW] and ONNX Runtime folds the transposes of q and w into its
-  // matmuls. Two biases are applied where they cost nothing, exactly: the key bias adds q_i . b_k to
-  // every score of query i, which softmax ignores; softmax rows sum to 1, so the value bias passes
-  // through unchanged and joins the output projection's bias (W_o b_v + b_o, a [C, 1] constant).
+  // ---- Attention: group_norm, to_q / to_k / to_v, scaled dot-product attention over the H*W positions,
+  // to_out.0, + residual; channels-first ([N, C, HW]) so no activation is transposed ----
   const attention = (v: Value, s: Extract<Step, { kind: 'attn' }>) =>
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
-      const p = (name: string) => P(`${s.prefix}.${name}`);
-      const d = c.headDim ?? C; // channels per head
-      const heads = C / d;
-      if (opts.frozen && heads === 1) {
-        const xhat = g.normalizeLastAxis(g.reshape(v, [n, c.groups, -1]), c.eps); // [N, G, C/G*H*W]
-        const o = frozenAttention(g, store, s.prefix, g.reshape(xhat, [n, C, H * W])); // [N, C, HW]
-        return residual(v, g.reshape(o, [n, C, H, W]), s.prefix);
-      }
-      const hn = g.reshape(gn(v, `${s.prefix}.group_norm`), [n, C, H * W]); // [N, C, HW]
-      const q = g.add(g.matmul(p('to_q.weight'), hn), g.reshape(p('to_q.bias'), [C, 1])); // [N, C, HW]
-      const k = g.matmul(p('to_k.weight'), hn); // [N, C, HW], bias dropped (softmax-invariant)
-      const vv = g.matmul(p('to_v.weight'), hn); // [N, C, HW], bias folded below
-      const wo = p('to_out.0.weight');
-      const bo = g.add(
-        g.matmul(wo, g.reshape(p('to_v.bias'), [C, 1])),
-        g.reshape(p('to_out.0.bias'), [C, 1]),
-      ); // [C, 1]
-      let ctx: Value; // [N, C, HW], the heads' outputs side by side (channel = head * d + j)
-      if (heads === 1) {
-        const scores = g.matmul(g.transpose(q, [0, 2, 1]), k); // [N, HW(query), HW(key)]
-        const w = g.softmax(g.scale(scores, 1 / Math.sqrt(C)), -1);
-        ctx = g.matmul(vv, g.transpose(w, [0, 2, 1])); // [N, C, HW]
-      } else {
-        const split = (a: Value) => g.reshape(a, [n, heads, d, H * W]); // [N, heads, d, HW]
-        const scores = g.matmul(g.transpose(split(q), [0, 1, 3, 2]), split(k)); // [N, heads, HW(q), HW(k)]
-        const w = g.softmax(g.scale(scores, 1 / Math.sqrt(d)), -1);
-        ctx = g.reshape(g.matmul(split(vv), g.transpose(w, [0, 1, 3, 2])), [n, C, H * W]); // [N, C, HW]
-      }
-      const o = g.add(g.matmul(wo, ctx), bo); // [N, C, HW]
+      const p = (name: string) => `${s.prefix}.${name}`;
+      const h = g.reshape(groupNorm(v, p('group_norm')), [n, C, H * W]); // [N, C, HW]
+      const q = project(h, p('to_q'));
+      const k = project(h, p('to_k'));
+      const vv = project(h, p('to_v'));
+      const heads = C / (c.headDim ?? C);
+      const o = project(g.attention(q, k, vv, heads), p('to_out.0')); // [N, C, HW]
       return residual(v, g.reshape(o, [n, C, H, W]), s.prefix);
     });
 
+  // ---- the network ----
   const xin = c.centerInput ? g.sub(g.scale(x, 2), g.scalar(1)) : x; // [N, C, H, W]
   let hcur = conv3(xin, 'conv_in');
   const skips: Value[] = [hcur];
@@ -505,127 +479,15 @@ export function buildUNet(
         hcur = attention(hcur, s);
         if (s.prefix.startsWith('down_blocks')) skips[skips.length - 1] = hcur;
         break;
-      case 'down':
-        hcur = conv3(hcur, `${s.prefix}.conv`, [2, 2]);
+      case 'down': // Downsample2D: 3x3 conv, stride 2
+        hcur = conv3(hcur, `${s.prefix}.conv`, 2);
         skips.push(hcur);
         break;
-      case 'up':
-        hcur = upsampleConv(g, `${s.prefix}.conv`, hcur, opts.frozen ? store : P);
+      case 'up': // Upsample2D: nearest 2x, then 3x3 conv
+        hcur = conv3(g.upsample2x(hcur), `${s.prefix}.conv`);
         break;
     }
   }
-  const out = conv3(gnSilu(hcur, 'conv_norm_out'), 'conv_out');
+  const out = conv3(g.silu(groupNorm(hcur, 'conv_norm_out')), 'conv_out');
   return { out, dropoutMasks: masks, params };
-}
-
-/** a [m, k] @ b [k, n] in float64 (row-major). */
-function matmul64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++)
-    for (let p = 0; p < k; p++) {
-      const x = a[i * k + p]!;
-      for (let j = 0; j < n; j++) out[i * n + j]! += x * b[p * n + j]!;
-    }
-  return out;
-}
-
-function transpose64(a: ArrayLike<number>, m: number, n: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j]!;
-  return out;
-}
-
-/**
- * Self-attention with constant weights, the GroupNorm affine and the projections folded in float64
- * (2 weight matmuls, not 4, and no affine pass). With h = g*xhat + b (g, b the norm's [C] scale and
- * shift) and scores_ij = (Wq h_i + bq) . (Wk h_j) / sqrt(C) = q_i . h_j for q = (Wk^T Wq h + Wk^T bq) / sqrt(C):
- * q_i . (g*xhat_j + b) = (g*q_i) . xhat_j + q_i . b, and the last term, the same for every key j, is
- * dropped by softmax. Softmax rows sum to 1, so Wo (Wv h) w^T + Wo bv + bo = (Wo Wv diag g) xhat w^T +
- * (Wo Wv b + Wo bv + bo). Returns the attention output o [N, C, HW] for xhat [N, C, HW].
- */
-function frozenAttention(g: Graph, store: ParamStore, prefix: string, xhat: Value): Value {
-  const C = xhat.shape[1]!;
-  const w = (name: string) => store.get(`${prefix}.${name}`)!;
-  const gam = w('group_norm.weight');
-  const bet = w('group_norm.bias');
-  const inv = 1 / Math.sqrt(C);
-  const wkT = transpose64(w('to_k.weight'), C, C);
-  const qwh = matmul64(wkT, w('to_q.weight'), C, C, C).map((x) => x * inv); // [C, C], acts on h
-  const qbh = matmul64(wkT, w('to_q.bias'), C, C, 1).map((x) => x * inv); // [C, 1]
-  const owh = matmul64(w('to_out.0.weight'), w('to_v.weight'), C, C, C); // [C, C], acts on h
-  const qbeta = matmul64(qwh, bet, C, C, 1); // [C, 1]
-  const obeta = matmul64(owh, bet, C, C, 1); // [C, 1]
-  const qw = qwh.map((x, ij) => gam[Math.floor(ij / C)]! * x * gam[ij % C]!); // diag(g) Q diag(g)
-  const qb = qbh.map((x, i) => gam[i]! * (x + qbeta[i]!)); // g * (Q b + bq')
-  const ow = owh.map((x, ij) => x * gam[ij % C]!); // Wo Wv diag(g)
-  const ob = matmul64(w('to_out.0.weight'), w('to_v.bias'), C, C, 1).map(
-    (x, i) => x + w('to_out.0.bias')[i]! + obeta[i]!,
-  );
-  const f32 = (a: Float64Array, shape: number[]) => g.constant(Float32Array.from(a), shape);
-  const q = g.add(g.matmul(f32(qw, [C, C]), xhat), f32(qb, [C, 1])); // [N, C, HW]
-  const attn = g.softmax(g.matmul(g.transpose(q, [0, 2, 1]), xhat), -1); // [N, HW(query), HW(key)]
-  const v = g.matmul(f32(ow, [C, C]), xhat); // [N, C, HW]
-  return g.add(g.matmul(v, g.transpose(attn, [0, 2, 1])), f32(ob, [C, 1])); // [N, C, HW]
-}
-
-/** PHASE_TAP[a][k]: the 2x2 tap that 3x3 tap k (0..2) of upsampled row 2i + a lands on (rows i-1+a, i+a). */
-const PHASE_TAP = [
-  [0, 1, 1],
-  [0, 0, 1],
-];
-
-/** The 0/1 matrix [9, 4] that sums a 3x3 kernel's taps into phase (a, b)'s 2x2 kernel. */
-function phaseMatrix(a: number, b: number): Float32Array {
-  const m = new Float32Array(36);
-  for (let i = 0; i < 3; i++)
-    for (let j = 0; j < 3; j++) m[(i * 3 + j) * 4 + PHASE_TAP[a]![i]! * 2 + PHASE_TAP[b]![j]!] = 1;
-  return m;
-}
-
-/**
- * Nearest 2x upsampling then the 3x3 conv (pad 1) of the paper's U-Net (Appendix B), computed at the
- * input resolution (the same function): output pixel (2i + a, 2j + b) sees input rows {i - 1, i} (a = 0)
- * or {i, i + 1} (a = 1) and likewise columns, so each of the 4 phases is a 2x2 conv whose taps are sums
- * of the 3x3 taps: 16/36 of the multiply-adds, and no upsampled copy of x. The phases are interleaved
- * by Graph.interleave. Interleaved A/B in one process (medians), against upsampling then the conv:
- * S-fwd 344 -> 333 ms, L-fwd 925 -> 842 ms, S-train 1667 -> 1636 ms, L-train 3782 -> 3637 ms.
- * `weights` is the ParamStore (frozen: kernels summed in float64 into constants) or the graph's
- * parameters (the sums are a [9, 4] matmul in the graph, so gradients reach the 3x3 weight).
- * x [N, C, H, W] -> [N, O, 2H, 2W].
- */
-function upsampleConv(
-  g: Graph,
-  prefix: string,
-  x: Value,
-  weights: ParamStore | ((name: string) => Value),
-): Value {
-  const c = x.shape[1]!;
-  let bias: Value;
-  let phaseKernel: (sel: Float32Array) => Value; // [O, C, 2, 2]
-  if (typeof weights === 'function') {
-    const w = weights(`${prefix}.weight`); // [O, C, 3, 3]
-    const o = w.shape[0]!;
-    const w9 = g.reshape(w, [o * c, 9]);
-    phaseKernel = (sel) => g.reshape(g.matmul(w9, g.constant(sel, [9, 4])), [o, c, 2, 2]);
-    bias = weights(`${prefix}.bias`);
-  } else {
-    const w = weights.get(`${prefix}.weight`)!;
-    const bv = weights.get(`${prefix}.bias`)!;
-    const o = bv.length;
-    phaseKernel = (sel) => {
-      const k = new Float64Array(o * c * 4);
-      for (let oc = 0; oc < o * c; oc++)
-        for (let t = 0; t < 9; t++)
-          for (let e = 0; e < 4; e++) if (sel[t * 4 + e]) k[oc * 4 + e] += w[oc * 9 + t]!;
-      return g.constant(Float32Array.from(k), [o, c, 2, 2]);
-    };
-    bias = g.constant(bv, [o]);
-  }
-  const phases: Value[] = [];
-  for (let a = 0; a < 2; a++)
-    for (let b = 0; b < 2; b++) {
-      const kernel = phaseKernel(phaseMatrix(a, b));
-      phases.push(g.conv(x, kernel, bias, { pads: [1 - a, 1 - b, a, b] })); // [N, O, H, W]
-    }
-  return g.interleave(phases, 2); // [N, O, 2H, 2W]
 }

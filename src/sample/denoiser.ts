@@ -4,10 +4,10 @@
 
 import type { Denoiser } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel, SessionOptions } from '../engine/engine.js';
-import { lowerToBlocked } from '../graph/blocked.js';
 import { Graph } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
+import { runPasses } from '../graph/passes/index.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 
@@ -16,9 +16,14 @@ export interface InferenceTarget {
   readonly fused?: readonly FusedKernel[];
   /** With the fused GroupNorm: ORT's NCHWc block size, to keep activations blocked (blocked.ts); 0 = no. */
   readonly nchwcBlock?: number;
+  /** The graph passes to run (graph/passes selectPasses): default DDPM_PASSES, else all. */
+  readonly passes?: string | readonly string[];
 }
 
-/** The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. */
+/**
+ * The inference ONNX model for a fixed batch size: inputs x [B,C,H,W], t [B]; output out. The U-Net as
+ * written, then the graph passes for constant weights and the target engine (graph/passes).
+ */
 export function buildInferenceModel(
   cfg: UNetConfig,
   params: ParamStore,
@@ -29,9 +34,12 @@ export function buildInferenceModel(
   g.fused = target.fused ?? [];
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
-  const u = buildUNet(g, cfg, params, x, t, { frozen: true });
-  if (g.fused.includes('GroupNormSilu') && (target.nchwcBlock ?? 0) > 1)
-    lowerToBlocked(g, target.nchwcBlock!, [u.out]);
+  const u = buildUNet(g, cfg, params, x, t);
+  runPasses(g, [u.out], 'all', {
+    constantWeights: true,
+    nchwcBlock: target.nchwcBlock,
+    passes: target.passes,
+  });
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }
 
@@ -113,6 +121,7 @@ export function buildStandaloneModel(
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
   const u = buildUNet(g, cfg, params, x, t);
+  runPasses(g, [u.out], 'all'); // the passes that keep the weights as they are (not folded)
   return toOnnx(g, {
     outputs: { out: u.out },
     params: 'initializer',

@@ -13,8 +13,9 @@ import { type LossType, learnsVariance, type ModelVarType, unreachable } from '.
 import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
-import { lowerConvsToNchwc, nchwcBlockOf } from '../graph/nchwc.js';
+import { nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
+import { runPasses } from '../graph/passes/index.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -82,6 +83,7 @@ export function buildTrainModel(
     );
   }
   const u = buildUNet(g, cfg, params, xt, t, { training: true });
+  runPasses(g, [u.out], 'forward', { training: true }); // graph/passes: before the gradient
   const { loss, losses } = trainingLossGraph(g, u.out, shape, lossType, varType);
   const names = [...u.params.keys()];
   const grads = grad(
@@ -93,7 +95,7 @@ export function buildTrainModel(
   names.forEach((n, i) => {
     outputs[`grad.${n}`] = grads[i]!;
   });
-  if (nchwcBlock > 1) lowerConvsToNchwc(g, nchwcBlock, Object.values(outputs));
+  runPasses(g, Object.values(outputs), 'layout', { training: true, nchwcBlock });
   return {
     model: toOnnx(g, { outputs, params: 'input', name: 'ddpm-train' }),
     dropoutSites: u.dropoutMasks.map((m) => ({ name: m.name, shape: m.shape })),

@@ -1,0 +1,109 @@
+// The graph passes, by name, in the order they run: algebraic rewrites of the model as built ('forward'
+// stage: before a gradient is taken, so training graphs differentiate the rewritten form), then layout
+// passes on the whole graph ('layout' stage: after the gradient). Every pass matches its pattern on the
+// recorded nodes and constants of any model built with the graph builder and leaves the graph unchanged
+// where the pattern is absent; each is exact to float rounding (src/graph/passes/passes.test.ts checks
+// every one on and off on random models, outputs and gradients). All run by default, each where it is
+// valid (PassScope); DDPM_PASSES or a `passes` option switches any off for A/B runs:
+//   DDPM_PASSES=-phase-split-upsample          all but this one
+//   DDPM_PASSES=-fold-attention-norm,-blocked-layout
+//   DDPM_PASSES=drop-key-bias,nchwc-convs      only these
+//   DDPM_PASSES=none                           the model exactly as written
+
+import type { Graph, Value } from '../graph.js';
+import { cancelTimestepShift } from './cancelTimestepShift.js';
+import { dropKeyBias } from './dropKeyBias.js';
+import { foldAttentionNorm } from './foldAttentionNorm.js';
+import { foldValueBias } from './foldValueBias.js';
+import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
+import { blockedLayout, nchwcConvs } from './layout.js';
+import { phaseSplitUpsample } from './phaseSplitUpsample.js';
+import type { GraphPass, PassContext } from './util.js';
+
+export type { GraphPass, PassContext, PassScope } from './util.js';
+
+/** Every pass, in the order the pipeline runs them. */
+export const PASSES: readonly GraphPass[] = [
+  cancelTimestepShift,
+  foldAttentionNorm,
+  dropKeyBias,
+  foldValueBias,
+  phaseSplitUpsample,
+  fuseGroupNormSilu,
+  nchwcConvs,
+  blockedLayout,
+];
+
+export const PASS_NAMES: readonly string[] = PASSES.map((p) => p.name);
+
+/** The environment variable that selects passes (see the header): read when no `passes` option is given. */
+export const PASSES_ENV = 'DDPM_PASSES';
+
+/**
+ * The pass names a selection picks, in pipeline order: undefined = DDPM_PASSES if set, else every pass;
+ * a list (or comma-separated string) of names picks those; entries all prefixed '-' (or '+') remove from
+ * (or add to) the full list; 'none' or '' picks none. Unknown names throw, listing the known ones.
+ */
+export function selectPasses(selection?: string | readonly string[]): string[] {
+  let spec = selection;
+  if (spec === undefined) {
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
+      PASSES_ENV
+    ];
+    if (env === undefined) return [...PASS_NAMES];
+    spec = env;
+  }
+  const items = (typeof spec === 'string' ? spec.split(',') : [...spec]).map((s) => s.trim()).filter(Boolean);
+  if (items.length === 1 && items[0] === 'none') return [];
+  const name = (s: string) => s.replace(/^[+-]/, '');
+  for (const s of items) {
+    if (!PASS_NAMES.includes(name(s))) {
+      throw new Error(`graph passes: unknown pass "${name(s)}" (known: ${PASS_NAMES.join(', ')}; or none)`);
+    }
+  }
+  const relative = items.length > 0 && items.every((s) => s.startsWith('-') || s.startsWith('+'));
+  if (!relative && items.some((s) => s.startsWith('-') || s.startsWith('+'))) {
+    throw new Error(`graph passes: mix of names and +/- entries in "${items.join(',')}"`);
+  }
+  const off = new Set(items.filter((s) => s.startsWith('-')).map(name));
+  const on = new Set(items.map(name));
+  return PASS_NAMES.filter((n) => (relative ? !off.has(n) : on.has(n)));
+}
+
+export interface PassOptions {
+  /** A gradient is (or will be) taken: passes of scope 'any' only. */
+  readonly training?: boolean;
+  /** Parameters are baked in as constants (inference with initializers): folding passes apply. */
+  readonly constantWeights?: boolean;
+  /** The engine's NCHWc block size (nchwcBlockOf), 0 = none. */
+  readonly nchwcBlock?: number;
+  /** Which passes (selectPasses); default DDPM_PASSES, else all. */
+  readonly passes?: string | readonly string[];
+}
+
+/**
+ * Run the selected passes of one stage ('forward': on the model as built, before any gradient; 'layout':
+ * last, on the whole graph; 'all': both, for graphs without a gradient) over what `roots` depend on.
+ * Returns how many rewrites each pass made.
+ */
+export function runPasses(
+  g: Graph,
+  roots: readonly Value[],
+  stage: 'forward' | 'layout' | 'all',
+  opts: PassOptions = {},
+): Record<string, number> {
+  const training = opts.training ?? false;
+  const constantWeights = opts.constantWeights ?? false;
+  if (training && constantWeights)
+    throw new Error('graph passes: a training graph cannot have constant weights');
+  const ctx: PassContext = { graph: g, roots, training, constantWeights, nchwcBlock: opts.nchwcBlock ?? 0 };
+  const picked = new Set(selectPasses(opts.passes));
+  const report: Record<string, number> = {};
+  for (const p of PASSES) {
+    if (!picked.has(p.name) || (stage !== 'all' && p.stage !== stage)) continue;
+    if (training && p.scope !== 'any') continue;
+    if (p.scope === 'constant-weights' && !constantWeights) continue;
+    report[p.name] = p.run(ctx);
+  }
+  return report;
+}

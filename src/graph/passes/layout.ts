@@ -1,0 +1,34 @@
+// The layout passes for ONNX Runtime's CPU kernels, run last (after any gradient): 'nchwc-convs' lowers
+// the convolutions whose weights are fed at run time (training graphs) to ORT's blocked NCHWc kernels,
+// which ORT's own transformer does only for constant weights (nchwc.ts); 'blocked-layout' keeps inference
+// activations in the blocked layout from one conv to the next, through the fused GroupNorm + SiLU
+// (blocked.ts). Layout changes only: the same arithmetic, equal to rounding.
+
+import { lowerToBlocked } from '../blocked.js';
+import { lowerConvsToNchwc } from '../nchwc.js';
+import type { GraphPass } from './util.js';
+
+export const nchwcConvs: GraphPass = {
+  name: 'nchwc-convs',
+  stage: 'layout',
+  scope: 'any',
+  summary: "convs with run-time weights lowered to ORT's NCHWc kernels (weights reordered in the graph)",
+  run(ctx) {
+    if (ctx.nchwcBlock < 2 || ctx.constantWeights) return 0;
+    return lowerConvsToNchwc(ctx.graph, ctx.nchwcBlock, ctx.roots);
+  },
+};
+
+export const blockedLayout: GraphPass = {
+  name: 'blocked-layout',
+  stage: 'layout',
+  scope: 'constant-weights',
+  summary: 'inference activations kept in the blocked NCHWc layout between convs (with the fused GroupNorm)',
+  run(ctx) {
+    const g = ctx.graph;
+    if (ctx.nchwcBlock < 2 || !ctx.constantWeights || !g.fused.includes('GroupNormSilu')) return 0;
+    const convs = g.liveNodes(ctx.roots).filter((n) => n.op === 'Conv' && !n.domain).length;
+    if (convs > 0) lowerToBlocked(g, ctx.nchwcBlock, ctx.roots);
+    return convs;
+  },
+};
