@@ -1,5 +1,5 @@
-// --ep: ONNX Runtime's execution provider for train, sample, bpd and eval (sampling and the feature
-// network; eval stats too). cpu runs; cuda and webgpu, where this machine has no GPU (or the provider's
+// --ep: ONNX Runtime's execution provider for train, sample, bpd, interpolate and eval (sampling and the
+// feature network; eval stats and eval classifier too). cpu runs; cuda and webgpu, where this machine has no GPU (or the provider's
 // libraries), fail before any work with an error naming the command, the provider and what it needs, never
 // a silent fall-back to the CPU; an unknown provider is a usage error. Training on cuda / webgpu uses
 // onnxruntime-node with that provider and the standard-ONNX training graph (no fused kernels, no NCHWc),
@@ -40,6 +40,21 @@ const COMMANDS: Record<string, (ep: string) => string[]> = {
     ...['eval', 'fid', '--n', '2', '--batch', '2', '--sampler', 'ddim', '--steps', '2'],
     ...['--threads', '1', '--log', `eval-${ep}.jsonl`],
   ],
+  interpolate: (ep) => [
+    'interpolate',
+    '--lambdas',
+    '2',
+    '--t',
+    '2',
+    '--threads',
+    '1',
+    '--out',
+    `interp-${ep}.png`,
+  ],
+  'eval classifier': (ep) => [
+    ...['eval', 'classifier', '--data', 'mnist:train', '--epochs', '1', '--threads', '1'],
+    ...['--out', `clf-${ep}`],
+  ],
   'eval stats': (ep) => [
     ...['eval', 'stats', '--data', 'mnist:test', '--n', '2', '--batch', '2', '--threads', '1'],
     ...['--out', `stats-${ep}.npz`],
@@ -74,7 +89,14 @@ describe('--ep on every command that runs a network', () => {
         assert.match(r.stderr, NEEDS[ep]);
         assert.match(r.stderr, /Use --ep cpu to run on the CPU/);
         // It failed before any work: nothing was written.
-        for (const f of [`${ep}.png`, `run-${ep}`, `eval-${ep}.jsonl`, `stats-${ep}.npz`])
+        for (const f of [
+          `${ep}.png`,
+          `run-${ep}`,
+          `eval-${ep}.jsonl`,
+          `stats-${ep}.npz`,
+          `interp-${ep}.png`,
+          `clf-${ep}`,
+        ])
           assert.ok(!existsSync(join(TMP, f)), `${f} was written`);
       });
     }

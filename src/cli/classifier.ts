@@ -3,7 +3,6 @@
 // measures FID / IS / KID / precision-recall with, labelled `FID[<name>@<weights hash>]`.
 
 import { openDataset } from '../data/open.js';
-import { nodeEngine } from '../engine/node.js';
 import {
   CLASSIFIER_FORMAT,
   type ClassifierFile,
@@ -14,6 +13,7 @@ import {
 } from '../eval/classifier.js';
 import { trainClassifier } from '../eval/classifierTrain.js';
 import { helpText, type OptTable, parseOptions, UsageError } from './args.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
 const CMD = 'eval classifier';
@@ -50,6 +50,7 @@ export const CLASSIFIER_OPTIONS: OptTable = {
   },
   seed: { kind: 'int', help: 'random seed (weights, order, augmentation)', default: 0 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  ep: EP_OPTION,
 };
 
 /** The test split that goes with a training spec: 'mnist:train' -> 'mnist:test' (also with ':DIR'). */
@@ -101,6 +102,7 @@ export async function classifierCommand(argv: readonly string[]): Promise<void> 
       `ddpm ${CMD}: no test split known for --data ${dataSpec}; pass --test-data (e.g. --data mnist:train --test-data mnist:test)`,
     );
   }
+  const engine = await openEpOption(o.ep); // a missing provider fails before the data is read
   const data = openDataset(dataSpec);
   const testData = openDataset(testSpec);
   const cfg = { ...DIGIT_CLASSIFIER, inChannels: data.channels, resolution: data.height };
@@ -109,7 +111,6 @@ export async function classifierCommand(argv: readonly string[]): Promise<void> 
   bar.log(
     `ddpm ${CMD}: ${name}, ${countClassifierParams(cfg).toLocaleString('en-US')} parameters; train ${data.name} (${data.n}), test ${testData.name} (${testData.n})`,
   );
-  const engine = nodeEngine();
   const res = await trainClassifier(engine, {
     data,
     testData,

@@ -10,13 +10,13 @@ import { existsSync } from 'node:fs';
 import { loadImageFile } from '../data/folder.js';
 import { openDataset } from '../data/open.js';
 import { interpolate } from '../diffusion/interpolate.js';
-import { nodeEngine } from '../engine/node.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { makeGrid } from '../util/image.js';
 import { writePngAtomic } from '../util/imageFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { helpText, type OptTable, type Parsed, parseOptions, UsageError } from './args.js';
+import { EP_OPTION, openEpOption } from './epOption.js';
 import { ProgressBar } from './progress.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkOutputs } from './outputs.js';
@@ -53,6 +53,7 @@ export const INTERPOLATE_OPTIONS: OptTable = {
   seed: { kind: 'int', help: 'seed of the encoding and reverse noise', default: 0 },
   out: { kind: 'string', help: 'output PNG strip: a, the decodes, b', default: 'interpolate.png' },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
+  ep: EP_OPTION,
 };
 
 export async function interpolateCommand(argv: readonly string[]): Promise<void> {
@@ -128,7 +129,9 @@ async function interpolateWith(o: Parsed, stop: StopRequest): Promise<void> {
   bar.log(
     `ddpm interpolate: ${a.what} -> ${b.what}, t = ${t} of ${T}, ${L} lambdas: ${t} network calls of batch ${L}`,
   );
-  const den = await createDenoiser(nodeEngine(), cfg, model.params, L, { threads: o.threads as number });
+  const den = await createDenoiser(await openEpOption(o.ep), cfg, model.params, L, {
+    threads: o.threads as number,
+  });
   const t0 = performance.now();
   let images: Tensor[];
   try {
