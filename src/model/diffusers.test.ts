@@ -163,6 +163,21 @@ describe('UNet2DModel: refused keys and values name the key, the value and what 
     );
     refuses('block_out_channels', 'x', /expected a non-empty array of positive integers/);
     refuses('block_out_channels', [], /expected a non-empty array of positive integers/);
+    // The U-Net's size limits, under diffusers' names.
+    refuses('in_channels', 65, /"in_channels" is 65 .*expected at most 64 channels, far beyond/);
+    refuses('out_channels', 1000, /"out_channels" is 1000 .*expected at most 64 channels/);
+    refuses('sample_size', 8192, /"sample_size" is 8192 .*expected at most 4096 pixels/);
+    refuses('layers_per_block', 65, /"layers_per_block" is 65 .*expected at most 64 layers/);
+    refuses('block_out_channels', [8192, 8192], /expected at most 4096 channels in the first block/);
+    refuses('block_out_channels', [8, 8 * 65], /expected at most 64 times the first entry/);
+    const blocks = (n: number, name: string) => Array.from({ length: n }, () => name);
+    refuses('block_out_channels', Array(13).fill(8), /"block_out_channels" is .*expected at most 12 blocks/, {
+      ...BASE,
+      sample_size: 4096,
+      norm_num_groups: 1,
+      down_block_types: blocks(13, 'DownBlock2D'),
+      up_block_types: blocks(13, 'UpBlock2D'),
+    });
   });
 
   it('refuses keys UNet2DModel does not have, naming them', () => {

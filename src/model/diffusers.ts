@@ -8,7 +8,7 @@
 
 import { getBetaSchedule } from '../diffusion/schedules.js';
 import { type ModelMeanType, type ModelVarType, unreachable } from '../diffusion/types.js';
-import { type Activation, type UNetConfig, validateConfig } from '../nn/unet.js';
+import { type Activation, UNET_LIMITS, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { describeJson, JsonChecker } from '../util/jsonCheck.js';
 import { type DiffusionSpec, type DiffusersSampling, MAX_T } from './spec.js';
 
@@ -253,6 +253,23 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
     ...(midScale !== 1 ? { midScale } : {}),
     ...(!midAttention ? { midAttention: false } : {}),
   };
+  // The U-Net's size limits (validateConfig's), under diffusers' key names.
+  const atMost = (key: string, v: number, max: number, what: string) => {
+    if (v > max)
+      k.chk.fail(
+        key,
+        k.get(key),
+        `at most ${max} ${what}, far beyond any real model: a corrupt or crafted config`,
+      );
+  };
+  const lim = UNET_LIMITS;
+  atMost('in_channels', cfg.inChannels, lim.channels, 'channels');
+  atMost('out_channels', cfg.outChannels, lim.channels, 'channels');
+  atMost('sample_size', res, lim.resolution, 'pixels');
+  atMost('block_out_channels', L, lim.levels, 'blocks');
+  atMost('block_out_channels', ch, lim.ch, 'channels in the first block');
+  atMost('block_out_channels', Math.max(...cfg.chMult), lim.mult, 'times the first entry');
+  atMost('layers_per_block', cfg.numResBlocks, lim.numResBlocks, 'layers');
   const unknown = k.unread();
   if (unknown.length)
     throw new Error(
