@@ -33,6 +33,8 @@ function level(o: NonNullable<SessionOptions['optimization']>): 'disabled' | 'ba
 }
 
 export function ortEngine(ort: OrtModule, name: string, defaultProvider: ExecutionProvider): Engine {
+  // Pre-allocated outputs (the caller's buffers, filled by the runtime) work in onnxruntime-node only.
+  const writesInPlace = defaultProvider === 'cpu' || defaultProvider === 'cuda';
   return {
     name,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
@@ -49,13 +51,17 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
         ...(opts.memArena !== undefined ? { enableCpuMemArena: opts.memArena } : {}),
         ...(opts.memPattern !== undefined ? { enableMemPattern: opts.memPattern } : {}),
       });
+      // A feed the model does not take is left out: the training graph is fed every parameter, and a few
+      // never reach the loss (an attention key's bias: softmax ignores it, its gradient is 0), so the model
+      // has no input for them. onnxruntime-node ignores such a feed; onnxruntime-web refuses the run.
+      const takes = new Set(session.inputNames);
       return {
         inputNames: session.inputNames,
         outputNames: session.outputNames,
         async run(feeds, outputs) {
           const ortFeeds: Record<string, OrtCommon.Tensor> = {};
           for (const [k, t] of Object.entries(feeds)) {
-            ortFeeds[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
+            if (takes.has(k)) ortFeeds[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
           }
           if (outputs && !Array.isArray(outputs)) {
             // Pre-allocated outputs: the runtime writes into the caller's buffers.
@@ -63,7 +69,20 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
             for (const [k, t] of Object.entries(outputs as Readonly<Record<string, Tensor>>)) {
               fetches[k] = new ort.Tensor('float32', t.data, t.shape as number[]);
             }
-            await session.run(ortFeeds, fetches);
+            if (writesInPlace) {
+              await session.run(ortFeeds, fetches);
+            } else {
+              // onnxruntime-web returns the given CPU tensors unwritten: fetch by name and copy.
+              const res = await session.run(ortFeeds, Object.keys(fetches));
+              for (const [k, t] of Object.entries(outputs as Readonly<Record<string, Tensor>>)) {
+                const v = res[k]!;
+                t.data.set(
+                  (v.location === 'cpu' || v.location === undefined
+                    ? v.data
+                    : await v.getData()) as Float32Array,
+                );
+              }
+            }
             return { ...(outputs as Readonly<Record<string, Tensor>>) };
           }
           const res = outputs

@@ -18,10 +18,15 @@ import type {
   PickedFile,
   SampleEvent,
   ToWorker,
+  TrainArgs,
+  TrainEvent,
+  TrainFrom,
+  TrainInfo,
   WireTensor,
   WorkerEnv,
   WorkerOps,
 } from './protocol.js';
+import { PAGE_TINY, type PageTrainConfig } from './trainConfig.js';
 import {
   autoBackend,
   type Backend,
@@ -655,6 +660,440 @@ ui.save.addEventListener('click', () => {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 });
 
+// ---- training in the page (web/train.ts in the worker) ----
+
+const tu = {
+  form: el<HTMLFormElement>('trainForm'),
+  data: el<HTMLSelectElement>('trainData'),
+  imagesPick: el<HTMLDivElement>('imagesPick'),
+  pick: el<HTMLInputElement>('trainPick'),
+  drop: el<HTMLDivElement>('dropZone'),
+  until: el<HTMLInputElement>('trainUntil'),
+  batch: el<HTMLInputElement>('trainBatch'),
+  lr: el<HTMLInputElement>('trainLr'),
+  sampleEvery: el<HTMLInputElement>('trainSampleEvery'),
+  seed: el<HTMLInputElement>('trainSeed'),
+  start: el<HTMLButtonElement>('trainStart'),
+  pause: el<HTMLButtonElement>('trainPause'),
+  stop: el<HTMLButtonElement>('trainStop'),
+  newRun: el<HTMLButtonElement>('trainNew'),
+  download: el<HTMLButtonElement>('trainDownload'),
+  upload: el<HTMLInputElement>('trainUpload'),
+  status: el<HTMLDivElement>('trainStatus'),
+  stats: el<HTMLDivElement>('trainStats'),
+  loss: el<HTMLCanvasElement>('lossCurve'),
+  lossCaption: el<HTMLElement>('lossCaption'),
+  samples: el<HTMLCanvasElement>('trainSamples'),
+  samplesCaption: el<HTMLElement>('trainSamplesCaption'),
+  resumeHint: el<HTMLDivElement>('resumeHint'),
+};
+
+/** Images of samples drawn during training. */
+const TRAIN_SAMPLES = 16;
+let trainJob: { id: number } | null = null;
+let trainInfo: TrainInfo | null = null;
+let trainPaused = false;
+let trainImages: { name: string; files: PickedFile[] } | null = null;
+let trainLosses: { step: number; loss: number }[] = [];
+let trainStepsPerSec = 0;
+
+function trainStatus(msg: string, error = false): void {
+  tu.status.textContent = msg;
+  tu.status.className = error ? 'error' : '';
+}
+
+const fmtLoss = (v: number): string => (v >= 0.1 ? v.toFixed(3) : v.toPrecision(3));
+
+/** The mean loss of some steps. */
+const meanLoss = (xs: readonly { loss: number }[]): number => xs.reduce((a, x) => a + x.loss, 0) / xs.length;
+
+/** The loss curve on a log scale with its running mean (10 steps), and its text alternative. */
+function drawLoss(): void {
+  const c = tu.loss;
+  const ctx = c.getContext('2d');
+  const pts = trainLosses;
+  if (!ctx) return;
+  const W = c.width;
+  const H = c.height;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, W, H);
+  if (pts.length === 0) return;
+  const pad = { l: 46, r: 8, t: 8, b: 22 };
+  const logs = pts.map((p) => Math.log10(Math.max(p.loss, 1e-8)));
+  let lo = Math.min(...logs);
+  let hi = Math.max(...logs);
+  if (hi - lo < 0.1) {
+    lo -= 0.05;
+    hi += 0.05;
+  }
+  const s0 = pts[0]!.step;
+  const s1 = Math.max(pts.at(-1)!.step, s0 + 1);
+  const x = (step: number) => pad.l + ((step - s0) / (s1 - s0)) * (W - pad.l - pad.r);
+  const y = (lg: number) => pad.t + ((hi - lg) / (hi - lo)) * (H - pad.t - pad.b);
+  ctx.strokeStyle = '#bbb';
+  ctx.fillStyle = '#333';
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.lineWidth = 1;
+  for (const lg of [lo, (lo + hi) / 2, hi]) {
+    ctx.beginPath();
+    ctx.moveTo(pad.l, y(lg));
+    ctx.lineTo(W - pad.r, y(lg));
+    ctx.stroke();
+    ctx.fillText(fmtLoss(10 ** lg), 2, y(lg) + 4);
+  }
+  ctx.fillText(`step ${s0}`, pad.l, H - 6);
+  const end = `step ${pts.at(-1)!.step}`;
+  ctx.fillText(end, W - pad.r - ctx.measureText(end).width, H - 6);
+  ctx.strokeStyle = '#9ab8ee';
+  ctx.beginPath();
+  pts.forEach((p, i) => {
+    if (i) ctx.lineTo(x(p.step), y(logs[i]!));
+    else ctx.moveTo(x(p.step), y(logs[i]!));
+  });
+  ctx.stroke();
+  ctx.strokeStyle = '#0b3d91';
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  pts.forEach((p, i) => {
+    const win = pts.slice(Math.max(0, i - 9), i + 1);
+    const v = Math.log10(Math.max(meanLoss(win), 1e-8));
+    if (i) ctx.lineTo(x(p.step), y(v));
+    else ctx.moveTo(x(p.step), y(v));
+  });
+  ctx.stroke();
+  const k = Math.min(10, pts.length);
+  const first = meanLoss(pts.slice(0, k));
+  const last = meanLoss(pts.slice(-k));
+  const text =
+    `Loss curve over ${plural(pts.length, 'step')} (steps ${s0} to ${pts.at(-1)!.step}): ` +
+    `mean of the first ${k} ${fmtLoss(first)}, of the last ${k} ${fmtLoss(last)}, lowest ${fmtLoss(Math.min(...pts.map((p) => p.loss)))}.`;
+  c.setAttribute('aria-label', text);
+  tu.lossCaption.textContent = `${text} Log scale; the darker line is the running average of 10 steps.`;
+}
+
+function trainButtons(): void {
+  const running = trainJob !== null;
+  tu.start.disabled = running;
+  tu.start.textContent = trainInfo && !running ? 'Continue training' : 'Start training';
+  tu.pause.disabled = !running;
+  tu.stop.disabled = !running;
+  tu.newRun.disabled = running || trainInfo === null;
+  tu.download.disabled = trainInfo === null;
+  tu.upload.disabled = running;
+  tu.pause.textContent = trainPaused ? 'Resume' : 'Pause';
+  tu.pause.setAttribute('aria-pressed', String(trainPaused));
+}
+
+/** The Train form's values, or the message of the first bad one (and its control). */
+function readTrainControls():
+  | { ok: true; until: number; sampleEvery: number; config: PageTrainConfig }
+  | { ok: false; message: string; input: HTMLInputElement } {
+  const ints: [HTMLInputElement, string, number, number][] = [
+    [tu.until, 'Train until step', 1, 1_000_000],
+    [tu.batch, 'Images per step', 1, 256],
+    [tu.sampleEvery, 'Show samples every', 0, 100_000],
+    [tu.seed, 'Seed', 0, MAX_SEED],
+  ];
+  const v: number[] = [];
+  for (const [input, what, lo, hi] of ints) {
+    const c = checkInt(input.value, what, lo, hi);
+    input.setAttribute('aria-invalid', String(!c.ok));
+    if (!c.ok) return { ok: false, message: c.message, input };
+    v.push(c.value);
+  }
+  const lr = Number(tu.lr.value.trim());
+  const lrOk = tu.lr.value.trim() !== '' && Number.isFinite(lr) && lr > 0 && lr <= 1;
+  tu.lr.setAttribute('aria-invalid', String(!lrOk));
+  if (!lrOk)
+    return {
+      ok: false,
+      message: `Learning rate: "${tu.lr.value.slice(0, 20)}" is not a number above 0 and at most 1 (e.g. 0.001)`,
+      input: tu.lr,
+    };
+  const images = tu.data.value === 'images';
+  if (images && !trainImages)
+    return { ok: false, message: 'Your own images: choose or drop a folder of images first', input: tu.pick };
+  return {
+    ok: true,
+    until: v[0]!,
+    sampleEvery: v[2]!,
+    config: {
+      ...PAGE_TINY,
+      data: images ? `folder:${trainImages!.name}` : 'mnist',
+      batch: v[1]!,
+      lr,
+      seed: v[3]!,
+    },
+  };
+}
+
+function describeRun(i: TrainInfo): string {
+  const what = i.data === 'mnist' ? 'handwritten digits' : `the images of ${i.data.slice('folder:'.length)}`;
+  return (
+    `${what} (${i.images.toLocaleString('en-US')}, ${i.channels === 1 ? 'grayscale' : 'colour'} ${i.resolution}×${i.resolution}), ` +
+    `${(i.params / 1e6).toFixed(2)} million parameters, ${plural(i.batch, 'image')} per step, learning rate ${i.lr}`
+  );
+}
+
+function showResumeHint(i: TrainInfo, until: number): void {
+  tu.resumeHint.replaceChildren();
+  const p = document.createElement('p');
+  if (!i.resume.ok) {
+    p.textContent = `This run cannot be resumed by ddpm train: ${i.resume.why}.`;
+    tu.resumeHint.append(p);
+    return;
+  }
+  p.textContent =
+    'To continue this run on the command line, put the downloaded file in a run folder as checkpoint.safetensors and run' +
+    (i.data.startsWith('folder:') ? ' (from the folder that holds the image folder):' : ':');
+  const code = document.createElement('code');
+  code.textContent = `mkdir -p runs/page && mv checkpoint.safetensors runs/page/\nddpm train --run runs/page ${i.resume.args.join(' ')} --steps ${Math.max(until, i.step + 1)}`;
+  tu.resumeHint.append(p, code);
+}
+
+async function runTraining(from: TrainFrom): Promise<void> {
+  if (trainJob) return;
+  const r = readTrainControls();
+  if (!r.ok) {
+    trainStatus(r.message, true);
+    r.input.focus();
+    return;
+  }
+  const provider = ui.backend.value as ExecutionProvider;
+  const backendText =
+    provider === 'wasm'
+      ? `CPU (WebAssembly), ${plural(env?.threads ?? 1, 'thread')}`
+      : `GPU (WebGPU${env?.webgpu.software ? ', software adapter' : ''})`;
+  if (from.kind !== 'current') trainLosses = [];
+  trainPaused = false;
+  const images = trainImages ?? undefined;
+  const args: TrainArgs = {
+    from,
+    ...(images ? { images } : {}),
+    provider,
+    until: r.until,
+    sampleEvery: r.sampleEvery,
+    sampleCount: TRAIN_SAMPLES,
+  };
+  trainStatus(
+    from.kind === 'checkpoint' ? `Reading ${from.name} …` : `Preparing the training on ${backendText} …`,
+  );
+  let ready: TrainInfo | null = null;
+  const job = client.call('train', args, (ev: TrainEvent) => {
+    switch (ev.kind) {
+      case 'compiling':
+        trainStatus(
+          `Building the training network for ${provider === 'wasm' ? 'WebAssembly' : 'WebGPU'} (the network, its loss and every gradient, as ddpm train does) …`,
+        );
+        break;
+      case 'ready': {
+        ready = ev;
+        trainInfo = ev;
+        trainButtons();
+        trainStatus(
+          `Training ${from.kind === 'checkpoint' ? `from ${from.name} ` : ''}from step ${ev.step} to ${r.until} on ${backendText}: ${describeRun(ev)}.`,
+        );
+        showResumeHint(ev, r.until);
+        if (ev.step >= r.until)
+          trainStatus(
+            `The run is at step ${ev.step} already: set "Train until step" above ${ev.step} and press Continue training.`,
+          );
+        break;
+      }
+      case 'step': {
+        trainLosses.push({ step: ev.step, loss: ev.loss });
+        trainStepsPerSec = ev.stepsPerSec;
+        if (trainInfo) trainInfo = { ...trainInfo, step: ev.step };
+        tu.stats.textContent =
+          `Step ${ev.step} of ${r.until} · loss ${fmtLoss(ev.loss)} · ${trainStepsPerSec.toFixed(2)} steps/s on ${backendText} · ` +
+          `epoch ${ev.epoch.toFixed(3)} · learning rate ${ev.lr.toPrecision(3)}`;
+        if (!pendingLoss) {
+          pendingLoss = true;
+          requestAnimationFrame(() => {
+            pendingLoss = false;
+            drawLoss();
+          });
+        }
+        break;
+      }
+      case 'sampling':
+        tu.samplesCaption.textContent = `Drawing samples at step ${ev.step} …`;
+        break;
+      case 'samples': {
+        const n = ev.images.shape[0]!;
+        const nrow = Math.ceil(Math.sqrt(n));
+        draw(tu.samples, makeGrid(ev.images, { nrow, padding: 1 }));
+        const text = `${plural(n, 'sample')} of the model at step ${ev.step} (its average weights, DPM-Solver++ 20 steps, seed 0), in a grid of ${nrow} columns`;
+        tu.samples.setAttribute('aria-label', text);
+        tu.samplesCaption.textContent = `${text}; drawn in ${fmtS(ev.ms)}.`;
+        break;
+      }
+      case 'paused':
+        trainStatus(`Paused at step ${ev.step}. Press Resume to go on, or download the checkpoint.`);
+        break;
+      case 'resumed':
+        trainStatus(`Training again from step ${ev.step} to ${r.until} on ${backendText}.`);
+        break;
+    }
+  });
+  trainJob = { id: job.id };
+  trainButtons();
+  try {
+    const done = await job.done;
+    drawLoss();
+    const info = trainInfo as TrainInfo | null;
+    if (info) showResumeHint(info, r.until);
+    if (done.stopped)
+      trainStatus(`Stopped at step ${done.step}. Continue training, or download the checkpoint.`);
+    else if (ready)
+      trainStatus(
+        `Done: step ${done.step}${trainLosses.length ? `, loss ${fmtLoss(meanLoss(trainLosses.slice(-10)))} (mean of the last ${Math.min(10, trainLosses.length)} steps)` : ''}. Raise "Train until step" to continue, or download the checkpoint.`,
+      );
+  } catch (e) {
+    trainStatus(
+      `Training failed: ${(e as Error).message}` +
+        (provider === 'webgpu' ? '\nChoose "CPU (WebAssembly)" under "Compute on" and try again.' : ''),
+      true,
+    );
+  } finally {
+    trainJob = null;
+    trainPaused = false;
+    trainButtons();
+  }
+}
+let pendingLoss = false;
+
+tu.form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const r = readTrainControls();
+  if (!r.ok) {
+    trainStatus(r.message, true);
+    r.input.focus();
+    return;
+  }
+  void runTraining(trainInfo ? { kind: 'current' } : { kind: 'new', config: r.config });
+});
+tu.newRun.addEventListener('click', () => {
+  const r = readTrainControls();
+  if (!r.ok) {
+    trainStatus(r.message, true);
+    r.input.focus();
+    return;
+  }
+  void runTraining({ kind: 'new', config: r.config });
+});
+tu.pause.addEventListener('click', async () => {
+  if (!trainJob) return;
+  trainPaused = !trainPaused;
+  trainButtons();
+  try {
+    await client.call('trainControl', { action: trainPaused ? 'pause' : 'resume' }).done;
+  } catch (e) {
+    trainStatus(`Could not ${trainPaused ? 'pause' : 'resume'}: ${(e as Error).message}`, true);
+  }
+});
+tu.stop.addEventListener('click', () => {
+  if (trainJob) client.cancel(trainJob.id);
+});
+tu.download.addEventListener('click', async () => {
+  try {
+    const ck = await client.call('trainCheckpoint', {}).done;
+    const url = URL.createObjectURL(new Blob([ck.data], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = 'checkpoint.safetensors';
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    trainStatus(
+      `Downloaded the checkpoint of step ${ck.step} (${(ck.data.byteLength / 1e6).toFixed(1)} MB: weights, their average, Adam's moments, the random streams and the options).`,
+    );
+  } catch (e) {
+    trainStatus(`Could not download the checkpoint: ${(e as Error).message}`, true);
+  }
+});
+tu.upload.addEventListener('change', async () => {
+  const f = tu.upload.files?.[0];
+  tu.upload.value = '';
+  if (!f || trainJob) return;
+  const data = await f.arrayBuffer();
+  void runTraining({ kind: 'checkpoint', name: f.name, data });
+});
+tu.data.addEventListener('change', () => {
+  tu.imagesPick.hidden = tu.data.value !== 'images';
+});
+
+function setImages(name: string, files: PickedFile[]): void {
+  const pics = files.filter((f) => /\.(png|jpe?g)$/i.test(f.path));
+  if (!pics.length) {
+    trainStatus(`${name}: no PNG or JPEG images in it`, true);
+    return;
+  }
+  trainImages = { name, files: pics };
+  tu.data.value = 'images';
+  tu.imagesPick.hidden = false;
+  tu.drop.textContent = `${plural(pics.length, 'image')} from the folder ${name}. Drop another folder to replace them.`;
+  trainStatus(`${plural(pics.length, 'image')} from ${name} ready: press Start training (or Start over).`);
+}
+
+/** Paths inside the picked folder (its own name stripped). */
+function withinFolder(paths: string[]): { name: string; paths: string[] } {
+  const first = paths[0]?.split('/')[0] ?? 'images';
+  const all = paths.length > 0 && paths.every((p) => p.startsWith(`${first}/`));
+  return { name: all ? first : 'images', paths: all ? paths.map((p) => p.slice(first.length + 1)) : paths };
+}
+
+tu.pick.addEventListener('change', async () => {
+  const list = Array.from(tu.pick.files ?? []);
+  tu.pick.value = '';
+  if (!list.length) return;
+  const w = withinFolder(list.map((f) => f.webkitRelativePath || f.name));
+  const files = await Promise.all(
+    list.map(async (f, i) => ({ path: w.paths[i]!, data: await f.arrayBuffer() })),
+  );
+  setImages(w.name, files);
+});
+
+/** Every file under a dropped entry, with its path relative to the drop. */
+async function entryFiles(e: FileSystemEntry, out: PickedFile[]): Promise<void> {
+  if (e.isFile) {
+    const f = await new Promise<File>((ok, err) => (e as FileSystemFileEntry).file(ok, err));
+    out.push({ path: e.fullPath.replace(/^\/+/, ''), data: await f.arrayBuffer() });
+  } else if (e.isDirectory) {
+    const reader = (e as FileSystemDirectoryEntry).createReader();
+    for (;;) {
+      const batch = await new Promise<FileSystemEntry[]>((ok, err) => reader.readEntries(ok, err));
+      if (!batch.length) break;
+      for (const c of batch) await entryFiles(c, out);
+    }
+  }
+}
+
+tu.drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  tu.drop.classList.add('over');
+});
+tu.drop.addEventListener('dragleave', () => tu.drop.classList.remove('over'));
+tu.drop.addEventListener('drop', async (e) => {
+  e.preventDefault();
+  tu.drop.classList.remove('over');
+  const items = Array.from(e.dataTransfer?.items ?? []);
+  const entries = items.map((i) => i.webkitGetAsEntry()).filter((x) => x !== null);
+  const files: PickedFile[] = [];
+  try {
+    for (const en of entries) await entryFiles(en, files);
+  } catch (err) {
+    trainStatus(`Could not read the dropped files: ${(err as Error).message}`, true);
+    return;
+  }
+  const w = withinFolder(files.map((f) => f.path));
+  setImages(
+    w.name,
+    files.map((f, i) => ({ path: w.paths[i]!, data: f.data })),
+  );
+});
+trainButtons();
+drawLoss();
+
 // ---- test hook (test/web.test.ts) ----
 
 export interface DdpmTestHook {
@@ -686,6 +1125,36 @@ export interface DdpmTestHook {
     threads: number;
     stepsSeen: number;
   }>;
+  /** A training run in the worker from a config, as the Train form starts one (gradsAtStep: that step's gradients). */
+  trainRaw(a: {
+    config: PageTrainConfig;
+    until: number;
+    provider: ExecutionProvider;
+    gradsAtStep?: number;
+  }): Promise<{
+    steps: number[];
+    losses: number[];
+    stepMs: number[];
+    info: TrainInfo;
+    grads: { names: string[]; b64: string[] } | null;
+  }>;
+  /** The worker's run: its checkpoint file as base64. */
+  trainCheckpoint(): Promise<{ step: number; b64: string }>;
+  /** What the Train section has seen: every step's loss, the run, the last steps/s. */
+  training(): {
+    steps: number[];
+    losses: number[];
+    info: TrainInfo | null;
+    stepsPerSec: number;
+    running: boolean;
+  };
+}
+
+/** Bytes as base64 (test hook: large arrays cross to the test as one string). */
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }
 
 declare global {
@@ -709,6 +1178,50 @@ function installTestHook(e: WorkerEnv): void {
         forwardMs: r.forwardMs,
       };
     },
+    async trainRaw({ config, until, provider, gradsAtStep }) {
+      const steps: number[] = [];
+      const losses: number[] = [];
+      const stepMs: number[] = [];
+      let info: TrainInfo | null = null;
+      let grads: { names: string[]; b64: string[] } | null = null;
+      await client.call(
+        'train',
+        {
+          from: { kind: 'new', config },
+          provider,
+          until,
+          sampleEvery: 0,
+          sampleCount: 0,
+          ...(gradsAtStep !== undefined ? { gradsAtStep } : {}),
+        },
+        (ev) => {
+          if (ev.kind === 'ready') info = ev;
+          if (ev.kind !== 'step') return;
+          steps.push(ev.step);
+          losses.push(ev.loss);
+          stepMs.push(ev.stepMs);
+          if (ev.grads)
+            grads = {
+              names: ev.grads.names,
+              b64: ev.grads.data.map((g) => toBase64(new Uint8Array(g.buffer, g.byteOffset, g.byteLength))),
+            };
+        },
+      ).done;
+      trainInfo = info;
+      trainButtons();
+      return { steps, losses, stepMs, info: info!, grads };
+    },
+    async trainCheckpoint() {
+      const ck = await client.call('trainCheckpoint', {}).done;
+      return { step: ck.step, b64: toBase64(new Uint8Array(ck.data)) };
+    },
+    training: () => ({
+      steps: trainLosses.map((p) => p.step),
+      losses: trainLosses.map((p) => p.loss),
+      info: trainInfo,
+      stepsPerSec: trainStepsPerSec,
+      running: trainJob !== null,
+    }),
     async sample({ modelUrl, seed, sampler, steps, n, provider }) {
       const info = await client.call('load', { source: { kind: 'url', url: modelUrl } }).done;
       let stepsSeen = 0;

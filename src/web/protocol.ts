@@ -9,6 +9,7 @@
 import type { ExecutionProvider } from '../engine/engine.js';
 import type { UNetConfig } from '../nn/unet.js';
 import type { WebSampler } from './core.js';
+import type { PageTrainConfig } from './trainConfig.js';
 
 /** What the worker runs on, as the page shows it. */
 export interface WorkerEnv {
@@ -134,6 +135,81 @@ export interface ForwardDone {
   readonly forwardMs: number[];
 }
 
+/** Where a training run starts: a new run, a checkpoint file (ours or ddpm train's), or the run in the worker. */
+export type TrainFrom =
+  | { readonly kind: 'new'; readonly config: PageTrainConfig }
+  | { readonly kind: 'checkpoint'; readonly name: string; readonly data: ArrayBuffer }
+  | { readonly kind: 'current' };
+
+/** The training data: the embedded digits, or the images of a folder the user picked or dropped. */
+export type TrainData =
+  | { readonly kind: 'digits' }
+  | { readonly kind: 'images'; readonly name: string; readonly files: readonly PickedFile[] };
+
+export interface TrainArgs {
+  readonly from: TrainFrom;
+  /** The run's data when it is a folder of images (the digits are read by the worker itself). */
+  readonly images?: { readonly name: string; readonly files: readonly PickedFile[] };
+  readonly provider: ExecutionProvider;
+  /** Train until this step (a resumed run may be further already: then nothing is trained). */
+  readonly until: number;
+  /** Draw samples of the EMA weights every N steps and at the end (0 = never). */
+  readonly sampleEvery: number;
+  readonly sampleCount: number;
+  /** Start paused (the run is built and waits for 'trainControl' resume). */
+  readonly paused?: boolean;
+  /** Test only: the step event of this step carries every gradient. */
+  readonly gradsAtStep?: number;
+}
+
+/** What the page shows about the run once it is built. */
+export interface TrainInfo {
+  readonly step: number;
+  readonly params: number;
+  readonly data: string;
+  readonly images: number;
+  readonly channels: number;
+  readonly resolution: number;
+  readonly batch: number;
+  readonly lr: number;
+  readonly warmup: number;
+  readonly emaDecay: number;
+  readonly seed: number;
+  /** `ddpm train` options that resume a checkpoint of this run (with --run DIR --steps N), or why none do. */
+  readonly resume:
+    | { readonly ok: true; readonly args: string[] }
+    | { readonly ok: false; readonly why: string };
+  readonly threads: number;
+  readonly compileMs: number;
+}
+
+export type TrainEvent =
+  | { readonly kind: 'compiling'; readonly provider: ExecutionProvider }
+  | ({ readonly kind: 'ready' } & TrainInfo)
+  | {
+      readonly kind: 'step';
+      readonly step: number;
+      readonly loss: number;
+      readonly lr: number;
+      readonly gradNorm: number;
+      readonly epoch: number;
+      /** This step's time (ms), and steps per second over the steps since the run (re)started. */
+      readonly stepMs: number;
+      readonly stepsPerSec: number;
+      /** gradsAtStep only: every parameter's gradient, in parameter order, and the names. */
+      readonly grads?: { readonly names: string[]; readonly data: Float32Array[] };
+    }
+  | { readonly kind: 'sampling'; readonly step: number }
+  | { readonly kind: 'samples'; readonly step: number; readonly images: WireTensor; readonly ms: number }
+  | { readonly kind: 'paused'; readonly step: number }
+  | { readonly kind: 'resumed'; readonly step: number };
+
+export interface TrainDone {
+  readonly step: number;
+  /** Ended by a cancel before `until`. */
+  readonly stopped: boolean;
+}
+
 /** Every operation: its arguments, its result and its events. */
 export interface WorkerOps {
   /** Configure onnxruntime-web (once, first) and report the environment. */
@@ -152,6 +228,20 @@ export interface WorkerOps {
   interpolate: { args: InterpolateArgs; result: InterpolateDone; event: InterpolateEvent };
   /** The web test's U-Net forward of the hash-initialised model (core.fixtureForward). */
   forward: { args: ForwardArgs; result: ForwardDone; event: never };
+  /**
+   * Train in the worker (web/train.ts) until a step, a cancel or an error; each step runs in the worker's
+   * queue, so sampling calls interleave between steps. The run stays in the worker afterwards (download,
+   * continue with from 'current').
+   */
+  train: { args: TrainArgs; result: TrainDone; event: TrainEvent };
+  /** Pause or resume the running training (between two steps). */
+  trainControl: {
+    args: { action: 'pause' | 'resume' };
+    result: { step: number; paused: boolean };
+    event: never;
+  };
+  /** The run's checkpoint at its current step, in ddpm train's format (checkpoint.safetensors). */
+  trainCheckpoint: { args: Record<string, never>; result: { data: ArrayBuffer; step: number }; event: never };
 }
 export type OpName = keyof WorkerOps;
 

@@ -3,13 +3,19 @@
 // their compiled sessions, and answers the calls of protocol.ts. Loading a model never touches a session
 // in use: a model the page drops is released once the run using it has ended. Sampling runs one call at
 // a time; between network calls the worker yields to its message queue, so a cancel is seen at once.
+// Training (web/train.ts) runs here too: one run at a time, each of its steps a job of the same queue, so a
+// sampling call waits at most one step; pause, resume and checkpoint downloads are served between steps.
 
 import { interpolate } from '../diffusion/interpolate.js';
 import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
+import { parseMnistBin } from '../data/mnistDigits.js';
 import type { ExecutionProvider } from '../engine/engine.js';
 import { diffusionFromSpec } from '../model/spec.js';
 import { countParams } from '../nn/unet.js';
+import { decodeCheckpoint } from '../train/checkpointCodec.js';
+import { cloneParams } from '../train/optim.js';
+import type { RunIdentityOptions } from '../train/step.js';
 import type { UNetDenoiser } from '../sample/denoiser.js';
 import { Rng } from '../util/rng.js';
 import {
@@ -22,6 +28,14 @@ import {
 } from './core.js';
 import { configureOrt, webEngine, webGpuStatus } from './engine.js';
 import {
+  digitsDataset,
+  imagesDataset,
+  optionsOfIdentity,
+  PageTrainer,
+  pageRunOptions,
+  resumeArgs,
+} from './train.js';
+import {
   type FromWorker,
   type InterpolateDone,
   type ModelInfo,
@@ -30,6 +44,10 @@ import {
   type SampleDone,
   type SampleEvent,
   type ToWorker,
+  type TrainArgs,
+  type TrainDone,
+  type TrainEvent,
+  type TrainInfo,
   transferables,
   type WireTensor,
   type WorkerEnv,
@@ -141,6 +159,21 @@ const ops: { [K in OpName]: (a: WorkerOps[K]['args'], ctx: CallCtx<K>) => Promis
       ),
     sample: (a, ctx) => serial(() => sample(a, ctx)),
     interpolate: (a, ctx) => serial(() => blend(a, ctx)),
+    train: (a, ctx) => trainOp(a, ctx),
+    async trainControl(a) {
+      const t = training;
+      if (!t) throw new Error('no training is running');
+      t.paused = a.action === 'pause';
+      if (!t.paused) t.wake?.();
+      return { step: trainRun?.trainer.step ?? 0, paused: t.paused };
+    },
+    trainCheckpoint: () =>
+      serial(async () => {
+        const run = trainRun;
+        if (!run) throw new Error('no training run yet: start one first');
+        const parts = run.trainer.checkpoint();
+        return { data: concatBytes(parts).buffer as ArrayBuffer, step: run.trainer.step };
+      }),
     forward: (a) =>
       serial(async () => {
         const r = await fixtureForward(webEngine(a.provider), a.cfg, a.batch, {
@@ -281,6 +314,193 @@ function sample(a: WorkerOps['sample']['args'], ctx: CallCtx<'sample'>): Promise
       threads: a.provider === 'wasm' ? threads : 0,
     };
   });
+}
+
+// ---- training ----
+
+/** The run in the worker (kept after its call ends: download, continue). */
+let trainRun: { trainer: PageTrainer; provider: ExecutionProvider; info: TrainInfo } | null = null;
+/** The training loop while a 'train' call runs. */
+let training: { paused: boolean; wake: (() => void) | null } | null = null;
+let digits: Promise<Uint8Array[]> | null = null;
+
+/** The embedded digits (dist-web/data/mnist-digits.bin, beside worker.js), fetched once. */
+function loadDigits(): Promise<Uint8Array[]> {
+  if (!digits) {
+    const url = new URL('./data/mnist-digits.bin', self.location.href).href;
+    digits = (async () => {
+      const r = await fetch(url);
+      if (!r.ok)
+        throw new Error(
+          `${url}: HTTP ${r.status}: the digits are missing (build the page with npm run build:web)`,
+        );
+      return parseMnistBin(new Uint8Array(await r.arrayBuffer()), url);
+    })();
+    digits.catch(() => {
+      digits = null;
+    });
+  }
+  return digits;
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Build the trainer a 'train' call asks for (or keep the one in the worker). */
+async function trainerFor(a: TrainArgs, ctx: CallCtx<'train'>): Promise<NonNullable<typeof trainRun>> {
+  const cur = trainRun;
+  if (a.from.kind === 'current' && cur && cur.provider === a.provider) return cur;
+  let options: RunIdentityOptions;
+  let from: Parameters<typeof PageTrainer.create>[3];
+  switch (a.from.kind) {
+    case 'new': {
+      const c = a.from.config;
+      // A folder's images: colour or grayscale as ddpm train decides for a folder (imagesDataset).
+      const channels =
+        c.data.startsWith('folder:') && a.images
+          ? (imagesDataset(
+              a.images.files.map((f) => ({ path: f.path, data: new Uint8Array(f.data) })),
+              a.images.name,
+              c.resolution,
+            ).channels as 1 | 3)
+          : c.channels;
+      options = pageRunOptions({ ...c, channels });
+      break;
+    }
+    case 'checkpoint': {
+      const ck = decodeCheckpoint(new Uint8Array(a.from.data), a.from.name);
+      options = optionsOfIdentity(ck.meta.identity as Record<string, unknown>, a.from.name);
+      from = { ck, source: a.from.name };
+      break;
+    }
+    case 'current': {
+      // The run continues on another backend: rebuilt from its own checkpoint.
+      if (!cur) throw new Error('no training run to continue: start one');
+      const name = `the run at step ${cur.trainer.step}`;
+      const ck = decodeCheckpoint(await serial(async () => concatBytes(cur.trainer.checkpoint())), name);
+      options = cur.trainer.options;
+      from = { ck, source: name };
+      break;
+    }
+  }
+  const u = options.spec.unet;
+  const channels = u.inChannels as 1 | 3;
+  let dataset: ReturnType<typeof digitsDataset>;
+  if (options.data === 'mnist') dataset = digitsDataset(await loadDigits(), u.resolution, channels);
+  else if (options.data.startsWith('folder:') && a.images)
+    dataset = imagesDataset(
+      a.images.files.map((f) => ({ path: f.path, data: new Uint8Array(f.data) })),
+      a.images.name,
+      u.resolution,
+      channels,
+    );
+  else
+    throw new Error(
+      `the run trains on ${options.data}: choose that folder under "Your own images" first (the page has the built-in digits and folders you give it)`,
+    );
+  ctx.emit({ kind: 'compiling', provider: a.provider });
+  const t0 = performance.now();
+  const trainer = await serial(() => PageTrainer.create(webEngine(a.provider), options, dataset, from));
+  const compileMs = performance.now() - t0;
+  if (cur) await serial(() => cur.trainer.release()).catch(() => undefined);
+  const info: TrainInfo = {
+    step: trainer.step,
+    params: countParams(u),
+    data: options.data,
+    images: dataset.n,
+    channels: u.inChannels,
+    resolution: u.resolution,
+    batch: options.batch,
+    lr: options.adam.lr,
+    warmup: options.adam.warmup,
+    emaDecay: options.emaDecay,
+    seed: options.seed,
+    resume: resumeArgs(options),
+    threads: a.provider === 'wasm' ? threads : 0,
+    compileMs,
+  };
+  trainRun = { trainer, provider: a.provider, info };
+  return trainRun;
+}
+
+async function trainOp(a: TrainArgs, ctx: CallCtx<'train'>): Promise<TrainDone> {
+  if (training) throw new Error('a training run is already going: pause it or stop it first');
+  const loop = { paused: a.paused === true, wake: null as (() => void) | null };
+  training = loop;
+  try {
+    const run = await trainerFor(a, ctx);
+    const { trainer } = run;
+    ctx.emit({ kind: 'ready', ...run.info, step: trainer.step });
+    const recent: number[] = [];
+    const wake = () => loop.wake?.();
+    ctx.signal.addEventListener('abort', wake);
+    let samplesAt = -1;
+    const samples = async () => {
+      if (samplesAt === trainer.step) return;
+      samplesAt = trainer.step;
+      ctx.emit({ kind: 'sampling', step: trainer.step });
+      const t0 = performance.now();
+      const ema = cloneParams(trainer.ema);
+      const res = await serial(() =>
+        sampleImages(
+          webEngine(a.provider),
+          { spec: trainer.options.spec, params: ema, source: 'the run in this page' },
+          { seed: 0, sampler: 'dpm++2m', steps: 20, n: a.sampleCount, provider: a.provider },
+        ),
+      );
+      ctx.emit({
+        kind: 'samples',
+        step: trainer.step,
+        images: wire(res.sample.data, res.sample.shape),
+        ms: performance.now() - t0,
+      });
+    };
+    while (trainer.step < a.until) {
+      await yieldToMessages();
+      if (ctx.signal.aborted) break;
+      if (loop.paused) {
+        ctx.emit({ kind: 'paused', step: trainer.step });
+        while (loop.paused && !ctx.signal.aborted) await new Promise<void>((r) => (loop.wake = r));
+        loop.wake = null;
+        if (ctx.signal.aborted) break;
+        ctx.emit({ kind: 'resumed', step: trainer.step });
+        recent.length = 0;
+      }
+      const t0 = performance.now();
+      const r = await serial(() => trainer.next());
+      const stepMs = performance.now() - t0;
+      recent.push(stepMs);
+      if (recent.length > 10) recent.shift();
+      const mean = recent.reduce((x, y) => x + y, 0) / recent.length;
+      const grads =
+        a.gradsAtStep === r.step
+          ? { names: [...r.grads.keys()], data: [...r.grads.values()].map((g) => g.slice()) }
+          : undefined;
+      ctx.emit({
+        kind: 'step',
+        step: r.step,
+        loss: r.loss,
+        lr: r.lr,
+        gradNorm: r.gradNorm,
+        epoch: trainer.epochs,
+        stepMs,
+        stepsPerSec: 1000 / mean,
+        ...(grads ? { grads } : {}),
+      } satisfies TrainEvent);
+      if (a.sampleEvery > 0 && (r.step % a.sampleEvery === 0 || r.step === a.until)) await samples();
+    }
+    ctx.signal.removeEventListener('abort', wake);
+    return { step: trainer.step, stopped: trainer.step < a.until };
+  } finally {
+    if (training === loop) training = null;
+  }
 }
 
 self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
