@@ -154,6 +154,36 @@ describe('ddpm export --to diffusers', () => {
     assert.ok(grid(onnx, 'from-onnx').equals(want), 'ONNX file');
   });
 
+  it("a scheduler's inference-timestep keys are kept through the round trip and named when sampling with fewer steps", () => {
+    const src = join(TMP, 'src-d');
+    const pipe = join(TMP, 'pipe-trailing');
+    assert.equal(ddpm('export', '--model', src, '--to', 'diffusers', pipe).status, 0);
+    const sc = join(pipe, 'scheduler', 'scheduler_config.json');
+    const sched = JSON.parse(readFileSync(sc, 'utf8'));
+    writeFileSync(sc, JSON.stringify({ ...sched, timestep_spacing: 'trailing', steps_offset: 1 }));
+    const again = join(TMP, 'pipe-trailing-again');
+    assert.equal(ddpm('export', '--model', pipe, '--to', 'diffusers', again).status, 0);
+    const kept = JSON.parse(readFileSync(join(again, 'scheduler', 'scheduler_config.json'), 'utf8'));
+    assert.equal(kept.timestep_spacing, 'trailing');
+    assert.equal(kept.steps_offset, 1);
+    const sample = (model: string, steps: string) =>
+      ddpm(
+        ...['sample', '--model', model, '--n', '1', '--steps', steps, '--threads', '1'],
+        '--out',
+        join(TMP, 'n.png'),
+      );
+    const note =
+      /ddpm sample: note: the model's scheduler config sets timestep_spacing "trailing", steps_offset 1, which choose diffusers' inference timesteps; this project's samplers choose their own for --steps/;
+    let r = sample(pipe, '2');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, note);
+    r = sample(pipe, '1000'); // every timestep: nothing to say
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /note: the model's scheduler/);
+    r = sample(src, '2'); // the project's own model: nothing to say
+    assert.doesNotMatch(r.stderr, /note: the model's scheduler/);
+  });
+
   it('errors: no --to, no output, a wrong extension, a file as the folder, an xprev model', () => {
     const src = join(TMP, 'src-d');
     let r = ddpm('export', '--model', src, join(TMP, 'o'));

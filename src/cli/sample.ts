@@ -20,7 +20,7 @@ import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
-import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, samplingKeysNote, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
@@ -107,6 +107,8 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
+  const note = samplingKeysNote('sample', model.spec);
+  if (note && steps < diffusion.numTimesteps) console.error(note);
   const den = await createDenoiser(await openEpOption(o.ep), cfg, model.params, batch, {
     threads: o.threads as number,
   });
