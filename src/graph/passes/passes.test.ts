@@ -1,0 +1,310 @@
+// Every graph pass on and off gives the same outputs (and, for the passes valid in training graphs, the
+// same gradients of every parameter and of the input) to float rounding, on random small U-Nets (seeded
+// random weights, none zero; random configs: with and without attention, one or two heads, several
+// channel counts and group sizes); each pass alone against no pass, and the default pipeline without it
+// against the whole default pipeline. Where its pattern is absent a pass changes nothing. The FID
+// Inception goes through the pipeline too (no pass may change its outputs).
+// Tolerances (allClose, |a - b| <= atol + rtol |b|): outputs rtol 1e-4, atol 1e-5 x max |output|;
+// gradients rtol 1e-3, atol 1e-5 x the largest gradient of the model (a gradient that a pass makes
+// exactly zero, as the key bias's, is rounding noise of that scale without it).
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { nativeEngine } from '../../engine/native.js';
+import { nodeEngine } from '../../engine/node.js';
+import { buildFidInception, hashInceptionWeights } from '../../eval/inception.js';
+import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../../nn/unet.js';
+import { allClose } from '../../util/allclose.js';
+import { hashUniform, Rng } from '../../util/rng.js';
+import type { Tensor } from '../../util/tensor.js';
+import { grad } from '../autodiff.js';
+import { Graph, type Value } from '../graph.js';
+import { nchwcBlockOf } from '../nchwc.js';
+import { toOnnx } from '../onnx.js';
+import { PASS_NAMES, PASSES, runPasses, selectPasses } from './index.js';
+
+const native = nativeEngine();
+const engine = nodeEngine();
+
+/** A random small U-Net config from the seed. */
+function randomConfig(seed: number, attention: boolean, perGroup = 1, twoHeads = false): UNetConfig {
+  const r = new Rng(seed);
+  const ch = [8, 16][r.int(2)]!;
+  const groups = ch / perGroup; // channels per group at the first level (twice that at the second)
+  const res = 8;
+  return {
+    inChannels: [1, 3][r.int(2)]!,
+    outChannels: [1, 3][r.int(2)]!,
+    resolution: res,
+    ch,
+    chMult: [1, 2],
+    numResBlocks: 1,
+    attnResolutions: attention ? [res / 2] : [],
+    dropout: 0,
+    groups,
+    eps: 1e-6,
+    headDim: twoHeads ? ch : undefined, // two heads at the second level and the middle (2ch channels)
+    midAttention: attention,
+  };
+}
+
+/** Seeded random weights, none zero: uniform with He-like scales, norms around 1. */
+function randomParams(cfg: UNetConfig, seed: number): ParamStore {
+  const r = new Rng(seed);
+  const store: ParamStore = new Map();
+  for (const s of unetParamSpecs(cfg)) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const fanIn = s.shape.slice(1).reduce((a, b) => a * b, 1);
+    const scale = s.kind === 'conv' || s.kind === 'linear' ? Math.sqrt(3 / fanIn) : 0.3;
+    const d = new Float32Array(n);
+    for (let i = 0; i < n; i++) d[i] = (2 * r.uniform() - 1) * scale + (s.kind === 'normWeight' ? 1 : 0);
+    store.set(s.name, d);
+  }
+  return store;
+}
+
+interface Built {
+  readonly model: Uint8Array;
+  readonly report: Record<string, number>;
+  readonly feeds: Record<string, Tensor>;
+}
+
+const BATCH = 2;
+
+/**
+ * The U-Net's graph with the given passes: inference (weights as constants), or training-form (weights as
+ * inputs, LayerNorm statistics) with the gradient of sum(out * r) for x and every parameter.
+ */
+function buildModel(
+  cfg: UNetConfig,
+  store: ParamStore,
+  passes: readonly string[],
+  opts: { training: boolean; fused: boolean; nchwcBlock: number },
+): Built {
+  const g = new Graph();
+  if (opts.fused) g.fused = native!.fusedKernels!;
+  const shape = [BATCH, cfg.inChannels, cfg.resolution, cfg.resolution];
+  const x = g.input('x', shape);
+  const t = g.input('t', [BATCH]);
+  const u = buildUNet(g, cfg, store, x, t, { training: opts.training });
+  const popts = {
+    training: opts.training,
+    constantWeights: !opts.training,
+    nchwcBlock: opts.nchwcBlock,
+    passes,
+  };
+  const report = runPasses(g, [u.out], 'forward', popts);
+  const outputs: Record<string, Value> = { out: u.out };
+  const names = [...u.params.keys()];
+  if (opts.training) {
+    const n = u.out.shape.reduce((a, b) => a * b, 1);
+    const rr = g.constant(hashUniform(7, n, 1), u.out.shape);
+    const loss = g.reduceSum(g.mul(u.out, rr), [0, 1, 2, 3], false);
+    const gs = grad(g, loss, [x, ...names.map((k) => u.params.get(k)!)]);
+    outputs.grad_x = gs[0]!;
+    names.forEach((k, i) => {
+      outputs[`grad.${k}`] = gs[i + 1]!;
+    });
+  }
+  Object.assign(report, runPasses(g, Object.values(outputs), 'layout', popts));
+  const n = shape.reduce((a, b) => a * b, 1);
+  const feeds: Record<string, Tensor> = {
+    x: { data: hashUniform(11, n, 1), shape },
+    t: { data: Float32Array.from({ length: BATCH }, (_, i) => 17 + 613 * i), shape: [BATCH] },
+  };
+  if (opts.training) for (const [k, v] of u.params) feeds[k] = { data: store.get(k)!, shape: v.shape };
+  const params = opts.training ? 'input' : 'initializer';
+  return { model: toOnnx(g, { outputs, params }), report, feeds };
+}
+
+async function runModel(b: Built, fused: boolean): Promise<Record<string, Tensor>> {
+  const e = fused ? native! : engine;
+  const s = await e.createSession(b.model, { threads: 1 });
+  try {
+    return await s.run(b.feeds);
+  } finally {
+    await s.release();
+  }
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function assertSame(got: Record<string, Tensor>, want: Record<string, Tensor>, what: string): void {
+  assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
+  allClose(got.out!.data, want.out!.data, 1e-4, 1e-5 * maxAbs(want.out!.data), `${what}: out`);
+  const gradKeys = Object.keys(want).filter((k) => k !== 'out');
+  const scale = Math.max(0, ...gradKeys.map((k) => maxAbs(want[k]!.data)));
+  for (const k of gradKeys) allClose(got[k]!.data, want[k]!.data, 1e-3, 1e-5 * scale, `${what}: ${k}`);
+}
+
+/** Passes valid in the form, and whether its engine is there. */
+const TRAINING_PASSES = PASSES.filter((p) => p.scope === 'any').map((p) => p.name);
+
+describe('graph passes: each on and off gives the same outputs and gradients', async () => {
+  const block = await nchwcBlockOf(engine);
+  const nativeBlock = native ? await nchwcBlockOf(native) : 0;
+  const configs = [
+    { seed: 1, attention: true, perGroup: 1 },
+    { seed: 2, attention: true, perGroup: 2, twoHeads: true },
+    { seed: 3, attention: false, perGroup: 1 },
+    { seed: 4, attention: true, perGroup: 4 },
+  ];
+  for (const { seed, attention, perGroup, twoHeads } of configs) {
+    const cfg = randomConfig(seed, attention, perGroup, twoHeads);
+    const store = randomParams(cfg, 100 + seed);
+    const label = `ch ${cfg.ch}, groups ${cfg.groups}, ${cfg.inChannels}->${cfg.outChannels}, ${attention ? `attention (${cfg.headDim ? 'heads of' : 'one head'}${cfg.headDim ? ` ${cfg.headDim}` : ''})` : 'no attention'}`;
+    for (const training of [false, true]) {
+      for (const pass of PASSES) {
+        if (training && pass.scope !== 'any') continue;
+        const fused = pass.name === 'fuse-groupnorm-silu' || pass.name === 'blocked-layout';
+        const nchwcBlock =
+          pass.name === 'blocked-layout' ? nativeBlock : pass.name === 'nchwc-convs' ? block : 0;
+        const skip =
+          fused && !native
+            ? 'the native binding is not built'
+            : pass.stage === 'layout' && nchwcBlock < 2
+              ? 'this runtime has no NCHWc kernels'
+              : pass.name === 'blocked-layout' && training
+                ? 'inference only'
+                : false;
+        it(`${pass.name} (${training ? 'training graph' : 'inference'}; ${label})`, { skip }, async () => {
+          const opts = { training, fused, nchwcBlock };
+          // Alone against no pass at all (the model exactly as written).
+          const none = buildModel(cfg, store, [], opts);
+          const alone = buildModel(cfg, store, [pass.name], opts);
+          const hits = alone.report[pass.name] ?? 0;
+          const expected = expectedHits(pass.name, cfg, training);
+          if (expected === 0) {
+            assert.equal(hits, 0, 'no match where the pattern is absent');
+            assert.deepEqual(alone.model, none.model, 'the graph is unchanged where the pattern is absent');
+          } else assert.ok(hits >= expected, `${pass.name} matched ${hits} times, expected ${expected}`);
+          const wantNone = await runModel(none, fused);
+          assertSame(await runModel(alone, fused), wantNone, `${pass.name} alone`);
+          // The default pipeline without it against the whole default pipeline.
+          const all = PASS_NAMES.filter((n) => training === false || TRAINING_PASSES.includes(n));
+          const full = buildModel(cfg, store, all, opts);
+          const without = buildModel(
+            cfg,
+            store,
+            all.filter((n) => n !== pass.name),
+            opts,
+          );
+          assertSame(
+            await runModel(without, fused),
+            await runModel(full, fused),
+            `default without ${pass.name}`,
+          );
+          assertSame(await runModel(full, fused), wantNone, 'default pipeline against none');
+        });
+      }
+    }
+  }
+});
+
+/** How many times a pass must match at least on this config (0: never). */
+function expectedHits(name: string, cfg: UNetConfig, training: boolean): number {
+  const attn = cfg.attnResolutions.length > 0;
+  const levels = cfg.chMult.length;
+  switch (name) {
+    case 'cancel-timestep-shift': // the ResNet blocks at channel counts with one channel per group
+      return cfg.groups === cfg.ch ? 1 : 0;
+    case 'fold-attention-norm': // single-head attention only
+      return attn && !cfg.headDim ? 1 : 0;
+    case 'drop-key-bias':
+    case 'fold-value-bias':
+      return attn ? 1 : 0;
+    case 'phase-split-upsample':
+      return levels - 1;
+    case 'fuse-groupnorm-silu':
+      return 1;
+    case 'nchwc-convs': // weights fed at run time only
+      return training ? 1 : 0;
+    case 'blocked-layout':
+      return training ? 0 : 1;
+    default:
+      throw new Error(`no expectation for pass ${name}`);
+  }
+}
+
+describe('graph pass selection', () => {
+  it('all by default, by name, by removal, none; unknown names refused', () => {
+    assert.deepEqual(selectPasses([]), []);
+    assert.deepEqual(selectPasses('none'), []);
+    assert.deepEqual(
+      selectPasses('-phase-split-upsample'),
+      PASS_NAMES.filter((n) => n !== 'phase-split-upsample'),
+    );
+    assert.deepEqual(selectPasses('nchwc-convs,drop-key-bias'), ['drop-key-bias', 'nchwc-convs']);
+    assert.throws(() => selectPasses('-no-such-pass'), /unknown pass "no-such-pass"/);
+    assert.throws(() => selectPasses('drop-key-bias,-fold-value-bias'), /mix/);
+    const saved = process.env.DDPM_PASSES;
+    try {
+      process.env.DDPM_PASSES = '-fold-attention-norm';
+      assert.deepEqual(
+        selectPasses(),
+        PASS_NAMES.filter((n) => n !== 'fold-attention-norm'),
+      );
+      delete process.env.DDPM_PASSES;
+      assert.deepEqual(selectPasses(), PASS_NAMES);
+    } finally {
+      if (saved === undefined) delete process.env.DDPM_PASSES;
+      else process.env.DDPM_PASSES = saved;
+    }
+  });
+  it('a training graph gets only the passes of scope "any"', () => {
+    const cfg = randomConfig(1, true);
+    const store = randomParams(cfg, 101);
+    const g = new Graph();
+    const u = buildUNet(g, cfg, store, g.input('x', [1, cfg.inChannels, 8, 8]), g.input('t', [1]), {
+      training: true,
+    });
+    const report = runPasses(g, [u.out], 'forward', { training: true, passes: PASS_NAMES });
+    assert.deepEqual(Object.keys(report).sort(), [
+      'drop-key-bias',
+      'fold-value-bias',
+      'fuse-groupnorm-silu',
+      'phase-split-upsample',
+    ]);
+    assert.throws(
+      () => runPasses(g, [u.out], 'forward', { training: true, constantWeights: true }),
+      /constant weights/,
+    );
+  });
+});
+
+describe('graph passes on the FID Inception', () => {
+  it('the default pipeline gives the same features and logits as none (small input)', async () => {
+    const weights = hashInceptionWeights().params;
+    const build = (passes: readonly string[], fused: boolean, nchwcBlock: number) => {
+      const g = new Graph();
+      if (fused) g.fused = native!.fusedKernels!;
+      const net = buildFidInception(g, weights, g.input('x', [1, 3, 16, 16]));
+      const roots = [net.pool, net.logitsUnbiased];
+      const report = runPasses(g, roots, 'all', { constantWeights: true, nchwcBlock, passes });
+      const model = toOnnx(g, {
+        outputs: { pool: net.pool, logits: net.logitsUnbiased },
+        params: 'initializer',
+      });
+      return { model, report };
+    };
+    const x = { x: { data: hashUniform(5, 3 * 16 * 16, 1), shape: [1, 3, 16, 16] } };
+    const run = async (model: Uint8Array, e = engine) => {
+      const s = await e.createSession(model, { threads: 2 });
+      try {
+        return await s.run(x);
+      } finally {
+        await s.release();
+      }
+    };
+    const none = build([], false, 0);
+    const dflt = build(PASS_NAMES, false, 0);
+    const want = await run(none.model);
+    const got = await run(dflt.model);
+    for (const k of ['pool', 'logits'])
+      allClose(got[k]!.data, want[k]!.data, 1e-4, 1e-5 * maxAbs(want[k]!.data), `inception ${k}`);
+  });
+});
