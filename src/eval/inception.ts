@@ -5,13 +5,15 @@
 // Mixed_6b..6e and Mixed_7b; a max pool in Mixed_7c). Input: images resized to 299x299 as PyTorch's
 // F.interpolate(bilinear, align_corners=False) does, in [-1, 1]. Outputs pool_3 (2048-d features for FID,
 // KID, precision/recall) and the fc logits (Inception Score). Built on the graph builder as a frozen
-// inference graph: BatchNorm folded into the convs (float64), the resize as two constant matrices.
+// inference graph: conv, BatchNorm (running statistics), ReLU as torchvision writes BasicConv2d (the
+// fold-batchnorm graph pass folds each BatchNorm into its conv in float64), the resize as two constant matrices.
 // reference/inception_fid.py is the independent PyTorch reference the tests compare against.
 
 import { existsSync, readFileSync } from 'node:fs';
 import type { Engine, EngineSession } from '../engine/engine.js';
 import { Graph, GraphError, type Value } from '../graph/graph.js';
 import { toOnnx } from '../graph/onnx.js';
+import { runPasses } from '../graph/passes/index.js';
 import { fnv1a, type ParamStore } from '../nn/unet.js';
 import { hashUniform } from '../util/rng.js';
 import { parseSafeTensors, type SafeTensor } from '../util/safetensors.js';
@@ -236,37 +238,20 @@ function paramOf(params: ParamStore, name: string, n: number): Float32Array {
   return v;
 }
 
-/**
- * A BasicConv2d's conv weight [out, ...] and BatchNorm (running statistics) as one conv with a bias, in
- * float64: s = gamma / sqrt(var + 0.001), weight * s per output channel, bias = beta - mean * s.
- */
-function foldBatchNorm(params: ParamStore, name: string, shape: readonly number[]) {
-  const out = shape[0]!;
-  const w = paramOf(params, `${name}.conv.weight`, sizeOf(shape));
-  const [gamma, beta, mean, variance] = ['weight', 'bias', 'running_mean', 'running_var'].map((k) =>
-    paramOf(params, `${name}.bn.${k}`, out),
-  ) as [Float32Array, Float32Array, Float32Array, Float32Array];
-  const per = w.length / out;
-  const weight = new Float32Array(w.length);
-  const bias = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    const s = gamma[o]! / Math.sqrt(variance[o]! + BN_EPS);
-    bias[o] = beta[o]! - mean[o]! * s;
-    for (let i = o * per; i < (o + 1) * per; i++) weight[i] = w[i]! * s;
-  }
-  return { weight, bias };
-}
-
 function graphLayers(g: Graph, params: ParamStore): Layers<Value> {
+  const param = (name: string, shape: readonly number[]) =>
+    g.param(name, shape, paramOf(params, name, sizeOf(shape)));
   return {
     conv(name, x, out, { k, stride = 1, pad = [0, 0] }) {
-      const shape = [out, x.shape[1]!, k[0], k[1]];
-      const { weight, bias } = foldBatchNorm(params, name, shape);
-      const y = g.conv(x, g.param(`${name}.weight`, shape, weight), g.param(`${name}.bias`, [out], bias), {
+      const weight = param(`${name}.conv.weight`, [out, x.shape[1]!, k[0], k[1]]);
+      const y = g.conv(x, weight, undefined, {
         strides: [stride, stride],
         pads: [pad[0], pad[1], pad[0], pad[1]],
       });
-      return g.relu(y);
+      const [gamma, beta, mean, variance] = ['weight', 'bias', 'running_mean', 'running_var'].map((s) =>
+        param(`${name}.bn.${s}`, [out]),
+      ) as [Value, Value, Value, Value];
+      return g.relu(g.batchNorm(y, gamma, beta, mean, variance, BN_EPS));
     },
     reduce: (x) => g.maxPool(x, { kernel: [3, 3], strides: [2, 2] }),
     branchPool(x, kind) {
@@ -431,6 +416,8 @@ export interface InceptionFeatureOptions {
 export function buildInceptionModel(params: ParamStore, inputShape: readonly number[]): Uint8Array {
   const g = new Graph();
   const net = buildFidInception(g, params, g.input('x', inputShape));
+  // BatchNorm folded into the convs in float64, and any other graph pass that matches (graph/passes).
+  runPasses(g, [net.pool, net.logitsUnbiased], 'all', { constantWeights: true });
   return toOnnx(g, {
     outputs: { pool: net.pool, logits: net.logitsUnbiased },
     params: 'initializer',

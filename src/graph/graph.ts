@@ -558,6 +558,20 @@ export class Graph {
     return this.node('Softmax', [x], [x.shape], { axis: ax })[0]!;
   }
 
+  /**
+   * BatchNorm with running statistics (inference; torch's eval mode): gamma (x - mean) / sqrt(var + eps) +
+   * beta per channel of x [N, C, ...], as ONNX BatchNormalization. Inference only: no gradient rule.
+   */
+  batchNorm(x: Value, gamma: Value, beta: Value, mean: Value, variance: Value, eps: number): Value {
+    const c = x.shape[1]!;
+    for (const v of [gamma, beta, mean, variance]) {
+      if (v.shape.join(',') !== `${c}`)
+        throw new GraphError('BatchNormalization', `parameter ${shapeStr(v.shape)} for ${c} channels`);
+    }
+    const attrs = { epsilon: { floats: [eps] } };
+    return this.node('BatchNormalization', [x, gamma, beta, mean, variance], [x.shape], attrs)[0]!;
+  }
+
   /** Normalise each (n, c) slice of x [N, C, ...] to zero mean, unit variance (no affine). */
   instanceNorm(x: Value, eps: number, scale?: Value, bias?: Value): Value {
     const c = x.shape[1]!;

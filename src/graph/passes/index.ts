@@ -13,6 +13,7 @@
 import type { Graph, Value } from '../graph.js';
 import { cancelTimestepShift } from './cancelTimestepShift.js';
 import { dropKeyBias } from './dropKeyBias.js';
+import { foldBatchNorm } from './foldBatchNorm.js';
 import { foldAttentionNorm } from './foldAttentionNorm.js';
 import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
@@ -25,6 +26,7 @@ export type { GraphPass, PassContext, PassScope } from './util.js';
 /** Every pass, in the order the pipeline runs them. */
 export const PASSES: readonly GraphPass[] = [
   cancelTimestepShift,
+  foldBatchNorm,
   foldAttentionNorm,
   dropKeyBias,
   foldValueBias,

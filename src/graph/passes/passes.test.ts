@@ -3,7 +3,8 @@
 // random weights, none zero; random configs: with and without attention, one or two heads, several
 // channel counts and group sizes); each pass alone against no pass, and the default pipeline without it
 // against the whole default pipeline. Where its pattern is absent a pass changes nothing. The FID
-// Inception goes through the pipeline too (no pass may change its outputs).
+// Inception (conv, BatchNorm, ReLU as torchvision writes it) goes through the pipeline too: fold-batchnorm
+// folds every BatchNorm, and the features and logits stay those of the graph as written.
 // Tolerances (allClose, |a - b| <= atol + rtol |b|): outputs rtol 1e-4, atol 1e-5 x max |output|;
 // gradients rtol 1e-3, atol 1e-5 x the largest gradient of the model (a gradient that a pass makes
 // exactly zero, as the key bias's, is rounding noise of that scale without it).
@@ -12,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { nativeEngine } from '../../engine/native.js';
 import { nodeEngine } from '../../engine/node.js';
-import { buildFidInception, hashInceptionWeights } from '../../eval/inception.js';
+import { buildFidInception, hashInceptionWeights, inceptionParamSpecs } from '../../eval/inception.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../../nn/unet.js';
 import { allClose } from '../../util/allclose.js';
 import { hashUniform, Rng } from '../../util/rng.js';
@@ -210,6 +211,8 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
   const attn = cfg.attnResolutions.length > 0;
   const levels = cfg.chMult.length;
   switch (name) {
+    case 'fold-batchnorm': // the U-Net has none (the Inception test below)
+      return 0;
     case 'cancel-timestep-shift': // the ResNet blocks at channel counts with one channel per group
       return cfg.groups === cfg.ch ? 1 : 0;
     case 'fold-attention-norm': // single-head attention only
@@ -302,6 +305,8 @@ describe('graph passes on the FID Inception', () => {
     };
     const none = build([], false, 0);
     const dflt = build(PASS_NAMES, false, 0);
+    const convs = inceptionParamSpecs().filter((p) => p.name.endsWith('.conv.weight')).length;
+    assert.equal(dflt.report['fold-batchnorm'], convs, 'every BatchNorm folded into its conv');
     const want = await run(none.model);
     const got = await run(dflt.model);
     for (const k of ['pool', 'logits'])
