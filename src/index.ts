@@ -59,6 +59,14 @@ export { grad } from './graph/autodiff.js';
 export { type ConvOptions, Graph, GraphError, type Value } from './graph/graph.js';
 export { lowerConvsToNchwc } from './graph/nchwc.js';
 export { type ExportOptions, toOnnx } from './graph/onnx.js';
+export {
+  type GraphPass,
+  PASS_NAMES,
+  PASSES,
+  type PassOptions,
+  runPasses,
+  selectPasses,
+} from './graph/passes/index.js';
 // Model folders.
 export {
   type DiffusionSpec,
