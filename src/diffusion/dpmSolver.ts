@@ -5,7 +5,8 @@
 // expansion at the last node, the derivatives estimated from the previous nodes' x_0 predictions (one
 // network call per step). Order 2 ('2M', the paper's Algorithm 2) and order 3 ('3M', the multistep third
 // order of the authors' code), each warming up with the lower orders on the first steps; the last step, to
-// sigma = 0, is first order (lambda = infinity: x = D), as k-diffusion's sample_dpmpp_2m. The first-order
+// sigma = 0, is first order (lambda = infinity: x = D), as k-diffusion's sample_dpmpp_2m; below 15 steps the one
+// before it is at most second order (diffusers' lower_order_final). The first-order
 // update is DDIM (eta = 0) and Karras et al.'s Euler step.
 // Schedules, timestep snapping and the starting noise: sigmaSchedule.ts. Every parameterisation: the x_0
 // prediction comes from GaussianDiffusion.predictXstart.
@@ -19,7 +20,16 @@ import type { Denoiser } from './types.js';
 export interface DpmSolverOptions extends OdeSamplerOptions {
   /** 2 = DPM-Solver++(2M) (default), 3 = DPM-Solver++(3M). */
   readonly order?: 2 | 3;
+  /**
+   * Below LOWER_ORDER_FINAL_BELOW steps, take the second-to-last step at order 2 at most (diffusers'
+   * lower_order_final, on by default there): a third-order step extrapolates the x_0 predictions of the
+   * noisiest-looking nodes over the largest lambda ratio. Default true.
+   */
+  readonly lowerOrderFinal?: boolean;
 }
+
+/** diffusers' threshold for lower_order_final: sampling with fewer steps than this lowers the last orders. */
+export const LOWER_ORDER_FINAL_BELOW = 15;
 
 /**
  * Coefficients (float64) of one step from sigma_s to sigma_t: x_t = cx x_s + sum_j cm[j] m_j, with m_0 the
@@ -80,7 +90,8 @@ export async function dpmSolverSample(
     const x0 = await denoisedAt(diffusion, denoise, x, timesteps[k]!, opts);
     history.unshift({ sigma: sigmas[k]!, x0 });
     history.length = Math.min(history.length, order);
-    const o = Math.min(order, history.length) as 1 | 2 | 3;
+    const cap = (opts.lowerOrderFinal ?? true) && K < LOWER_ORDER_FINAL_BELOW && k === K - 2 ? 2 : order;
+    const o = Math.min(cap, history.length) as 1 | 2 | 3;
     const prev = history.slice(1).map((p) => p.sigma);
     const { cx, cm } = dpmSolverCoefficients(sigmas[k]!, sigmas[k + 1]!, prev, o);
     x = combine([[cx, x], ...cm.map((c, j) => [c, history[j]!.x0] as const)]);

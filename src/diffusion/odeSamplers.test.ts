@@ -222,6 +222,27 @@ test('Euler on DDIM`s nodes is DDIM (eta = 0); 2M / 3M start with that step', as
   }
 });
 
+test('lower_order_final: below 15 steps 3M takes its second-to-last step at order 2, from 15 on at order 3', async () => {
+  const shape = [8, 1, 2, 2];
+  const xT = normal(5, shape);
+  const oracle = gaussianOracle(betas, 0.2, 0.4);
+  const run = (order: 2 | 3, steps: number, lowerOrderFinal = true) =>
+    dpmSolverSample(make(), oracle, shape, new Rng(0), {
+      steps,
+      xT,
+      clipDenoised: false,
+      order,
+      lowerOrderFinal,
+    });
+  // 4 nodes: orders 1, 2, then the second-to-last capped at 2, then x = D: 3M is 2M exactly
+  allClose((await run(3, 4)).data, (await run(2, 4)).data, 0, 0, '3M = 2M at 4 steps');
+  const uncapped = await run(3, 4, false);
+  const diff = (a: Tensor, b: Tensor) => Math.max(...a.data.map((v, i) => Math.abs(v - b.data[i]!)));
+  assert.ok(diff(uncapped, await run(2, 4)) > 1e-6, 'without the cap, 3M differs from 2M at 4 steps');
+  // from 15 steps on, nothing is capped: the option makes no difference
+  allClose((await run(3, 15)).data, (await run(3, 15, false)).data, 0, 0, '15 steps: no cap');
+});
+
 test('network calls: one per node (Heun: two per node but the last), at the scheduled timesteps, in order', async () => {
   const steps = 12;
   const nodes = Array.from(sigmaSchedule(make(), steps).timesteps);
