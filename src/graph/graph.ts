@@ -779,15 +779,25 @@ export class Graph {
 
   /**
    * The kernel of a conv's input gradient, w [O, C, kh, kw] -> [C, O, kh, kw] flipped in space: a
-   * Transpose then a negative-step Slice. The Slice records `meta.flippedKernelOf = w`, so a lowering
-   * pass can build its own layout of it from w directly (nchwc.ts).
+   * Transpose then a Gather of the rows and one of the columns in reverse order. The last Gather records
+   * `meta.flippedKernelOf = w`, so a lowering pass can build its own layout of it from w directly
+   * (nchwc.ts). Not a negative-step Slice: onnxruntime-web 1.30's WebGPU Slice returns 2 of the 3 taps for
+   * it (a 2x2 kernel, and the Conv fails), which stopped training in the page on WebGPU.
    */
   flippedKernel(w: Value): Value {
     const [, , kh, kw] = w.shape as [number, number, number, number];
     const wt = this.transpose(w, [1, 0, 2, 3]); // [C, O, kh, kw]
     if (kh === 1 && kw === 1) return wt;
-    const end = -(2 ** 31);
-    return this.slice(wt, [2, 3], [-1, -1], [end, end], [-1, -1], { flippedKernelOf: w });
+    const rows = this.node('Gather', [wt, this.ints([...Array(kh).keys()].reverse())], [wt.shape], {
+      axis: 2,
+    })[0]!;
+    return this.node(
+      'Gather',
+      [rows, this.ints([...Array(kw).keys()].reverse())],
+      [wt.shape],
+      { axis: 3 },
+      { flippedKernelOf: w },
+    )[0]!;
   }
 
   // ---- pooling (inference only: autodiff has no rules for these) ----
