@@ -154,34 +154,49 @@ describe('ddpm export --to diffusers', () => {
     assert.ok(grid(onnx, 'from-onnx').equals(want), 'ONNX file');
   });
 
-  it("a scheduler's inference-timestep keys are kept through the round trip and named when sampling with fewer steps", () => {
+  it("the inference-timestep keys: ours exported as linspace + our own key (and said so), diffusers' kept and honoured", () => {
     const src = join(TMP, 'src-d');
     const pipe = join(TMP, 'pipe-trailing');
-    assert.equal(ddpm('export', '--model', src, '--to', 'diffusers', pipe).status, 0);
+    let r = ddpm('export', '--model', src, '--to', 'diffusers', pipe);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /note: this model samples with improved-diffusion's timesteps .*which no diffusers timestep_spacing gives exactly: scheduler_config\.json says "linspace"/,
+    );
     const sc = join(pipe, 'scheduler', 'scheduler_config.json');
-    const sched = JSON.parse(readFileSync(sc, 'utf8'));
+    const { _ddpm_ts_timestep_spacing: own, ...sched } = JSON.parse(readFileSync(sc, 'utf8'));
+    assert.deepEqual(
+      [own, sched.timestep_spacing, sched.steps_offset],
+      ['improved-diffusion', 'linspace', 0],
+    );
+    // diffusers' own rule: no private key; kept through another export, which has nothing to say.
     writeFileSync(sc, JSON.stringify({ ...sched, timestep_spacing: 'trailing', steps_offset: 1 }));
     const again = join(TMP, 'pipe-trailing-again');
-    assert.equal(ddpm('export', '--model', pipe, '--to', 'diffusers', again).status, 0);
+    r = ddpm('export', '--model', pipe, '--to', 'diffusers', again);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /note:/);
     const kept = JSON.parse(readFileSync(join(again, 'scheduler', 'scheduler_config.json'), 'utf8'));
-    assert.equal(kept.timestep_spacing, 'trailing');
-    assert.equal(kept.steps_offset, 1);
-    const sample = (model: string, steps: string) =>
+    assert.deepEqual([kept.timestep_spacing, kept.steps_offset], ['trailing', 1]);
+    assert.equal(kept._ddpm_ts_timestep_spacing, undefined);
+    const sample = (model: string, out: string) =>
       ddpm(
-        ...['sample', '--model', model, '--n', '1', '--steps', steps, '--threads', '1'],
-        '--out',
-        join(TMP, 'n.png'),
+        ...['sample', '--model', model, '--n', '1', '--sampler', 'ddim', '--steps', '3', '--seed', '2'],
+        ...['--threads', '1', '--out', join(TMP, out)],
       );
-    const note =
-      /ddpm sample: note: the model's scheduler config sets timestep_spacing "trailing", steps_offset 1, which choose diffusers' inference timesteps; this project's samplers choose their own for --steps/;
-    let r = sample(pipe, '2');
+    r = sample(pipe, 'trailing.png');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, note);
-    r = sample(pipe, '1000'); // every timestep: nothing to say
-    assert.equal(r.status, 0, r.stderr);
-    assert.doesNotMatch(r.stderr, /note: the model's scheduler/);
-    r = sample(src, '2'); // the project's own model: nothing to say
-    assert.doesNotMatch(r.stderr, /note: the model's scheduler/);
+    assert.doesNotMatch(r.stderr, /note/); // honoured, nothing to say
+    assert.equal(sample(src, 'ours.png').status, 0);
+    // ddim 3 steps of T = 1000: ours visits 0, 334, 668; trailing 332, 666, 999 (diffusers' timesteps)
+    assert.ok(!readFileSync(join(TMP, 'trailing.png')).equals(readFileSync(join(TMP, 'ours.png'))));
+    // our key beside a spacing it was not written with: refused, naming both
+    writeFileSync(sc, JSON.stringify({ ...sched, steps_offset: 1, _ddpm_ts_timestep_spacing: own }));
+    r = sample(pipe, 'x.png');
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /"_ddpm_ts_timestep_spacing" is "improved-diffusion" but "timestep_spacing" is "linspace" and "steps_offset" 1/,
+    );
   });
 
   it('errors: no --to, no output, a wrong extension, a file as the folder, an xprev model', () => {

@@ -37,7 +37,7 @@ import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError 
 import { classifierCommand } from './classifier.js';
 import { didYouMean } from './suggest.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
-import { MODEL_OPTION, openModelOption, samplingKeysNote, WEIGHTS_OPTION } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
@@ -429,8 +429,6 @@ async function openImages(o: Parsed): Promise<Images> {
     eta: o.eta as number,
     seed: o.seed as number,
   };
-  const note = samplingKeysNote('eval', model.spec);
-  if (note && choice.steps < model.diffusion.numTimesteps) console.error(note);
   const den = await createDenoiser(
     await openEpOption(o.ep),
     cfg,

@@ -7,6 +7,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { saveDiffusers, ONNX_SPEC_KEY } from '../model/weights.js';
+import { exportTimestepNote } from '../model/diffusers.js';
 import { buildStandaloneModel, STANDALONE_IO } from '../sample/denoiser.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
 import { helpText, type OptTable, parseWithPositionals, UsageError } from './args.js';
@@ -70,6 +71,8 @@ export async function exportCommand(argv: readonly string[]): Promise<void> {
       console.log(
         `wrote ${out}/ (model_index.json, unet/, scheduler/): DDPMPipeline.from_pretrained("${out}")`,
       );
+      const note = exportTimestepNote(m.spec.diffusion);
+      if (note) console.log(`note: ${note}`);
       break;
     }
     case 'onnx': {

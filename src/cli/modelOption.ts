@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
-import { diffusionFromSpec, type ModelSpec } from '../model/spec.js';
+import { diffusionFromSpec } from '../model/spec.js';
 import { type LoadedModel, loadModel } from '../model/weights.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { type OptDef, UsageError } from './args.js';
@@ -36,22 +36,6 @@ export type WeightsKind = 'ema' | 'raw';
 function runFolderOf(path: string): string | null {
   if (statSync(path).isDirectory()) return existsSync(join(path, 'checkpoint.safetensors')) ? path : null;
   return basename(path) === 'checkpoint.safetensors' ? dirname(path) : null;
-}
-
-/**
- * A note for commands that sample with fewer steps than T, when the model's diffusers scheduler config chose
- * its inference timesteps (timestep_spacing, steps_offset, DDIM's set_alpha_to_one): those keys are kept
- * (an exported folder says what the imported one said) but this project's samplers pick their own
- * timesteps for --steps, so the note says so rather than let the difference pass silently.
- */
-export function samplingKeysNote(cmd: string, spec: ModelSpec): string | undefined {
-  const s = spec.diffusion.diffusersSampling;
-  if (!s) return undefined;
-  return (
-    `ddpm ${cmd}: note: the model's scheduler config sets timestep_spacing "${s.timestepSpacing}", steps_offset ${s.stepsOffset}` +
-    `${s.setAlphaToOne ? '' : ', set_alpha_to_one false'}, which choose diffusers' inference timesteps; this project's ` +
-    'samplers choose their own for --steps (the same network and noise schedule; only which timesteps are visited differs)'
-  );
 }
 
 /** Load the model named by parsed --model and --weights values, with its diffusion. */

@@ -4,7 +4,7 @@
 
 import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { progressiveSample } from '../diffusion/progressive.js';
-import { respacedDiffusion, spacedTimesteps } from '../diffusion/respace.js';
+import { ancestralChain } from '../diffusion/timesteps.js';
 import {
   runSampler,
   SAMPLER_NAMES,
@@ -20,7 +20,7 @@ import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
-import { MODEL_OPTION, openModelOption, samplingKeysNote, WEIGHTS_OPTION } from './modelOption.js';
+import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
@@ -107,8 +107,6 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
-  const note = samplingKeysNote('sample', model.spec);
-  if (note && steps < diffusion.numTimesteps) console.error(note);
   const den = await createDenoiser(await openEpOption(o.ep), cfg, model.params, batch, {
     threads: o.threads as number,
   });
@@ -125,11 +123,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   try {
     if (wantFrames) {
       // Algorithm 2 with fewer steps runs on the respaced chain; the other samplers pick their own timesteps.
-      const T = diffusion.numTimesteps;
-      const chain =
-        sampler === 'ddpm' && steps < T
-          ? respacedDiffusion(diffusion, spacedTimesteps(T, String(steps)))
-          : diffusion;
+      const chain = sampler === 'ddpm' ? ancestralChain(diffusion, steps) : diffusion;
       const res = await progressiveSample(chain, denoise, shape, rng, {
         sampler: sampler === 'ddpm' ? 'ancestral' : sampler,
         ddimSteps: steps,

@@ -5,18 +5,26 @@
 //   x_{prev} = sqrt(abar_prev) x0Pred + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
 //   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
 // eta = 1 over all T steps is ancestral sampling with the 'fixedsmall' variance.
+// Which timesteps are visited and which noise level each step moves to: the diffusion's TimestepRule
+// (timesteps.ts): this project's own stride rule by default, or diffusers' DDIMScheduler (timestep_spacing,
+// steps_offset, prev_timestep = t - T // K, final_alpha_cumprod per set_alpha_to_one). Unlike diffusers'
+// DDIMPipeline (use_clipped_model_output off), eps is re-derived from the clipped x_0 prediction
+// (improved-diffusion's ddim_sample); the two agree whenever clipping changes nothing.
 
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import type { GaussianDiffusion } from './gaussianDiffusion.js';
 import { batchOf, fullT, randomTensor } from './ops.js';
-import { spacedTimesteps } from './respace.js';
+import { ddimTargets, samplingTimesteps, timestepsOf } from './timesteps.js';
 import type { Denoiser, NoiseFn, ProgressFn, StepFn } from './types.js';
 
 export interface DdimOptions {
-  /** Number of steps S (default 50): the "ddimS" stride when one gives exactly S steps, else S evenly spread. */
+  /** Number of steps S (default 50, at most T), placed by the diffusion's timestep rule (timesteps.ts). */
   readonly steps?: number;
-  /** Explicit timesteps (any order; sorted and deduplicated); overrides steps. */
+  /**
+   * Explicit timesteps (any order; sorted and deduplicated); overrides steps. Each step then moves to the
+   * previous given timestep, the last to abar = 1, whatever the diffusion's rule.
+   */
   readonly timesteps?: ArrayLike<number>;
   /** 0 = deterministic (default), 1 = DDPM-like noise. */
   readonly eta?: number;
@@ -32,25 +40,33 @@ export interface DdimSampleOptions extends DdimOptions {
   readonly noiseFn?: NoiseFn;
 }
 
-/** The DDIM timesteps for a step count: range(0, T, stride) if some stride gives exactly `steps`, else "steps". */
+/**
+ * This project's own DDIM timesteps for a step count: range(0, T, stride) if some stride gives exactly
+ * `steps`, else "steps" evenly spread (the 'improved-diffusion' rule of timesteps.ts).
+ */
 export function ddimTimesteps(T: number, steps: number): Int32Array {
-  try {
-    return spacedTimesteps(T, `ddim${steps}`);
-  } catch {
-    return spacedTimesteps(T, String(steps));
-  }
+  return samplingTimesteps(T, steps, 'improved-diffusion', 0, 'ddim');
 }
 
 /** The ascending timesteps a DDIM run with these options visits. */
 export function ddimTimestepsFor(diffusion: GaussianDiffusion, opts: DdimOptions): Int32Array {
+  return ddimPlan(diffusion, opts).ts;
+}
+
+/** The visited timesteps (ascending) and the noise level abar each step moves to. */
+function ddimPlan(diffusion: GaussianDiffusion, opts: DdimOptions): { ts: Int32Array; abarTo: Float64Array } {
   const T = diffusion.numTimesteps;
-  const ts = opts.timesteps
-    ? Int32Array.from(new Set(Array.from(opts.timesteps))).sort()
-    : ddimTimesteps(T, opts.steps ?? 50);
-  if (ts.length === 0 || ts[0]! < 0 || ts[ts.length - 1]! >= T) {
-    throw new Error(`ddim: timesteps must be a non-empty subset of [0, ${T})`);
+  const abar = diffusion.alphasCumprod;
+  if (opts.timesteps) {
+    const ts = Int32Array.from(new Set(Array.from(opts.timesteps))).sort();
+    if (ts.length === 0 || ts[0]! < 0 || ts[ts.length - 1]! >= T) {
+      throw new Error(`ddim: timesteps must be a non-empty subset of [0, ${T})`);
+    }
+    return { ts, abarTo: ddimTargets(abar, ts, null, true) };
   }
-  return ts;
+  const ts = timestepsOf(diffusion, opts.steps ?? 50, 'ddim');
+  const rule = diffusion.timestepRule;
+  return { ts, abarTo: ddimTargets(abar, ts, rule.spacing, rule.setAlphaToOne) };
 }
 
 /** Move x from noise level abar (x at t) to level abarTo, given x_0 and eps predictions (eq. 12). */
@@ -72,7 +88,7 @@ export async function ddimSample(
   rng: Rng,
   opts: DdimSampleOptions = {},
 ): Promise<Tensor> {
-  const ts = ddimTimestepsFor(diffusion, opts);
+  const { ts, abarTo } = ddimPlan(diffusion, opts);
   const eta = opts.eta ?? 0;
   const n = batchOf(shape);
   const noiseFn = opts.noiseFn ?? ((k: number) => rng.normalArray(k));
@@ -86,9 +102,10 @@ export async function ddimSample(
     const { predXstart } = await diffusion.predictXstart(denoise, x, t, opts.clipDenoised ?? true);
     const eps = diffusion.predictEpsFromXstart(x, t, predXstart); // [N, C, H, W]
     const abarT = abar[ti]!;
-    const abarPrev = k > 0 ? abar[ts[k - 1]!]! : 1;
+    const abarPrev = abarTo[k]!;
     const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abarT)) * Math.sqrt(1 - abarT / abarPrev);
-    const z = k > 0 && sigma > 0 ? randomTensor(shape, noiseFn) : null;
+    // sigma is 0 on a last step to abar = 1; diffusers adds noise on a last step to abar_0 too
+    const z = sigma > 0 ? randomTensor(shape, noiseFn) : null;
     opts.onStep?.({ t: ti, modelT: diffusion.timestepMap[ti]!, xt: x, predXstart });
     x = ddimMove(predXstart, eps, abarPrev, sigma, z);
     opts.onProgress?.({ step: ts.length - k, total: ts.length });

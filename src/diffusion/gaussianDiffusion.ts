@@ -17,6 +17,8 @@ import {
   type NoiseFn,
   type ProgressFn,
   type StepFn,
+  type TimestepRule,
+  IMPROVED_DIFFUSION_RULE,
   unreachable,
 } from './types.js';
 
@@ -32,6 +34,11 @@ export interface GaussianDiffusionConfig {
    * (diffusers' clip_sample false / clip_sample_range). Default 1, the paper's [-1, 1].
    */
   readonly clipRange?: number;
+  /**
+   * Which timesteps the samplers that skip steps (respaced Algorithm 2, DDIM) visit, and where DDIM's last
+   * step goes (timesteps.ts). Default this project's own, 'improved-diffusion'.
+   */
+  readonly timestepRule?: TimestepRule;
 }
 
 /** A diagonal Gaussian with per-element mean, variance and log-variance, all shaped like x. */
@@ -173,6 +180,8 @@ export class GaussianDiffusion {
   readonly timestepMap: Int32Array;
   /** x_0 predictions are clipped to [-clipRange, clipRange] where asked; 0 = never. */
   readonly clipRange: number;
+  /** The inference-timestep rule of the samplers that skip steps (timesteps.ts). */
+  readonly timestepRule: TimestepRule;
 
   readonly betas: Float64Array;
   readonly alphas: Float64Array;
@@ -210,6 +219,7 @@ export class GaussianDiffusion {
     this.modelVarType = cfg.modelVarType;
     this.lossType = cfg.lossType;
     this.clipRange = cfg.clipRange ?? 1;
+    this.timestepRule = cfg.timestepRule ?? IMPROVED_DIFFUSION_RULE;
     if (!(this.clipRange >= 0)) throw new Error(`GaussianDiffusion: clipRange ${cfg.clipRange} must be >= 0`);
     this.parameterisation = meanParameterisation(cfg.modelMeanType);
     if (cfg.lossType !== 'mse' && cfg.lossType !== 'kl') unreachable(cfg.lossType, 'loss type');

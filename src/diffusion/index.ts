@@ -44,6 +44,14 @@ export {
   samplerLabel,
 } from './samplers.js';
 export {
+  ancestralChain,
+  ddimTargets,
+  type SkippingSampler,
+  samplingTimesteps,
+  TIMESTEP_SPACINGS,
+  timestepsOf,
+} from './timesteps.js';
+export {
   diffusionSigmas,
   karrasSigmas,
   nearestTimestep,
@@ -71,7 +79,10 @@ export type {
   ProgressFn,
   StepFn,
   StepInfo,
+  TimestepRule,
+  TimestepSpacing,
 } from './types.js';
+export { IMPROVED_DIFFUSION_RULE } from './types.js';
 export {
   type BpdResult,
   calcBpdLoop,

@@ -6,7 +6,7 @@
 import { GaussianDiffusion } from './gaussianDiffusion.js';
 
 /** Python's round(): halves go to the even neighbour (space_timesteps relies on it). */
-function roundHalfEven(v: number): number {
+export function roundHalfEven(v: number): number {
   const f = Math.floor(v);
   const diff = v - f;
   if (diff > 0.5) return f + 1;

@@ -2,9 +2,14 @@
 // --sampler` run, what each costs in network calls per image, and how its results are labelled.
 //   ddpm     Algorithm 2 of Ho et al. 2020 (respaced, Nichol & Dhariwal 2021 section 4, when steps < T)
 //   ddim     Song et al. 2021 (deterministic at eta = 0)
+//            (these two visit the timesteps of the model's TimestepRule, timesteps.ts: this project's own
+//            'improved-diffusion' or an imported diffusers scheduler's timestep_spacing / steps_offset)
 //   dpm++2m  DPM-Solver++(2M), Lu et al. 2022 (Algorithm 2); dpm++3m its third-order multistep variant
 //   euler    Karras et al. 2022 Algorithm 1 without the correction (first order)
 //   heun     Karras et al. 2022 Algorithm 1 (second order, 2 calls per step except the last)
+//            (the ODE samplers place their nodes by Karras sigmas between the schedule's extreme sigmas,
+//            sigmaSchedule.ts, so timestep_spacing does not apply to them: it has no effect in diffusers
+//            either once use_karras_sigmas replaces the spaced timesteps with Karras ones)
 // The deterministic ones draw noise once (x_T), so with per-image noise streams (imageNoise.ts) an image
 // depends on its seed and index only, not on the batch it is drawn in.
 
@@ -16,8 +21,8 @@ import { dpmSolverSample } from './dpmSolver.js';
 import { eulerSample } from './euler.js';
 import type { GaussianDiffusion } from './gaussianDiffusion.js';
 import { heunCalls, heunSample } from './heun.js';
-import { respacedDiffusion, spacedTimesteps } from './respace.js';
 import { sigmaSchedule } from './sigmaSchedule.js';
+import { ancestralChain } from './timesteps.js';
 import { type Denoiser, type NoiseFn, type ProgressFn, type StepFn, unreachable } from './types.js';
 
 export type SamplerName = 'ddpm' | 'ddim' | 'dpm++2m' | 'dpm++3m' | 'euler' | 'heun';
@@ -77,11 +82,7 @@ export function samplerEntry(name: SamplerName): SamplerEntry {
         deterministic: () => false,
         calls: (d, steps) => Math.min(steps, d.numTimesteps),
         plan: (d, denoise, shape, rng, o) => {
-          const T = d.numTimesteps;
-          const chain =
-            o.steps === undefined || o.steps >= T
-              ? d
-              : respacedDiffusion(d, spacedTimesteps(T, String(o.steps)));
+          const chain = ancestralChain(d, o.steps);
           const K = chain.numTimesteps;
           return {
             visited: Array.from({ length: K }, (_, i) => K - 1 - i),

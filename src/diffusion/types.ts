@@ -46,6 +46,31 @@ export type LossType = 'mse' | 'kl';
 /** Beta schedules: the paper's 'linear', Nichol & Dhariwal's 'cosine', and the original code's others. */
 export type BetaScheduleKind = 'linear' | 'cosine' | 'quad' | 'sigmoid' | 'const' | 'jsd';
 
+/**
+ * Which timesteps a sampler that skips steps (respaced Algorithm 2, DDIM) visits for a step count K < T
+ * (timesteps.ts). 'improved-diffusion' = Nichol & Dhariwal's space_timesteps, this project's own: ddpm takes
+ * K steps evenly spread over [0, T-1] with both ends kept (halves rounded to even), ddim the integer stride
+ * giving exactly K steps from 0 (else as ddpm). 'leading', 'trailing', 'linspace' = diffusers' schedulers'
+ * timestep_spacing.
+ */
+export type TimestepSpacing = 'improved-diffusion' | 'leading' | 'trailing' | 'linspace';
+
+/** A model's rule for inference timesteps: the spacing, diffusers' steps_offset and set_alpha_to_one. */
+export interface TimestepRule {
+  readonly spacing: TimestepSpacing;
+  /** Added to every timestep of 'leading' (diffusers adds it there only; 'trailing' and 'linspace' ignore it). */
+  readonly stepsOffset: number;
+  /** DDIM's last step goes to abar = 1 (true) or to abar_0 (false: diffusers' final_alpha_cumprod). */
+  readonly setAlphaToOne: boolean;
+}
+
+/** This project's own rule, the default: improved-diffusion's timesteps, DDIM ending at abar = 1. */
+export const IMPROVED_DIFFUSION_RULE: TimestepRule = {
+  spacing: 'improved-diffusion',
+  stepsOffset: 0,
+  setAlphaToOne: true,
+};
+
 /** Progress of a sampler or bound computation, for a CLI progress bar: step counts from 1 to total. */
 export interface Progress {
   readonly step: number;

@@ -266,6 +266,7 @@ describe('scheduler configs', () => {
       T: 1000,
       modelMeanType: 'eps',
       modelVarType: 'fixedlarge',
+      timestepSpacing: 'leading', // no timestep_spacing key (diffusers 0.1): DDPMScheduler's default
     });
     const g = diffusionFromSpec(d);
     // diffusers: betas = torch.linspace(1e-4, 0.02, 1000, float32), alphas_cumprod = cumprod(1 - betas) in
@@ -293,6 +294,7 @@ describe('scheduler configs', () => {
       T: 1000,
       modelMeanType: 'eps',
       modelVarType: 'fixedsmall',
+      timestepSpacing: 'leading',
     });
     assert.deepEqual(diffusionFromScheduler(null, 's'), d); // no scheduler config: DDPMScheduler's defaults
     const g = diffusionFromSpec(d);
@@ -316,14 +318,16 @@ describe('scheduler configs', () => {
     assert.equal(get({ clip_sample_range: 2.5 }).clipRange, 2.5);
     const tb = Array.from({ length: 1000 }, (_, i) => 0.001 + i * 1e-5);
     assert.deepEqual(Array.from(diffusionFromSpec(get({ trained_betas: tb })).betas), tb);
+    const sampling = get({ timestep_spacing: 'trailing', steps_offset: 1, set_alpha_to_one: false });
     assert.deepEqual(
-      get({ timestep_spacing: 'trailing', steps_offset: 1, set_alpha_to_one: false }).diffusersSampling,
-      {
-        timestepSpacing: 'trailing',
-        stepsOffset: 1,
-        setAlphaToOne: false,
-      },
+      [sampling.timestepSpacing, sampling.stepsOffset, sampling.setAlphaToOne],
+      ['trailing', 1, false],
     );
+    assert.deepEqual(diffusionFromSpec(sampling).timestepRule, {
+      spacing: 'trailing',
+      stepsOffset: 1,
+      setAlphaToOne: false,
+    });
     // scaled_linear: linspace(sqrt(start), sqrt(end))^2, as diffusers.
     const q = diffusionFromSpec(
       get({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012 }),

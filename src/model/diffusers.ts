@@ -10,7 +10,7 @@ import { getBetaSchedule } from '../diffusion/schedules.js';
 import { type ModelMeanType, type ModelVarType, unreachable } from '../diffusion/types.js';
 import { type Activation, UNET_LIMITS, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { describeJson, JsonChecker } from '../util/jsonCheck.js';
-import { type DiffusionSpec, type DiffusersSampling, MAX_T } from './spec.js';
+import { type DiffusionSpec, MAX_T } from './spec.js';
 
 /** The diffusers version whose config layout the exported files follow. */
 export const DIFFUSERS_VERSION = '0.27.2';
@@ -402,18 +402,28 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
     [false],
     'false (zero terminal SNR: abar_T = 0 makes the x_0 and posterior-mean formulas divide by zero at t = T-1)',
   );
-  const sampling: DiffusersSampling = {
-    timestepSpacing: k.oneOf('timestep_spacing', ['leading', 'linspace', 'trailing'] as const),
-    stepsOffset: k.int('steps_offset', 0),
-    setAlphaToOne: k.bool('set_alpha_to_one'),
-  };
+  // The inference timesteps (diffusion/timesteps.ts), honoured by ddpm and ddim as diffusers' schedulers.
+  const spacing = k.oneOf('timestep_spacing', ['leading', 'linspace', 'trailing'] as const);
+  const stepsOffset = k.int('steps_offset', 0);
+  const setAlphaToOne = k.bool('set_alpha_to_one');
+  // This project's own rule, which diffusers has no spacing for, as `ddpm export` writes it (diffusers
+  // drops keys starting with "_" from a config).
+  const own = r[OWN_SPACING_KEY];
+  if (own !== undefined) {
+    if (own !== 'improved-diffusion')
+      throw new Error(
+        `${source}: "${OWN_SPACING_KEY}" is ${describeJson(own)}; supported: "improved-diffusion" (written by ddpm export beside timestep_spacing "${OWN_SPACING_PUBLIC}" and steps_offset 0)`,
+      );
+    if (spacing !== OWN_SPACING_PUBLIC || stepsOffset !== 0)
+      throw new Error(
+        `${source}: "${OWN_SPACING_KEY}" is "improved-diffusion" but "timestep_spacing" is ${JSON.stringify(spacing)} and "steps_offset" ${stepsOffset}; ddpm export writes it with "${OWN_SPACING_PUBLIC}" and 0: remove "${OWN_SPACING_KEY}" to sample with diffusers' timestep_spacing`,
+      );
+  }
   const unknown = k.unread();
   if (unknown.length)
     throw new Error(
       `${source}: ${unknown.map((u) => `"${u}"`).join(', ')} ${unknown.length > 1 ? 'are not keys' : 'is not a key'} of diffusers' DDPMScheduler / DDIMScheduler configs`,
     );
-  const isDefaultSampling =
-    sampling.timestepSpacing === 'leading' && sampling.stepsOffset === 0 && sampling.setAlphaToOne;
   return {
     schedule,
     betaStart,
@@ -423,7 +433,9 @@ export function diffusionFromScheduler(raw: Record<string, unknown> | null, sour
     modelVarType,
     ...(trainedBetas ? { trainedBetas } : {}),
     ...(!clip ? { clipRange: 0 } : range !== 1 ? { clipRange: range } : {}),
-    ...(!isDefaultSampling ? { diffusersSampling: sampling } : {}),
+    ...(own === undefined ? { timestepSpacing: spacing } : {}),
+    ...(stepsOffset !== 0 ? { stepsOffset } : {}),
+    ...(!setAlphaToOne ? { setAlphaToOne } : {}),
   };
 }
 
@@ -475,7 +487,7 @@ export function diffusersSchedulerConfig(d: DiffusionSpec): Record<string, unkno
         return unreachable(d.schedule, 'beta schedule');
     }
   })();
-  const s = d.diffusersSampling ?? { timestepSpacing: 'leading', stepsOffset: 0, setAlphaToOne: true };
+  const spacing = d.timestepSpacing ?? 'improved-diffusion';
   return {
     _class_name: 'DDPMScheduler',
     _diffusers_version: DIFFUSERS_VERSION,
@@ -495,10 +507,35 @@ export function diffusersSchedulerConfig(d: DiffusionSpec): Record<string, unkno
     thresholding: false,
     dynamic_thresholding_ratio: 0.995,
     sample_max_value: 1,
-    timestep_spacing: s.timestepSpacing,
-    steps_offset: s.stepsOffset,
+    ...(spacing === 'improved-diffusion'
+      ? { timestep_spacing: OWN_SPACING_PUBLIC, steps_offset: 0, [OWN_SPACING_KEY]: spacing }
+      : { timestep_spacing: spacing, steps_offset: d.stepsOffset ?? 0 }),
     rescale_betas_zero_snr: false,
     // DDIMScheduler's key, written only when an imported DDIM config set it false (DDPMScheduler ignores it).
-    ...(s.setAlphaToOne ? {} : { set_alpha_to_one: false }),
+    ...((d.setAlphaToOne ?? true) ? {} : { set_alpha_to_one: false }),
   };
+}
+
+/**
+ * The key that carries this project's own timestep rule through a diffusers folder, and the public
+ * timestep_spacing written beside it: diffusers' nearest, 'linspace' (K steps spread over [0, T-1] with both
+ * ends kept, as ddpm's), which is not exact: improved-diffusion accumulates the fractional stride and numpy
+ * multiplies it, so a timestep that falls on a half can round the other way (T = 1000: 278 of the 1000 step
+ * counts have timesteps 1 apart, e.g. 499 against 500 at 21 steps); and ddim's stride rule is none of
+ * diffusers' spacings (ddim --steps 30 of T = 1000 strides by 34; 'leading' by 33, 'linspace' ends at 999).
+ */
+export const OWN_SPACING_KEY = '_ddpm_ts_timestep_spacing';
+export const OWN_SPACING_PUBLIC = 'linspace';
+
+/**
+ * What `ddpm export --to diffusers` says about a model's inference timesteps: nothing when the scheduler
+ * config carries diffusers' own rule, else how diffusers will differ from this project's samplers.
+ */
+export function exportTimestepNote(d: DiffusionSpec): string | undefined {
+  if ((d.timestepSpacing ?? 'improved-diffusion') !== 'improved-diffusion') return undefined;
+  return (
+    `this model samples with improved-diffusion's timesteps (ddpm --steps K: K evenly spread over [0, T-1] by an accumulated stride; ddim: the integer stride giving exactly K), which no diffusers timestep_spacing gives exactly: ` +
+    `scheduler_config.json says "${OWN_SPACING_PUBLIC}" (DDPMScheduler then visits ddpm's timesteps but for ones on a half, which may round 1 apart; DDIMScheduler other timesteps than ddim's, stepping to t - T // K), ` +
+    `and "${OWN_SPACING_KEY}": "improved-diffusion", which diffusers ignores and this project reads back`
+  );
 }

@@ -3,11 +3,14 @@
 
 import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
+import { TIMESTEP_SPACINGS } from '../diffusion/timesteps.js';
 import {
   type BetaScheduleKind,
   type ModelMeanType,
   learnsVariance,
   type ModelVarType,
+  type TimestepRule,
+  type TimestepSpacing,
 } from '../diffusion/types.js';
 import { ACTIVATIONS, SMALL_UNET, type UNetConfig, validateConfig } from '../nn/unet.js';
 import { JsonChecker } from '../util/jsonCheck.js';
@@ -24,17 +27,14 @@ export interface DiffusionSpec {
   /** Sampling clips x_0 predictions to [-clipRange, clipRange]; 0 = never (clip_sample false). Absent = 1. */
   readonly clipRange?: number;
   /**
-   * diffusers' choice of inference timesteps (timestep_spacing, steps_offset, DDIM's set_alpha_to_one), kept
-   * so an exported scheduler config says what the imported one said; this project's samplers pick their own
-   * timesteps from --steps (samplers.ts).
+   * Which timesteps the samplers that skip steps (respaced ddpm, ddim) visit (diffusion/timesteps.ts):
+   * absent = this project's own 'improved-diffusion'; a diffusers scheduler's timestep_spacing otherwise.
    */
-  readonly diffusersSampling?: DiffusersSampling;
-}
-
-export interface DiffusersSampling {
-  readonly timestepSpacing: 'leading' | 'linspace' | 'trailing';
-  readonly stepsOffset: number;
-  readonly setAlphaToOne: boolean;
+  readonly timestepSpacing?: TimestepSpacing;
+  /** diffusers' steps_offset (added to 'leading' timesteps only, as diffusers). Absent = 0. */
+  readonly stepsOffset?: number;
+  /** DDIMScheduler's set_alpha_to_one: false = DDIM's last step goes to abar_0, not 1. Absent = true. */
+  readonly setAlphaToOne?: boolean;
 }
 
 export interface ModelSpec {
@@ -68,7 +68,17 @@ export function diffusionFromSpec(d: DiffusionSpec): GaussianDiffusion {
     modelVarType: d.modelVarType,
     lossType: 'mse',
     clipRange: d.clipRange ?? 1,
+    timestepRule: timestepRuleOf(d),
   });
+}
+
+/** A spec's inference-timestep rule, its absent keys at this project's defaults. */
+export function timestepRuleOf(d: DiffusionSpec): TimestepRule {
+  return {
+    spacing: d.timestepSpacing ?? 'improved-diffusion',
+    stepsOffset: d.stepsOffset ?? 0,
+    setAlphaToOne: d.setAlphaToOne ?? true,
+  };
 }
 
 const SCHEDULES = [
@@ -146,7 +156,9 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   const extra: {
     trainedBetas?: number[];
     clipRange?: number;
-    diffusersSampling?: DiffusersSampling;
+    timestepSpacing?: TimestepSpacing;
+    stepsOffset?: number;
+    setAlphaToOne?: boolean;
   } = {};
   if (d.trainedBetas !== undefined) {
     const b = d.trainedBetas;
@@ -159,19 +171,25 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
     extra.trainedBetas = b as number[];
   }
   if (d.clipRange !== undefined) extra.clipRange = c.num(d, 'clipRange', 'diffusion.clipRange', 0, 1e6);
-  if (d.diffusersSampling !== undefined) {
-    const o = c.object(d.diffusersSampling, 'diffusion.diffusersSampling', 'an object');
-    extra.diffusersSampling = {
-      timestepSpacing: c.choice(
-        o,
-        'timestepSpacing',
-        'diffusion.diffusersSampling.timestepSpacing',
-        SPACINGS,
-      ),
-      stepsOffset: c.int(o, 'stepsOffset', 'diffusion.diffusersSampling.stepsOffset', 0),
-      setAlphaToOne: bool(c, o, 'setAlphaToOne', 'diffusion.diffusersSampling.setAlphaToOne'),
-    };
+  // The inference-timestep keys; "diffusersSampling" is how one commit of this project wrote them.
+  const legacy =
+    d.diffusersSampling === undefined
+      ? undefined
+      : c.object(d.diffusersSampling, 'diffusion.diffusersSampling', 'an object');
+  const [keys, at] = legacy ? [legacy, 'diffusion.diffusersSampling.'] : [d, 'diffusion.'];
+  if (keys.timestepSpacing !== undefined)
+    extra.timestepSpacing = c.choice(keys, 'timestepSpacing', `${at}timestepSpacing`, TIMESTEP_SPACINGS);
+  if (keys.stepsOffset !== undefined) {
+    extra.stepsOffset = c.int(keys, 'stepsOffset', `${at}stepsOffset`, 0);
+    if (extra.stepsOffset !== 0 && (extra.timestepSpacing ?? 'improved-diffusion') === 'improved-diffusion')
+      c.fail(
+        `${at}stepsOffset`,
+        extra.stepsOffset,
+        '0 with timestepSpacing "improved-diffusion" (an offset is diffusers\' steps_offset, for its spacings)',
+      );
   }
+  if (keys.setAlphaToOne !== undefined)
+    extra.setAlphaToOne = bool(c, keys, 'setAlphaToOne', `${at}setAlphaToOne`);
   if (s.data !== undefined && typeof s.data !== 'string')
     c.fail('data', s.data, 'a data spec string, e.g. "mnist"');
   checkOutputChannels({ unet, diffusion }, source);
@@ -180,8 +198,6 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
 
 /** Most diffusion timesteps a config may give (each costs memory in every schedule table). */
 export const MAX_T = 100_000;
-
-export const SPACINGS = ['leading', 'linspace', 'trailing'] as const;
 
 function bool(c: JsonChecker, o: Record<string, unknown>, key: string, path: string): boolean {
   if (typeof o[key] !== 'boolean') c.fail(path, o[key], 'true or false');
