@@ -346,7 +346,11 @@ test("respaced Algorithm 2 under diffusers' rules = DDPMScheduler's step loop in
     const got = await ancestralSample(make(r), gaussianOracle(betas, mu, s, 'eps', spy), shape, new Rng(0), {
       steps: K,
       clipDenoised: false,
-      noiseFn: (n) => (rec.drawn.length === 0 && n === size ? (rec.drawn.push(xT), xT) : rec.noiseFn(n)),
+      noiseFn: (n) => {
+        if (rec.drawn.length > 0 || n !== size) return rec.noiseFn(n);
+        rec.drawn.push(xT); // x_T, the first draw
+        return xT;
+      },
     });
     const ts = diffusersTimesteps(K, r.spacing as 'leading', r.stepsOffset);
     assert.deepEqual(

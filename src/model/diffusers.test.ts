@@ -14,7 +14,14 @@ import { createDenoiser } from '../sample/denoiser.js';
 import { relErr } from '../util/allclose.js';
 import { hashUniform } from '../util/rng.js';
 import { encodeSafeTensors } from '../util/safetensors.js';
-import { diffusionFromScheduler, unetFromDiffusers } from './diffusers.js';
+import { ddimTimestepsFor } from '../diffusion/ddim.js';
+import {
+  diffusersSchedulerConfig,
+  diffusionFromScheduler,
+  exportTimestepNote,
+  OWN_SPACING_KEY,
+  unetFromDiffusers,
+} from './diffusers.js';
 import { defaultSpec, diffusionFromSpec } from './spec.js';
 import { loadModel, saveDiffusers, saveModel } from './weights.js';
 
@@ -333,6 +340,46 @@ describe('scheduler configs', () => {
       get({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012 }),
     );
     assert.ok(Math.abs(q.betas[0]! - 0.00085) < 1e-18 && Math.abs(q.betas[999]! - 0.012) < 1e-17);
+  });
+
+  it("inference timesteps: diffusers' values (missing keys at its defaults) reach the samplers; ours go out and back", () => {
+    const ruleOf = (c: Record<string, unknown> | null) => diffusionFromSpec(diffusionFromScheduler(c, 's'));
+    const leading = { spacing: 'leading', stepsOffset: 0, setAlphaToOne: true };
+    // google/ddpm-cifar10-32 (no timestep_spacing / steps_offset / set_alpha_to_one keys) and DDIM's defaults
+    assert.deepEqual(ruleOf(CIFAR_SCHEDULER).timestepRule, leading);
+    assert.deepEqual(ruleOf(DDIM_DEFAULTS).timestepRule, leading);
+    assert.deepEqual(ruleOf(null).timestepRule, leading);
+    const ddim10 = ddimTimestepsFor(ruleOf(CIFAR_SCHEDULER), { steps: 10 });
+    assert.deepEqual(Array.from(ddim10).reverse(), [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+    // Stable Diffusion's DDIM style: steps_offset 1, set_alpha_to_one false
+    const sd = ruleOf({ ...DDIM_DEFAULTS, steps_offset: 1, set_alpha_to_one: false });
+    assert.deepEqual(sd.timestepRule, { spacing: 'leading', stepsOffset: 1, setAlphaToOne: false });
+    assert.deepEqual(Array.from(ddimTimestepsFor(sd, { steps: 50 })).slice(-2), [961, 981]);
+    // export: diffusers' rule written back as it came; ours as linspace + our key, read back as ours
+    const imported = diffusionFromScheduler({ ...DDIM_DEFAULTS, timestep_spacing: 'trailing' }, 's');
+    const out = diffusersSchedulerConfig(imported);
+    assert.deepEqual(
+      [out.timestep_spacing, out.steps_offset, OWN_SPACING_KEY in out],
+      ['trailing', 0, false],
+    );
+    assert.equal(exportTimestepNote(imported), undefined);
+    const ours = defaultSpec().diffusion;
+    const mine = diffusersSchedulerConfig(ours);
+    assert.deepEqual(
+      [mine.timestep_spacing, mine.steps_offset, mine[OWN_SPACING_KEY]],
+      ['linspace', 0, 'improved-diffusion'],
+    );
+    assert.deepEqual(diffusionFromScheduler(mine, 's'), { ...ours, modelVarType: 'fixedlarge' });
+    assert.match(exportTimestepNote(ours)!, /no diffusers timestep_spacing gives exactly/);
+    // our key is honoured only beside what export writes with it
+    assert.throws(
+      () => diffusionFromScheduler({ ...mine, [OWN_SPACING_KEY]: 'leading' }, 's'),
+      /"_ddpm_ts_timestep_spacing" is "leading" \(a string\); supported: "improved-diffusion"/,
+    );
+    assert.throws(
+      () => diffusionFromScheduler({ ...mine, timestep_spacing: 'leading' }, 's'),
+      /"_ddpm_ts_timestep_spacing" is "improved-diffusion" but "timestep_spacing" is "leading" and "steps_offset" 0/,
+    );
   });
 
   it('refuses each unsupported key and value, naming it and what is supported', () => {

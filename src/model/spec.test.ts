@@ -45,6 +45,35 @@ describe('validateSpec', () => {
     assert.deepEqual(validateSpec(JSON.parse(JSON.stringify(good)), F), good);
   });
 
+  it('the inference-timestep keys: read, checked, and the older "diffusersSampling" form read too', () => {
+    const d = (o: Record<string, unknown>) =>
+      validateSpec({ ...good, diffusion: { ...good.diffusion, ...o } }, F).diffusion;
+    assert.deepEqual(
+      [d({ timestepSpacing: 'trailing', stepsOffset: 2, setAlphaToOne: false })].map((x) => [
+        x.timestepSpacing,
+        x.stepsOffset,
+        x.setAlphaToOne,
+      ]),
+      [['trailing', 2, false]],
+    );
+    const legacy = d({
+      diffusersSampling: { timestepSpacing: 'leading', stepsOffset: 1, setAlphaToOne: true },
+    });
+    assert.deepEqual(
+      [legacy.timestepSpacing, legacy.stepsOffset, legacy.setAlphaToOne, 'diffusersSampling' in legacy],
+      ['leading', 1, true, false],
+    );
+    rejects(
+      withKey('diffusion.timestepSpacing', 'uniform'),
+      /"diffusion\.timestepSpacing" is "uniform" \(a string\); expected one of "improved-diffusion", "leading", "trailing", "linspace"/,
+    );
+    rejects(
+      withKey('diffusion.stepsOffset', 1),
+      /"diffusion\.stepsOffset" is 1 \(a number\); expected 0 with timestepSpacing "improved-diffusion"/,
+    );
+    rejects(withKey('diffusion.setAlphaToOne', 'no'), /"diffusion\.setAlphaToOne" is "no" .*true or false/);
+  });
+
   it('names the key, the value and what was expected', () => {
     rejects(null, /the file is null; expected a JSON object with "format", "unet" and "diffusion"/);
     rejects('hello', /the file is "hello" \(a string\); expected a JSON object/);
