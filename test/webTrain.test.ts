@@ -9,11 +9,12 @@
 // - a checkpoint downloaded from the page resumes in `node bin/ddpm.mjs train --run DIR` (with the options
 //   the page prints) at its step, and the next step there matches the page's; a checkpoint of Node's
 //   trainer uploaded to the page continues at its step and matches Node's continuation;
+// - a picked folder of images trains in the page and its checkpoint resumes in `ddpm train --data folder:`;
 // - on WebGPU, when Chromium offers an adapter: a short training run agrees with wasm.
 // Screenshot: /tmp/ddpm-web-train.png.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +34,7 @@ import { trainStep } from '../src/train/step.js';
 import { createTrainSession } from '../src/train/trainGraph.js';
 import { DEFAULT_TRAIN, type TrainOptions, train } from '../src/train/trainer.js';
 import { allClose, compareClose } from '../src/util/allclose.js';
+import { encodePng } from '../src/util/image.js';
 import { Rng } from '../src/util/rng.js';
 import { PAGE_TINY, type PageTrainConfig, pageRunOptions } from '../src/web/trainConfig.js';
 import { ddpmIn, ROOT } from './ddpmProcess.js';
@@ -420,6 +422,86 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     t.diagnostic(
       `step 7, page (from Node's step 5) vs Node: ${sameCheckpoint(page7, loadCheckpoint(join(run, 'checkpoint.safetensors')), CONFIG.lr / CONFIG.warmup, 'step 7')}`,
     );
+  });
+
+  test('your own images: a picked folder trains in the page and resumes in `ddpm train --data folder:` on the same pixels', async (t) => {
+    // 10 colour PNGs of 20x24 (resized and centre-cropped to 16x16 on both sides), one in a subfolder, a hidden one.
+    const dir = join(tmp, 'shapes');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    const png = (i: number) => {
+      const [w, h] = [20, 24];
+      const px = new Uint8Array(w * h * 3);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) {
+          const o = (y * w + x) * 3;
+          px[o] = (x * 12 + i * 25) & 255;
+          px[o + 1] = (y * 10 + i * 40) & 255;
+          px[o + 2] = (x - 10) ** 2 + (y - 12) ** 2 < 16 + 4 * i ? 255 : 30;
+        }
+      return encodePng({ width: w, height: h, channels: 3, pixels: px });
+    };
+    for (let i = 0; i < 10; i++) writeFileSync(join(dir, i === 9 ? 'sub' : '', `img${i}.png`), png(i));
+    writeFileSync(join(dir, '.hidden.png'), png(3));
+    await page.selectOption('#trainData', 'images');
+    await page.setInputFiles('#trainPick', dir);
+    await page.waitForFunction(() =>
+      /images? from shapes ready/.test(document.getElementById('trainStatus')!.textContent ?? ''),
+    );
+    await page.fill('#trainUntil', '3');
+    await page.fill('#trainSampleEvery', '3');
+    assert.equal(await text(page, 'trainStart'), 'Start training', 'other data: a new run');
+    await page.click('#trainStart');
+    await page.waitForFunction(
+      () =>
+        window.ddpmTest!.training().steps[0] === 1 &&
+        /^Done: step 3\b/.test(document.getElementById('trainStatus')!.textContent ?? ''),
+      undefined,
+      { timeout: 300_000 },
+    );
+    const info = (await page.evaluate(() => window.ddpmTest!.training().info))!;
+    assert.deepEqual(
+      [info.data, info.images, info.channels, info.resolution],
+      ['folder:shapes', 10, 3, 16],
+      'the folder (hidden file skipped, subfolder searched) as colour 16x16 images',
+    );
+    const run = join(tmp, 'from-page-images');
+    mkdirSync(run, { recursive: true });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#trainDownload')]);
+    await download.saveAs(join(run, 'checkpoint.safetensors'));
+    const hint = await page.evaluate(() => document.querySelector('#resumeHint code')!.textContent ?? '');
+    const args = hintArgs(hint, run);
+    assert.deepEqual(args.slice(0, 6), ['--run', run, '--data', 'folder:shapes', '--channels', '3']);
+    // Run where the folder is, as the page says.
+    const res = await ddpmIn(tmp)([
+      'train',
+      ...args,
+      '--threads',
+      '1',
+      '--sample-every',
+      '0',
+      '--checkpoint-every',
+      '1',
+    ]);
+    assert.equal(res.code, 0, `ddpm train failed:\n${res.stderr}`);
+    assert.match(res.stderr + res.stdout, /resumed .* at step 3/);
+    await page.fill('#trainUntil', '4');
+    await page.click('#trainStart');
+    await page.waitForFunction(
+      () => /^Done: step 4\b/.test(document.getElementById('trainStatus')!.textContent ?? ''),
+      undefined,
+      {
+        timeout: 300_000,
+      },
+    );
+    const page4 = decodeCheckpoint(
+      b64((await page.evaluate(() => window.ddpmTest!.trainCheckpoint())).b64),
+      'page',
+    );
+    const node4 = loadCheckpoint(join(run, 'checkpoint.safetensors'));
+    t.diagnostic(
+      `step 4 on the folder's images, page vs ddpm train --data folder:shapes: ${sameCheckpoint(page4, node4, CONFIG.lr / CONFIG.warmup, 'step 4')}`,
+    );
+    await page.selectOption('#trainData', 'digits');
   });
 
   test('webgpu: a short training run agrees with wasm (when Chromium has an adapter)', async (t) => {

@@ -771,10 +771,18 @@ function drawLoss(): void {
   tu.lossCaption.textContent = `${text} Log scale; the darker line is the running average of 10 steps.`;
 }
 
+/** The data the form names ('mnist' or 'folder:NAME'). */
+function chosenData(): string {
+  return tu.data.value === 'images' && trainImages ? `folder:${trainImages.name}` : 'mnist';
+}
+
+/** Whether Start continues the run in the worker: one exists, on the data the form names. */
+const continues = (): boolean => trainInfo !== null && trainInfo.data === chosenData();
+
 function trainButtons(): void {
   const running = trainJob !== null;
   tu.start.disabled = running;
-  tu.start.textContent = trainInfo && !running ? 'Continue training' : 'Start training';
+  tu.start.textContent = continues() && !running ? 'Continue training' : 'Start training';
   tu.pause.disabled = !running;
   tu.stop.disabled = !running;
   tu.newRun.disabled = running || trainInfo === null;
@@ -971,7 +979,7 @@ tu.form.addEventListener('submit', (e) => {
     r.input.focus();
     return;
   }
-  void runTraining(trainInfo ? { kind: 'current' } : { kind: 'new', config: r.config });
+  void runTraining(continues() ? { kind: 'current' } : { kind: 'new', config: r.config });
 });
 tu.newRun.addEventListener('click', () => {
   const r = readTrainControls();
@@ -1020,6 +1028,7 @@ tu.upload.addEventListener('change', async () => {
 });
 tu.data.addEventListener('change', () => {
   tu.imagesPick.hidden = tu.data.value !== 'images';
+  trainButtons();
 });
 
 function setImages(name: string, files: PickedFile[]): void {
@@ -1032,7 +1041,8 @@ function setImages(name: string, files: PickedFile[]): void {
   tu.data.value = 'images';
   tu.imagesPick.hidden = false;
   tu.drop.textContent = `${plural(pics.length, 'image')} from the folder ${name}. Drop another folder to replace them.`;
-  trainStatus(`${plural(pics.length, 'image')} from ${name} ready: press Start training (or Start over).`);
+  trainButtons();
+  trainStatus(`${plural(pics.length, 'image')} from ${name} ready: press Start training.`);
 }
 
 /** Paths inside the picked folder (its own name stripped). */
