@@ -116,7 +116,9 @@ export async function ddimSample(
 /**
  * Deterministic DDIM encoding of x0 (eta = 0): x0 is taken as x_{tau_1}, then for k = 1..S-1 the eps
  * predicted at (x_{tau_k}, tau_k) carries it to tau_{k+1}. Returns x at the last timestep tau_S, which
- * ddimSample with the same timesteps decodes back to about x0.
+ * ddimSample with the same timesteps decodes back to about x0. It moves between the visited timesteps, the
+ * inverse of ddimSample wherever each sampling step goes to the previous visited timestep (this project's
+ * rule, explicit timesteps, diffusers' 'leading'; not 'linspace', whose steps go to t - T // K).
  */
 export async function ddimReverse(
   diffusion: GaussianDiffusion,

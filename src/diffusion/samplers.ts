@@ -8,8 +8,9 @@
 //   euler    Karras et al. 2022 Algorithm 1 without the correction (first order)
 //   heun     Karras et al. 2022 Algorithm 1 (second order, 2 calls per step except the last)
 //            (the ODE samplers place their nodes by Karras sigmas between the schedule's extreme sigmas,
-//            sigmaSchedule.ts, so timestep_spacing does not apply to them: it has no effect in diffusers
-//            either once use_karras_sigmas replaces the spaced timesteps with Karras ones)
+//            sigmaSchedule.ts, so timestep_spacing does not apply to them, by design: as diffusers'
+//            DPMSolverMultistepScheduler with use_karras_sigmas, which drops the spaced timesteps; its
+//            EulerDiscreteScheduler takes the Karras range's ends from them, which is not copied here)
 // The deterministic ones draw noise once (x_T), so with per-image noise streams (imageNoise.ts) an image
 // depends on its seed and index only, not on the batch it is drawn in.
 
@@ -184,5 +185,9 @@ export function samplerLabel(name: SamplerName, steps: number, eta: number, T: n
 
 /** The --sampler help: every sampler with its network calls per image, and what a learned variance changes. */
 export function samplerHelp(): string {
-  return `${SAMPLER_NAMES.map((n) => samplerEntry(n).help).join('; ')}. A learned-variance model ('learned-range'): ddpm samples with its variance, the others use only its mean output`;
+  return (
+    `${SAMPLER_NAMES.map((n) => samplerEntry(n).help).join('; ')}. ` +
+    "ddpm and ddim with fewer steps than T visit the model's timesteps (a diffusers model's timestep_spacing and steps_offset, else this project's own); the others place theirs by Karras sigmas over the whole schedule, where timestep_spacing does not apply. " +
+    "A learned-variance model ('learned-range'): ddpm samples with its variance, the others use only its mean output"
+  );
 }
