@@ -313,3 +313,56 @@ describe('graph passes on the FID Inception', () => {
       allClose(got[k]!.data, want[k]!.data, 1e-4, 1e-5 * maxAbs(want[k]!.data), `inception ${k}`);
   });
 });
+
+describe('fold-batchnorm on random conv + BatchNorm stacks', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`seed ${seed}: folded against as written (with and without conv bias, stride 1 and 2)`, async () => {
+      const r = new Rng(seed);
+      const rand = (n: number, scale: number, offset = 0) =>
+        Float32Array.from({ length: n }, () => offset + (2 * r.uniform() - 1) * scale);
+      const c0 = 1 + r.int(4);
+      const layers = Array.from({ length: 3 }, (_, i) => ({
+        out: 2 + r.int(6),
+        k: [1, 3][r.int(2)]!,
+        stride: 1 + (i % 2),
+        bias: r.int(2) === 1,
+      }));
+      const data = layers.map((l, i) => {
+        const cin = i === 0 ? c0 : layers[i - 1]!.out;
+        return {
+          w: rand(l.out * cin * l.k * l.k, Math.sqrt(3 / (cin * l.k * l.k))),
+          b: rand(l.out, 0.3),
+          bn: [rand(l.out, 0.3, 1), rand(l.out, 0.3), rand(l.out, 0.3), rand(l.out, 0.4, 1)],
+        };
+      });
+      const build = (passes: readonly string[]) => {
+        const g = new Graph();
+        let y = g.input('x', [2, c0, 9, 9]);
+        layers.forEach((l, i) => {
+          const d = data[i]!;
+          const w = g.param(`w${i}`, [l.out, y.shape[1]!, l.k, l.k], d.w);
+          const b = l.bias ? g.param(`b${i}`, [l.out], d.b) : undefined;
+          const p = (k: number) => g.param(`bn${i}.${k}`, [l.out], d.bn[k]!);
+          const pad = (l.k - 1) / 2;
+          const conv = g.conv(y, w, b, { strides: [l.stride, l.stride], pads: [pad, pad, pad, pad] });
+          y = g.relu(g.batchNorm(conv, p(0), p(1), p(2), p(3), 1e-3));
+        });
+        const report = runPasses(g, [y], 'all', { constantWeights: true, passes });
+        return { model: toOnnx(g, { outputs: { y }, params: 'initializer' }), report };
+      };
+      const feeds = { x: { data: hashUniform(seed, 2 * c0 * 81, 1), shape: [2, c0, 9, 9] } };
+      const run = async (m: Uint8Array) => {
+        const s = await engine.createSession(m, { threads: 1 });
+        try {
+          return (await s.run(feeds)).y!.data;
+        } finally {
+          await s.release();
+        }
+      };
+      const folded = build(['fold-batchnorm']);
+      assert.equal(folded.report['fold-batchnorm'], layers.length);
+      const want = await run(build([]).model);
+      allClose(await run(folded.model), want, 1e-4, 1e-5 * maxAbs(want), 'conv + BatchNorm stack');
+    });
+  }
+});
