@@ -2,7 +2,8 @@
 // Debian's /usr/bin/chromium), served by the demo server (COOP/COEP: cross-origin isolated, wasm threads):
 // - the Train section trains the tiny default model for a few dozen steps in the worker: the loss falls
 //   (mean of the first steps against the last, with a margin), steps/s, samples, pause and resume, the
-//   loss curve's text alternative, an aria-live status, and the page's thread is never blocked;
+//   loss curve's text alternative, an aria-live status, and the page's thread is never blocked; the trained
+//   model then draws in the Drawing section;
 // - one step's gradient (every parameter) and the weights, EMA and Adam moments after it match Node's
 //   trainer (ddpm train's train() on the native engine) for the same data, seed and weights, to float
 //   rounding (allClose), and the random streams and data position are identical;
@@ -273,6 +274,27 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     );
     const maxGap = Math.max(...r.gaps);
     assert.ok(maxGap < 250, `the page's thread was blocked for ${maxGap.toFixed(0)} ms while training`);
+    // The trained model draws in the Drawing section (its EMA weights).
+    await page.click('#trainUse');
+    await page.waitForFunction(() =>
+      /trained in this page \(step 40\)/.test(document.getElementById('modelInfo')!.textContent ?? ''),
+    );
+    await page.fill('#steps', '5');
+    await page.fill('#n', '4');
+    await page.click('#sample');
+    await page.waitForFunction(
+      () => /^(Done|Generating failed)/.test(document.getElementById('status')!.textContent ?? ''),
+      undefined,
+      {
+        timeout: 120_000,
+      },
+    );
+    assert.match(await text(page, 'status'), /^Done: 4 images/);
+    assert.equal(
+      await page.evaluate(() => (document.getElementById('current') as HTMLCanvasElement).width),
+      2 * 18 + 2,
+      "4 of the trained model's 16x16 images in a 2x2 grid",
+    );
     t.diagnostic(
       `tiny U-Net (${r.info!.params} parameters), batch ${r.info!.batch}, wasm ${r.info!.threads} threads: ` +
         `${r.stepsPerSec.toFixed(2)} steps/s (last 10 steps); loss ${first.toFixed(4)} -> ${last.toFixed(4)} ` +

@@ -678,6 +678,7 @@ const tu = {
   stop: el<HTMLButtonElement>('trainStop'),
   newRun: el<HTMLButtonElement>('trainNew'),
   download: el<HTMLButtonElement>('trainDownload'),
+  use: el<HTMLButtonElement>('trainUse'),
   upload: el<HTMLInputElement>('trainUpload'),
   status: el<HTMLDivElement>('trainStatus'),
   stats: el<HTMLDivElement>('trainStats'),
@@ -787,6 +788,7 @@ function trainButtons(): void {
   tu.stop.disabled = !running;
   tu.newRun.disabled = running || trainInfo === null;
   tu.download.disabled = trainInfo === null;
+  tu.use.disabled = trainInfo === null;
   tu.upload.disabled = running;
   tu.pause.textContent = trainPaused ? 'Resume' : 'Pause';
   tu.pause.setAttribute('aria-pressed', String(trainPaused));
@@ -1017,6 +1019,27 @@ tu.download.addEventListener('click', async () => {
     );
   } catch (e) {
     trainStatus(`Could not download the checkpoint: ${(e as Error).message}`, true);
+  }
+});
+/** The run's average (EMA) weights become the model of the Drawing section. */
+tu.use.addEventListener('click', async () => {
+  const seq = ++loadSeq;
+  try {
+    const info = await client.call('trainModel', {}).done;
+    if (seq !== loadSeq) {
+      void client.call('drop', { model: info.model }).done.catch(() => undefined);
+      return;
+    }
+    const old = model;
+    model = info;
+    if (old) void client.call('drop', { model: old.model }).done.catch(() => undefined);
+    ui.modelInfo.textContent = describeModel(info);
+    ui.steps.max = String(info.T);
+    ui.sample.disabled = run !== null;
+    status(`Using ${info.source}.${run ? ' The next run uses it.' : ' Press Generate.'}`);
+    trainStatus(`The Drawing section above now uses ${info.source}: press Generate there.`);
+  } catch (e) {
+    trainStatus(`Could not use the model: ${(e as Error).message}`, true);
   }
 });
 tu.upload.addEventListener('change', async () => {

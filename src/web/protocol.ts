@@ -242,6 +242,8 @@ export interface WorkerOps {
   };
   /** The run's checkpoint at its current step, in ddpm train's format (checkpoint.safetensors). */
   trainCheckpoint: { args: Record<string, never>; result: { data: ArrayBuffer; step: number }; event: never };
+  /** The run's EMA weights as a loaded model (for Generate and Blend), at its current step. */
+  trainModel: { args: Record<string, never>; result: ModelInfo; event: never };
 }
 export type OpName = keyof WorkerOps;
 

@@ -174,6 +174,30 @@ const ops: { [K in OpName]: (a: WorkerOps[K]['args'], ctx: CallCtx<K>) => Promis
         const parts = run.trainer.checkpoint();
         return { data: concatBytes(parts).buffer as ArrayBuffer, step: run.trainer.step };
       }),
+    trainModel: () =>
+      serial(async () => {
+        const run = trainRun;
+        if (!run) throw new Error('no training run yet: start one first');
+        const t0 = performance.now();
+        const spec = run.trainer.options.spec;
+        const model: WebModel = {
+          spec,
+          params: cloneParams(run.trainer.ema),
+          source: `the model trained in this page (step ${run.trainer.step})`,
+        };
+        const id = nextModel++;
+        models.set(id, { model, compiled: null, users: 0, dropped: false });
+        return {
+          model: id,
+          source: model.source,
+          params: countParams(spec.unet),
+          channels: spec.unet.inChannels,
+          resolution: spec.unet.resolution,
+          T: spec.diffusion.T,
+          data: spec.data,
+          loadMs: performance.now() - t0,
+        };
+      }),
     forward: (a) =>
       serial(async () => {
         const r = await fixtureForward(webEngine(a.provider), a.cfg, a.batch, {
