@@ -1,7 +1,8 @@
 // The browser demo page: the controls, the live view and the settings in the URL. It never runs a network
-// itself: every model load and sampling run is a call to the module worker (worker.ts, protocol.ts), so
-// the page stays responsive while the worker samples (multi-threaded wasm when the page is cross-origin
-// isolated, WebGPU when asked). Query parameters (settings.ts): ?model=URL, ?sampler=, ?steps=, ?n=,
+// itself: every model load, sampling run and training step is a call to the module worker (worker.ts,
+// protocol.ts), so the page stays responsive while the worker samples or trains (multi-threaded wasm when the
+// page is cross-origin isolated, WebGPU when asked). The Train section (Algorithm 1 in the page: web/train.ts)
+// draws the loss curve and samples, and downloads and uploads ddpm train's checkpoint files. Query parameters (settings.ts): ?model=URL, ?sampler=, ?steps=, ?n=,
 // ?seed=, ?backend=wasm|webgpu, ?threads=N, ?view=xt. window.ddpmTest is the hook test/web.test.ts drives.
 
 import { SAMPLER_NAMES } from '../diffusion/samplers.js';
