@@ -40,6 +40,7 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
 
 const USAGE = `usage: npm run bench -- <engine|sample|eval|memory|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
+                  (memory: runs per process, at least 3; default 5 for train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
                   eval: ${rowNames('eval')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
@@ -477,7 +478,8 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
   const rows = MEMORY_ROWS.filter((r) => !o.rows || o.rows.includes(r.label));
   const results: { label: string; ours: Measured | Error; torch: Measured | Error | null }[] = [];
   for (const r of rows) {
-    const runs = r.row.endsWith('train') ? 5 : 3;
+    // --reps: runs per process (at least 3: ONNX Runtime's peak comes with the second run).
+    const runs = Math.max(3, o.reps ?? (r.row.endsWith('train') ? 5 : 3));
     const mb = r.microbatch !== undefined ? ` (ours in micro-batches of ${r.microbatch})` : '';
     log(
       `[memory ${r.label}] ${runs} runs of ${r.row} at batch ${r.batch}${mb}, each side in a fresh process`,

@@ -1,6 +1,7 @@
 // One memory measurement of our side, in its own process (bench/memory.ts starts it): build the row's
 // session at the given batch, run it `runs` times (the first two are ONNX Runtime's warm-up), and print one
-// JSON line with the process's peak resident memory (getrusage's maxrss), the set-up time and each run's time.
+// JSON line with the process's peak resident memory (getrusage's maxrss), the set-up time and each run's wall
+// and CPU time (user + system, all threads).
 // Usage: tsx bench/memoryChild.ts ROW BATCH RUNS THREADS [--microbatch N] [--mem-arena on|off]
 //        [--mem-pattern on|off]
 // --microbatch: train rows in chunks of at most N images (gradient accumulation, createTrainSession);
@@ -61,10 +62,14 @@ const ours = await createOurs(engine, { ...def, batch }, Number(threadsArg), {
 });
 const setupMs = performance.now() - t0;
 const each: number[] = [];
+const cpuEach: number[] = [];
 for (let i = 0; i < runs; i++) {
   const t = performance.now();
+  const c = process.cpuUsage();
   await ours.run();
   each.push(performance.now() - t);
+  const d = process.cpuUsage(c);
+  cpuEach.push((d.user + d.system) / 1000); // all threads: less sensitive to other jobs than wall time
 }
 await ours.release();
 process.stdout.write(
@@ -73,5 +78,6 @@ process.stdout.write(
     setup_ms: setupMs,
     run_ms: each.reduce((a, c) => a + c, 0) / runs,
     run_ms_each: each,
+    run_cpu_ms_each: cpuEach,
   })}\n`,
 );
