@@ -9,7 +9,11 @@ resnet.py, embeddings.py, attention_processor.py), for the config keys src/model
                            swapped to [cos, sin] by flip_sin_to_cos; linear_1 -> SiLU -> linear_2 (always SiLU)
   center_input_sample    = the network sees 2 x - 1
   ResnetBlock2D          = (shortcut(x) + conv2(act(norm2(conv1(act(norm1 x)) + time_emb_proj(act temb))))) / scale,
-                           act = act_fn (silu/swish, relu, mish), scale = mid_block_scale_factor in the mid block, else 1
+                           act = act_fn (silu/swish, relu, mish), scale = mid_block_scale_factor in the mid block, else 1;
+                           resnet_time_scale_shift "scale_shift": time_emb_proj gives 2C, scale, shift = chunk(., 2),
+                           h = norm2(conv1(..)) * (1 + scale) + shift before act
+  mid block attention    = GroupNorm with attn_norm_num_groups, else norm_num_groups for "default" and none for
+                           "scale_shift" (UNetMidBlock2D's attn_groups)
   Attention              = (x + to_out.0(MHA(group_norm x))) / scale, heads = C / head_dim,
                            head_dim = attention_head_dim (None: C, one head), softmax(q k^T / sqrt(head_dim))
   mid block              = resnet, attention (absent with add_attention false), resnet
@@ -58,6 +62,8 @@ DEFAULTS = {
     "norm_num_groups": 32,
     "norm_eps": 1e-5,
     "add_attention": True,
+    "resnet_time_scale_shift": "default",
+    "attn_norm_num_groups": None,
 }
 
 
@@ -72,20 +78,25 @@ def activation(name: str):
 
 
 class Resnet(nn.Module):
-    def __init__(self, cin, cout, temb, groups, eps, act, scale):
+    def __init__(self, cin, cout, temb, groups, eps, act, scale, scale_shift=False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, cin, eps=eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.time_emb_proj = nn.Linear(temb, cout)
+        self.time_emb_proj = nn.Linear(temb, 2 * cout if scale_shift else cout)
         self.norm2 = nn.GroupNorm(groups, cout, eps=eps)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
-        self.act, self.scale = act, scale
+        self.act, self.scale, self.scale_shift = act, scale, scale_shift
 
     def forward(self, x, temb):
         h = self.conv1(self.act(self.norm1(x)))
-        h = h + self.time_emb_proj(self.act(temb))[:, :, None, None]
-        h = self.conv2(self.act(self.norm2(h)))
+        tp = self.time_emb_proj(self.act(temb))[:, :, None, None]
+        if self.scale_shift:
+            t_scale, t_shift = torch.chunk(tp, 2, dim=1)
+            h = self.norm2(h) * (1 + t_scale) + t_shift
+        else:
+            h = self.norm2(h + tp)
+        h = self.conv2(self.act(h))
         s = self.conv_shortcut(x) if self.conv_shortcut is not None else x
         return (s + h) / self.scale
 
@@ -93,14 +104,14 @@ class Resnet(nn.Module):
 class Attn(nn.Module):
     def __init__(self, c, head_dim, groups, eps, scale):
         super().__init__()
-        self.group_norm = nn.GroupNorm(groups, c, eps=eps)
+        self.group_norm = nn.GroupNorm(groups, c, eps=eps) if groups is not None else None
         self.to_q, self.to_k, self.to_v = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, c)
         self.to_out = nn.ModuleList([nn.Linear(c, c)])
         self.heads, self.d, self.scale = c // head_dim, head_dim, scale
 
     def forward(self, x):
         b, c, hh, ww = x.shape
-        h = self.group_norm(x).reshape(b, c, hh * ww).transpose(1, 2)  # [B, HW, C]
+        h = (self.group_norm(x) if self.group_norm is not None else x).reshape(b, c, hh * ww).transpose(1, 2)
         split = lambda a: a.reshape(b, hh * ww, self.heads, self.d).transpose(1, 2)  # [B, heads, HW, d]
         q, k, v = split(self.to_q(h)), split(self.to_k(h)), split(self.to_v(h))
         w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d), dim=-1)  # [B, heads, HW, HW]
@@ -140,6 +151,8 @@ class UNet2DModelRef(nn.Module):
         boc = list(c["block_out_channels"])
         L, nrb, g, eps = len(boc), c["layers_per_block"], c["norm_num_groups"], c["norm_eps"]
         act = activation(c["act_fn"])
+        ss = c["resnet_time_scale_shift"] == "scale_shift"
+        assert c["resnet_time_scale_shift"] in ("default", "scale_shift"), c["resnet_time_scale_shift"]
         temb = boc[0] * 4
         hd = lambda ch: c["attention_head_dim"] if c["attention_head_dim"] is not None else ch
         self.conv_in = nn.Conv2d(c["in_channels"], boc[0], 3, padding=1)
@@ -156,7 +169,7 @@ class UNet2DModelRef(nn.Module):
             else:
                 assert t == "DownBlock2D", t
                 blk.attentions = None
-            blk.resnets = nn.ModuleList([Resnet(cin if j == 0 else out, out, temb, g, eps, act, 1.0) for j in range(nrb)])
+            blk.resnets = nn.ModuleList([Resnet(cin if j == 0 else out, out, temb, g, eps, act, 1.0, ss) for j in range(nrb)])
             blk.downsamplers = nn.ModuleList([Down(out, c["downsample_padding"])]) if i < L - 1 else None
             self.down_blocks.append(blk)
         rev = list(reversed(boc))
@@ -175,14 +188,15 @@ class UNet2DModelRef(nn.Module):
             for j in range(nrb + 1):
                 skip = cin if j == nrb else out
                 rin = prev if j == 0 else out
-                rs.append(Resnet(rin + skip, out, temb, g, eps, act, 1.0))
+                rs.append(Resnet(rin + skip, out, temb, g, eps, act, 1.0, ss))
             blk.resnets = nn.ModuleList(rs)
             blk.upsamplers = nn.ModuleList([Up(out)]) if i < L - 1 else None
             self.up_blocks.append(blk)
         mid = Block()
         ms = c["mid_block_scale_factor"]
-        mid.attentions = nn.ModuleList([Attn(boc[-1], hd(boc[-1]), g, eps, ms)]) if c["add_attention"] else None
-        mid.resnets = nn.ModuleList([Resnet(boc[-1], boc[-1], temb, g, eps, act, ms) for _ in range(2)])
+        mid_groups = c["attn_norm_num_groups"] if c["attn_norm_num_groups"] is not None else (None if ss else g)
+        mid.attentions = nn.ModuleList([Attn(boc[-1], hd(boc[-1]), mid_groups, eps, ms)]) if c["add_attention"] else None
+        mid.resnets = nn.ModuleList([Resnet(boc[-1], boc[-1], temb, g, eps, act, ms, ss) for _ in range(2)])
         self.mid_block = mid
         self.conv_norm_out = nn.GroupNorm(g, boc[0], eps=eps)
         self.conv_out = nn.Conv2d(boc[0], c["out_channels"], 3, padding=1)
@@ -291,8 +305,31 @@ CONFIGS: List[Dict] = [
         "down_block_types": ["AttnDownBlock2D", "AttnDownBlock2D"],
         "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D"],
     },
+    {
+        "name": "scale-shift",  # resnet_time_scale_shift scale_shift: the mid attention without GroupNorm
+        "sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [16, 32],
+        "layers_per_block": 1, "norm_num_groups": 8, "resnet_time_scale_shift": "scale_shift",
+        "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+    },
+    {
+        "name": "scale-shift-attn-norm",  # scale_shift with attn_norm_num_groups: the mid attention normed
+        "sample_size": 4, "in_channels": 2, "out_channels": 2, "block_out_channels": [8, 16],
+        "layers_per_block": 2, "norm_num_groups": 4, "resnet_time_scale_shift": "scale_shift",
+        "attn_norm_num_groups": 4, "attention_head_dim": None, "flip_sin_to_cos": False, "freq_shift": 1,
+        "down_block_types": ["AttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "AttnUpBlock2D"],
+    },
 ]
 T = [0, 1, 250, 999]
+# Cases whose gradients are recorded too (parameters by diffusers name, and x).
+GRAD_CASES = {
+    "scale-shift": [
+        "down_blocks.0.resnets.0.time_emb_proj.weight",
+        "down_blocks.0.resnets.0.time_emb_proj.bias",
+        "mid_block.resnets.1.norm2.weight",
+        "mid_block.attentions.0.to_q.weight",
+        "time_embedding.linear_1.weight",
+    ],
+}
 
 
 def main() -> None:
@@ -313,12 +350,23 @@ def main() -> None:
             y64 = model.double()(x.double(), t).numpy()
             y32 = model.float()(x, t).numpy().astype(np.float64)
         rel = float(np.linalg.norm(y32 - y64) / np.linalg.norm(y64))
-        out["cases"].append({
+        case = {
             "name": name, "config": config, "shape": shape,
             "params": [[k, list(v.shape)] for k, v in model.state_dict().items()],
             "output": [float(f"{v:.9g}") for v in y64.reshape(-1)],
             "float32_rel_l2": float(f"{rel:.3g}"),
-        })
+        }
+        if name in GRAD_CASES:
+            # gradients of sum(out * r), r = hashUniform(fnv1a('r'), size, 1), float64, for training
+            model.double().zero_grad()
+            xg = x.double().clone().requires_grad_(True)
+            y = model(xg, t)
+            r = torch.from_numpy(hash_uniform(fnv1a32("r"), y.numel(), 1.0).astype(np.float32)).double()
+            (y * r.reshape(y.shape)).sum().backward()
+            named = dict(model.named_parameters())
+            case["grads"] = {k: [float(f"{v:.9g}") for v in named[k].grad.numpy().reshape(-1)] for k in GRAD_CASES[name]}
+            case["grads"]["x"] = [float(f"{v:.9g}") for v in xg.grad.numpy().reshape(-1)]
+        out["cases"].append(case)
         print(f"{name}: {sum(p.numel() for p in model.parameters())} params, out {list(y64.shape)}, "
               f"|y| rms {np.sqrt((y64 ** 2).mean()):.3g}, float32 rel L2 {rel:.2e}")
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "diffusers_unet.json")

@@ -9,14 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { nodeEngine } from '../engine/node.js';
-import { fnv1a, initParams, TINY_UNET, unetParamSpecs } from '../nn/unet.js';
+import { grad } from '../graph/autodiff.js';
+import { Graph, type Value } from '../graph/graph.js';
+import { toOnnx } from '../graph/onnx.js';
+import { runPasses } from '../graph/passes/index.js';
+import { buildUNet, fnv1a, initParams, TINY_UNET, unetParamSpecs } from '../nn/unet.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { relErr } from '../util/allclose.js';
 import { hashUniform } from '../util/rng.js';
 import { encodeSafeTensors } from '../util/safetensors.js';
+import type { Tensor } from '../util/tensor.js';
 import { ddimTimestepsFor } from '../diffusion/ddim.js';
 import {
   diffusersSchedulerConfig,
+  diffusersUnetConfig,
   diffusionFromScheduler,
   exportTimestepNote,
   OWN_SPACING_KEY,
@@ -31,6 +37,8 @@ interface Case {
   shape: [number, number, number, number];
   params: [string, number[]][];
   output: number[];
+  /** d sum(out * r) / d name (and "x"), float64, where recorded. */
+  grads?: Record<string, number[]>;
 }
 const FIX: { t: number[]; cases: Case[] } = JSON.parse(
   readFileSync(new URL('../../test/fixtures/diffusers_unet.json', import.meta.url), 'utf8'),
@@ -84,6 +92,63 @@ describe('UNet2DModel configs against the PyTorch reference (reference/diffusers
   }
 });
 
+describe('scale_shift trains: gradients of the training graph against the PyTorch reference', () => {
+  it('scale-shift: d sum(out * r) / d (x, time_emb_proj, norm2, mid attention, time embedding) within 1e-4', async () => {
+    const c = FIX.cases.find((k) => k.name === 'scale-shift')!;
+    const grads = c.grads!;
+    const cfg = unetFromDiffusers(c.config, 'c');
+    assert.equal(cfg.timeScaleShift, true);
+    assert.equal(cfg.midAttentionNorm, false);
+    const shape = c.shape as number[];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const g = new Graph();
+    const x = g.input('x', shape);
+    const t = g.input('t', [shape[0]!]);
+    const store = initParams(cfg, 'fixture');
+    // as buildTrainModel: the training form, the forward passes before the gradient, the layout passes after
+    const u = buildUNet(g, cfg, store, x, t, { training: true });
+    runPasses(g, [u.out], 'forward', { training: true });
+    const r = g.constant(hashUniform(fnv1a('r'), n, 1), u.out.shape);
+    const loss = g.reduceSum(g.mul(u.out, r), [0, 1, 2, 3], false);
+    const names = Object.keys(grads).filter((k) => k !== 'x');
+    const gs = grad(g, loss, [x, ...names.map((k) => u.params.get(k)!)]);
+    const outputs: Record<string, Value> = { 'grad.x': gs[0]! };
+    names.forEach((k, i) => {
+      outputs[`grad.${k}`] = gs[i + 1]!;
+    });
+    runPasses(g, Object.values(outputs), 'layout', { training: true, nchwcBlock: 8 });
+    const s = await nodeEngine().createSession(toOnnx(g, { outputs, params: 'input' }), { threads: 1 });
+    const feeds: Record<string, Tensor> = {
+      x: { data: hashUniform(fnv1a('x'), n, 1), shape },
+      t: { data: Float32Array.from(FIX.t), shape: [shape[0]!] },
+    };
+    for (const [k, v] of u.params) feeds[k] = { data: store.get(k)!, shape: v.shape };
+    const res = await s.run(feeds);
+    await s.release();
+    for (const k of Object.keys(grads)) {
+      const err = relErr(res[`grad.${k}`]!.data, Float64Array.from(grads[k]!));
+      if (process.env.DDPM_PRINT_ERRORS) console.log(`grad ${k}: relative L2 error ${err.toExponential(2)}`);
+      assert.ok(err <= 1e-4, `${k}: relative error ${err}`);
+    }
+  });
+
+  it('exports back to the same config keys (scale_shift; attn_norm_num_groups where the mid attention is normed)', () => {
+    for (const name of ['scale-shift', 'scale-shift-attn-norm']) {
+      const c = FIX.cases.find((k) => k.name === name)!;
+      const cfg = unetFromDiffusers(c.config, 'c');
+      const out = diffusersUnetConfig(cfg);
+      assert.equal(out.resnet_time_scale_shift, 'scale_shift');
+      assert.equal(out.attn_norm_num_groups, c.config.attn_norm_num_groups ?? null);
+      assert.deepEqual(unetFromDiffusers(out, 'back'), cfg);
+    }
+    const plain = unetFromDiffusers(BASE, 'c');
+    assert.throws(
+      () => diffusersUnetConfig({ ...plain, midAttentionNorm: false }),
+      /export: a mid-block attention without GroupNorm .*only with resnet_time_scale_shift "scale_shift"/,
+    );
+  });
+});
+
 const BASE = FIX.cases[0]!.config;
 
 /** unetFromDiffusers(BASE with key = value) must throw a message matching `says`, naming the key. */
@@ -107,7 +172,11 @@ describe('UNet2DModel: refused keys and values name the key, the value and what 
     refuses('time_embedding_type', 'learned', /"learned" .*supported: "positional"/);
     refuses('act_fn', 'gelu', /"gelu" .*supported: "silu" \/ "swish", "relu", "mish" \("gelu" needs erf/);
     refuses('act_fn', 'tanh', /"tanh" .*supported: "silu"/);
-    refuses('resnet_time_scale_shift', 'scale_shift', /"scale_shift" .*supported: "default"/);
+    refuses(
+      'resnet_time_scale_shift',
+      'ada_group',
+      /"resnet_time_scale_shift" is "ada_group" \(a string\); supported: "default" .* or "scale_shift" .*; not "spatial"/,
+    );
     refuses('downsample_padding', 2, /is 2 \(a number\); supported: 0 .* or 1/);
     refuses('downsample_type', 'resnet', /"resnet" .*supported: "conv"/);
     refuses('upsample_type', 'resnet', /"resnet" .*supported: "conv"/);
@@ -145,7 +214,7 @@ describe('UNet2DModel: refused keys and values name the key, the value and what 
       7,
       /is 7 .*supported: a multiple of 2 \(halved once per block but the last, 2 blocks/,
     );
-    refuses('resnet_time_scale_shift', 'spatial', /"spatial" .*supported: "default"/);
+    refuses('resnet_time_scale_shift', 'spatial', /"spatial" .*supported: "default" .*"scale_shift"/);
     refuses('_class_name', 'UNet2DConditionModel', /"UNet2DConditionModel" .*supported: "UNet2DModel"/);
   });
 

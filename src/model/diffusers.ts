@@ -188,11 +188,12 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
   k.oneOf('mid_block_type', ['UNetMidBlock2D', null], '"UNetMidBlock2D"');
   k.oneOf('downsample_type', ['conv'], '"conv" (a strided convolution; not "resnet")');
   k.oneOf('upsample_type', ['conv'], '"conv" (nearest x2 then a convolution; not "resnet")');
-  k.oneOf(
-    'resnet_time_scale_shift',
-    ['default'],
-    '"default" (the time embedding is added before norm2; not "scale_shift" or "spatial")',
-  );
+  const scaleShift =
+    k.oneOf(
+      'resnet_time_scale_shift',
+      ['default', 'scale_shift'],
+      '"default" (the time embedding added before norm2) or "scale_shift" (norm2(h) (1 + scale) + shift); not "spatial"',
+    ) === 'scale_shift';
   k.oneOf('class_embed_type', [null], 'null (an unconditional model)');
   k.oneOf('num_class_embeds', [null], 'null (an unconditional model)');
   const actName = k.oneOf(
@@ -210,6 +211,9 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
   const ang = k.get('attn_norm_num_groups');
   if (ang !== null && ang !== groups) k.refuse('attn_norm_num_groups', `null or ${groups} (norm_num_groups)`);
   const midAttention = k.bool('add_attention');
+  // UNetMidBlock2D: attn_groups = attn_norm_num_groups, else norm_num_groups for "default" and None (no
+  // GroupNorm before the mid block's attention) for "scale_shift".
+  const midAttentionNorm = ang !== null || !scaleShift;
   const attnRes = down.flatMap((t, i) => (t.startsWith('Attn') ? [res / 2 ** i] : []));
   const hd = k.get('attention_head_dim');
   let headDim: number | undefined;
@@ -252,6 +256,8 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
     ...(act !== 'silu' ? { act } : {}),
     ...(midScale !== 1 ? { midScale } : {}),
     ...(!midAttention ? { midAttention: false } : {}),
+    ...(scaleShift ? { timeScaleShift: true } : {}),
+    ...(midAttention && !midAttentionNorm ? { midAttentionNorm: false } : {}),
   };
   // The U-Net's size limits (validateConfig's), under diffusers' key names.
   const atMost = (key: string, v: number, max: number, what: string) => {
@@ -285,6 +291,10 @@ export function unetFromDiffusers(c: Record<string, unknown>, source: string): U
 
 /** A UNetConfig as UNet2DModel's config.json: every key explicit, so no diffusers default is relied on. */
 export function diffusersUnetConfig(c: UNetConfig): Record<string, unknown> {
+  if (c.midAttentionNorm === false && !c.timeScaleShift && c.midAttention !== false)
+    throw new Error(
+      'export: a mid-block attention without GroupNorm (midAttentionNorm false) has a diffusers config only with resnet_time_scale_shift "scale_shift" (timeScaleShift)',
+    );
   const L = c.chMult.length;
   const attn = (i: number) => c.attnResolutions.includes(c.resolution / 2 ** i);
   return {
@@ -309,9 +319,10 @@ export function diffusersUnetConfig(c: UNetConfig): Record<string, unknown> {
     act_fn: c.act ?? 'silu',
     attention_head_dim: c.headDim ?? null,
     norm_num_groups: c.groups,
-    attn_norm_num_groups: null,
+    // with scale_shift, null would drop the mid block attention's GroupNorm (diffusers' UNetMidBlock2D)
+    attn_norm_num_groups: c.timeScaleShift && c.midAttentionNorm !== false ? c.groups : null,
     norm_eps: c.eps,
-    resnet_time_scale_shift: 'default',
+    resnet_time_scale_shift: c.timeScaleShift ? 'scale_shift' : 'default',
     add_attention: c.midAttention ?? true,
     class_embed_type: null,
     num_class_embeds: null,

@@ -219,5 +219,9 @@ function optionalUnet(c: JsonChecker, u: Record<string, unknown>): Partial<UNetC
   if (u.act !== undefined) out.act = c.choice(u, 'act', 'unet.act', ACTIVATIONS);
   if (u.midScale !== undefined) out.midScale = c.num(u, 'midScale', 'unet.midScale', 1e-6, 1e6);
   if (u.midAttention !== undefined) out.midAttention = bool(c, u, 'midAttention', 'unet.midAttention');
+  if (u.timeScaleShift !== undefined)
+    out.timeScaleShift = bool(c, u, 'timeScaleShift', 'unet.timeScaleShift');
+  if (u.midAttentionNorm !== undefined)
+    out.midAttentionNorm = bool(c, u, 'midAttentionNorm', 'unet.midAttentionNorm');
   return out;
 }

@@ -40,6 +40,13 @@ export interface UNetConfig {
   readonly midScale?: number;
   /** false: no attention in the mid block (add_attention). */
   readonly midAttention?: boolean;
+  /**
+   * diffusers' resnet_time_scale_shift "scale_shift": each ResNet's time_emb_proj gives 2C values, scale then
+   * shift, and h = norm2(h) (1 + scale) + shift replaces norm2(h + temb).
+   */
+  readonly timeScaleShift?: boolean;
+  /** false: the mid block's attention has no GroupNorm (diffusers' scale_shift without attn_norm_num_groups). */
+  readonly midAttentionNorm?: boolean;
 }
 
 /** ResNet activations: SiLU (the paper's; trains), ReLU and Mish (x tanh(softplus x)), inference only. */
@@ -144,6 +151,11 @@ export function validateConfig(c: UNetConfig): void {
   }
 }
 
+/** Whether the attention at `prefix` starts with a GroupNorm (all but a midAttentionNorm-false mid block's). */
+function attnNormed(c: UNetConfig, prefix: string): boolean {
+  return !(prefix.startsWith('mid_block') && c.midAttentionNorm === false);
+}
+
 /** Every parameter, in diffusers state_dict naming. */
 export function unetParamSpecs(c: UNetConfig): ParamSpec[] {
   validateConfig(c);
@@ -164,13 +176,13 @@ export function unetParamSpecs(c: UNetConfig): ParamSpec[] {
   const resnet = (p: string, i: number, o: number) => {
     norm(`${p}.norm1`, i);
     conv(`${p}.conv1`, o, i, 3);
-    linear(`${p}.time_emb_proj`, o, temb);
+    linear(`${p}.time_emb_proj`, c.timeScaleShift ? 2 * o : o, temb);
     norm(`${p}.norm2`, o);
     conv(`${p}.conv2`, o, o, 3, true);
     if (i !== o) conv(`${p}.conv_shortcut`, o, i, 1);
   };
   const attn = (p: string, n: number) => {
-    norm(`${p}.group_norm`, n);
+    if (attnNormed(c, p)) norm(`${p}.group_norm`, n);
     linear(`${p}.to_q`, n, n);
     linear(`${p}.to_k`, n, n);
     linear(`${p}.to_v`, n, n);
@@ -406,6 +418,12 @@ export function buildUNet(
     });
   const conv1 = (v: Value, p: string) => g.conv(v, P(`${p}.weight`), P(`${p}.bias`));
   const linear = (v: Value, p: string) => g.linear(v, P(`${p}.weight`), P(`${p}.bias`));
+  /** [2C, C] with ones at (from + i, i): tp [N, 2C] times it is tp[:, from:from + C]. */
+  const chunkSelector = (C: number, from: number) => {
+    const m = new Float32Array(2 * C * C);
+    for (let i = 0; i < C; i++) m[(from + i) * C + i] = 1;
+    return g.constant(m, [2 * C, C]);
+  };
   /** nn.Linear over the channels of a channels-first [N, C, L]: W h + b. */
   const project = (v: Value, p: string) =>
     g.add(g.matmul(P(`${p}.weight`), v), g.reshape(P(`${p}.bias`), [v.shape[1]!, 1]));
@@ -435,9 +453,24 @@ export function buildUNet(
   const resnet = (v: Value, s: Extract<Step, { kind: 'resnet' }>) =>
     g.scope(s.prefix, () => {
       let h = conv3(nonlinearity(groupNorm(v, `${s.prefix}.norm1`)), `${s.prefix}.conv1`); // [N, out, H, W]
-      const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out]
-      h = g.add(h, g.reshape(tp, [n, s.outCh, 1, 1]));
-      h = nonlinearity(groupNorm(h, `${s.prefix}.norm2`));
+      const C = s.outCh;
+      const tp = linear(tembAct, `${s.prefix}.time_emb_proj`); // [N, out], scale_shift [N, 2 out]
+      if (c.timeScaleShift) {
+        // torch.chunk(temb, 2, dim=1) as products with constant 0/1 selectors (exact): scale, then shift
+        const half = (from: number) =>
+          g.reshape(
+            g.matmul(
+              tp,
+              g.memo(`chunk.${C}.${from}`, () => chunkSelector(C, from)),
+            ),
+            [n, C, 1, 1],
+          );
+        h = groupNorm(h, `${s.prefix}.norm2`);
+        h = nonlinearity(g.add(g.mul(h, g.add(half(0), g.scalar(1))), half(C)));
+      } else {
+        h = g.add(h, g.reshape(tp, [n, C, 1, 1]));
+        h = nonlinearity(groupNorm(h, `${s.prefix}.norm2`));
+      }
       if (useDropout) {
         const m = g.input(`dropout.${s.prefix}`, h.shape);
         masks.push(m);
@@ -454,7 +487,8 @@ export function buildUNet(
     g.scope(s.prefix, () => {
       const [, C, H, W] = v.shape as [number, number, number, number];
       const p = (name: string) => `${s.prefix}.${name}`;
-      const h = g.reshape(groupNorm(v, p('group_norm')), [n, C, H * W]); // [N, C, HW]
+      const normed = attnNormed(c, s.prefix) ? groupNorm(v, p('group_norm')) : v;
+      const h = g.reshape(normed, [n, C, H * W]); // [N, C, HW]
       const q = project(h, p('to_q'));
       const k = project(h, p('to_k'));
       const vv = project(h, p('to_v'));
