@@ -313,14 +313,14 @@ test("DDIM under diffusers' rules = diffusers' DDIM step loop in float64 (leadin
  * a_t / a_prev; mean = sqrt(a_prev) beta_t' / (1 - a_t) x_0 + sqrt(1 - beta_t') (1 - a_prev) / (1 - a_t) x;
  * variance (1 - a_prev) / (1 - a_t) beta_t', clamped to 1e-20, noise added when t > 0.
  */
-function diffusersDdpm(xT: Float32Array, ts: number[], noise: Float32Array[]) {
+function diffusersDdpm(xT: Float32Array, ts: number[], noise: Float32Array[], large = false) {
   const x = Float64Array.from(xT);
   let z = 0;
   ts.forEach((t, k) => {
     const prev = k + 1 < ts.length ? ts[k + 1]! : -1;
     const [a, ap] = [ac[t]!, prev >= 0 ? ac[prev]! : 1];
     const beta = 1 - a / ap;
-    const variance = Math.max(((1 - ap) / (1 - a)) * beta, 1e-20);
+    const variance = large ? beta : Math.max(((1 - ap) / (1 - a)) * beta, 1e-20); // fixed_large: current_beta_t
     const noiseNow = t > 0 ? noise[z++] : undefined;
     for (let i = 0; i < x.length; i++) {
       const x0 = (x[i]! - Math.sqrt(1 - a) * eps64(x[i]!, t)) / Math.sqrt(a);
@@ -332,26 +332,35 @@ function diffusersDdpm(xT: Float32Array, ts: number[], noise: Float32Array[]) {
   return x;
 }
 
-test("respaced Algorithm 2 under diffusers' rules = DDPMScheduler's step loop in float64 (fixed_small)", async () => {
-  for (const [r, K] of [
-    [rule('leading'), 10],
-    [rule('leading', 1), 30],
-    [rule('trailing'), 30],
-    [rule('linspace'), 21],
+test("respaced Algorithm 2 under diffusers' rules = DDPMScheduler's step loop in float64 (fixed_small, fixed_large)", async () => {
+  for (const [r, K, large] of [
+    [rule('leading'), 10, false],
+    [rule('leading', 1), 30, false],
+    [rule('trailing'), 30, false],
+    [rule('linspace'), 21, false],
+    // fixed_large where the last timestep is 0 (diffusers adds no noise there either)
+    [rule('leading'), 10, true],
+    [rule('linspace'), 30, true],
   ] as const) {
     const spy: Spy = { calls: [] };
     const xT = new Rng(5).normalArray(size);
     // the same standard normal draws, x_T first: ancestralSample draws x_T, then one z per step but the last
     const rec = recorder(9);
-    const got = await ancestralSample(make(r), gaussianOracle(betas, mu, s, 'eps', spy), shape, new Rng(0), {
-      steps: K,
-      clipDenoised: false,
-      noiseFn: (n) => {
-        if (rec.drawn.length > 0 || n !== size) return rec.noiseFn(n);
-        rec.drawn.push(xT); // x_T, the first draw
-        return xT;
+    const got = await ancestralSample(
+      make(r, large ? 'fixedlarge' : 'fixedsmall'),
+      gaussianOracle(betas, mu, s, 'eps', spy),
+      shape,
+      new Rng(0),
+      {
+        steps: K,
+        clipDenoised: false,
+        noiseFn: (n) => {
+          if (rec.drawn.length > 0 || n !== size) return rec.noiseFn(n);
+          rec.drawn.push(xT); // x_T, the first draw
+          return xT;
+        },
       },
-    });
+    );
     const ts = diffusersTimesteps(K, r.spacing as 'leading', r.stepsOffset);
     assert.deepEqual(
       spy.calls.map((c) => c[0]),
@@ -360,9 +369,9 @@ test("respaced Algorithm 2 under diffusers' rules = DDPMScheduler's step loop in
     // diffusers adds noise on the last step too when its timestep is above 0 ('trailing', an offset): with
     // fixed_small its variance there is clamped 0 (1e-20); the last draw is diffusers' alone
     const noise = [...rec.drawn.slice(1), new Float32Array(size)];
-    const want = diffusersDdpm(xT, ts, noise);
+    const want = diffusersDdpm(xT, ts, noise, large);
     const err = maxRel(got.data, want);
-    assert.ok(err < 2e-5, `${r.spacing} offset ${r.stepsOffset} K=${K}: rel err ${err}`);
+    assert.ok(err < 2e-5, `${r.spacing} offset ${r.stepsOffset} K=${K} large=${large}: rel err ${err}`);
   }
 });
 
