@@ -1,0 +1,89 @@
+// Paired A/B timing of one row's runs under two ONNX Runtime memory settings, in one process: both runners
+// alive, runs alternating A B, B A, ... with 400 ms idle before each, so a loaded machine's slow spells fall on
+// both sides; prints each pair, the medians and the median of the paired ratios B/A, wall and CPU time
+// (user + system, all threads: steadier than wall time beside other jobs). Two warm-up runs each first.
+// Usage: npx tsx bench/trainAb.ts ROW BATCH PAIRS A B
+//   A, B: 'default' or comma-separated settings, e.g. memPattern=off or memArena=off,memPattern=off
+// Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
+
+import type { Engine, SessionOptions } from '../src/engine/engine.js';
+import { nodeEngine } from '../src/engine/node.js';
+import { createOurs, type OursRunner, ROWS } from './rows.js';
+
+type MemSettings = Pick<SessionOptions, 'memArena' | 'memPattern'>;
+
+function settings(arg: string): MemSettings {
+  const out: { memArena?: boolean; memPattern?: boolean } = {};
+  for (const kv of arg.split(',').filter((x) => x !== 'default')) {
+    const [k, v] = kv.split('=');
+    if (v !== 'on' && v !== 'off') throw new Error(`trainAb: ${kv}: the value must be on or off`);
+    switch (k) {
+      case 'memArena':
+        out.memArena = v === 'on';
+        break;
+      case 'memPattern':
+        out.memPattern = v === 'on';
+        break;
+      default:
+        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern)`);
+    }
+  }
+  return out;
+}
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((p, q) => p - q);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function timed(r: OursRunner): Promise<{ wall: number; cpu: number }> {
+  await sleep(400);
+  const t = performance.now();
+  const c = process.cpuUsage();
+  await r.run();
+  const d = process.cpuUsage(c);
+  return { wall: performance.now() - t, cpu: (d.user + d.system) / 1000 };
+}
+
+const [row, batchArg, pairsArg, aArg = 'default', bArg = 'default'] = process.argv.slice(2);
+const def = ROWS.find((r) => r.name === row);
+if (!def) throw new Error(`trainAb: unknown row ${row}`);
+const base = nodeEngine();
+const engine = (m: MemSettings): Engine => ({
+  ...base,
+  createSession: (model, o = {}) => base.createSession(model, { ...o, ...m }),
+});
+const batch = Number(batchArg);
+const A = await createOurs(engine(settings(aArg)), { ...def, batch }, 2);
+const B = await createOurs(engine(settings(bArg)), { ...def, batch }, 2);
+for (let i = 0; i < 2; i++) {
+  await A.warmup();
+  await B.warmup();
+}
+const res = { wa: [] as number[], wb: [] as number[], ca: [] as number[], cb: [] as number[] };
+const ratioWall: number[] = [];
+const ratioCpu: number[] = [];
+for (let i = 0; i < Number(pairsArg); i++) {
+  const aFirst = i % 2 === 0;
+  const a1 = aFirst ? await timed(A) : null;
+  const b = await timed(B);
+  const a = a1 ?? (await timed(A));
+  res.wa.push(a.wall);
+  res.wb.push(b.wall);
+  res.ca.push(a.cpu);
+  res.cb.push(b.cpu);
+  ratioWall.push(b.wall / a.wall);
+  ratioCpu.push(b.cpu / a.cpu);
+  console.log(
+    `pair ${i + 1}: A ${a.wall.toFixed(0)} ms (CPU ${a.cpu.toFixed(0)}), B ${b.wall.toFixed(0)} ms (CPU ${b.cpu.toFixed(0)})`,
+  );
+}
+await A.release();
+await B.release();
+console.log(
+  `${row} batch ${batch}, A = ${aArg}, B = ${bArg}: median wall A ${median(res.wa).toFixed(0)} ms, B ${median(res.wb).toFixed(0)} ms; ` +
+    `median CPU A ${median(res.ca).toFixed(0)} ms, B ${median(res.cb).toFixed(0)} ms; ` +
+    `median paired B/A: wall ${median(ratioWall).toFixed(3)}, CPU ${median(ratioCpu).toFixed(3)}`,
+);
