@@ -471,7 +471,9 @@ function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
-const onOffLabel = (v: boolean | undefined) => (v === undefined ? 'default (on)' : v ? 'on' : 'off');
+/** A memory setting as the table states it; undefined: the session's own (training sessions: pattern off). */
+const onOffLabel = (v: boolean | undefined) =>
+  v === undefined ? "each session's default" : v ? 'on' : 'off';
 
 /** Peak resident memory, ours and PyTorch's, each measurement in a process of its own (bench/memory.ts). */
 async function memorySuite(o: Options, m: MachineReport): Promise<void> {
@@ -532,7 +534,8 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
   );
   console.log(
     'Peak resident memory (getrusage maxrss) of a fresh process that sets up the row at the batch and runs it\n' +
-      '5 times (training) or 3 times (sampling: one forward of the denoiser per run); ratio = ours / torch.\n' +
+      `${o.reps === null ? '5 times (training) or 3 times (sampling' : `${Math.max(3, o.reps)} times (sampling`}: one forward of the denoiser per run); ratio = ours / torch.\n` +
+      'A row -mbN runs our side in micro-batches of N (gradient accumulation), PyTorch the whole batch.\n' +
       'Setup: ours = graph build + ONNX Runtime session; torch = model construction + one warm-up run.\n' +
       'Run: mean time of a run (ours with its two warm-up runs, torch after its warm-up; a loaded machine slows both).\n' +
       `Our ONNX Runtime memory settings: arena ${onOffLabel(o.mem.memArena)}, memory pattern ${onOffLabel(o.mem.memPattern)}.`,
