@@ -18,7 +18,7 @@ import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { adamStep, newAdamState, PAPER_ADAM } from './optim.js';
-import { createTrainSession } from './trainGraph.js';
+import { createTrainSession, trainBatch } from './trainGraph.js';
 
 const cfg = TINY_UNET; // 16x16, dropout 0
 const B = 4;
@@ -62,18 +62,7 @@ describe("the 'kl' training loss in the graph", () => {
 
       const terms = trainingTerms(d, 'kl', x0, xt, t, noise);
       const s = await createTrainSession(nodeEngine(), cfg, params, B, 2, 'kl');
-      const out = await s.step(
-        params,
-        {
-          xt,
-          t: Float32Array.from(t),
-          target: terms.target,
-          weight: terms.mseWeight,
-          offset: terms.offset,
-          decoder: terms.decoder,
-        },
-        rng,
-      );
+      const out = await s.step(params, trainBatch(xt, t, terms), rng);
       await s.release();
       allClose([out.loss], [want], 2e-4, 0, `kl loss (per-sample reference ${Array.from(ref.losses)})`);
       assert.ok(ref.losses[0]! > 0 && ref.losses[3]! > 0);
@@ -115,18 +104,7 @@ describe("the 'kl' training loss in the graph", () => {
     const s = await createTrainSession(nodeEngine(), cfg, params, B, 2, 'kl');
     const losses: number[] = [];
     for (let i = 0; i < 40; i++) {
-      const out = await s.step(
-        params,
-        {
-          xt,
-          t: Float32Array.from(t),
-          target: terms.target,
-          weight: terms.mseWeight,
-          offset: terms.offset,
-          decoder: terms.decoder,
-        },
-        rng,
-      );
+      const out = await s.step(params, trainBatch(xt, t, terms), rng);
       losses.push(out.loss);
       adamStep({ ...PAPER_ADAM, lr: 1e-3, warmup: 0 }, adam, params, out.grads);
     }

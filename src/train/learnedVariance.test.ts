@@ -22,7 +22,7 @@ import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { adamStep, newAdamState, PAPER_ADAM } from './optim.js';
-import { createTrainSession, lossFeeds, type TrainBatch, trainingLossGraph } from './trainGraph.js';
+import { createTrainSession, lossFeeds, trainBatch, trainingLossGraph } from './trainGraph.js';
 
 const cfg = { ...TINY_UNET, outChannels: 2 * TINY_UNET.inChannels }; // 16x16, dropout 0, 2C outputs
 const B = 4;
@@ -52,16 +52,7 @@ function data(rng: Rng, n = B): Tensor {
 function batchOf(d: GaussianDiffusion, lossType: LossType, x0: Tensor, t: Int32Array, noise: Tensor) {
   const xt = d.qSample(x0, t, noise);
   const terms = trainingTerms(d, lossType, x0, xt, t, noise);
-  const b: TrainBatch = {
-    xt,
-    t: Float32Array.from(t),
-    target: terms.target,
-    weight: terms.mseWeight,
-    offset: terms.offset,
-    decoder: terms.decoder,
-    learned: terms.learned,
-  };
-  return b;
+  return trainBatch(xt, t, terms);
 }
 
 describe('learned variances in the training graph', () => {

@@ -25,13 +25,7 @@ import type { Tensor } from '../util/tensor.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { PAPER_ADAM } from './optim.js';
 import { DEFAULT_TRAIN, readLog, type TrainOptions, train } from './trainer.js';
-import {
-  createTrainSession,
-  DropoutStream,
-  dropoutMask,
-  microbatchPlan,
-  type TrainBatch,
-} from './trainGraph.js';
+import { createTrainSession, DropoutStream, dropoutMask, microbatchPlan, trainBatch } from './trainGraph.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-microbatch-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -90,15 +84,7 @@ describe('micro-batches', () => {
       const noise: Tensor = { data: rng.normalArray(B * 256), shape };
       const xt = d.qSample(x0, t, noise);
       const terms = trainingTerms(d, c.loss, x0, xt, t, noise);
-      const b: TrainBatch = {
-        xt,
-        t: Float32Array.from(t),
-        target: terms.target,
-        weight: terms.mseWeight,
-        offset: terms.offset,
-        decoder: terms.decoder,
-        learned: terms.learned,
-      };
+      const b = trainBatch(xt, t, terms);
       const engine = nodeEngine();
       const whole = await createTrainSession(engine, cfg, params, B, 1, c.loss, c.varType);
       const rw = new Rng(9);

@@ -13,7 +13,7 @@ import type { ParamStore } from '../nn/unet.js';
 import type { Rng, RngState } from '../util/rng.js';
 import { type AdamConfig, type AdamState, adamStep, emaDecayAt, emaUpdate } from './optim.js';
 import type { LossHistoryState, TimestepSampler, TimestepSamplerKind } from './resample.js';
-import type { TrainSession } from './trainGraph.js';
+import { type TrainSession, trainBatch } from './trainGraph.js';
 
 /** The options a run's identity is made of (trainer.ts TrainOptions has them all). */
 export interface RunIdentityOptions {
@@ -97,19 +97,7 @@ export async function trainStep(c: StepContext, step: number): Promise<StepResul
   const xt = diffusion.qSample(batch.x, t, noise); // eq. 4
   const unweighted = trainingTerms(diffusion, o.loss, batch.x, xt, t, noise); // eps target for L_simple (eq. 14)
   const terms = weights ? weightedTerms(unweighted, weights) : unweighted;
-  const out = await c.session.step(
-    c.params,
-    {
-      xt,
-      t: Float32Array.from(t),
-      target: terms.target,
-      weight: terms.mseWeight,
-      offset: terms.offset,
-      decoder: terms.decoder,
-      learned: terms.learned,
-    },
-    rng,
-  );
+  const out = await c.session.step(c.params, trainBatch(xt, t, terms), rng);
   if (!Number.isFinite(out.loss)) {
     throw new Error(`train: loss is ${out.loss} at step ${step + 1}; lower --lr or check the data`);
   }

@@ -8,7 +8,7 @@
 // L_hybrid = L_simple + lambda T L_{t-1} and the bound's term sees the mean output through a stop-gradient,
 // so the mean channels learn from L_simple alone and the variance channels from the bound alone.
 
-import type { DecoderTerms, LearnedVarianceTerms } from '../diffusion/trainingTerms.js';
+import type { DecoderTerms, LearnedVarianceTerms, TrainingTerms } from '../diffusion/trainingTerms.js';
 import { type LossType, learnsVariance, type ModelVarType, unreachable } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
@@ -34,6 +34,19 @@ export interface TrainBatch {
   readonly decoder?: DecoderTerms | null;
   /** 'learned-range' only: the bound's term with the learned variance. */
   readonly learned?: LearnedVarianceTerms | null;
+}
+
+/** The training graph's batch at x_t = qSample(x_0, t, eps), from the loss terms of diffusion/trainingTerms.ts. */
+export function trainBatch(xt: Tensor, t: Int32Array, terms: TrainingTerms): TrainBatch {
+  return {
+    xt,
+    t: Float32Array.from(t),
+    target: terms.target,
+    weight: terms.mseWeight,
+    offset: terms.offset,
+    decoder: terms.decoder,
+    learned: terms.learned,
+  };
 }
 
 export interface TrainStepOutput {
@@ -405,6 +418,11 @@ export async function createTrainSession(
   // Off, peak resident memory of a training process fell 44% (S, batch 64: 2045 to 1147 MB) and 35% (L, batch
   // 16: 2722 to 1765 MB) at the same step time within measurement (bench/README.md, "Memory").
   const session: EngineSession = await engine.createSession(built.model, { threads, memPattern: false });
+  const batchFeeds = (b: TrainBatch): Record<string, Tensor> => ({
+    xt: b.xt,
+    t: { data: b.t, shape: [batch] },
+    ...lossFeeds(b, lossType, varType),
+  });
   const paramFeeds = (p: ParamStore, feeds: Record<string, Tensor>) => {
     for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
   };
@@ -414,11 +432,7 @@ export async function createTrainSession(
       microbatch: plan,
       dropoutSites: built.dropoutSites,
       async step(p, b, rng) {
-        const feeds: Record<string, Tensor> = {
-          xt: b.xt,
-          t: { data: b.t, shape: [batch] },
-          ...lossFeeds(b, lossType, varType),
-        };
+        const feeds = batchFeeds(b);
         built.dropoutSites.forEach((site, i) => {
           dropoutMask(masks[i]!, cfg.dropout, rng);
           feeds[site.name] = { data: masks[i]!, shape: site.shape };
@@ -443,11 +457,7 @@ export async function createTrainSession(
     microbatch: plan,
     dropoutSites: built.dropoutSites,
     async step(p, b, rng) {
-      const whole: Record<string, Tensor> = {
-        xt: b.xt,
-        t: { data: b.t, shape: [batch] },
-        ...lossFeeds(b, lossType, varType),
-      };
+      const whole = batchFeeds(b);
       // Each site's stream seeded as the whole batch's (its 4 draws, site by site), then filled chunk by chunk.
       const streams = built.dropoutSites.map(() => new DropoutStream(cfg.dropout, rng));
       let loss = 0;
