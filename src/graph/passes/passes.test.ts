@@ -148,17 +148,18 @@ const TRAINING_PASSES = PASSES.filter((p) => p.scope === 'any').map((p) => p.nam
 describe('graph passes: each on and off gives the same outputs and gradients', async () => {
   const block = await nchwcBlockOf(engine);
   const nativeBlock = native ? await nchwcBlockOf(native) : 0;
+  // Training graphs (outputs and every gradient, the slow half) on two of the four: with and without attention.
   const configs = [
-    { seed: 1, attention: true, perGroup: 1 },
-    { seed: 2, attention: true, perGroup: 2, twoHeads: true },
-    { seed: 3, attention: false, perGroup: 1 },
-    { seed: 4, attention: true, perGroup: 4 },
+    { seed: 1, attention: true, perGroup: 1, trainingToo: true },
+    { seed: 2, attention: true, perGroup: 2, twoHeads: true, trainingToo: false },
+    { seed: 3, attention: false, perGroup: 1, trainingToo: true },
+    { seed: 4, attention: true, perGroup: 4, trainingToo: false },
   ];
-  for (const { seed, attention, perGroup, twoHeads } of configs) {
+  for (const { seed, attention, perGroup, twoHeads, trainingToo } of configs) {
     const cfg = randomConfig(seed, attention, perGroup, twoHeads);
     const store = randomParams(cfg, 100 + seed);
     const label = `ch ${cfg.ch}, groups ${cfg.groups}, ${cfg.inChannels}->${cfg.outChannels}, ${attention ? `attention (${cfg.headDim ? 'heads of' : 'one head'}${cfg.headDim ? ` ${cfg.headDim}` : ''})` : 'no attention'}`;
-    for (const training of [false, true]) {
+    for (const training of trainingToo ? [false, true] : [false]) {
       for (const pass of PASSES) {
         if (training && pass.scope !== 'any') continue;
         const fused = pass.name === 'fuse-groupnorm-silu' || pass.name === 'blocked-layout';
