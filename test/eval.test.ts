@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encode } from 'fast-png';
 import { openDataset } from '../src/data/open.js';
+import { defaultSpec } from '../src/model/spec.js';
+import { saveModel } from '../src/model/weights.js';
+import { initParams, TINY_UNET } from '../src/nn/unet.js';
 import { allClose } from '../src/util/allclose.js';
 import { readNpz } from '../src/util/npy.js';
 import { Rng } from '../src/util/rng.js';
@@ -306,8 +309,15 @@ describe('ddpm eval: bad input names the problem', () => {
 
 describe('ddpm bpd on padded digits', () => {
   it('reports the total bits over the 28x28 pixels (total x 1024 / 784) and says when the data is the training data', async () => {
+    // a tiny 32x32 model with T = 50 (the bound's 50 terms; the shipped model's 1,000 took 28 s here)
+    const model = join(TMP, 'bpd-model');
+    const unet = { ...TINY_UNET, resolution: 32 };
+    const spec = defaultSpec();
+    saveModel(model, { ...spec, unet, diffusion: { ...spec.diffusion, T: 50 } }, initParams(unet, 'fixture'));
     const json = join(TMP, 'bpd.json');
-    const r = ok(await ddpm(['bpd', '--n', '2', '--batch', '2', '--threads', '1', '--json', json]));
+    const r = ok(
+      await ddpm(['bpd', '--model', model, '--n', '2', '--batch', '2', '--threads', '1', '--json', json]),
+    );
     assert.match(r.stderr + r.stdout, /note: mnist is the data the model was trained on/);
     assert.match(r.stdout, /total \/ 28x28/);
     const j = JSON.parse(readFileSync(json, 'utf8'));
