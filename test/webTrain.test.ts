@@ -114,6 +114,11 @@ function hintArgs(hint: string, runDir: string): string[] {
 }
 
 /** The trainer's options for a page run (ddpm train's defaults otherwise; no samples, one thread). */
+/** `ddpm train` with the page's resume options, run in `cwd`: one thread, no grids, a checkpoint every step. */
+function resumeInNode(cwd: string, args: string[]) {
+  return ddpmIn(cwd)(['train', ...args, '--threads', '1', '--sample-every', '0', '--checkpoint-every', '1']);
+}
+
 function nodeOptions(runDir: string, steps: number): TrainOptions {
   const { init: _, ...o } = pageRunOptions(CONFIG); // a random initialisation: none
   return {
@@ -383,17 +388,7 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     const hint = await page.evaluate(() => document.querySelector('#resumeHint code')!.textContent ?? '');
     const args = hintArgs(hint, run);
     assert.equal(args.at(-1), '7', 'the hint trains one step further');
-    const ddpm = ddpmIn(ROOT);
-    const res = await ddpm([
-      'train',
-      ...args,
-      '--threads',
-      '1',
-      '--sample-every',
-      '0',
-      '--checkpoint-every',
-      '1',
-    ]);
+    const res = await resumeInNode(ROOT, args);
     assert.equal(res.code, 0, `ddpm train failed:\n${res.stderr}`);
     assert.match(res.stderr + res.stdout, /resumed .* at step 6/);
     const node7 = loadCheckpoint(join(run, 'checkpoint.safetensors'));
@@ -494,16 +489,7 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     const args = hintArgs(hint, run);
     assert.deepEqual(args.slice(0, 6), ['--run', run, '--data', 'folder:shapes', '--channels', '3']);
     // Run where the folder is, as the page says.
-    const res = await ddpmIn(tmp)([
-      'train',
-      ...args,
-      '--threads',
-      '1',
-      '--sample-every',
-      '0',
-      '--checkpoint-every',
-      '1',
-    ]);
+    const res = await resumeInNode(tmp, args);
     assert.equal(res.code, 0, `ddpm train failed:\n${res.stderr}`);
     assert.match(res.stderr + res.stdout, /resumed .* at step 3/);
     await page.fill('#trainUntil', '4');

@@ -295,6 +295,23 @@ function showGpuWarning(): void {
   ui.gpuWarning.hidden = !(soft && ui.backend.value === 'webgpu');
 }
 
+/**
+ * Make a freshly loaded model the page's model, releasing the one it replaces; false (and the new one
+ * released) when a later load was asked for meanwhile (seq is no longer loadSeq).
+ */
+function adoptModel(info: ModelInfo, seq: number): boolean {
+  if (seq !== loadSeq) {
+    void client.call('drop', { model: info.model }).done.catch(() => undefined);
+    return false;
+  }
+  const old = model;
+  model = info;
+  if (old) void client.call('drop', { model: old.model }).done.catch(() => undefined);
+  ui.modelInfo.textContent = describeModel(info);
+  ui.steps.max = String(info.T);
+  return true;
+}
+
 function describeModel(m: ModelInfo): string {
   const what = m.data === 'mnist' ? 'handwritten digits (MNIST)' : m.data ? `${m.data} images` : 'images';
   return (
@@ -310,16 +327,7 @@ async function loadModel(source: ModelSource, label: string, transfer: Transfera
   ui.load.disabled = true;
   try {
     const info = await client.call('load', { source }, undefined, transfer).done;
-    if (seq !== loadSeq) {
-      // A later load was asked for meanwhile: this one is not used.
-      void client.call('drop', { model: info.model }).done.catch(() => undefined);
-      return;
-    }
-    const old = model;
-    model = info;
-    if (old) void client.call('drop', { model: old.model }).done.catch(() => undefined);
-    ui.modelInfo.textContent = describeModel(info);
-    ui.steps.max = String(info.T);
+    if (!adoptModel(info, seq)) return;
     if (source.kind === 'url') {
       settings = { ...settings, model: source.url };
       syncUrl();
@@ -1027,15 +1035,7 @@ tu.use.addEventListener('click', async () => {
   const seq = ++loadSeq;
   try {
     const info = await client.call('trainModel', {}).done;
-    if (seq !== loadSeq) {
-      void client.call('drop', { model: info.model }).done.catch(() => undefined);
-      return;
-    }
-    const old = model;
-    model = info;
-    if (old) void client.call('drop', { model: old.model }).done.catch(() => undefined);
-    ui.modelInfo.textContent = describeModel(info);
-    ui.steps.max = String(info.T);
+    if (!adoptModel(info, seq)) return;
     ui.sample.disabled = run !== null;
     status(`Using ${info.source}.${run ? ' The next run uses it.' : ' Press Generate.'}`);
     trainStatus(`The Drawing section above now uses ${info.source}: press Generate there.`);
