@@ -38,11 +38,12 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
   { torch: 1, blas: 2 },
 ];
 
-const USAGE = `usage: npm run bench -- <engine|sample|eval|memory|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|memory|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
                   (memory: runs per process, at least 3; default 5 for train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
-                  eval: ${rowNames('eval')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
+                  eval: ${rowNames('eval')};
+                  throughput: ${rowNames('throughput')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
   --threads N     ONNX Runtime intra-op threads for our side (default 2)
   --torch-threads auto|T,B
@@ -104,6 +105,7 @@ function parseArgs(argv: string[]): Options {
       case 'engine':
       case 'sample':
       case 'eval':
+      case 'throughput':
       case 'memory':
         o.suites.push(flag);
         break;
@@ -309,18 +311,19 @@ async function runRow(def: RowDef, o: Options, pool: TorchPool | null, gflop: nu
   let torch: TorchServer | null = null;
   let torchThreads: TorchThreads | null = null;
   const impls = def.kind === 'inception' ? ['reference'] : ['reference', 'tf-port'];
+  const torchName = def.torchName ?? def.name;
   if (pool) {
     torchThreads = await torchThreadsFor(def, o, pool);
     torch = await pool.get(torchThreads);
     for (const impl of impls) {
-      const s = await torch.request({ cmd: 'setup', name: def.name, impl });
+      const s = await torch.request({ cmd: 'setup', name: torchName, impl, batch: def.batch });
       if (impl === 'reference') {
         torchSetupMs = s.setup_ms as number;
         torchWarmupMs = s.warmup_ms as number;
       }
       let extra = '';
       if (def.kind === 'fwd' || def.kind === 'train') {
-        const w = await torch.request({ cmd: 'run', name: def.name, impl });
+        const w = await torch.request({ cmd: 'run', name: torchName, impl });
         extra = `, ${fmtMs(w.ms as number)}`;
       }
       log(
@@ -344,7 +347,7 @@ async function runRow(def: RowDef, o: Options, pool: TorchPool | null, gflop: nu
       if (torch) {
         for (const impl of impls) {
           await settle(o);
-          const a: Answer = await torch.request({ cmd: 'run', name: def.name, impl });
+          const a: Answer = await torch.request({ cmd: 'run', name: torchName, impl });
           (impl === 'reference' ? torchMs : torchTfMs).push(a.ms as number);
           line += `, torch ${impl} ${fmtMs(a.ms as number)} ms`;
         }
@@ -353,7 +356,7 @@ async function runRow(def: RowDef, o: Options, pool: TorchPool | null, gflop: nu
     }
   } finally {
     await ours.release();
-    if (torch) for (const impl of impls) await torch.request({ cmd: 'drop', name: def.name, impl });
+    if (torch) for (const impl of impls) await torch.request({ cmd: 'drop', name: torchName, impl });
   }
   return {
     def,
@@ -416,6 +419,13 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
         ours_gflops: round(og, 2),
         peak_fraction: round(og / peak, 4),
         torch_peak_fraction: tm === null ? null : round(gflops(r, tm) / peak, 4),
+        ...(suite === 'throughput'
+          ? {
+              batch: r.def.batch,
+              ours_images_per_s: round((1000 * r.def.batch) / om, 2),
+              torch_images_per_s: tm === null ? null : round((1000 * r.def.batch) / tm, 2),
+            }
+          : {}),
       },
     };
   });
@@ -439,8 +449,8 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
   console.log(`== bench ${suite} ==`);
   console.log(
     `machine: ${m.machine.cpu}, ${m.machine.logicalCpus} logical CPU(s), ${m.machine.isa.join(' ') || 'no AVX2/AVX-512/NEON'}; ` +
-      `ONNX Runtime NCHWc block ${m.machine.nchwcBlock || 'none'}; float32 GEMM peak ${peak.toFixed(1)} GFLOP/s ` +
-      `(${m.peak.n}x${m.peak.n} MatMul, best of ${m.peak.ms.length}, ${o.threads} thread(s), same engine)`,
+      `ONNX Runtime NCHWc block ${m.machine.nchwcBlock || 'none'}; float32 peak ${peak.toFixed(1)} GFLOP/s ` +
+      `(best run of ${m.peak.sizes.map((z) => z.n).join(', ')}: ${m.peak.n}; ${o.threads} thread(s), same engine)`,
   );
   console.log(
     'ratio = ours median / torch median, torch = the faster of its two U-Nets (reference/torch_unet.py and\n' +
@@ -453,6 +463,7 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
   console.log(line(head));
   console.log(line(head.map((_, i) => '-'.repeat(widths[i]!))));
   for (const r of rows) console.log(line(r.cells));
+  if (suite === 'throughput') throughputSummary(rows.map((r) => r.json));
   console.log(
     JSON.stringify({
       bench: suite,
@@ -460,10 +471,43 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
       isa: m.machine.isa,
       nchwc_block: m.machine.nchwcBlock,
       peak_gflops: round(peak, 2),
+      peak_by_size: Object.fromEntries(m.peak.sizes.map((z) => [z.n, round(z.gflops, 1)])),
       threads: o.threads,
       rows: rows.map((r) => r.json),
     }),
   );
+}
+
+/**
+ * Per model size, the batch with the most images per second on each side, and the smallest batch of ours
+ * within 5% of that best: the trade-off `--batch auto` (src/sample/autoBatch.ts) makes on the user's machine.
+ */
+function throughputSummary(
+  rows: readonly {
+    name: string;
+    batch?: number;
+    ours_images_per_s?: number;
+    torch_images_per_s?: number | null;
+  }[],
+): void {
+  for (const size of ['S', 'L']) {
+    const mine = rows.filter((r) => r.name.startsWith(`${size}-fwd-b`));
+    if (mine.length === 0) continue;
+    const best = (key: 'ours_images_per_s' | 'torch_images_per_s') =>
+      mine.reduce<(typeof mine)[number] | null>(
+        (b, r) => ((r[key] ?? -1) > ((b?.[key] as number | undefined) ?? -1) ? r : b),
+        null,
+      );
+    const ours = best('ours_images_per_s')!;
+    const near = mine.find((r) => r.ours_images_per_s! >= 0.95 * ours.ours_images_per_s!)!;
+    const torch = best('torch_images_per_s');
+    console.log(
+      `${size}: ours most images/s at batch ${ours.batch} (${ours.ours_images_per_s!.toFixed(1)}/s), within 5% from batch ${near.batch}` +
+        (torch?.torch_images_per_s
+          ? `; torch most at batch ${torch.batch} (${torch.torch_images_per_s.toFixed(1)}/s)`
+          : ''),
+    );
+  }
 }
 
 function round(x: number, digits: number): number {
@@ -599,9 +643,13 @@ async function main(): Promise<void> {
       `note: load average ${load[0]!.toFixed(2)} at start: other processes are running; timings are noisy.`,
     );
   }
-  log('[peak] timing a 4096x4096 float32 MatMul through the same engine ...');
+  log(
+    '[peak] timing 1024-, 2048- and 4096-square float32 MatMuls and a 3x3 convolution through the same engine ...',
+  );
   const peak = await gemmPeak(engine, o.threads);
-  log(`[peak] ${peak.gflops.toFixed(1)} GFLOP/s (runs ${peak.ms.map(fmtMs).join(', ')} ms)`);
+  log(
+    `[peak] ${peak.sizes.map((z) => `${z.n}: ${z.gflops.toFixed(1)} GFLOP/s`).join('; ')} -> ${peak.gflops.toFixed(1)}`,
+  );
 
   const gflopOf = new Map<RowDef['size'], number>();
   const gflopPerImage = async (size: RowDef['size']): Promise<number> => {

@@ -55,17 +55,74 @@ export async function machineInfo(engine: Engine): Promise<MachineInfo> {
 }
 
 export interface GemmPeak {
-  readonly n: number;
-  /** Best of the timed runs (the ceiling, not the typical value). */
+  /** The probe of the best run ('1024' = a 1024-square MatMul, 'conv3x3' = the convolution probe). */
+  readonly n: string;
+  /** Best run over every probe (the ceiling, not the typical value). */
   readonly gflops: number;
-  readonly ms: readonly number[];
+  /** Every probe timed: its best GFLOP/s and its runs. */
+  readonly sizes: readonly { readonly n: string; readonly gflops: number; readonly ms: readonly number[] }[];
 }
 
 /**
- * The float32 limit of this engine on this machine: C = A B with n x n matrices (2 n^3 flop), through the
- * same Engine and thread count as the rows, best of `reps` runs after one warm-up.
+ * The float32 limit of this engine on this machine: C = A B with n x n matrices (2 n^3 flop) and a 3x3
+ * convolution of 256 channels at 32x32, batch 16 (2 x 16 x 256 x 256 x 9 x 1024 flop, ORT's NCHWc kernel),
+ * through the same Engine and thread count as the rows, best run over every probe after one warm-up each.
+ * One square MatMul is not enough: on the AMD EPYC (AVX2) machine, 4096 reached 124-153 GFLOP/s and 1024
+ * reached 144-161 within minutes of each other, while L-fwd's convolutions ran at 164-180 GFLOP/s.
  */
-export async function gemmPeak(engine: Engine, threads: number, n = 4096, reps = 3): Promise<GemmPeak> {
+export async function gemmPeak(
+  engine: Engine,
+  threads: number,
+  sizes: readonly { n: number; reps: number }[] = [
+    { n: 1024, reps: 30 },
+    { n: 2048, reps: 8 },
+    { n: 4096, reps: 3 },
+  ],
+): Promise<GemmPeak> {
+  const out: { n: string; gflops: number; ms: number[] }[] = [];
+  for (const { n, reps } of sizes) {
+    const ms = await gemmRuns(engine, threads, n, reps);
+    out.push({ n: String(n), gflops: (2 * n ** 3) / (Math.min(...ms) / 1000) / 1e9, ms });
+  }
+  const conv = await convRuns(engine, threads, 15);
+  out.push({ n: 'conv3x3', gflops: conv.flop / (Math.min(...conv.ms) / 1000) / 1e9, ms: conv.ms });
+  const best = out.reduce((a, b) => (b.gflops > a.gflops ? b : a));
+  return { n: best.n, gflops: best.gflops, sizes: out };
+}
+
+async function convRuns(
+  engine: Engine,
+  threads: number,
+  reps: number,
+): Promise<{ flop: number; ms: number[] }> {
+  const [b, c, r] = [16, 256, 32];
+  const g = new Graph();
+  const x = g.input('x', [b, c, r, r]);
+  const rng = new Rng(2);
+  const w = new Float32Array(c * c * 9);
+  for (let i = 0; i < w.length; i++) w[i] = (rng.uniform() - 0.5) / 48;
+  const y = g.conv(x, g.param('w', [c, c, 3, 3], w), undefined, { pads: [1, 1, 1, 1] });
+  const session = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
+    threads,
+  });
+  try {
+    const data = new Float32Array(b * c * r * r);
+    for (let i = 0; i < data.length; i++) data[i] = rng.uniform() - 0.5;
+    const input = { x: { data, shape: [b, c, r, r] } };
+    await session.run(input); // warm-up
+    const ms: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      await session.run(input);
+      ms.push(performance.now() - t0);
+    }
+    return { flop: 2 * b * c * c * 9 * r * r, ms };
+  } finally {
+    await session.release();
+  }
+}
+
+async function gemmRuns(engine: Engine, threads: number, n: number, reps: number): Promise<number[]> {
   const g = new Graph();
   const a = g.input('a', [n, n]);
   const rng = new Rng(1);
@@ -85,7 +142,7 @@ export async function gemmPeak(engine: Engine, threads: number, n = 4096, reps =
       await session.run({ a: x }, out);
       ms.push(performance.now() - t0);
     }
-    return { n, gflops: (2 * n ** 3) / (Math.min(...ms) / 1000) / 1e9, ms };
+    return ms;
   } finally {
     await session.release();
   }

@@ -13,7 +13,7 @@ import { createTrainSession } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 import { sliceBatch, type Tensor } from '../src/util/tensor.js';
 
-export type Suite = 'engine' | 'sample' | 'eval';
+export type Suite = 'engine' | 'sample' | 'eval' | 'throughput';
 export type RowKind = 'fwd' | 'train' | 'ddim50' | 'ancestral100' | 'inception';
 
 export interface RowDef {
@@ -27,6 +27,8 @@ export interface RowDef {
   readonly flopFactor: number;
   readonly defaultReps: number;
   readonly what: string;
+  /** The torch server's setup of the same work when its name differs (throughput rows: `S-fwd` at `batch`). */
+  readonly torchName?: string;
 }
 
 /** Images per session run of the inception row, on both sides (the torch server's INCEPTION_CHUNK). */
@@ -104,6 +106,28 @@ export const ROWS: readonly RowDef[] = [
     what: `FID Inception features and logits of 256 images 3x32x32 (resized to 299), sessions of ${INCEPTION_CHUNK}`,
   },
 ];
+
+/** Throughput rows: one forward pass at each batch size, images per second against the batch (issue #16 item 7). */
+const THROUGHPUT_BATCHES: Readonly<Record<'S' | 'L', readonly number[]>> = {
+  S: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  L: [1, 2, 4, 8, 16, 32, 64, 128],
+};
+
+for (const size of ['S', 'L'] as const) {
+  for (const batch of THROUGHPUT_BATCHES[size]) {
+    (ROWS as RowDef[]).push({
+      name: `${size}-fwd-b${batch}`,
+      suite: 'throughput',
+      size,
+      batch,
+      kind: 'fwd',
+      flopFactor: 1,
+      defaultReps: 3,
+      what: `one forward pass of the ${size === 'S' ? 'S' : 'CIFAR-10'} model, batch ${batch}, random t`,
+      torchName: `${size}-fwd`,
+    });
+  }
+}
 
 export function configOf(size: 'S' | 'L' | 'I'): UNetConfig {
   switch (size) {

@@ -3,7 +3,8 @@
 Protocol: one JSON command per line on stdin, exactly one JSON line answered on stdout per command
 (logs and warnings go to stderr). Start it with reference/torch_server.sh (sets the OpenBLAS library path).
 
-  {"cmd":"setup","name":NAME,"impl":IMPL}  build model + data + optimizer for NAME with the U-Net IMPL, warm up once
+  {"cmd":"setup","name":NAME,"impl":IMPL[,"batch":B]}  build model + data + optimizer for NAME with the U-Net
+                               IMPL (at batch B instead of NAME's own), warm up once
                                -> {"ok":true,"name","impl","setup_ms","warmup_ms","params","batch","config",...}
   {"cmd":"run","name":NAME,"impl":IMPL}    one timed run of NAME (must be set up) -> {"ok":true,"ms":wall-clock ms,...}
   {"cmd":"drop","name":NAME,"impl":IMPL}   forget a setup (frees its memory)
@@ -209,7 +210,7 @@ def handle(state: dict, msg: dict) -> dict:
         name, impl = msg.get("name"), msg.get("impl", "reference")
         benches.pop((name, impl), None)
         t0 = time.perf_counter()
-        b = Bench(name, impl)
+        b = Bench(name, impl, msg.get("batch"))
         setup_ms = (time.perf_counter() - t0) * 1000.0
         warm_ms, _ = timed(lambda: b.run_once(warmup=True))
         benches[(name, impl)] = b

@@ -74,4 +74,30 @@ describe('ddpm train --init', () => {
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr + resumed.stdout, /resumed .*b at step 2/);
   });
+
+  it('a fixed-variance model starts a learned-range run: the same weights, conv_out with C zero variance channels', async () => {
+    const a = await ddpm(['train', '--run', 'f', '--steps', '2', ...TINY]);
+    assert.equal(a.code, 0, a.stderr);
+    const lr = ['--var-type', 'learned-range'];
+    const b = await ddpm(['train', '--run', 'g', '--steps', '1', '--lr', '0', '--init', 'f', ...lr, ...TINY]);
+    assert.equal(b.code, 0, b.stderr);
+    const wa = tensors(join(TMP, 'f'));
+    const wb = tensors(join(TMP, 'g'));
+    assert.equal(wb.size, wa.size);
+    for (const [k, v] of wa) {
+      const w = wb.get(k)!;
+      if (k === 'conv_out.weight' || k === 'conv_out.bias') {
+        assert.equal(w.length, 2 * v.length, k);
+        assert.deepEqual(w.subarray(0, v.length), v, k);
+        assert.ok(
+          w.subarray(v.length).every((x) => x === 0),
+          `${k}: variance channels not zero`,
+        );
+      } else assert.deepEqual(w, v, k);
+    }
+    // The other way (a learned-range model into a fixed-variance run) is another network.
+    const back = await ddpm(['train', '--run', 'h', '--steps', '1', '--init', 'g', ...TINY]);
+    assert.equal(back.code, 2);
+    assert.match(back.stderr, /unet\.outChannels: 2 in the model, 1 from the options/);
+  });
 });

@@ -4,7 +4,8 @@
 import { parseArgs } from 'node:util';
 import { didYouMean } from './suggest.js';
 
-export type OptKind = 'int' | 'float' | 'string' | 'bool' | 'list';
+/** 'auto-int': a whole number or the word auto (parsed as the string 'auto'). */
+export type OptKind = 'int' | 'auto-int' | 'float' | 'string' | 'bool' | 'list';
 
 export interface OptDef {
   readonly kind: OptKind;
@@ -32,7 +33,10 @@ export function helpText(
 ): string {
   const lines = [`usage: ddpm ${cmd} [options]`, '', summary, '', 'options:'];
   for (const [name, d] of Object.entries(table)) {
-    const arg = d.kind === 'bool' ? '' : ` <${d.choices ? d.choices.join('|') : d.kind}>`;
+    const arg =
+      d.kind === 'bool'
+        ? ''
+        : ` <${d.choices ? d.choices.join('|') : d.kind === 'auto-int' ? 'auto|int' : d.kind}>`;
     const def =
       d.default === undefined
         ? ''
@@ -113,9 +117,15 @@ export function parseWithPositionals(
         if (d.choices && !d.choices.includes(raw as string)) fail(`expected one of ${d.choices.join(', ')}`);
         out[name] = raw as string;
         break;
+      case 'auto-int':
       case 'int': {
+        if (d.kind === 'auto-int' && String(raw).trim() === 'auto') {
+          out[name] = 'auto';
+          break;
+        }
         const v = Number(raw);
-        if (!/^-?\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(v)) fail('expected an integer');
+        if (!/^-?\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(v))
+          fail(d.kind === 'auto-int' ? 'expected auto or an integer' : 'expected an integer');
         if (d.min !== undefined && v < d.min) fail(`must be at least ${d.min}`);
         out[name] = v;
         break;

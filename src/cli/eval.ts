@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
 import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
-import { SAMPLER_NAMES, type SamplerName, samplerHelp } from '../diffusion/samplers.js';
+import { SAMPLER_NAMES, type SamplerName, samplerEntry, samplerHelp } from '../diffusion/samplers.js';
 import {
   ALL_METRICS,
   computeMetrics,
@@ -30,7 +30,7 @@ import { paramsHash, sha256Hex8 } from '../eval/hash.js';
 import { datasetImages, type ImageSource, modelImages, samplerName } from '../eval/imageSource.js';
 import { inceptionFeatureNet } from '../eval/inception.js';
 import { FeatureStats } from '../eval/metrics.js';
-import { createDenoiser } from '../sample/denoiser.js';
+import { denoiserForJob } from '../sample/autoBatch.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
 import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
@@ -59,6 +59,12 @@ const COMMON: OptTable = {
     help: "pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth or .safetensors); default $DDPM_INCEPTION",
   },
   batch: { kind: 'int', help: 'images per batch (sampling and features)', default: 64, min: 1 },
+  'net-batch': {
+    kind: 'auto-int',
+    help: 'images per network call within a batch; auto: measured on this machine for long jobs, up to --batch',
+    default: 'auto',
+    min: 1,
+  },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
   ep: EP_OPTION,
 };
@@ -429,15 +435,23 @@ async function openImages(o: Parsed): Promise<Images> {
     eta: o.eta as number,
     seed: o.seed as number,
   };
-  const den = await createDenoiser(
+  // The images are drawn per --batch range (seeds and shards follow it); the network's compiled batch is
+  // measured (src/sample/autoBatch.ts) up to that size unless --net-batch says.
+  const picked = await denoiserForJob(
     await openEpOption(o.ep),
     cfg,
     model.params,
-    Math.min(batch, o.n as number),
+    { threads: o.threads as number },
     {
-      threads: o.threads as number,
+      images: o.n as number,
+      callsPerImage: samplerEntry(choice.sampler).calls(model.diffusion, choice.steps),
+      batch: o['net-batch'] as number | 'auto',
+      limit: batch,
     },
+    (line) => console.error(`ddpm eval: ${line}`),
   );
+  if (picked.measured) console.error(`ddpm eval: network ${picked.how}`);
+  const den = picked.denoiser;
   const sampler = samplerName(choice, model.diffusion.numTimesteps);
   return {
     source: modelImages(

@@ -13,7 +13,7 @@ import {
   samplerHelp,
 } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
-import { createDenoiser } from '../sample/denoiser.js';
+import { denoiserForJob } from '../sample/autoBatch.js';
 import { reverseChainGif } from '../util/gif.js';
 import { encodePng, makeGrid } from '../util/image.js';
 import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
@@ -45,7 +45,12 @@ export const SAMPLE_OPTIONS: OptTable = {
   },
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
   seed: { kind: 'int', help: 'random seed (same seed, same images)', default: 0 },
-  batch: { kind: 'int', help: 'images per network call', default: 64, min: 1 },
+  batch: {
+    kind: 'auto-int',
+    help: 'images per network call; auto: measured on this machine for long jobs (at least 20,000 image-calls), else 64',
+    default: 'auto',
+    min: 1,
+  },
   gif: { kind: 'string', help: 'also write the reverse chain as an animated GIF' },
   progressive: {
     kind: 'string',
@@ -84,7 +89,6 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const cfg = model.spec.unet;
   const n = o.n as number;
   const steps = Math.min(o.steps as number, diffusion.numTimesteps);
-  const batch = Math.min(o.batch as number, n);
   // All outputs are checked before sampling, and written together (all or nothing) after it.
   const pixels = n * cfg.inChannels * cfg.resolution * cfg.resolution;
   const frameCount = (o.frames as number) + 1;
@@ -107,9 +111,21 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
-  const den = await createDenoiser(await openEpOption(o.ep), cfg, model.params, batch, {
-    threads: o.threads as number,
-  });
+  const sampler = o.sampler as SamplerName;
+  const choice = await denoiserForJob(
+    await openEpOption(o.ep),
+    cfg,
+    model.params,
+    { threads: o.threads as number },
+    {
+      images: n,
+      callsPerImage: samplerEntry(sampler).calls(diffusion, steps),
+      batch: o.batch as number | 'auto',
+    },
+    (line) => console.error(`ddpm sample: ${line}`),
+  );
+  const den = choice.denoiser;
+  if (choice.measured) console.error(`ddpm sample: ${choice.how}`);
   const denoise = stop.wrap(den.denoise, 'no file written');
   const rng = new Rng(o.seed as number);
   const bar = new ProgressBar('sample');
@@ -119,7 +135,6 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   let x: Tensor;
   let frames: StepInfo[] = [];
   const wantFrames = o.gif !== undefined || o.progressive !== undefined;
-  const sampler = o.sampler as SamplerName;
   try {
     if (wantFrames) {
       // Algorithm 2 with fewer steps runs on the respaced chain; the other samplers pick their own timesteps.

@@ -7,7 +7,7 @@ import { FileSystemError } from '../util/fsErrors.js';
 import { defaultSpec, type ModelSpec, outputChannelsFor } from '../model/spec.js';
 import type { BetaScheduleKind, LossType, ModelMeanType, ModelVarType } from '../diffusion/types.js';
 import { sourceChannels } from '../data/open.js';
-import { countParams } from '../nn/unet.js';
+import { addVarianceChannels, countParams } from '../nn/unet.js';
 import type { TimestepSamplerKind } from '../train/resample.js';
 import { DEFAULT_TRAIN, type EvalLog, type TrainOptions, train } from '../train/trainer.js';
 import type { ParamStore } from '../nn/unet.js';
@@ -282,14 +282,29 @@ function initFrom(spec: ModelSpec, path: string): TrainOptions['init'] {
       }
     }
   };
-  compare('unet', { ...m.spec.unet }, { ...spec.unet });
-  compare('diffusion', { ...m.spec.diffusion }, { ...spec.diffusion });
+  // A fixed-variance model can start a learned-variance run: the same network with C more output channels,
+  // initialised to zero (addVarianceChannels), the mean prediction unchanged.
+  const widen =
+    m.spec.diffusion.modelVarType !== 'learned-range' &&
+    spec.diffusion.modelVarType === 'learned-range' &&
+    spec.unet.outChannels === 2 * m.spec.unet.outChannels;
+  compare(
+    'unet',
+    { ...m.spec.unet },
+    { ...spec.unet, ...(widen ? { outChannels: m.spec.unet.outChannels } : {}) },
+  );
+  compare(
+    'diffusion',
+    { ...m.spec.diffusion },
+    { ...spec.diffusion, ...(widen ? { modelVarType: m.spec.diffusion.modelVarType } : {}) },
+  );
   if (differs.length) {
     throw new UsageError(
       `ddpm train: --init ${path} is another network than the options describe:\n  ${differs.join('\n  ')}\ngive the model's architecture and diffusion options (see its config.json)`,
     );
   }
-  return { source: m.source, weightsHash: paramsHash(m.params), params: m.params };
+  const params = widen ? addVarianceChannels(m.spec.unet, m.params) : m.params;
+  return { source: m.source, weightsHash: paramsHash(m.params), params };
 }
 
 async function trainWith(

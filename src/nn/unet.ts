@@ -316,6 +316,31 @@ function fans(s: ParamSpec): { fanIn: number; fanOut: number } {
 }
 
 /**
+ * The weights of a fixed-variance model (C output channels) for the same network with learned variances
+ * (2C: eps, then the variance values v of Nichol & Dhariwal 2021 eq. 15): conv_out gains C zero output
+ * channels, so v = 0 everywhere and the variance starts at the geometric mean of beta_t and beta~_t, with the
+ * mean prediction unchanged. `c` is the fixed-variance config; every other parameter is shared, not copied.
+ */
+export function addVarianceChannels(c: UNetConfig, params: ParamStore): ParamStore {
+  const w = params.get('conv_out.weight');
+  const b = params.get('conv_out.bias');
+  const per = c.ch * 9;
+  if (!w || !b || w.length !== c.outChannels * per || b.length !== c.outChannels) {
+    throw new Error(
+      `addVarianceChannels: conv_out of [${c.outChannels}, ${c.ch}, 3, 3] expected, got ${w?.length ?? 'none'} weights`,
+    );
+  }
+  const out: ParamStore = new Map(params);
+  const w2 = new Float32Array(2 * w.length);
+  w2.set(w);
+  const b2 = new Float32Array(2 * b.length);
+  b2.set(b);
+  out.set('conv_out.weight', w2);
+  out.set('conv_out.bias', b2);
+  return out;
+}
+
+/**
  * 'paper': the original code's init (variance scaling, fan_avg, uniform; zero for the last conv of each
  * block, the attention output and the network output; biases 0; norms 1/0).
  * 'fixture': every parameter non-zero from hashUniform(fnv1a(name)), mirrored by the PyTorch reference.
