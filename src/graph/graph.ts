@@ -866,6 +866,22 @@ export class Graph {
   }
 
   /**
+   * Make `node`'s (single) output a constant with these values and drop the node: its consumers and graph
+   * outputs keep the same value (constant-folding passes, e.g. fold-constant-reorders).
+   */
+  foldToConstant(node: Node, data: Float32Array): void {
+    const at = this.nodes.indexOf(node);
+    const v = node.outputs[0];
+    if (at < 0 || node.outputs.length !== 1 || !v) throw new GraphError(node.op, 'cannot fold this node');
+    if (v.dtype !== 'float32' || data.length !== numel(v.shape)) {
+      throw new GraphError(node.op, `${data.length} values for a constant of ${shapeStr(v.shape)}`);
+    }
+    this.nodes.splice(at, 1);
+    (v as { producer?: Node }).producer = undefined;
+    this.leaves.push({ kind: 'const', value: v, data });
+  }
+
+  /**
    * Put the nodes in an order where each follows the producers of its inputs (ONNX requires it), keeping
    * the current order otherwise: for lowering passes that build nodes after their consumers.
    */

@@ -14,6 +14,7 @@ import type { Graph, Value } from '../graph.js';
 import { cancelTimestepShift } from './cancelTimestepShift.js';
 import { dropKeyBias } from './dropKeyBias.js';
 import { foldBatchNorm } from './foldBatchNorm.js';
+import { foldConstantReorders } from './foldConstantReorders.js';
 import { foldAttentionNorm } from './foldAttentionNorm.js';
 import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
@@ -34,6 +35,7 @@ export const PASSES: readonly GraphPass[] = [
   fuseGroupNormSilu,
   nchwcConvs,
   blockedLayout,
+  foldConstantReorders,
 ];
 
 export const PASS_NAMES: readonly string[] = PASSES.map((p) => p.name);
