@@ -460,6 +460,23 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     for (let i = 0; i < 10; i++) writeFileSync(join(dir, i === 9 ? 'sub' : '', `img${i}.png`), png(i));
     writeFileSync(join(dir, '.hidden.png'), png(3));
     await page.selectOption('#trainData', 'images');
+    // Dropped loose files (a drop without folder entries, as a synthetic drag gives): read by name. The
+    // folder entries of a real drag cannot be made in a headless page; the folder is picked below instead.
+    const dropped = [0, 1, 2].map((i) => Array.from(png(i)));
+    await page.evaluate((pngs) => {
+      const dt = new DataTransfer();
+      pngs.forEach((b, i) =>
+        dt.items.add(new File([new Uint8Array(b)], `drop${i}.png`, { type: 'image/png' })),
+      );
+      dt.items.add(new File(['not an image'], 'notes.txt', { type: 'text/plain' }));
+      document
+        .getElementById('dropZone')!
+        .dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, dropped);
+    await page.waitForFunction(() =>
+      /^3 images from images ready/.test(document.getElementById('trainStatus')!.textContent ?? ''),
+    );
+    assert.match(await text(page, 'dropZone'), /^3 images from the folder images\. Drop another folder/);
     await page.setInputFiles('#trainPick', dir);
     await page.waitForFunction(() =>
       /images? from shapes ready/.test(document.getElementById('trainStatus')!.textContent ?? ''),

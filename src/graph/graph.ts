@@ -3,7 +3,8 @@
 // nodes to the same graph, and `toOnnx` (onnx.ts) serialises any set of outputs. Every op checks
 // its operand shapes when it is built and throws an error naming the op and the shapes.
 
-export type DType = 'float32' | 'int64';
+/** int8 / uint8: quantized constants (QuantizeLinear / DequantizeLinear graphs; passes/quantize.ts). */
+export type DType = 'float32' | 'int64' | 'int8' | 'uint8';
 
 /** The custom-op domain of this project's fused kernels (native/ortnative.cc registers it). */
 export const FUSED_DOMAIN = 'ai.ddpm';
@@ -80,7 +81,7 @@ export type Leaf =
   | {
       readonly kind: 'const';
       readonly value: Value;
-      readonly data: Float32Array | BigInt64Array;
+      readonly data: Float32Array | BigInt64Array | Int8Array | Uint8Array;
       /** Serialised as an initializer that is also a graph input (see Graph.opaqueConstant). */
       readonly opaque?: boolean;
     };
@@ -190,11 +191,18 @@ export class Graph {
     return v;
   }
 
-  constant(data: Float32Array | BigInt64Array, shape: readonly number[]): Value {
+  constant(data: Float32Array | BigInt64Array | Int8Array | Uint8Array, shape: readonly number[]): Value {
     if (data.length !== numel(shape)) {
       throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
     }
-    const dtype: DType = data instanceof BigInt64Array ? 'int64' : 'float32';
+    const dtype: DType =
+      data instanceof BigInt64Array
+        ? 'int64'
+        : data instanceof Int8Array
+          ? 'int8'
+          : data instanceof Uint8Array
+            ? 'uint8'
+            : 'float32';
     const small = data.length <= 16;
     const key = small
       ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}`

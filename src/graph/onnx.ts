@@ -23,7 +23,7 @@ export interface ExportOptions {
   readonly doc?: string;
 }
 
-const ELEM = { float32: 1, int64: 7 } as const;
+const ELEM = { float32: 1, uint8: 2, int8: 3, int64: 7 } as const;
 
 function valueInfo(name: string, v: Value, batch = false): Msg {
   const shape = new Msg();
@@ -34,7 +34,11 @@ function valueInfo(name: string, v: Value, batch = false): Msg {
   return new Msg().string(1, name).msg(2, new Msg().msg(1, tensorType));
 }
 
-function tensorProto(name: string, v: Value, data: Float32Array | BigInt64Array): Msg {
+function tensorProto(
+  name: string,
+  v: Value,
+  data: Float32Array | BigInt64Array | Int8Array | Uint8Array,
+): Msg {
   const m = new Msg();
   for (const d of v.shape) m.int(1, d);
   m.int(2, ELEM[v.dtype]);

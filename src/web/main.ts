@@ -1115,6 +1115,11 @@ tu.drop.addEventListener('drop', async (e) => {
   const files: PickedFile[] = [];
   try {
     for (const en of entries) await entryFiles(en, files);
+    // Loose files where the browser gives no entries (no folder structure): their names as paths.
+    if (!entries.length) {
+      for (const f of Array.from(e.dataTransfer?.files ?? []))
+        files.push({ path: f.name, data: await f.arrayBuffer() });
+    }
   } catch (err) {
     trainStatus(`Could not read the dropped files: ${(err as Error).message}`, true);
     return;
