@@ -88,6 +88,6 @@ describe('autoBatch', () => {
     const short = await run('auto', 12); // 60 image-calls: not worth measuring
     assert.equal(short.c.batch, Math.min(FALLBACK_BATCH, 12));
     assert.equal(short.c.measured, false);
-    allClose(short.x.data, fixed.x.data, 1e-4, 1e-5, 'auto-batch samples');
+    allClose(short.x.data, fixed.x.data, 1e-5, 1e-6, 'auto-batch samples'); // bit-identical on the native engine
   });
 });

@@ -140,7 +140,7 @@ export async function autoBatchDenoiser(
     const next = await probe(engine, cfg, params, batch, session, opts.calls ?? 2, opts.minMs ?? 600);
     probes.push(next.probe);
     opts.log?.(
-      `batch ${batch}: ${next.probe.imagesPerSecond.toFixed(1)} images/s, ` +
+      `batch ${batch}: ${next.probe.imagesPerSecond.toFixed(1)} images/s through the network, ` +
         `${next.probe.rssMb.toFixed(0)} MB resident, set-up ${(next.probe.setupMs / 1000).toFixed(1)} s`,
     );
     if (best && next.probe.imagesPerSecond < (1 + gain) * best.probe.imagesPerSecond) {
