@@ -37,6 +37,7 @@ import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError 
 import { classifierCommand } from './classifier.js';
 import { didYouMean } from './suggest.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
+import { PRECISION_OPTION, type Precision, precisionOptions } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
@@ -67,6 +68,7 @@ const COMMON: OptTable = {
   },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
   ep: EP_OPTION,
+  precision: PRECISION_OPTION,
 };
 
 const METRIC_TUNING: OptTable = {
@@ -437,11 +439,20 @@ async function openImages(o: Parsed): Promise<Images> {
   };
   // The images are drawn per --batch range (seeds and shards follow it); the network's compiled batch is
   // measured (src/sample/autoBatch.ts) up to that size unless --net-batch says.
+  const engine = await openEpOption(o.ep);
   const picked = await denoiserForJob(
-    await openEpOption(o.ep),
+    engine,
     cfg,
     model.params,
-    { threads: o.threads as number },
+    await precisionOptions(
+      o.precision as Precision,
+      engine,
+      cfg,
+      model.params,
+      model.diffusion,
+      { threads: o.threads as number },
+      (line) => console.error(`ddpm eval: ${line}`),
+    ),
     {
       images: o.n as number,
       callsPerImage: samplerEntry(choice.sampler).calls(model.diffusion, choice.steps),
@@ -471,6 +482,7 @@ async function openImages(o: Parsed): Promise<Images> {
       eta: choice.eta,
       seed: choice.seed,
       batch,
+      ...(o.precision === 'int8' ? { precision: 'int8' } : {}),
     },
     domain: model.spec.data,
     defaultRef: defaultRef(model.spec.data),

@@ -20,6 +20,7 @@ import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
+import { PRECISION_OPTION, type Precision, precisionOptions } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
@@ -59,6 +60,7 @@ export const SAMPLE_OPTIONS: OptTable = {
   frames: { kind: 'int', help: 'frames in --gif / --progressive', default: 10, min: 2 },
   threads: { kind: 'int', help: 'ONNX Runtime threads (0 = all cores)', default: 0, min: 0 },
   ep: EP_OPTION,
+  precision: PRECISION_OPTION,
 };
 
 export async function sampleCommand(argv: readonly string[]): Promise<void> {
@@ -112,11 +114,21 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
         },
   ]);
   const sampler = o.sampler as SamplerName;
+  const engine = await openEpOption(o.ep);
+  const say = (line: string) => console.error(`ddpm sample: ${line}`);
   const choice = await denoiserForJob(
-    await openEpOption(o.ep),
+    engine,
     cfg,
     model.params,
-    { threads: o.threads as number },
+    await precisionOptions(
+      o.precision as Precision,
+      engine,
+      cfg,
+      model.params,
+      diffusion,
+      { threads: o.threads as number },
+      say,
+    ),
     {
       images: n,
       callsPerImage: samplerEntry(sampler).calls(diffusion, steps),

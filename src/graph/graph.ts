@@ -4,7 +4,7 @@
 // its operand shapes when it is built and throws an error naming the op and the shapes.
 
 /** int8 / uint8: quantized constants (QuantizeLinear / DequantizeLinear graphs; passes/quantize.ts). */
-export type DType = 'float32' | 'int64' | 'int8' | 'uint8';
+export type DType = 'float32' | 'int64' | 'int8' | 'uint8' | 'int32';
 
 /** The custom-op domain of this project's fused kernels (native/ortnative.cc registers it). */
 export const FUSED_DOMAIN = 'ai.ddpm';
@@ -81,7 +81,7 @@ export type Leaf =
   | {
       readonly kind: 'const';
       readonly value: Value;
-      readonly data: Float32Array | BigInt64Array | Int8Array | Uint8Array;
+      readonly data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
       /** Serialised as an initializer that is also a graph input (see Graph.opaqueConstant). */
       readonly opaque?: boolean;
     };
@@ -191,7 +191,7 @@ export class Graph {
     return v;
   }
 
-  constant(data: Float32Array | BigInt64Array | Int8Array | Uint8Array, shape: readonly number[]): Value {
+  constant(data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array, shape: readonly number[]): Value {
     if (data.length !== numel(shape)) {
       throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
     }
@@ -202,7 +202,9 @@ export class Graph {
           ? 'int8'
           : data instanceof Uint8Array
             ? 'uint8'
-            : 'float32';
+            : data instanceof Int32Array
+              ? 'int32'
+              : 'float32';
     const small = data.length <= 16;
     const key = small
       ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}`

@@ -15,6 +15,8 @@ export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 function layoutOf(n: Node, block: number): 'blocked' | 'nchw-input' | null {
   if (n.op !== 'Conv' || n.domain) return null;
   const [x, w] = n.inputs as [Value, Value];
+  // A quantized conv (quantize-int8: its weight from a DequantizeLinear) stays for ORT's QLinearConv fusion.
+  if (w.producer?.op === 'DequantizeLinear') return null;
   if ((n.attrs.group ?? 1) !== 1 || x.shape.length !== 4) return null;
   const c = w.shape[1]!;
   if (c % block === 0) return 'blocked';

@@ -23,7 +23,7 @@ export interface ExportOptions {
   readonly doc?: string;
 }
 
-const ELEM = { float32: 1, uint8: 2, int8: 3, int64: 7 } as const;
+const ELEM = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7 } as const;
 
 function valueInfo(name: string, v: Value, batch = false): Msg {
   const shape = new Msg();
@@ -37,7 +37,7 @@ function valueInfo(name: string, v: Value, batch = false): Msg {
 function tensorProto(
   name: string,
   v: Value,
-  data: Float32Array | BigInt64Array | Int8Array | Uint8Array,
+  data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array,
 ): Msg {
   const m = new Msg();
   for (const d of v.shape) m.int(1, d);

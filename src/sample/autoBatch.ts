@@ -13,10 +13,10 @@
 // the same images to float rounding whatever the batch.
 
 import { freemem, totalmem } from 'node:os';
-import type { Engine, SessionOptions } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
 import type { ParamStore, UNetConfig } from '../nn/unet.js';
 import { Rng } from '../util/rng.js';
-import { createDenoiser, type UNetDenoiser } from './denoiser.js';
+import { createDenoiser, type DenoiserOptions, type UNetDenoiser } from './denoiser.js';
 
 export interface BatchProbe {
   readonly batch: number;
@@ -64,7 +64,7 @@ async function probe(
   cfg: UNetConfig,
   params: ParamStore,
   batch: number,
-  session: SessionOptions,
+  session: DenoiserOptions,
   calls: number,
   minMs: number,
 ): Promise<{ den: UNetDenoiser; probe: BatchProbe }> {
@@ -113,7 +113,7 @@ export async function autoBatchDenoiser(
   engine: Engine,
   cfg: UNetConfig,
   params: ParamStore,
-  session: SessionOptions,
+  session: DenoiserOptions,
   opts: AutoBatchOptions,
 ): Promise<AutoBatchResult> {
   const candidates = batchCandidates(
@@ -182,7 +182,7 @@ export async function denoiserForJob(
   engine: Engine,
   cfg: UNetConfig,
   params: ParamStore,
-  session: SessionOptions,
+  session: DenoiserOptions,
   job: {
     readonly images: number;
     readonly callsPerImage: number;

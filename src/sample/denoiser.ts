@@ -7,7 +7,7 @@ import type { Engine, EngineSession, FusedKernel, SessionOptions } from '../engi
 import { Graph } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
-import { runPasses } from '../graph/passes/index.js';
+import { type ConvRanges, runPasses, selectPasses } from '../graph/passes/index.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 
@@ -18,6 +18,8 @@ export interface InferenceTarget {
   readonly nchwcBlock?: number;
   /** The graph passes to run (graph/passes selectPasses): default DDPM_PASSES, else all. */
   readonly passes?: string | readonly string[];
+  /** int8 convolutions with these ranges (calibrate.ts; the quantize-int8 pass added to the selection). */
+  readonly calibration?: ConvRanges;
 }
 
 /**
@@ -38,9 +40,15 @@ export function buildInferenceModel(
   runPasses(g, [u.out], 'all', {
     constantWeights: true,
     nchwcBlock: target.nchwcBlock,
-    passes: target.passes,
+    passes: target.calibration ? withQuantize(target.passes) : target.passes,
+    ...(target.calibration ? { calibration: target.calibration } : {}),
   });
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
+}
+
+/** A pass selection plus quantize-int8. */
+function withQuantize(passes: string | readonly string[] | undefined): readonly string[] {
+  return [...new Set([...selectPasses(passes), 'quantize-int8'])];
 }
 
 /** The inference target of an engine: its fused kernels and, for those, its NCHWc block size. */
@@ -48,6 +56,9 @@ export async function inferenceTargetOf(engine: Engine): Promise<InferenceTarget
   const fused = engine.fusedKernels ?? [];
   return { fused, nchwcBlock: fused.includes('GroupNormSilu') ? await nchwcBlockOf(engine) : 0 };
 }
+
+/** Session options, plus int8 convolutions with these ranges (calibrate.ts). */
+export type DenoiserOptions = SessionOptions & { readonly calibration?: ConvRanges };
 
 export interface UNetDenoiser {
   readonly denoise: Denoiser;
@@ -61,13 +72,17 @@ export async function createDenoiser(
   cfg: UNetConfig,
   params: ParamStore,
   batch: number,
-  opts: SessionOptions = {},
+  options: DenoiserOptions = {},
 ): Promise<UNetDenoiser> {
+  const { calibration, ...opts } = options;
   // ONNX Runtime's memory pattern off unless asked for (as the training session): peak resident memory of
   // sampling S batch 64 441 -> 316 MB, L batch 64 2190 -> 1611 MB, the same speed in paired A/B runs
   // (bench/README.md, "Memory").
   const session: EngineSession = await engine.createSession(
-    buildInferenceModel(cfg, params, batch, await inferenceTargetOf(engine)),
+    buildInferenceModel(cfg, params, batch, {
+      ...(await inferenceTargetOf(engine)),
+      ...(calibration ? { calibration } : {}),
+    }),
     { memPattern: false, ...opts },
   );
   const per = cfg.inChannels * cfg.resolution * cfg.resolution;

@@ -9,6 +9,7 @@
 //   DDPM_PASSES=-fold-attention-norm,-blocked-layout
 //   DDPM_PASSES=drop-key-bias,nchwc-convs      only these
 //   DDPM_PASSES=none                           the model exactly as written
+//   DDPM_PASSES=+quantize-int8                 the default plus an opt-in pass (needs calibration)
 
 import type { Graph, Value } from '../graph.js';
 import { cancelTimestepShift } from './cancelTimestepShift.js';
@@ -20,9 +21,10 @@ import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
-import type { GraphPass, PassContext } from './util.js';
+import { quantizeInt8 } from './quantizeInt8.js';
+import type { ConvRanges, GraphPass, PassContext } from './util.js';
 
-export type { GraphPass, PassContext, PassScope } from './util.js';
+export type { ConvRanges, GraphPass, PassContext, PassScope } from './util.js';
 
 /** Every pass, in the order the pipeline runs them. */
 export const PASSES: readonly GraphPass[] = [
@@ -32,6 +34,7 @@ export const PASSES: readonly GraphPass[] = [
   dropKeyBias,
   foldValueBias,
   phaseSplitUpsample,
+  quantizeInt8,
   fuseGroupNormSilu,
   nchwcConvs,
   blockedLayout,
@@ -40,13 +43,16 @@ export const PASSES: readonly GraphPass[] = [
 
 export const PASS_NAMES: readonly string[] = PASSES.map((p) => p.name);
 
+/** The default selection: every pass but the opt-in ones (quantize-int8), which run only when named. */
+export const DEFAULT_PASSES: readonly string[] = PASSES.filter((p) => !p.optIn).map((p) => p.name);
+
 /** The environment variable that selects passes (see the header): read when no `passes` option is given. */
 export const PASSES_ENV = 'DDPM_PASSES';
 
 /**
- * The pass names a selection picks, in pipeline order: undefined = DDPM_PASSES if set, else every pass;
- * a list (or comma-separated string) of names picks those; entries all prefixed '-' (or '+') remove from
- * (or add to) the full list; 'none' or '' picks none. Unknown names throw, listing the known ones.
+ * The pass names a selection picks, in pipeline order: undefined = DDPM_PASSES if set, else every pass but
+ * the opt-in ones; a list (or comma-separated string) of names picks those; entries all prefixed '-' (or
+ * '+') remove from (or add to) that default; 'none' or '' picks none. Unknown names throw, listing the known ones.
  */
 export function selectPasses(selection?: string | readonly string[]): string[] {
   let spec = selection;
@@ -54,7 +60,7 @@ export function selectPasses(selection?: string | readonly string[]): string[] {
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
       PASSES_ENV
     ];
-    if (env === undefined) return [...PASS_NAMES];
+    if (env === undefined) return [...DEFAULT_PASSES];
     spec = env;
   }
   const items = (typeof spec === 'string' ? spec.split(',') : [...spec]).map((s) => s.trim()).filter(Boolean);
@@ -70,8 +76,11 @@ export function selectPasses(selection?: string | readonly string[]): string[] {
     throw new Error(`graph passes: mix of names and +/- entries in "${items.join(',')}"`);
   }
   const off = new Set(items.filter((s) => s.startsWith('-')).map(name));
+  const added = new Set(items.filter((s) => s.startsWith('+')).map(name));
   const on = new Set(items.map(name));
-  return PASS_NAMES.filter((n) => (relative ? !off.has(n) : on.has(n)));
+  return PASS_NAMES.filter((n) =>
+    relative ? (DEFAULT_PASSES.includes(n) || added.has(n)) && !off.has(n) : on.has(n),
+  );
 }
 
 export interface PassOptions {
@@ -81,8 +90,10 @@ export interface PassOptions {
   readonly constantWeights?: boolean;
   /** The engine's NCHWc block size (nchwcBlockOf), 0 = none. */
   readonly nchwcBlock?: number;
-  /** Which passes (selectPasses); default DDPM_PASSES, else all. */
+  /** Which passes (selectPasses); default DDPM_PASSES, else all but the opt-in ones. */
   readonly passes?: string | readonly string[];
+  /** Conv ranges for quantize-int8. */
+  readonly calibration?: ConvRanges;
 }
 
 /**
@@ -100,7 +111,14 @@ export function runPasses(
   const constantWeights = opts.constantWeights ?? false;
   if (training && constantWeights)
     throw new Error('graph passes: a training graph cannot have constant weights');
-  const ctx: PassContext = { graph: g, roots, training, constantWeights, nchwcBlock: opts.nchwcBlock ?? 0 };
+  const ctx: PassContext = {
+    graph: g,
+    roots,
+    training,
+    constantWeights,
+    nchwcBlock: opts.nchwcBlock ?? 0,
+    ...(opts.calibration ? { calibration: opts.calibration } : {}),
+  };
   const picked = new Set(selectPasses(opts.passes));
   const report: Record<string, number> = {};
   for (const p of PASSES) {

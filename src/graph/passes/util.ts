@@ -13,7 +13,12 @@ export interface PassContext {
   readonly training: boolean;
   /** The engine's NCHWc block size (8 or 16), 0 = none (layout passes). */
   readonly nchwcBlock: number;
+  /** Value ranges of each conv's input and output by its weight's name (quantize-int8; calibrate.ts). */
+  readonly calibration?: ConvRanges;
 }
+
+/** The smallest and largest value seen at a conv's input (x) and output (y), by the conv weight's name. */
+export type ConvRanges = ReadonlyMap<string, { readonly x: [number, number]; readonly y: [number, number] }>;
 
 /** Where a pass is valid: any graph, inference graphs only, or graphs whose weights are constants. */
 export type PassScope = 'any' | 'inference' | 'constant-weights';
@@ -25,6 +30,8 @@ export interface GraphPass {
   readonly scope: PassScope;
   /** What it rewrites, in a line. */
   readonly summary: string;
+  /** Not in the default selection: only when named (or added with '+name'). */
+  readonly optIn?: boolean;
   /** Rewrites every match; returns how many (0 and the graph untouched when the pattern is absent). */
   run(ctx: PassContext): number;
 }

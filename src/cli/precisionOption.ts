@@ -1,0 +1,42 @@
+// --precision for the commands that sample: float32 (the default) or int8 convolutions, calibrated on the
+// model's own sampling inputs first (src/sample/calibrate.ts, the quantize-int8 graph pass).
+
+import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
+import type { Engine } from '../engine/engine.js';
+import type { ParamStore, UNetConfig } from '../nn/unet.js';
+import { calibrateConvs } from '../sample/calibrate.js';
+import type { DenoiserOptions } from '../sample/denoiser.js';
+import type { OptDef } from './args.js';
+
+export type Precision = 'float32' | 'int8';
+
+export const PRECISION_OPTION: OptDef = {
+  kind: 'string',
+  help: 'float32, or int8 convolutions (ONNX Runtime QLinearConv; calibrated on a short sampling run first; approximate: see the README)',
+  default: 'float32',
+  choices: ['float32', 'int8'],
+};
+
+/** The denoiser options of a precision: float32 as is, int8 with its calibration (a few seconds). */
+export async function precisionOptions(
+  precision: Precision,
+  engine: Engine,
+  cfg: UNetConfig,
+  params: ParamStore,
+  diffusion: GaussianDiffusion,
+  session: DenoiserOptions,
+  log: (line: string) => void,
+): Promise<DenoiserOptions> {
+  switch (precision) {
+    case 'float32':
+      return session;
+    case 'int8': {
+      const t0 = performance.now();
+      const calibration = await calibrateConvs(engine, cfg, params, diffusion, session);
+      log(
+        `int8: ${calibration.size} convolutions calibrated in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+      return { ...session, calibration };
+    }
+  }
+}
