@@ -38,12 +38,13 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
   { torch: 1, blas: 2 },
 ];
 
-const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|memory|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memory|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
                   (memory: runs per process, at least 3; default 5 for train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
                   eval: ${rowNames('eval')};
-                  throughput: ${rowNames('throughput')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
+                  throughput: ${rowNames('throughput')};
+                  int8: ${rowNames('int8')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
   --threads N     ONNX Runtime intra-op threads for our side (default 2)
   --torch-threads auto|T,B
@@ -106,6 +107,7 @@ function parseArgs(argv: string[]): Options {
       case 'sample':
       case 'eval':
       case 'throughput':
+      case 'int8':
       case 'memory':
         o.suites.push(flag);
         break;

@@ -7,13 +7,14 @@ import type { Engine } from '../src/engine/engine.js';
 import { hashInceptionWeights, inceptionFeatureNet } from '../src/eval/inception.js';
 import { diffusionFromSpec, PAPER_DIFFUSION } from '../src/model/spec.js';
 import { CIFAR10_UNET, initParams, SMALL_UNET, type UNetConfig } from '../src/nn/unet.js';
+import { calibrateConvs } from '../src/sample/calibrate.js';
 import { createDenoiser, type UNetDenoiser } from '../src/sample/denoiser.js';
 import { type AdamConfig, adamStep, newAdamState, PAPER_ADAM } from '../src/train/optim.js';
 import { createTrainSession } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 import { sliceBatch, type Tensor } from '../src/util/tensor.js';
 
-export type Suite = 'engine' | 'sample' | 'eval' | 'throughput';
+export type Suite = 'engine' | 'sample' | 'eval' | 'throughput' | 'int8';
 export type RowKind = 'fwd' | 'train' | 'ddim50' | 'ancestral100' | 'inception';
 
 export interface RowDef {
@@ -29,6 +30,8 @@ export interface RowDef {
   readonly what: string;
   /** The torch server's setup of the same work when its name differs (throughput rows: `S-fwd` at `batch`). */
   readonly torchName?: string;
+  /** Our side's convolutions: float32 (default) or int8 (calibrated first, as `--precision int8`). */
+  readonly precision?: 'float32' | 'int8';
 }
 
 /** Images per session run of the inception row, on both sides (the torch server's INCEPTION_CHUNK). */
@@ -129,6 +132,27 @@ for (const size of ['S', 'L'] as const) {
   }
 }
 
+// The int8 suite: each model's forward in float32 and in int8, interleaved with PyTorch's float32 forward.
+for (const [size, batch] of [
+  ['S', 64],
+  ['L', 16],
+] as const) {
+  for (const precision of ['float32', 'int8'] as const) {
+    (ROWS as RowDef[]).push({
+      name: `${size}-fwd-${precision === 'int8' ? 'int8' : 'f32'}`,
+      suite: 'int8',
+      size,
+      batch,
+      kind: 'fwd',
+      flopFactor: 1,
+      defaultReps: 5,
+      what: `one forward pass of the ${size === 'S' ? 'S' : 'CIFAR-10'} model, batch ${batch}, ${precision} convolutions`,
+      torchName: `${size}-fwd`,
+      precision,
+    });
+  }
+}
+
 export function configOf(size: 'S' | 'L' | 'I'): UNetConfig {
   switch (size) {
     case 'S':
@@ -180,7 +204,14 @@ export async function createOurs(
 
   // Inference rows: every weight non-zero (the fixture init), as torch's default init on the other side.
   const params = initParams(cfg, 'fixture', 0);
-  const den = await createDenoiser(engine, cfg, params, B, { threads });
+  const calibration =
+    row.precision === 'int8'
+      ? await calibrateConvs(engine, cfg, params, diffusion, { threads }, { images: 4, steps: 4 })
+      : undefined;
+  const den = await createDenoiser(engine, cfg, params, B, {
+    threads,
+    ...(calibration ? { calibration } : {}),
+  });
   switch (row.kind) {
     case 'fwd': {
       const x: Tensor = { data: rng.normalArray(B * per), shape };
