@@ -465,9 +465,9 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     const dropped = [0, 1, 2].map((i) => Array.from(png(i)));
     await page.evaluate((pngs) => {
       const dt = new DataTransfer();
-      pngs.forEach((b, i) =>
-        dt.items.add(new File([new Uint8Array(b)], `drop${i}.png`, { type: 'image/png' })),
-      );
+      pngs.forEach((b, i) => {
+        dt.items.add(new File([new Uint8Array(b)], `drop${i}.png`, { type: 'image/png' }));
+      });
       dt.items.add(new File(['not an image'], 'notes.txt', { type: 'text/plain' }));
       document
         .getElementById('dropZone')!

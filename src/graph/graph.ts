@@ -191,7 +191,10 @@ export class Graph {
     return v;
   }
 
-  constant(data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array, shape: readonly number[]): Value {
+  constant(
+    data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array,
+    shape: readonly number[],
+  ): Value {
     if (data.length !== numel(shape)) {
       throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
     }
