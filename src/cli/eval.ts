@@ -30,14 +30,13 @@ import { paramsHash, sha256Hex8 } from '../eval/hash.js';
 import { datasetImages, type ImageSource, modelImages, samplerName } from '../eval/imageSource.js';
 import { inceptionFeatureNet } from '../eval/inception.js';
 import { FeatureStats } from '../eval/metrics.js';
-import { denoiserForJob } from '../sample/autoBatch.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
 import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
 import { classifierCommand } from './classifier.js';
 import { didYouMean } from './suggest.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
-import { PRECISION_OPTION, type Precision, precisionOptions } from './precisionOption.js';
+import { commandDenoiser, PRECISION_OPTION } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
@@ -439,29 +438,17 @@ async function openImages(o: Parsed): Promise<Images> {
   };
   // The images are drawn per --batch range (seeds and shards follow it); the network's compiled batch is
   // measured (src/sample/autoBatch.ts) up to that size unless --net-batch says.
-  const engine = await openEpOption(o.ep);
-  const picked = await denoiserForJob(
-    engine,
-    cfg,
-    model.params,
-    await precisionOptions(
-      o.precision as Precision,
-      engine,
-      cfg,
-      model.params,
-      model.diffusion,
-      { threads: o.threads as number },
-      (line) => console.error(`ddpm eval: ${line}`),
-    ),
+  const picked = await commandDenoiser(
+    'eval',
+    o,
+    { cfg, params: model.params, diffusion: model.diffusion },
     {
       images: o.n as number,
       callsPerImage: samplerEntry(choice.sampler).calls(model.diffusion, choice.steps),
       batch: o['net-batch'] as number | 'auto',
       limit: batch,
     },
-    (line) => console.error(`ddpm eval: ${line}`),
   );
-  if (picked.measured) console.error(`ddpm eval: network ${picked.how}`);
   const den = picked.denoiser;
   const sampler = samplerName(choice, model.diffusion.numTimesteps);
   return {

@@ -5,8 +5,10 @@ import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import type { Engine } from '../engine/engine.js';
 import type { ParamStore, UNetConfig } from '../nn/unet.js';
 import { calibrateConvs } from '../sample/calibrate.js';
+import { type DenoiserChoice, denoiserForJob } from '../sample/autoBatch.js';
 import type { DenoiserOptions } from '../sample/denoiser.js';
-import type { OptDef } from './args.js';
+import type { OptDef, Parsed } from './args.js';
+import { openEpOption } from './epOption.js';
 
 export type Precision = 'float32' | 'int8';
 
@@ -39,4 +41,30 @@ export async function precisionOptions(
       return { ...session, calibration };
     }
   }
+}
+
+/**
+ * The denoiser of a sampling command: its engine (--ep), threads, precision (--precision) and images per
+ * network call (`job.batch`: a number, or auto as denoiserForJob decides); what it did goes to stderr.
+ */
+export async function commandDenoiser(
+  cmd: string,
+  o: Parsed,
+  model: { readonly cfg: UNetConfig; readonly params: ParamStore; readonly diffusion: GaussianDiffusion },
+  job: Parameters<typeof denoiserForJob>[4],
+): Promise<DenoiserChoice> {
+  const say = (line: string) => console.error(`ddpm ${cmd}: ${line}`);
+  const engine = await openEpOption(o.ep);
+  const session = await precisionOptions(
+    o.precision as Precision,
+    engine,
+    model.cfg,
+    model.params,
+    model.diffusion,
+    { threads: o.threads as number },
+    say,
+  );
+  const choice = await denoiserForJob(engine, model.cfg, model.params, session, job, say);
+  if (choice.measured) say(`network ${choice.how}`);
+  return choice;
 }

@@ -13,14 +13,13 @@ import {
   samplerHelp,
 } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
-import { denoiserForJob } from '../sample/autoBatch.js';
 import { reverseChainGif } from '../util/gif.js';
 import { encodePng, makeGrid } from '../util/image.js';
 import { type AtomicFile, writeFilesAtomic } from '../util/atomicFile.js';
 import { Rng } from '../util/rng.js';
 import { concatBatch, type Tensor } from '../util/tensor.js';
-import { EP_OPTION, openEpOption } from './epOption.js';
-import { PRECISION_OPTION, type Precision, precisionOptions } from './precisionOption.js';
+import { EP_OPTION } from './epOption.js';
+import { commandDenoiser, PRECISION_OPTION } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
@@ -114,30 +113,17 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
         },
   ]);
   const sampler = o.sampler as SamplerName;
-  const engine = await openEpOption(o.ep);
-  const say = (line: string) => console.error(`ddpm sample: ${line}`);
-  const choice = await denoiserForJob(
-    engine,
-    cfg,
-    model.params,
-    await precisionOptions(
-      o.precision as Precision,
-      engine,
-      cfg,
-      model.params,
-      diffusion,
-      { threads: o.threads as number },
-      say,
-    ),
+  const choice = await commandDenoiser(
+    'sample',
+    o,
+    { cfg, params: model.params, diffusion },
     {
       images: n,
       callsPerImage: samplerEntry(sampler).calls(diffusion, steps),
       batch: o.batch as number | 'auto',
     },
-    (line) => console.error(`ddpm sample: ${line}`),
   );
   const den = choice.denoiser;
-  if (choice.measured) console.error(`ddpm sample: ${choice.how}`);
   const denoise = stop.wrap(den.denoise, 'no file written');
   const rng = new Rng(o.seed as number);
   const bar = new ProgressBar('sample');
