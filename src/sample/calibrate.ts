@@ -20,6 +20,11 @@ export interface CalibrationOptions {
   readonly images?: number;
   readonly steps?: number;
   readonly seed?: number;
+  /**
+   * Leave the first and last convolution out (default true): they read the image and write the prediction,
+   * where the quantisation error is not averaged over channels; the usual practice for int8 networks.
+   */
+  readonly keepEndsFloat?: boolean;
 }
 
 export async function calibrateConvs(
@@ -41,6 +46,10 @@ export async function calibrateConvs(
     const w = node.inputs[1];
     if (node.op !== 'Conv' || node.domain || !w || g.leafOf(w)?.kind !== 'param') continue;
     probes.push({ name: w.name, x: node.inputs[0]!, y: node.outputs[0]! });
+  }
+  if ((opts.keepEndsFloat ?? true) && probes.length > 2) {
+    probes.pop(); // conv_out
+    probes.shift(); // conv_in
   }
   const outputs: Record<string, Value> = { out: u.out };
   probes.forEach((p, i) => {
