@@ -222,6 +222,26 @@ describe('ddpm eval of a model, sharded', () => {
     assert.match(merged.stdout, /12 images against/);
   });
 
+  it('--precision int8: calibrated, the quantized convolutions counted in the protocol, a different FID', async () => {
+    const f = ok(await ddpm(['eval', 'fid', ...args, '--ref', REF, '--log', 'f32.jsonl']));
+    const q = ok(
+      await ddpm(['eval', 'fid', ...args, '--ref', REF, '--precision', 'int8', '--log', 'q8.jsonl']),
+    );
+    assert.match(q.stderr, /int8: \d+ convolutions calibrated/);
+    const imagesOf = (r: Record<string, unknown>) =>
+      (r.protocol as { images: Record<string, unknown> }).images;
+    const a = logLines(join(TMP, 'f32.jsonl'))[0]!;
+    const b = logLines(join(TMP, 'q8.jsonl'))[0]!;
+    assert.equal(imagesOf(a).precision, undefined);
+    assert.equal(imagesOf(b).precision, 'int8');
+    assert.ok((imagesOf(b).int8Convs as number) > 10, JSON.stringify(imagesOf(b)));
+    // The same images to the float run's seeds, through another network: close, not equal.
+    const fa = result(a, 'FID') as number;
+    const fb = result(b, 'FID') as number;
+    assert.ok(fa !== fb && Number.isFinite(fb), `FID float32 ${fa}, int8 ${fb}`);
+    assert.match(f.stdout, /12 images against/);
+  });
+
   it('merge refuses an incomplete or mixed set of shards', async () => {
     const one = await ddpm(['eval', 'merge', 'p1.npz', '--threads', '1']);
     assert.equal(one.code, 2);

@@ -469,7 +469,8 @@ async function openImages(o: Parsed): Promise<Images> {
       eta: choice.eta,
       seed: choice.seed,
       batch,
-      ...(o.precision === 'int8' ? { precision: 'int8' } : {}),
+      // int8: how many convolutions were quantized (the first and last stay float32; calibrate.ts).
+      ...(picked.int8Convs !== undefined ? { precision: 'int8', int8Convs: picked.int8Convs } : {}),
     },
     domain: model.spec.data,
     defaultRef: defaultRef(model.spec.data),

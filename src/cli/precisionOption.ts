@@ -52,7 +52,7 @@ export async function commandDenoiser(
   o: Parsed,
   model: { readonly cfg: UNetConfig; readonly params: ParamStore; readonly diffusion: GaussianDiffusion },
   job: Parameters<typeof denoiserForJob>[4],
-): Promise<DenoiserChoice> {
+): Promise<DenoiserChoice & { readonly int8Convs?: number }> {
   const say = (line: string) => console.error(`ddpm ${cmd}: ${line}`);
   const engine = await openEpOption(o.ep);
   const session = await precisionOptions(
@@ -66,5 +66,5 @@ export async function commandDenoiser(
   );
   const choice = await denoiserForJob(engine, model.cfg, model.params, session, job, say);
   if (choice.measured) say(`network ${choice.how}`);
-  return choice;
+  return session.calibration ? { ...choice, int8Convs: session.calibration.size } : choice;
 }
