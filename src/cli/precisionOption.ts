@@ -1,5 +1,6 @@
-// --precision for the commands that sample: float32 (the default) or int8 convolutions, calibrated on the
-// model's own sampling inputs first (src/sample/calibrate.ts, the quantize-int8 graph pass).
+// The denoiser of the commands that sample (sample, eval): --precision, float32 (the default) or int8
+// convolutions calibrated on the model's own sampling inputs first (src/sample/calibrate.ts, the
+// quantize-int8 graph pass), then --ep, --threads and the batch (src/sample/autoBatch.ts): commandDenoiser.
 
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import type { Engine } from '../engine/engine.js';
