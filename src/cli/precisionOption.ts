@@ -21,7 +21,7 @@ export const PRECISION_OPTION: OptDef = {
 };
 
 /** The denoiser options of a precision: float32 as is, int8 with its calibration (a few seconds). */
-export async function precisionOptions(
+async function precisionOptions(
   precision: Precision,
   engine: Engine,
   cfg: UNetConfig,

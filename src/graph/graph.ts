@@ -3,8 +3,19 @@
 // nodes to the same graph, and `toOnnx` (onnx.ts) serialises any set of outputs. Every op checks
 // its operand shapes when it is built and throws an error naming the op and the shapes.
 
-/** int8 / uint8: quantized constants (QuantizeLinear / DequantizeLinear graphs; passes/quantize.ts). */
+/** int8, uint8, int32: quantized constants (QuantizeLinear / DequantizeLinear graphs; passes/quantizeInt8.ts). */
 export type DType = 'float32' | 'int64' | 'int8' | 'uint8' | 'int32';
+
+export type ConstData = Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
+
+/** The element type of a constant's values. */
+function dtypeOf(data: ConstData): DType {
+  if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int32Array) return 'int32';
+  return 'float32';
+}
 
 /** The custom-op domain of this project's fused kernels (native/ortnative.cc registers it). */
 export const FUSED_DOMAIN = 'ai.ddpm';
@@ -81,7 +92,7 @@ export type Leaf =
   | {
       readonly kind: 'const';
       readonly value: Value;
-      readonly data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
+      readonly data: ConstData;
       /** Serialised as an initializer that is also a graph input (see Graph.opaqueConstant). */
       readonly opaque?: boolean;
     };
@@ -191,23 +202,11 @@ export class Graph {
     return v;
   }
 
-  constant(
-    data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array,
-    shape: readonly number[],
-  ): Value {
+  constant(data: ConstData, shape: readonly number[]): Value {
     if (data.length !== numel(shape)) {
       throw new GraphError('constant', `${data.length} values for shape ${shapeStr(shape)}`);
     }
-    const dtype: DType =
-      data instanceof BigInt64Array
-        ? 'int64'
-        : data instanceof Int8Array
-          ? 'int8'
-          : data instanceof Uint8Array
-            ? 'uint8'
-            : data instanceof Int32Array
-              ? 'int32'
-              : 'float32';
+    const dtype = dtypeOf(data);
     const small = data.length <= 16;
     const key = small
       ? `${dtype}|${shape.join(',')}|${Array.from(data as ArrayLike<number | bigint>).join(',')}`

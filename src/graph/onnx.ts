@@ -3,7 +3,7 @@
 // Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
-import { type Attr, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
+import { type Attr, type ConstData, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
 import { Msg, ProtobufError, readFields } from './protobuf.js';
 
 export const OPSET = 17;
@@ -34,11 +34,7 @@ function valueInfo(name: string, v: Value, batch = false): Msg {
   return new Msg().string(1, name).msg(2, new Msg().msg(1, tensorType));
 }
 
-function tensorProto(
-  name: string,
-  v: Value,
-  data: Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array,
-): Msg {
+function tensorProto(name: string, v: Value, data: ConstData): Msg {
   const m = new Msg();
   for (const d of v.shape) m.int(1, d);
   m.int(2, ELEM[v.dtype]);

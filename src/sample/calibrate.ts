@@ -12,6 +12,7 @@ import type { Engine, SessionOptions } from '../engine/engine.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { toOnnx } from '../graph/onnx.js';
 import { type ConvRanges, runPasses } from '../graph/passes/index.js';
+import { convWeightParam } from '../graph/passes/quantizeInt8.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { Rng } from '../util/rng.js';
 
@@ -43,9 +44,8 @@ export async function calibrateConvs(
   runPasses(g, [u.out], 'forward', { constantWeights: true });
   const probes: { name: string; x: Value; y: Value }[] = [];
   for (const node of g.liveNodes([u.out])) {
-    const w = node.inputs[1];
-    if (node.op !== 'Conv' || node.domain || !w || g.leafOf(w)?.kind !== 'param') continue;
-    probes.push({ name: w.name, x: node.inputs[0]!, y: node.outputs[0]! });
+    const w = convWeightParam(g, node);
+    if (w) probes.push({ name: w.name, x: node.inputs[0]!, y: node.outputs[0]! });
   }
   if ((opts.keepEndsFloat ?? true) && probes.length > 2) {
     probes.pop(); // conv_out

@@ -71,43 +71,30 @@ const REORDERS = ['Reshape', 'Transpose', 'Pad'];
 const isReorder = (n: Node | undefined): boolean => !!n && !n.domain && REORDERS.includes(n.op);
 
 /**
- * The values of v when v is a constant or a chain of reorders of one, computed in TypeScript (memo: the
- * values already computed in this run); undefined when v depends on something else.
+ * The values of v when v is a constant or a chain of reorders of one, computed in TypeScript; undefined when
+ * v depends on something else. A chain's inner values are garbage as soon as the next link is computed.
  */
-function valuesOf(
-  ctx: PassContext,
-  v: Value,
-  memo: Map<number, Float32Array | null>,
-): Float32Array | undefined {
-  const known = memo.get(v.id);
-  if (known !== undefined) return known ?? undefined;
-  let out: Float32Array | undefined = constantOf(ctx, v);
+function valuesOf(ctx: PassContext, v: Value): Float32Array | undefined {
+  const known = constantOf(ctx, v);
   const n = v.producer;
-  if (!out && n && isReorder(n) && v.dtype === 'float32') {
-    const x = n.inputs[0]!;
-    const data = valuesOf(ctx, x, memo);
-    if (data) {
-      switch (n.op) {
-        case 'Reshape':
-          out = data; // the same values in the same order
-          break;
-        case 'Transpose':
-          out = transposeData(data, x.shape, n.attrs.perm as readonly number[]);
-          break;
-        case 'Pad': {
-          const leaf = ctx.graph.leafOf(n.inputs[1]!);
-          const pads =
-            leaf?.kind === 'const' && leaf.data instanceof BigInt64Array
-              ? Array.from(leaf.data, Number)
-              : null;
-          if (n.inputs.length === 2 && pads && pads.every((p) => p >= 0)) out = padData(data, x.shape, pads);
-          break;
-        }
-      }
+  if (known || !n || !isReorder(n) || v.dtype !== 'float32') return known;
+  const x = n.inputs[0]!;
+  const data = valuesOf(ctx, x);
+  if (!data) return undefined;
+  switch (n.op) {
+    case 'Reshape':
+      return data; // the same values in the same order
+    case 'Transpose':
+      return transposeData(data, x.shape, n.attrs.perm as readonly number[]);
+    case 'Pad': {
+      const leaf = ctx.graph.leafOf(n.inputs[1]!);
+      if (n.inputs.length !== 2 || leaf?.kind !== 'const' || !(leaf.data instanceof BigInt64Array))
+        return undefined;
+      const pads = Array.from(leaf.data, Number);
+      return pads.every((p) => p >= 0) ? padData(data, x.shape, pads) : undefined;
     }
   }
-  memo.set(v.id, out ?? null);
-  return out;
+  return undefined;
 }
 
 export const foldConstantReorders: GraphPass = {
@@ -121,11 +108,10 @@ export const foldConstantReorders: GraphPass = {
     const nodes = liveNodes(ctx);
     const readByOther = new Set<number>(ctx.roots.map((r) => r.id));
     for (const n of nodes) if (!isReorder(n)) for (const v of n.inputs) readByOther.add(v.id);
-    const memo = new Map<number, Float32Array | null>();
     let count = 0;
     for (const n of nodes) {
       if (!isReorder(n) || !readByOther.has(n.outputs[0]!.id)) continue;
-      const data = valuesOf(ctx, n.outputs[0]!, memo);
+      const data = valuesOf(ctx, n.outputs[0]!);
       if (!data) continue;
       ctx.graph.foldToConstant(n, data);
       count++;

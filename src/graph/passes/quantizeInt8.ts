@@ -7,7 +7,7 @@
 // a named parameter with a calibrated range are quantized (src/sample/calibrate.ts measures the ranges on
 // the model's own sampling inputs). Approximate by design: "Fast and lean" issue, item 4.
 
-import type { Node, Value } from '../graph.js';
+import type { Graph, Node, Value } from '../graph.js';
 import { type ConvRanges, type GraphPass, liveNodes, type PassContext } from './util.js';
 
 /** uint8 scale and zero point of [lo, hi] (widened to contain 0, as ONNX's zero point must be exact). */
@@ -34,20 +34,26 @@ export function int8PerChannel(w: Float32Array, o: number): { q: Int8Array; scal
   return { q, scale };
 }
 
+/** The weight parameter of a plain Conv (its name keys the ranges), or undefined: the convs this pass can take. */
+export function convWeightParam(g: Graph, n: Node): { name: string; data: Float32Array } | undefined {
+  const w = n.inputs[1];
+  if (n.op !== 'Conv' || n.domain || !w) return undefined;
+  const leaf = g.leafOf(w);
+  return leaf?.kind === 'param' ? { name: w.name, data: leaf.data } : undefined;
+}
+
 function quantize(ctx: PassContext, n: Node, ranges: ConvRanges): boolean {
-  if (n.op !== 'Conv' || n.domain) return false;
   const g = ctx.graph;
+  const weight = convWeightParam(g, n);
+  const r = weight && ranges.get(weight.name);
+  if (!weight || !r) return false;
   const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
-  const wLeaf = g.leafOf(w);
-  if (wLeaf?.kind !== 'param') return false;
-  const r = ranges.get(w.name);
-  if (!r) return false;
   const o = w.shape[0]!;
   const bias = b ? g.leafOf(b) : undefined;
   if (b && bias?.kind !== 'param') return false;
   const qx = uint8Params(r.x[0], r.x[1]);
   const qy = uint8Params(r.y[0], r.y[1]);
-  const qw = int8PerChannel(wLeaf.data, o);
+  const qw = int8PerChannel(weight.data, o);
   const scalar = (v: number) => g.constant(Float32Array.of(v), []);
   g.replaceNode(n, () => {
     const sx = scalar(qx.scale);
@@ -98,8 +104,3 @@ export const quantizeInt8: GraphPass = {
     return count;
   },
 };
-
-/** Whether a Conv is quantized (its weight comes from a DequantizeLinear): the NCHWc lowering skips it. */
-export function isQuantizedConv(n: Node): boolean {
-  return n.op === 'Conv' && !n.domain && n.inputs[1]?.producer?.op === 'DequantizeLinear';
-}
