@@ -1,9 +1,10 @@
-// Paired A/B timing of one row's runs under two ONNX Runtime memory settings, in one process: both runners
+// Paired A/B timing of one row's runs under two ONNX Runtime memory settings or graph-pass selections, in one process: both runners
 // alive, runs alternating A B, B A, ... with 400 ms idle before each, so a loaded machine's slow spells fall on
 // both sides; prints each pair, the medians and the median of the paired ratios B/A, wall and CPU time
 // (user + system, all threads: steadier than wall time beside other jobs). Two warm-up runs each first.
 // Usage: npx tsx bench/trainAb.ts ROW BATCH PAIRS A B
-//   A, B: 'default' or comma-separated settings, e.g. memPattern=off or memArena=off,memPattern=off
+//   A, B: 'default' or settings joined by '+', e.g. memPattern=off or memArena=off+memPattern=off, or
+//   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act)
 // Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
 
 import type { Engine, SessionOptions } from '../src/engine/engine.js';
@@ -12,10 +13,14 @@ import { createOurs, type OursRunner, ROWS } from './rows.js';
 
 type MemSettings = Pick<SessionOptions, 'memArena' | 'memPattern'>;
 
-function settings(arg: string): MemSettings {
-  const out: { memArena?: boolean; memPattern?: boolean } = {};
-  for (const kv of arg.split(',').filter((x) => x !== 'default')) {
-    const [k, v] = kv.split('=');
+function settings(arg: string): MemSettings & { passes?: string } {
+  const out: { memArena?: boolean; memPattern?: boolean; passes?: string } = {};
+  for (const kv of arg.split('+').filter((x) => x !== 'default')) {
+    const [k, v = ''] = kv.split('=');
+    if (k === 'passes') {
+      out.passes = v;
+      continue;
+    }
     if (v !== 'on' && v !== 'off') throw new Error(`trainAb: ${kv}: the value must be on or off`);
     switch (k) {
       case 'memArena':
@@ -25,7 +30,7 @@ function settings(arg: string): MemSettings {
         out.memPattern = v === 'on';
         break;
       default:
-        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern)`);
+        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern, passes)`);
     }
   }
   return out;
@@ -56,8 +61,20 @@ const engine = (m: MemSettings): Engine => ({
   createSession: (model, o = {}) => base.createSession(model, { ...o, ...m }),
 });
 const batch = Number(batchArg);
-const A = await createOurs(engine(settings(aArg)), { ...def, batch }, 2);
-const B = await createOurs(engine(settings(bArg)), { ...def, batch }, 2);
+/** One side's runner; its graph passes are chosen through DDPM_PASSES while it is built. */
+async function side(arg: string): Promise<OursRunner> {
+  const { passes, ...mem } = settings(arg);
+  const saved = process.env.DDPM_PASSES;
+  if (passes !== undefined) process.env.DDPM_PASSES = passes;
+  try {
+    return await createOurs(engine(mem), { ...def!, batch }, 2);
+  } finally {
+    if (saved === undefined) delete process.env.DDPM_PASSES;
+    else process.env.DDPM_PASSES = saved;
+  }
+}
+const A = await side(aArg);
+const B = await side(bArg);
 for (let i = 0; i < 2; i++) {
   await A.warmup();
   await B.warmup();

@@ -11,6 +11,8 @@
 //     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
 //     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
 //     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
+//   GroupNormSiluRecompute(x, gamma, beta, after): the same y again, in a training graph's backward; the
+//     unread `after` orders it (graph pass recompute-norm-act).
 //   GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta: its gradient (NCHW).
 //   Im2col(x [B, 1, H, W]; kernel, strides, pads, flip) -> [B, kh*kw, OH*OW]: conv patches for the
 //     weight gradients.
@@ -373,6 +375,12 @@ static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*),
 static const CustomOpAbi gnOp =
     fusedOp<GnKernel, 3, 1>([](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; }, gnCreate, gnCompute);
 
+// GroupNormSiluRecompute(x, gamma, beta, after): GroupNormSilu computed again in the backward (the graph
+// pass recompute-norm-act); `after` is never read, it only makes ORT run the node once that gradient value
+// exists (and keeps its common-subexpression elimination from merging it with the forward node).
+static const CustomOpAbi gnRecomputeOp = fusedOp<GnKernel, 4, 1>(
+    [](const CustomOpAbi*) -> const char* { return "GroupNormSiluRecompute"; }, gnCreate, gnCompute);
+
 
 // ---- GroupNormSiluGrad kernel (NCHW) ----
 // GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta for y = SiLU(z),
@@ -604,7 +612,7 @@ static napi_value Init(napi_env e, napi_callback_info ci) {
     auto add = ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*));
     if (!ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain"))
       return nullptr;
-    for (const CustomOpAbi* op : {&gnOp, &gnGradOp, &im2colOp})
+    for (const CustomOpAbi* op : {&gnOp, &gnRecomputeOp, &gnGradOp, &im2colOp})
       if (!ok(e, add(domain, op), "CustomOpDomain_Add")) return nullptr;
     apiBase = getBase();
   }

@@ -99,7 +99,7 @@ function makeEngine(): Engine | null {
   const b = l.binding;
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
-    fusedKernels: ['GroupNormSilu', 'Im2col'],
+    fusedKernels: ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col'],
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';
       if (provider !== 'cpu') {

@@ -32,6 +32,7 @@ export function grad(g: Graph, y: Value, wrt: readonly Value[], seed?: Value): V
   for (const n of g.nodes) {
     if (n.inputs.some((v) => dependsOnWanted.has(v.id))) for (const o of n.outputs) dependsOnWanted.add(o.id);
   }
+  const firstNew = g.nodes.length;
   const grads = new Map<number, Value>();
   grads.set(y.id, seed ?? g.constant(new Float32Array(y.shape.reduce((a, b) => a * b, 1)).fill(1), y.shape));
   for (const node of order) {
@@ -60,6 +61,7 @@ export function grad(g: Graph, y: Value, wrt: readonly Value[], seed?: Value): V
       grads.set(x.id, prev ? g.add(prev, dx) : dx);
     });
   }
+  for (const n of g.nodes.slice(firstNew)) g.gradientNodes.add(n);
   return wrt.map(
     (v) => grads.get(v.id) ?? g.constant(new Float32Array(v.shape.reduce((a, b) => a * b, 1)), v.shape),
   );

@@ -21,7 +21,7 @@ function dtypeOf(data: ConstData): DType {
 export const FUSED_DOMAIN = 'ai.ddpm';
 
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
-export type FusedKernel = 'GroupNormSilu' | 'Im2col';
+export type FusedKernel = 'GroupNormSilu' | 'GroupNormSiluRecompute' | 'Im2col';
 
 /**
  * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
@@ -154,6 +154,8 @@ export class Graph {
    * may emit; empty = standard ONNX only. Set before building.
    */
   fused: readonly FusedKernel[] = [];
+  /** The nodes that `grad` (autodiff.ts) recorded: a training graph's backward, for passes that treat it apart. */
+  readonly gradientNodes = new Set<Node>();
   /**
    * Reshapes write their leading dimension as 0 (copy the input's) or -1 (the batch folded in), so a graph
    * built at one batch size runs at any (toOnnx's dynamicBatch; see reshapeTarget). Set before building.
@@ -875,6 +877,14 @@ export class Graph {
     (last.outputs as Value[])[0] = old;
     (old as { producer?: Node }).producer = last;
     this.nodes.splice(at, 1, ...added);
+  }
+
+  /** Make `node` read `to` where it read `from` (same shape and dtype), for passes that reroute a consumer. */
+  replaceInput(node: Node, from: Value, to: Value): void {
+    if (shapeStr(from.shape) !== shapeStr(to.shape) || from.dtype !== to.dtype) {
+      throw new GraphError(node.op, `cannot read ${shapeStr(to.shape)} in place of ${shapeStr(from.shape)}`);
+    }
+    (node as { inputs: readonly Value[] }).inputs = node.inputs.map((v) => (v.id === from.id ? to : v));
   }
 
   /**

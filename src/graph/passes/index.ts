@@ -21,6 +21,7 @@ import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
+import { recomputeNormAct } from './recomputeNormAct.js';
 import { quantizeInt8 } from './quantizeInt8.js';
 import type { ConvRanges, GraphPass, PassContext } from './util.js';
 
@@ -36,6 +37,7 @@ export const PASSES: readonly GraphPass[] = [
   phaseSplitUpsample,
   quantizeInt8,
   fuseGroupNormSilu,
+  recomputeNormAct,
   nchwcConvs,
   blockedLayout,
   foldConstantReorders,

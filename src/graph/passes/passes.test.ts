@@ -162,13 +162,15 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
     for (const training of trainingToo ? [false, true] : [false]) {
       for (const pass of PASSES) {
         if (training && pass.scope !== 'any') continue;
-        const fused = pass.name === 'fuse-groupnorm-silu' || pass.name === 'blocked-layout';
+        const fused = ['fuse-groupnorm-silu', 'recompute-norm-act', 'blocked-layout'].includes(pass.name);
+        // Passes that rewrite what another pass makes: "alone" is with that one, "none" is that one alone.
+        const needs = pass.name === 'recompute-norm-act' ? ['fuse-groupnorm-silu'] : [];
         const nchwcBlock =
           pass.name === 'blocked-layout' ? nativeBlock : pass.name === 'nchwc-convs' ? block : 0;
         const skip =
           fused && !native
             ? 'the native binding is not built'
-            : pass.stage === 'layout' && nchwcBlock < 2
+            : pass.stage === 'layout' && pass.name !== 'recompute-norm-act' && nchwcBlock < 2
               ? 'this runtime has no NCHWc kernels'
               : pass.name === 'blocked-layout' && training
                 ? 'inference only'
@@ -176,8 +178,8 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
         it(`${pass.name} (${training ? 'training graph' : 'inference'}; ${label})`, { skip }, async () => {
           const opts = { training, fused, nchwcBlock };
           // Alone against no pass at all (the model exactly as written).
-          const none = buildModel(cfg, store, [], opts);
-          const alone = buildModel(cfg, store, [pass.name], opts);
+          const none = buildModel(cfg, store, needs, opts);
+          const alone = buildModel(cfg, store, [...needs, pass.name], opts);
           const hits = alone.report[pass.name] ?? 0;
           const expected = expectedHits(pass.name, cfg, training);
           if (expected === 0) {
@@ -225,6 +227,8 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
       return levels - 1;
     case 'fuse-groupnorm-silu':
       return 1;
+    case 'recompute-norm-act': // training graphs only
+      return training ? 1 : 0;
     case 'nchwc-convs': // weights fed at run time only
       return training ? 1 : 0;
     case 'blocked-layout':
