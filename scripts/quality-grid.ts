@@ -3,13 +3,16 @@
 // rows already in the log (same model weights, sampler, steps, N, seed, reference) are skipped, so the
 // script can be stopped (Ctrl-C) and rerun across sessions. `--table` prints the log as the README's
 // markdown table instead. A floor row scores N real images drawn from the reference (`--floor`).
+// Rows of at least 500 network calls per image (Algorithm 2 at 1000 steps: hours on a CPU) run as
+// `--shards K` pieces (`ddpm eval --shard k/K`, each a partial result in parts/ beside the log, kept and
+// skipped on a rerun), then `ddpm eval merge` writes the row: a stop loses at most the shard in progress.
 //
 //   npx tsx scripts/quality-grid.ts --model models/mnist --ref mnist --n 500 --log runs/quality/grid.jsonl
 //   npx tsx scripts/quality-grid.ts --table --log runs/quality/grid.jsonl
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encode } from 'fast-png';
 import { openDataset } from '../src/data/open.js';
@@ -24,6 +27,7 @@ const { values: o } = parseArgs({
     samplers: { type: 'string', default: 'ddpm,ddim,dpm++2m,dpm++3m,euler,heun' },
     steps: { type: 'string', default: '10,15,20,25,50,100' },
     ancestral1000: { type: 'boolean', default: true },
+    shards: { type: 'string', default: '5' },
     metrics: { type: 'string', default: 'fid,kid,pr' },
     threads: { type: 'string', default: '0' },
     floor: { type: 'boolean', default: true },
@@ -147,9 +151,43 @@ if (o.floor && !done.some((r) => r.n === n && r.protocol.images.kind === 'sample
   if ((await run(['eval', o.metrics, '--samples', dir, ...common])) !== 0 || stopping) process.exit(1);
 }
 
+const shards = Number(o.shards);
+if (!(Number.isInteger(shards) && shards >= 1 && shards <= n))
+  throw new Error(`--shards ${o.shards}: expected a whole number from 1 to --n (${n})`);
+
+/** A long row in shards (see the header): each shard's part is kept; the merge appends the row to the log. */
+async function runSharded(sampler: string, steps: number, rowArgs: string[]): Promise<number> {
+  const parts = join(dirname(log), 'parts');
+  mkdirSync(parts, { recursive: true });
+  // One batch per shard and batch, so every shard samples the same images as one run would (a fixed batch:
+  // the merge checks that all parts used the same).
+  const batch = String(Math.ceil(n / shards));
+  const stem = `${basename(o.model)}-${sampler}-${steps}-n${n}-seed${o.seed}`;
+  const names: string[] = [];
+  for (let k = 1; k <= shards; k++) {
+    const part = join(parts, `${stem}-${k}of${shards}.npz`);
+    names.push(part);
+    if (existsSync(part)) continue;
+    const args = [
+      ...rowArgs,
+      '--batch',
+      batch,
+      '--net-batch',
+      batch,
+      '--shard',
+      `${k}/${shards}`,
+      '--out',
+      part,
+    ];
+    const code = await run(args);
+    if (code !== 0 || stopping) return code || 130;
+  }
+  return run(['eval', 'merge', ...names, '--log', log]);
+}
+
 for (const { sampler, steps } of plan) {
   if (have(sampler, steps)) continue;
-  const code = await run([
+  const rowArgs = [
     'eval',
     o.metrics,
     '--model',
@@ -159,7 +197,11 @@ for (const { sampler, steps } of plan) {
     '--steps',
     String(steps),
     ...common,
-  ]);
+  ];
+  const code =
+    shards > 1 && calls(sampler, steps) >= 500
+      ? await runSharded(sampler, steps, rowArgs)
+      : await run(rowArgs);
   if (code !== 0 || stopping) {
     console.log(`\nstopped at ${sampler}-${steps}; rerun the same command to go on (done rows are skipped)`);
     process.exit(code || 130);

@@ -547,7 +547,12 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
       metrics,
     };
     if (shard) {
-      writePartial(o.out as string, gen, { ...protocol, shard: `${shard.k}/${shard.of}` });
+      // imageSeconds: this shard's sampling and feature time; the merge reports the sum over shards per image.
+      writePartial(o.out as string, gen, {
+        ...protocol,
+        shard: `${shard.k}/${shard.of}`,
+        imageSeconds: genSeconds,
+      });
       console.log(
         `wrote ${o.out}: partial results of shard ${shard.k}/${shard.of} (${gen.indices.length} of ${n} images, ${genSeconds.toFixed(1)} s); combine with 'ddpm eval merge'`,
       );
@@ -656,7 +661,8 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   const t0 = performance.now();
   const parts = p.positionals.map(readPartial);
   const meta0 = parts[0]!.meta;
-  const same = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined });
+  const same = (m: Record<string, unknown>) =>
+    JSON.stringify({ ...m, shard: undefined, imageSeconds: undefined });
   for (const [i, part] of parts.entries()) {
     if (same(part.meta) !== same(meta0)) {
       throw new UsageError(
@@ -708,9 +714,13 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
       values,
       gen.indices.length,
       ref,
-      { ...meta0, shard: undefined, mergedFrom: p.positionals },
+      { ...meta0, shard: undefined, imageSeconds: undefined, mergedFrom: p.positionals },
       {
         seconds: (performance.now() - t0) / 1000,
+        // the shards' own times, summed (parts written before they recorded it have none)
+        ...(parts.every((x) => typeof x.meta.imageSeconds === 'number')
+          ? { imageSeconds: parts.reduce((a, x) => a + (x.meta.imageSeconds as number), 0) }
+          : {}),
       },
     );
   } finally {
