@@ -220,6 +220,14 @@ describe('ddpm eval of a model, sharded', () => {
     assert.ok(Number.isFinite(result(s, 'FID') as number) && (result(s, 'FID') as number) > 0);
     assert.match(single.stdout, /12 images against .*test-ref\.npz/);
     assert.match(merged.stdout, /12 images against/);
+    // The time per image: the single run's, and the merge's from the shards' own times summed.
+    for (const [r, what] of [[s, 'single'], [m, 'merged']] as const)
+      assert.ok((r.msPerImage as number) > 0, `${what}: msPerImage ${r.msPerImage}`);
+    assert.deepEqual(
+      (m.protocol as { images: unknown }).images,
+      (s.protocol as { images: unknown }).images,
+      'the merged row names the same images (the grid matches rows by it)',
+    );
   });
 
   it('--precision int8: calibrated, the quantized convolutions counted in the protocol, a different FID', async () => {
