@@ -26,11 +26,12 @@ const { values: o } = parseArgs({
     seed: { type: 'string', default: '0' },
     samplers: { type: 'string', default: 'ddpm,ddim,dpm++2m,dpm++3m,euler,heun' },
     steps: { type: 'string', default: '10,15,20,25,50,100' },
-    ancestral1000: { type: 'boolean', default: true },
+    // 'no' leaves out the Algorithm 2 row (and --floor no the floor row): node 20's parseArgs has no --no-x
+    ancestral1000: { type: 'string', default: 'yes' },
     shards: { type: 'string', default: '5' },
     metrics: { type: 'string', default: 'fid,kid,pr' },
     threads: { type: 'string', default: '0' },
-    floor: { type: 'boolean', default: true },
+    floor: { type: 'string', default: 'yes' },
     log: { type: 'string', default: 'runs/quality/grid.jsonl' },
     table: { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
@@ -111,7 +112,11 @@ const have = (sampler: string, steps: number) =>
 const plan: { sampler: string; steps: number }[] = [];
 for (const steps of o.steps.split(',').map(Number))
   for (const sampler of o.samplers.split(',')) plan.push({ sampler, steps });
-if (o.ancestral1000) plan.push({ sampler: 'ddpm', steps: 1000 });
+const yes = (name: string, v: string) => {
+  if (v !== 'yes' && v !== 'no') throw new Error(`--${name} ${v}: expected yes or no`);
+  return v === 'yes';
+};
+if (yes('ancestral1000', o.ancestral1000)) plan.push({ sampler: 'ddpm', steps: 1000 });
 
 function run(args: string[]): Promise<number> {
   console.log(`\n$ node bin/ddpm.mjs ${args.join(' ')}`);
@@ -129,7 +134,7 @@ process.on('SIGINT', () => {
 
 const common = ['--ref', o.ref, '--n', String(n), '--seed', o.seed, '--threads', o.threads, '--log', log];
 
-if (o.floor && !done.some((r) => r.n === n && r.protocol.images.kind === 'samples')) {
+if (yes('floor', o.floor) && !done.some((r) => r.n === n && r.protocol.images.kind === 'samples')) {
   // n real images drawn from the reference without replacement (seeded), scored as a folder: the floor
   const dir = join('runs', 'quality', `real-${o.ref.replace(/[^a-z0-9-]/gi, '_')}-${n}`);
   if (!existsSync(dir)) {
