@@ -221,7 +221,10 @@ describe('ddpm eval of a model, sharded', () => {
     assert.match(single.stdout, /12 images against .*test-ref\.npz/);
     assert.match(merged.stdout, /12 images against/);
     // The time per image: the single run's, and the merge's from the shards' own times summed.
-    for (const [r, what] of [[s, 'single'], [m, 'merged']] as const)
+    for (const [r, what] of [
+      [s, 'single'],
+      [m, 'merged'],
+    ] as const)
       assert.ok((r.msPerImage as number) > 0, `${what}: msPerImage ${r.msPerImage}`);
     assert.deepEqual(
       (m.protocol as { images: unknown }).images,
