@@ -24,7 +24,12 @@ export const recomputeNormAct: GraphPass = {
     if (!ctx.training || !g.fused.includes('GroupNormSiluRecompute') || g.gradientNodes.size === 0) return 0;
     const nodes = liveNodes(ctx);
     const readers = new Map<number, Node[]>();
-    for (const n of nodes) for (const v of n.inputs) readers.set(v.id, [...(readers.get(v.id) ?? []), n]);
+    for (const n of nodes)
+      for (const v of n.inputs) {
+        const list = readers.get(v.id);
+        if (list) list.push(n);
+        else readers.set(v.id, [n]);
+      }
     const inGradient = (n: Node) => g.gradientNodes.has(n);
     const isInput = (v: Value) => g.leafOf(v)?.kind === 'input';
     let count = 0;
