@@ -55,4 +55,10 @@ export interface Engine {
    */
   readonly standardOnnxOnly?: boolean;
   createSession(model: Uint8Array, opts?: SessionOptions): Promise<EngineSession>;
+  /**
+   * Collect the host's garbage now (Node: a full V8 collection; absent in the browser). Callers that built a
+   * large model call it once the session exists and the model's bytes are dropped: V8 does not see ONNX
+   * Runtime's memory, so the build-time buffers would otherwise stay resident (src/engine/gc.ts).
+   */
+  collectGarbage?(): void;
 }

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '../util/tensor.js';
 import type { Engine, EngineSession, SessionOptions } from './engine.js';
+import { collectGarbage } from './gc.js';
 
 interface Binding {
   init(libPath: string): string;
@@ -100,6 +101,7 @@ function makeEngine(): Engine | null {
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
     fusedKernels: ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col'],
+    collectGarbage,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';
       if (provider !== 'cpu') {

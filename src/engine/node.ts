@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Engine } from './engine.js';
+import { collectGarbage } from './gc.js';
 import { nativeEngine } from './native.js';
 import { ortEngine } from './ort.js';
 
@@ -20,6 +21,7 @@ export function onnxruntimeNodeEngine(): Engine {
     const base = ortEngine(ort, 'onnxruntime-node', 'cpu');
     cachedOrt = {
       name: base.name,
+      collectGarbage,
       async createSession(model, opts = {}) {
         const s = await base.createSession(model, {
           ...opts,

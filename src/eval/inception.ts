@@ -447,8 +447,10 @@ export async function inceptionFeatureNet(
     if (current?.key === key) return current;
     await current?.session.release();
     current = null;
-    const model = buildInceptionModel(w.params, [batch, ...shape]);
-    const session = await engine.createSession(model, { threads: opts.threads ?? 0 });
+    const session = await engine.createSession(buildInceptionModel(w.params, [batch, ...shape]), {
+      threads: opts.threads ?? 0,
+    });
+    engine.collectGarbage?.(); // the model's bytes (95 MB of weights in them): see src/engine/gc.ts
     current = { key, session, xbuf: new Float32Array(batch * sizeOf(shape)) };
     return current;
   };
