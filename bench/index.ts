@@ -5,6 +5,7 @@
 // See bench/README.md for what each row measures and the conventions.
 
 import { loadavg } from 'node:os';
+import { MEM_ARENAS, type MemArena } from '../src/engine/engine.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
 import { MEMORY_ROWS, type Measured, type MemorySettings, measureOurs, measureTorch } from './memory.js';
@@ -53,7 +54,7 @@ const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memor
   --settle MS     idle time before each timed run (default 500): the side that just ran leaves its worker
                   threads spinning (ONNX Runtime's pool, OpenBLAS/OpenMP), which slowed the other side by
                   6-16% when the runs were back to back
-  --mem-arena on|off, --mem-pattern on|off
+  --mem-arena shared|session|off, --mem-pattern on|off
                   memory suite: ONNX Runtime's CPU memory arena and memory pattern on our side (default:
                   the engine's setting)`;
 
@@ -89,6 +90,10 @@ function parseArgs(argv: string[]): Options {
         return fail(`${flag} needs on or off, got ${JSON.stringify(v)}\n${USAGE}`);
     }
   };
+  const arenaOf = (flag: string, v: string | undefined): MemArena =>
+    MEM_ARENAS.includes(v as MemArena)
+      ? (v as MemArena)
+      : fail(`${flag} needs ${MEM_ARENAS.join(', ')}, got ${JSON.stringify(v)}\n${USAGE}`);
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1)
@@ -149,7 +154,7 @@ function parseArgs(argv: string[]): Options {
         o.torch = false;
         break;
       case '--mem-arena':
-        o.mem = { ...o.mem, memArena: onOff(flag, value()) };
+        o.mem = { ...o.mem, memArena: arenaOf(flag, value()) };
         break;
       case '--mem-pattern':
         o.mem = { ...o.mem, memPattern: onOff(flag, value()) };
@@ -518,8 +523,8 @@ function round(x: number, digits: number): number {
 }
 
 /** A memory setting as the table states it; undefined: the session's own (training sessions: pattern off). */
-const onOffLabel = (v: boolean | undefined) =>
-  v === undefined ? "each session's default" : v ? 'on' : 'off';
+const onOffLabel = (v: boolean | string | undefined) =>
+  v === undefined ? "each session's default" : typeof v === 'string' ? v : v ? 'on' : 'off';
 
 /** Peak resident memory, ours and PyTorch's, each measurement in a process of its own (bench/memory.ts). */
 async function memorySuite(o: Options, m: MachineReport): Promise<void> {

@@ -6,6 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { MemArena } from '../src/engine/engine.js';
 import { REPO_ROOT } from './torchServer.js';
 
 export interface MemoryRow {
@@ -39,7 +40,7 @@ export interface Measured {
 
 /** Our side's ONNX Runtime memory settings (SessionOptions.memArena / memPattern; undefined: the default). */
 export interface MemorySettings {
-  readonly memArena?: boolean;
+  readonly memArena?: MemArena;
   readonly memPattern?: boolean;
 }
 
@@ -87,7 +88,7 @@ export function measureOurs(
       String(runs),
       String(threads),
       ...(r.microbatch !== undefined ? ['--microbatch', String(r.microbatch)] : []),
-      ...(mem.memArena !== undefined ? ['--mem-arena', onOff(mem.memArena)] : []),
+      ...(mem.memArena !== undefined ? ['--mem-arena', mem.memArena] : []),
       ...(mem.memPattern !== undefined ? ['--mem-pattern', onOff(mem.memPattern)] : []),
     ],
     process.env,

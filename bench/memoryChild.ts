@@ -2,13 +2,13 @@
 // session at the given batch, run it `runs` times (the first two are ONNX Runtime's warm-up), and print one
 // JSON line with the process's peak resident memory (getrusage's maxrss), the set-up time and each run's wall
 // and CPU time (user + system, all threads).
-// Usage: tsx bench/memoryChild.ts ROW BATCH RUNS THREADS [--microbatch N] [--mem-arena on|off]
+// Usage: tsx bench/memoryChild.ts ROW BATCH RUNS THREADS [--microbatch N] [--mem-arena shared|session|off]
 //        [--mem-pattern on|off]
 // --microbatch: train rows in chunks of at most N images (gradient accumulation, createTrainSession);
 // --mem-arena / --mem-pattern: ONNX Runtime's CPU memory arena and memory pattern (SessionOptions; both on
 // by default), for every session the row creates.
 
-import type { Engine } from '../src/engine/engine.js';
+import { type Engine, MEM_ARENAS, type MemArena } from '../src/engine/engine.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { createOurs, ROWS } from './rows.js';
 
@@ -16,7 +16,7 @@ const [name, batchArg, runsArg, threadsArg, ...rest] = process.argv.slice(2);
 const def = ROWS.find((r) => r.name === name);
 if (!def) throw new Error(`memoryChild: unknown row ${name}`);
 let microbatch: number | undefined;
-let memArena: boolean | undefined;
+let memArena: MemArena | undefined;
 let memPattern: boolean | undefined;
 const onOff = (flag: string, v: string | undefined): boolean => {
   switch (v) {
@@ -35,7 +35,9 @@ for (let i = 0; i < rest.length; i += 2) {
       microbatch = Number(v);
       break;
     case '--mem-arena':
-      memArena = onOff('--mem-arena', v);
+      if (!MEM_ARENAS.includes(v as MemArena))
+        throw new Error(`memoryChild: --mem-arena needs ${MEM_ARENAS.join(', ')}, got ${JSON.stringify(v)}`);
+      memArena = v as MemArena;
       break;
     case '--mem-pattern':
       memPattern = onOff('--mem-pattern', v);

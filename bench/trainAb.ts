@@ -3,29 +3,33 @@
 // both sides; prints each pair, the medians and the median of the paired ratios B/A, wall and CPU time
 // (user + system, all threads: steadier than wall time beside other jobs). Two warm-up runs each first.
 // Usage: npx tsx bench/trainAb.ts ROW BATCH PAIRS A B
-//   A, B: 'default' or settings joined by '+', e.g. memPattern=off or memArena=off+memPattern=off, or
+//   A, B: 'default' or settings joined by '+', e.g. memPattern=off or memArena=session+memPattern=off
+//   (memArena: shared, session or off), or
 //   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act)
 // Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
 
-import type { Engine, SessionOptions } from '../src/engine/engine.js';
+import { type Engine, MEM_ARENAS, type MemArena, type SessionOptions } from '../src/engine/engine.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { createOurs, type OursRunner, ROWS } from './rows.js';
 
 type MemSettings = Pick<SessionOptions, 'memArena' | 'memPattern'>;
 
 function settings(arg: string): MemSettings & { passes?: string } {
-  const out: { memArena?: boolean; memPattern?: boolean; passes?: string } = {};
+  const out: { memArena?: MemArena; memPattern?: boolean; passes?: string } = {};
   for (const kv of arg.split('+').filter((x) => x !== 'default')) {
     const [k, v = ''] = kv.split('=');
     if (k === 'passes') {
       out.passes = v;
       continue;
     }
+    if (k === 'memArena') {
+      if (!MEM_ARENAS.includes(v as MemArena))
+        throw new Error(`trainAb: ${kv}: the value must be one of ${MEM_ARENAS.join(', ')}`);
+      out.memArena = v as MemArena;
+      continue;
+    }
     if (v !== 'on' && v !== 'off') throw new Error(`trainAb: ${kv}: the value must be on or off`);
     switch (k) {
-      case 'memArena':
-        out.memArena = v === 'on';
-        break;
       case 'memPattern':
         out.memPattern = v === 'on';
         break;

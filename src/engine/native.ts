@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '../util/tensor.js';
-import type { Engine, EngineSession, SessionOptions } from './engine.js';
+import type { Engine, EngineSession, MemArena, SessionOptions } from './engine.js';
 import { collectGarbage } from './gc.js';
 
 interface Binding {
@@ -19,7 +19,7 @@ interface Binding {
     threads: number,
     level: number,
     profilePrefix: string | null,
-    memArena?: boolean,
+    memArena: MemArena,
     memPattern?: boolean,
   ): { handle: unknown; inputs: string[]; outputs: string[] };
   run(
@@ -112,7 +112,7 @@ function makeEngine(): Engine | null {
         opts.threads || availableParallelism(),
         level(opts.optimization ?? 'all'),
         opts.profilePrefix ?? null,
-        opts.memArena,
+        opts.memArena ?? 'session',
         opts.memPattern,
       );
       const inputSet = new Set(s.inputs);

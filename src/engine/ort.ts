@@ -3,7 +3,7 @@
 
 import type * as OrtCommon from 'onnxruntime-common';
 import type { Tensor } from '../util/tensor.js';
-import type { Engine, EngineSession, ExecutionProvider, SessionOptions } from './engine.js';
+import type { Engine, EngineSession, ExecutionProvider, MemArena, SessionOptions } from './engine.js';
 
 type OrtModule = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 
@@ -18,6 +18,17 @@ function providers(p: ExecutionProvider, strict: boolean): string[] {
       return ['wasm'];
     case 'webgpu':
       return ['webgpu', 'wasm'];
+  }
+}
+
+/** The JavaScript API has only the session's own arena: 'shared' falls back to it. */
+function arenaOn(a: MemArena): boolean {
+  switch (a) {
+    case 'shared':
+    case 'session':
+      return true;
+    case 'off':
+      return false;
   }
 }
 
@@ -48,7 +59,7 @@ export function ortEngine(ort: OrtModule, name: string, defaultProvider: Executi
         // Graph.opaqueConstant, is not folded), which no user can act on.
         logSeverityLevel: 3,
         ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
-        ...(opts.memArena !== undefined ? { enableCpuMemArena: opts.memArena } : {}),
+        ...(opts.memArena !== undefined ? { enableCpuMemArena: arenaOn(opts.memArena) } : {}),
         ...(opts.memPattern !== undefined ? { enableMemPattern: opts.memPattern } : {}),
       });
       // A feed the model does not take is left out: the training graph is fed every parameter, and a few

@@ -10,7 +10,7 @@
 
 import type { DecoderTerms, LearnedVarianceTerms, TrainingTerms } from '../diffusion/trainingTerms.js';
 import { type LossType, learnsVariance, type ModelVarType, unreachable } from '../diffusion/types.js';
-import type { Engine, EngineSession, FusedKernel } from '../engine/engine.js';
+import type { Engine, EngineSession, FusedKernel, MemArena } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
@@ -382,6 +382,12 @@ export interface TrainSessionOptions {
    * would draw for it. Undefined: the whole batch in one run.
    */
   readonly microbatch?: number;
+  /**
+   * ONNX Runtime's CPU arena for the session (SessionOptions.memArena; default 'session'). 'shared' lowers the
+   * peak of large batches (L batch 64: 4519 against 5037 MB) and raises it for small ones (S batch 64: 1159
+   * against 1072 MB): bench/README.md, "Memory".
+   */
+  readonly memArena?: MemArena;
 }
 
 export async function createTrainSession(
@@ -417,7 +423,11 @@ export async function createTrainSession(
   // beside the arena's chunks from the first run (kept by the arena), about twice the activations' memory.
   // Off, peak resident memory of a training process fell 44% (S, batch 64: 2045 to 1147 MB) and 35% (L, batch
   // 16: 2722 to 1765 MB) at the same step time within measurement (bench/README.md, "Memory").
-  const session: EngineSession = await engine.createSession(built.model, { threads, memPattern: false });
+  const session: EngineSession = await engine.createSession(built.model, {
+    threads,
+    memPattern: false,
+    ...(opts.memArena ? { memArena: opts.memArena } : {}),
+  });
   const batchFeeds = (b: TrainBatch): Record<string, Tensor> => ({
     xt: b.xt,
     t: { data: b.t, shape: [batch] },

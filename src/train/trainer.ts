@@ -17,7 +17,7 @@ import { BatchLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { ancestralSample, DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import type { Denoiser, LossType } from '../diffusion/types.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, MemArena } from '../engine/engine.js';
 import type { ModelSpec } from '../model/spec.js';
 import { diffusionFromSpec } from '../model/spec.js';
 import { saveModel } from '../model/weights.js';
@@ -64,6 +64,11 @@ export interface TrainOptions {
    * Not part of the run's identity: a run may resume with another value (like threads).
    */
   readonly microbatch?: number;
+  /**
+   * ONNX Runtime's CPU arena of the training session (TrainSessionOptions.memArena; default 'session'). Not
+   * part of the run's identity, like threads.
+   */
+  readonly memArena?: MemArena;
   /** 'mse': L_simple (eq. 14, the paper's choice); 'kl': the bound's term L_{t-1} in bits/dim. */
   readonly loss: LossType;
   /**
@@ -265,7 +270,10 @@ export async function train(engine: Engine, o: TrainOptions, hooks: TrainHooks =
     o.threads,
     o.loss,
     o.spec.diffusion.modelVarType,
-    o.microbatch !== undefined ? { microbatch: o.microbatch } : {},
+    {
+      ...(o.microbatch !== undefined ? { microbatch: o.microbatch } : {}),
+      ...(o.memArena !== undefined ? { memArena: o.memArena } : {}),
+    },
   );
   if (session.microbatch.chunks > 1) {
     const { chunks, size } = session.microbatch;
