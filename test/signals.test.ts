@@ -60,6 +60,26 @@ function ckptStep(run: string): number {
   return (loadCheckpoint(join(run, 'checkpoint.safetensors')).meta.state as { step: number }).step;
 }
 
+/** Which parts of two runs' checkpoints differ: the metadata, or tensors with their largest difference. */
+function checkpointDiff(a: string, b: string): string {
+  const ca = loadCheckpoint(join(a, 'checkpoint.safetensors'));
+  const cb = loadCheckpoint(join(b, 'checkpoint.safetensors'));
+  const out: string[] = [];
+  if (JSON.stringify(ca.meta) !== JSON.stringify(cb.meta))
+    out.push(`meta ${JSON.stringify(ca.meta)} vs ${JSON.stringify(cb.meta)}`);
+  for (const part of ['params', 'ema', 'adamM', 'adamV'] as const) {
+    for (const [k, va] of ca[part]) {
+      const vb = cb[part].get(k);
+      let max = vb ? 0 : Infinity;
+      if (vb) for (let i = 0; i < va.length; i++) max = Math.max(max, Math.abs(va[i]! - vb[i]!));
+      if (max > 0) out.push(`${part}.${k} max |diff| ${max}`);
+    }
+  }
+  return out.length
+    ? out.slice(0, 8).join('; ') + (out.length > 8 ? ` (+${out.length - 8} more)` : '')
+    : 'bytes only';
+}
+
 function tempFiles(dir: string): string[] {
   return existsSync(dir)
     ? readdirSync(dir, { recursive: true })
@@ -78,6 +98,7 @@ describe('signals', () => {
     assert.equal(a.code, 0, `uninterrupted run failed:\n${a.stderr}`);
 
     const resumeLines: string[] = [];
+    const stops: number[] = [];
     for (const [sig, status, atLeast] of [
       ['SIGINT', 130, 3],
       ['SIGTERM', 143, 5],
@@ -86,6 +107,7 @@ describe('signals', () => {
       assert.equal(r.code, status, `exit status after ${sig}:\n${r.stderr}`);
       assert.equal(r.signal, null, 'the process exits by itself, not by the signal');
       const logged = loggedSteps(B).at(-1)!;
+      stops.push(logged);
       const ck = join(B, 'checkpoint.safetensors');
       // The checkpoint holds the last finished step: no step is lost.
       assert.equal(ckptStep(B), logged, `checkpoint step vs the last logged step:\n${r.stderr}`);
@@ -108,14 +130,21 @@ describe('signals', () => {
     assert.equal(c.code, 0, `resumed run failed:\n${c.stderr}`);
     assert.match(c.stderr, /resumed .* at step \d+/);
 
+    // The logs first: a difference there names the first step that differs, relative to the stops.
+    const la = readLog(join(A, 'log.jsonl'));
+    const lb = readLog(join(B, 'log.jsonl'));
+    const first = la.findIndex((r, i) => lb[i]?.step !== r.step || lb[i]?.loss !== r.loss);
+    assert.equal(
+      first,
+      -1,
+      `log: step ${la[first]?.step} differs (loss ${la[first]?.loss} uninterrupted, ${lb[first]?.loss} resumed; stops after steps ${stops.join(', ')})`,
+    );
     for (const f of ['checkpoint.safetensors', join('model', 'model.safetensors')]) {
       assert.ok(
         readFileSync(join(A, f)).equals(readFileSync(join(B, f))),
-        `${f}: the interrupted and resumed run differs from the uninterrupted one`,
+        `${f}: the interrupted and resumed run differs from the uninterrupted one (stops after steps ${stops.join(', ')}): ${checkpointDiff(A, B)}`,
       );
     }
-    const la = readLog(join(A, 'log.jsonl'));
-    const lb = readLog(join(B, 'log.jsonl'));
     assert.deepEqual(
       lb.map((r) => [r.step, r.loss]),
       la.map((r) => [r.step, r.loss]),
