@@ -10,8 +10,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
-import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
-import { SAMPLER_NAMES, type SamplerName, samplerEntry, samplerHelp } from '../diffusion/samplers.js';
+import { samplerEntry } from '../diffusion/samplers.js';
 import {
   ALL_METRICS,
   computeMetrics,
@@ -27,7 +26,7 @@ import {
 import { classifierFeatureNet } from '../eval/classifier.js';
 import { type FeatureNet, metricLabel } from '../eval/featureNet.js';
 import { paramsHash, sha256Hex8 } from '../eval/hash.js';
-import { datasetImages, type ImageSource, modelImages, samplerName } from '../eval/imageSource.js';
+import { datasetImages, type ImageSource, modelImages } from '../eval/imageSource.js';
 import { inceptionFeatureNet } from '../eval/inception.js';
 import { FeatureStats } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
@@ -38,6 +37,14 @@ import { didYouMean } from './suggest.js';
 import { EP_OPTION, openEpOption } from './epOption.js';
 import { commandDenoiser, PRECISION_OPTION } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
+import {
+  resolveSampling,
+  SAMPLER_OPTION,
+  samplingDiffusion,
+  samplingLabel,
+  STEPS_OPTION,
+  VAR_TYPE_OPTION,
+} from './samplingOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
@@ -87,13 +94,9 @@ export const EVAL_OPTIONS: OptTable = {
   model: MODEL_OPTION,
   weights: WEIGHTS_OPTION,
   samples: { kind: 'string', help: 'score a folder of PNG / JPEG images instead of a model' },
-  sampler: {
-    kind: 'string',
-    help: samplerHelp(),
-    default: 'ddpm',
-    choices: [...SAMPLER_NAMES],
-  },
-  steps: { kind: 'int', help: 'sampling steps', default: DEFAULT_RESPACED_STEPS, min: 1 },
+  sampler: SAMPLER_OPTION,
+  steps: STEPS_OPTION,
+  'var-type': VAR_TYPE_OPTION,
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
   n: { kind: 'int', help: 'images to generate (a folder: at most this many)', default: 10000, min: 1 },
   seed: { kind: 'int', help: 'seed: image i is drawn from noise stream (seed, i)', default: 0 },
@@ -430,9 +433,12 @@ async function openImages(o: Parsed): Promise<Images> {
   const model = openModelOption('eval', o.model, o.weights);
   const cfg = model.spec.unet;
   const batch = o.batch as number;
+  const sampling = resolveSampling('eval', o, model.spec);
+  if (sampling.note) console.error(sampling.note);
+  const diffusion = samplingDiffusion(model, sampling);
   const choice = {
-    sampler: o.sampler as SamplerName,
-    steps: Math.min(o.steps as number, model.diffusion.numTimesteps),
+    sampler: sampling.sampler,
+    steps: sampling.steps,
     eta: o.eta as number,
     seed: o.seed as number,
   };
@@ -441,19 +447,19 @@ async function openImages(o: Parsed): Promise<Images> {
   const picked = await commandDenoiser(
     'eval',
     o,
-    { cfg, params: model.params, diffusion: model.diffusion },
+    { cfg, params: model.params, diffusion },
     {
       images: o.n as number,
-      callsPerImage: samplerEntry(choice.sampler).calls(model.diffusion, choice.steps),
+      callsPerImage: samplerEntry(choice.sampler).calls(diffusion, choice.steps),
       batch: o['net-batch'] as number | 'auto',
       limit: batch,
     },
   );
   const den = picked.denoiser;
-  const sampler = samplerName(choice, model.diffusion.numTimesteps);
+  const sampler = samplingLabel(sampling, choice.eta, diffusion.numTimesteps);
   return {
     source: modelImages(
-      model.diffusion,
+      diffusion,
       den.denoise,
       [cfg.inChannels, cfg.resolution, cfg.resolution],
       o.n as number,
@@ -467,6 +473,7 @@ async function openImages(o: Parsed): Promise<Images> {
       sampler,
       steps: choice.steps,
       eta: choice.eta,
+      ...(sampling.varOverride ? { varType: sampling.varType } : {}),
       seed: choice.seed,
       batch,
       // int8: how many convolutions were quantized (the first and last stay float32; calibrate.ts).

@@ -2,16 +2,9 @@
 // Algorithm 2 (all T steps or respaced), DDIM, DPM-Solver++, Euler or Heun (diffusion/samplers.ts);
 // optional animated reverse chain and progressive grid.
 
-import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import { progressiveSample } from '../diffusion/progressive.js';
 import { ancestralChain } from '../diffusion/timesteps.js';
-import {
-  runSampler,
-  SAMPLER_NAMES,
-  type SamplerName,
-  samplerEntry,
-  samplerHelp,
-} from '../diffusion/samplers.js';
+import { runSampler, samplerEntry } from '../diffusion/samplers.js';
 import type { StepInfo } from '../diffusion/types.js';
 import { reverseChainGif } from '../util/gif.js';
 import { encodePng, makeGrid } from '../util/image.js';
@@ -24,6 +17,14 @@ import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js'
 import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
+import {
+  describeSampling,
+  resolveSampling,
+  SAMPLER_OPTION,
+  samplingDiffusion,
+  STEPS_OPTION,
+  VAR_TYPE_OPTION,
+} from './samplingOption.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const SAMPLE_OPTIONS: OptTable = {
@@ -31,18 +32,9 @@ export const SAMPLE_OPTIONS: OptTable = {
   weights: WEIGHTS_OPTION,
   out: { kind: 'string', help: 'output PNG grid', default: 'samples.png' },
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
-  sampler: {
-    kind: 'string',
-    help: samplerHelp(),
-    default: 'ddpm',
-    choices: [...SAMPLER_NAMES],
-  },
-  steps: {
-    kind: 'int',
-    help: 'sampling steps (ddpm: on the chain respaced to this many steps when < T)',
-    default: DEFAULT_RESPACED_STEPS,
-    min: 1,
-  },
+  sampler: SAMPLER_OPTION,
+  steps: STEPS_OPTION,
+  'var-type': VAR_TYPE_OPTION,
   eta: { kind: 'float', help: 'DDIM noise (0 = deterministic)', default: 0, min: 0 },
   seed: { kind: 'int', help: 'random seed (same seed, same images)', default: 0 },
   batch: {
@@ -67,7 +59,7 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
   if (o === 'help') {
     console.log(
       helpText('sample', 'Sample images from a trained model.', SAMPLE_OPTIONS, [
-        'ddpm sample --out digits.png                             # Algorithm 2, respaced to 100 steps',
+        "ddpm sample --out digits.png                             # the model's recommended sampling (MNIST: Algorithm 2, 50 respaced steps)",
         'ddpm sample --steps 1000 --out paper.png                 # Algorithm 2 exactly',
         'ddpm sample --sampler ddim --steps 50 --out fast.png     # DDIM, deterministic',
         'ddpm sample --sampler dpm++2m --steps 15 --out fast.png  # DPM-Solver++(2M), 15 network calls',
@@ -86,10 +78,11 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
 
 async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const model = openModelOption('sample', o.model, o.weights);
-  const { diffusion } = model;
   const cfg = model.spec.unet;
   const n = o.n as number;
-  const steps = Math.min(o.steps as number, diffusion.numTimesteps);
+  const sampling = resolveSampling('sample', o, model.spec);
+  const { sampler, steps, note } = sampling;
+  const diffusion = samplingDiffusion(model, sampling);
   // All outputs are checked before sampling, and written together (all or nothing) after it.
   const pixels = n * cfg.inChannels * cfg.resolution * cfg.resolution;
   const frameCount = (o.frames as number) + 1;
@@ -112,7 +105,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
           bytes: (frameCount * pixels * Math.min(n, 8)) / n,
         },
   ]);
-  const sampler = o.sampler as SamplerName;
+  if (note) console.error(note);
   const choice = await commandDenoiser(
     'sample',
     o,
@@ -163,7 +156,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const secs = (performance.now() - t0) / 1000;
   const calls = samplerEntry(sampler).calls(diffusion, steps);
   said.push(
-    `wrote ${o.out}: ${n} images, ${sampler} ${steps} steps (${calls} network calls per image), ${secs.toFixed(1)} s`,
+    `wrote ${o.out}: ${n} images, ${describeSampling(sampling)} (${calls} network calls per image), ${secs.toFixed(1)} s`,
   );
   if (o.gif) {
     files.push({

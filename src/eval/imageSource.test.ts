@@ -5,7 +5,7 @@ import { SAMPLER_NAMES } from '../diffusion/samplers.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
 import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { mixtureOracle } from '../diffusion/testing.js';
-import { modelImages, samplerName } from './imageSource.js';
+import { modelImages } from './imageSource.js';
 
 test("every sampler: a model's image i does not depend on the batch that draws it", async () => {
   const betas = getBetaSchedule('linear', { T: 100 });
@@ -29,6 +29,5 @@ test("every sampler: a model's image i does not depend on the batch that draws i
     }
     const b = await src.images(5, 4);
     assert.deepEqual(b.data, whole.data.subarray(5 * 4, 9 * 4), `${sampler}: images 5..8`);
-    assert.equal(samplerName(choice, 100), sampler === 'ddim' ? 'ddim-8-eta0.5' : `${sampler}-8`);
   }
 });

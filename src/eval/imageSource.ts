@@ -5,7 +5,7 @@
 import type { ImageDataset } from '../data/dataset.js';
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { perImageNoise } from '../diffusion/imageNoise.js';
-import { runSampler, type SamplerName, samplerLabel } from '../diffusion/samplers.js';
+import { runSampler, type SamplerName } from '../diffusion/samplers.js';
 import type { Denoiser } from '../diffusion/types.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -29,11 +29,6 @@ export interface SamplerChoice {
   /** DDIM's noise (0 = deterministic). */
   readonly eta: number;
   readonly seed: number;
-}
-
-/** The name of a sampler choice in results: 'ddpm-100', 'ddim-50', 'ddim-50-eta0.5', 'dpm++2m-15'. */
-export function samplerName(s: SamplerChoice, T: number): string {
-  return samplerLabel(s.sampler, s.steps, s.eta, T);
 }
 
 /** n images of a model: image i comes from noise stream (seed, i), whatever batch it is generated in. */

@@ -74,6 +74,42 @@ describe('validateSpec', () => {
     rejects(withKey('diffusion.setAlphaToOne', 'no'), /"diffusion\.setAlphaToOne" is "no" .*true or false/);
   });
 
+  it('the recommended sampling: read, checked against the samplers and T', () => {
+    const sampling = { sampler: 'ddim', steps: 20, basis: 'README: steps versus quality' };
+    assert.deepEqual(validateSpec(withKey('sampling', sampling), F).sampling, sampling);
+    assert.equal('sampling' in validateSpec(JSON.parse(JSON.stringify(good)), F), false);
+    rejects(withKey('sampling', 'ddim'), /"sampling" is "ddim" \(a string\); expected an object such as/);
+    rejects(
+      withKey('sampling', { sampler: 'plms', steps: 20 }),
+      /"sampling\.sampler" is "plms" .*; expected one of "ddpm", "ddim", "dpm\+\+2m"/,
+    );
+    rejects(
+      withKey('sampling', { sampler: 'ddim' }),
+      /"sampling\.steps" is missing; expected a positive integer/,
+    );
+    rejects(
+      withKey('sampling', { sampler: 'ddim', steps: good.diffusion.T + 1 }),
+      new RegExp(
+        `"sampling\\.steps" is ${good.diffusion.T + 1} .*; expected at most diffusion\\.T = ${good.diffusion.T}`,
+      ),
+    );
+    rejects(withKey('sampling', { sampler: 'ddim', steps: 5, basis: 7 }), /"sampling\.basis" is 7/);
+    const small = { sampler: 'ddpm', steps: 50, varType: 'fixedsmall' };
+    assert.deepEqual(validateSpec(withKey('sampling', small), F).sampling, small);
+    rejects(
+      withKey('sampling', { ...small, varType: 'learned-range' }),
+      /"sampling\.varType" .*; expected one of "fixedlarge", "fixedsmall"/,
+    );
+    rejects(
+      withKey('sampling', { ...small, sampler: 'ddim' }),
+      /"sampling\.varType" .*only the ddpm sampler uses/,
+    );
+    const learned = JSON.parse(JSON.stringify(withKey('sampling', small)));
+    learned.diffusion.modelVarType = 'learned-range';
+    learned.unet.outChannels = 2 * learned.unet.inChannels;
+    rejects(learned, /"sampling\.varType" .*this model learns its variance/);
+  });
+
   it('names the key, the value and what was expected', () => {
     rejects(null, /the file is null; expected a JSON object with "format", "unet" and "diffusion"/);
     rejects('hello', /the file is "hello" \(a string\); expected a JSON object/);

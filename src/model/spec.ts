@@ -2,6 +2,7 @@
 // as config.json beside the weights. `diffusionFromSpec` turns it into the diffusion layer's object.
 
 import { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
+import { SAMPLER_NAMES, type SamplerName } from '../diffusion/samplers.js';
 import { getBetaSchedule } from '../diffusion/schedules.js';
 import { TIMESTEP_SPACINGS } from '../diffusion/timesteps.js';
 import {
@@ -37,12 +38,34 @@ export interface DiffusionSpec {
   readonly setAlphaToOne?: boolean;
 }
 
+/**
+ * The sampler and step count a model's own measurements recommend (config.json "sampling"): `ddpm sample`
+ * and `ddpm eval` use it when no --sampler / --steps is given. Chosen per model because the best chain
+ * differs between models (README, "Steps versus quality"); `basis` says which measurement chose it.
+ */
+export interface SamplingSpec {
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  /**
+   * The ancestral chain's variance for a fixed-variance model, when it is not the model's own (sec. 3.2:
+   * beta_t and beta~_t did equally well at T = 1000; respaced chains differ, README "The default").
+   */
+  readonly varType?: FixedVarType;
+  readonly basis?: string;
+}
+
+/** The variances a sampler may choose at sampling time: only a fixed one (a learned one is the network's). */
+export type FixedVarType = Exclude<ModelVarType, 'learned-range'>;
+export const FIXED_VAR_TYPES = ['fixedlarge', 'fixedsmall'] as const satisfies readonly FixedVarType[];
+
 export interface ModelSpec {
   readonly format: 'ddpm-ts/model/v1';
   readonly unet: UNetConfig;
   readonly diffusion: DiffusionSpec;
   /** The data it was trained on (informational: spec string, e.g. 'mnist'). */
   readonly data?: string;
+  /** The recommended sampling, when measured (absent: the commands' own defaults). */
+  readonly sampling?: SamplingSpec;
 }
 
 /** The paper's diffusion: T = 1000, linear betas 1e-4..0.02, eps prediction, fixedlarge (as CIFAR-10). */
@@ -193,7 +216,34 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   if (s.data !== undefined && typeof s.data !== 'string')
     c.fail('data', s.data, 'a data spec string, e.g. "mnist"');
   checkOutputChannels({ unet, diffusion }, source);
-  return { ...s, format: 'ddpm-ts/model/v1', unet, diffusion: { ...diffusion, ...extra } } as ModelSpec;
+  const sampling = s.sampling === undefined ? undefined : samplingOf(c, s.sampling, diffusion);
+  return {
+    ...s,
+    format: 'ddpm-ts/model/v1',
+    unet,
+    diffusion: { ...diffusion, ...extra },
+    ...(sampling ? { sampling } : {}),
+  } as ModelSpec;
+}
+
+function samplingOf(c: JsonChecker, raw: unknown, d: DiffusionSpec): SamplingSpec {
+  const o = c.object(raw, 'sampling', 'an object such as {"sampler": "ddpm", "steps": 50}');
+  const steps = c.int(o, 'steps', 'sampling.steps');
+  if (steps > d.T) c.fail('sampling.steps', steps, `at most diffusion.T = ${d.T}`);
+  if (o.varType !== undefined && learnsVariance(d.modelVarType))
+    c.fail('sampling.varType', o.varType, 'no varType: this model learns its variance ("learned-range")');
+  if (o.varType !== undefined && o.sampler !== 'ddpm')
+    c.fail('sampling.varType', o.varType, "no varType: only the ddpm sampler uses the chain's variance");
+  if (o.basis !== undefined && typeof o.basis !== 'string')
+    c.fail('sampling.basis', o.basis, 'a string (which measurement chose this sampling)');
+  return {
+    sampler: c.choice(o, 'sampler', 'sampling.sampler', SAMPLER_NAMES),
+    steps,
+    ...(o.varType === undefined
+      ? {}
+      : { varType: c.choice(o, 'varType', 'sampling.varType', FIXED_VAR_TYPES) }),
+    ...(o.basis === undefined ? {} : { basis: o.basis as string }),
+  };
 }
 
 /** Most diffusion timesteps a config may give (each costs memory in every schedule table). */
