@@ -107,3 +107,38 @@ test('50 respaced ancestral steps recover N(mu, s^2) as the exact respaced chain
     assert.ok(Math.abs(exact.mean - mu) < 2e-3 && Math.abs(sd / s - 1) < bias, `chain ${exact.mean} ${sd}`);
   }
 });
+
+test('a near-constant pixel (s = 0.01, an MNIST background): 50 respaced fixedlarge steps leave 4x its spread (grain), fixedsmall does not', async () => {
+  const [mu, s] = [-1, 0.01];
+  const keep = spacedTimesteps(T, '50');
+  const stdOf = async (varType: 'fixedlarge' | 'fixedsmall') => {
+    const d = new GaussianDiffusion({ betas, modelMeanType: 'eps', modelVarType: varType, lossType: 'mse' });
+    const x = await respacedDiffusion(d, keep).pSampleLoop(
+      gaussianOracle(betas, mu, s),
+      [4096, 1, 2, 2],
+      new Rng(5),
+      {
+        clipDenoised: false,
+      },
+    );
+    const got = meanStd(x.data).std;
+    const exact = Math.sqrt(
+      ancestralMoments(
+        Array.from(keep, (t) => abar[t]!),
+        varType,
+        mu,
+        s,
+      ).variance,
+    );
+    assert.ok(
+      Math.abs(got - exact) < (4 * exact) / Math.sqrt(2 * x.data.length),
+      `${varType}: ${got} vs ${exact}`,
+    );
+    return got;
+  };
+  const large = await stdOf('fixedlarge');
+  const small = await stdOf('fixedsmall');
+  // sigma^2 = beta_t of a 20-step stride is far above the pixel's own spread; beta~_t is not
+  assert.ok(large / s > 3, `fixedlarge std ${large}`);
+  assert.ok(small / s > 0.3 && small / s < 1, `fixedsmall std ${small}`);
+});
