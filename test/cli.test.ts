@@ -8,6 +8,8 @@ import { exactNormalCdf } from '../src/diffusion/testing.js';
 import assert from 'node:assert/strict';
 import {
   copyFileSync,
+  cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -229,12 +231,48 @@ describe('ddpm', () => {
       () => ddpm([...common, '--seed', '2', '--out', out('s2.png')]),
     ]);
     for (const r of [a, b, c]) assert.equal(r!.code, 0, r!.stderr);
-    assert.match(a!.stdout, /wrote .*s1\.png: 4 images, ddpm 5 steps/);
+    assert.match(a!.stdout, /wrote .*s1\.png: 4 images, ddpm, 5 steps \(5 network calls/);
     const png = decode(readFileSync(out('s1.png')));
     // 4 images of 16x16 in a 2x2 grid with 2-pixel padding: 2 * (16 + 2) + 2 = 38.
     assert.deepEqual([png.width, png.height, png.channels, png.depth], [38, 38, 1, 8]);
     assert.ok(readFileSync(out('s1.png')).equals(readFileSync(out('s1b.png'))), 'same seed, same PNG');
     assert.ok(!readFileSync(out('s1.png')).equals(readFileSync(out('s2.png'))), 'other seed, other PNG');
+  });
+
+  it('a model\'s config.json "sampling" is the default, said in one line; the options override it', async () => {
+    const dir = join(TMP, 'recommended');
+    cpSync(MODEL, dir, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    cfg.sampling = { sampler: 'ddpm', steps: 3, varType: 'fixedsmall', basis: 'a test' };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    const common = ['sample', '--model', dir, '--n', '2', '--threads', '1'];
+    const [rec, own, ddim, bad] = await pool([
+      () => ddpm([...common, '--out', join(TMP, 'rec.png')]),
+      () => ddpm([...common, '--var-type', 'fixedlarge', '--out', join(TMP, 'own.png')]),
+      () => ddpm([...common, '--sampler', 'ddim', '--steps', '2', '--out', join(TMP, 'ddim.png')]),
+      () => ddpm([...common, '--sampler', 'ddim', '--var-type', 'fixedsmall', '--out', join(TMP, 'bad.png')]),
+    ]);
+    assert.equal(rec!.code, 0, rec!.stderr);
+    assert.match(
+      rec!.stderr,
+      /ddpm, 3 steps, variance fixedsmall: the sampler, steps and variance this model recommends \(config\.json "sampling"; a test\)/,
+    );
+    assert.match(rec!.stdout, /2 images, ddpm, 3 steps, variance fixedsmall \(3 network calls/);
+    assert.equal(own!.code, 0, own!.stderr);
+    assert.match(own!.stdout, /2 images, ddpm, 3 steps \(3 network calls/);
+    assert.ok(
+      !readFileSync(join(TMP, 'rec.png')).equals(readFileSync(join(TMP, 'own.png'))),
+      'the variance changes the images',
+    );
+    assert.equal(ddim!.code, 0, ddim!.stderr);
+    assert.doesNotMatch(ddim!.stderr, /recommends/);
+    assert.match(ddim!.stdout, /2 images, ddim, 2 steps \(2 network calls/);
+    assert.equal(bad!.code, 2, bad!.stderr);
+    assert.match(
+      bad!.stderr,
+      /--var-type fixedsmall is the ancestral chain's variance \(--sampler ddpm\); ddim does not use it/,
+    );
+    assert.equal(existsSync(join(TMP, 'bad.png')), false);
   });
 
   it('samples from a run folder or its checkpoint: EMA weights by default, raw ones on request', async () => {
