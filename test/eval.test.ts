@@ -274,7 +274,10 @@ describe('ddpm eval of a model, sharded', () => {
     );
     const mixed = await ddpm(['eval', 'merge', 'p1.npz', 'other.npz', '--threads', '1']);
     assert.equal(mixed.code, 2);
-    assert.match(mixed.stderr, /other\.npz comes from another evaluation/);
+    assert.match(
+      mixed.stderr,
+      /other\.npz comes from another evaluation than p1\.npz: images\.seed: 0 in the first, 5 here/,
+    );
     const missing = await ddpm(['eval', 'merge', 'nope.npz']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope\.npz does not exist/);

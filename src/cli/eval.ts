@@ -648,6 +648,29 @@ export function readPartial(path: string): { set: FeatureSet; meta: Record<strin
   };
 }
 
+/**
+ * Where two shards' records differ (their shard and timing aside), as 'images.sampler: "ddpm-50" in the
+ * first, "ddpm-50-fixedsmall" here'; empty when they come from the same evaluation.
+ */
+export function protocolDifferences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const walk = (x: unknown, y: unknown, path: string) => {
+    const obj = (v: unknown): v is Record<string, unknown> =>
+      v !== null && typeof v === 'object' && !Array.isArray(v);
+    if (obj(x) && obj(y)) {
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
+        if (!path && (k === 'shard' || k === 'imageSeconds')) continue;
+        walk(x[k], y[k], path ? `${path}.${k}` : k);
+      }
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) {
+      const show = (v: unknown) => (v === undefined ? 'absent' : JSON.stringify(v));
+      out.push(`${path}: ${show(x)} in the first, ${show(y)} here`);
+    }
+  };
+  walk(a, b, '');
+  return out;
+}
+
 async function mergeCommand(argv: readonly string[]): Promise<void> {
   const p = parseWithPositionals('eval merge', argv, MERGE_OPTIONS);
   if (p === 'help') {
@@ -668,12 +691,11 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   const t0 = performance.now();
   const parts = p.positionals.map(readPartial);
   const meta0 = parts[0]!.meta;
-  const same = (m: Record<string, unknown>) =>
-    JSON.stringify({ ...m, shard: undefined, imageSeconds: undefined });
   for (const [i, part] of parts.entries()) {
-    if (same(part.meta) !== same(meta0)) {
+    const differ = protocolDifferences(meta0, part.meta);
+    if (differ.length) {
       throw new UsageError(
-        `ddpm eval merge: ${p.positionals[i]} comes from another evaluation than ${p.positionals[0]} (model, sampler, seed, n, batch or feature network differ)`,
+        `ddpm eval merge: ${p.positionals[i]} comes from another evaluation than ${p.positionals[0]}: ${differ.slice(0, 3).join('; ')}`,
       );
     }
   }
