@@ -213,7 +213,13 @@ export async function sampleImages(
   opts: SampleOptions,
 ): Promise<SampleResult> {
   const cfg = model.spec.unet;
-  const diffusion = diffusionFromSpec(model.spec.diffusion);
+  // The ancestral chain samples with the variance the model recommends for it (config.json "sampling"),
+  // as `ddpm sample` does without --var-type (README "The default").
+  const rec = model.spec.sampling;
+  const varType = opts.sampler === 'ddpm' && rec?.sampler === 'ddpm' ? rec.varType : undefined;
+  const diffusion = diffusionFromSpec(
+    varType ? { ...model.spec.diffusion, modelVarType: varType } : model.spec.diffusion,
+  );
   const steps = Math.max(1, Math.min(Math.floor(opts.steps), diffusion.numTimesteps));
   const t0 = performance.now();
   const den =
