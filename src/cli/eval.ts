@@ -652,7 +652,7 @@ export function readPartial(path: string): { set: FeatureSet; meta: Record<strin
  * Where two shards' records differ (their shard and timing aside), as 'images.sampler: "ddpm-50" in the
  * first, "ddpm-50-fixedsmall" here'; empty when they come from the same evaluation.
  */
-export function protocolDifferences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+function protocolDifferences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const out: string[] = [];
   const walk = (x: unknown, y: unknown, path: string) => {
     const obj = (v: unknown): v is Record<string, unknown> =>

@@ -10,7 +10,13 @@ import { DEFAULT_RESPACED_STEPS } from '../diffusion/ancestral.js';
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import { SAMPLER_NAMES, type SamplerName, samplerHelp, samplerLabel } from '../diffusion/samplers.js';
 import { learnsVariance, type ModelVarType } from '../diffusion/types.js';
-import { diffusionFromSpec, FIXED_VAR_TYPES, type FixedVarType, type ModelSpec } from '../model/spec.js';
+import {
+  chainVarType,
+  diffusionFromSpec,
+  FIXED_VAR_TYPES,
+  type FixedVarType,
+  type ModelSpec,
+} from '../model/spec.js';
 import { type OptDef, UsageError } from './args.js';
 
 export const SAMPLER_OPTION: OptDef = {
@@ -68,7 +74,7 @@ export function resolveSampling(
   }
   const fromModel = rec !== undefined && name === rec.sampler;
   const k = (o.steps as number | undefined) ?? (fromModel ? rec.steps : DEFAULT_RESPACED_STEPS);
-  const varType = asked ?? (fromModel ? rec.varType : undefined) ?? own;
+  const varType = chainVarType(spec, name, asked);
   const choice = {
     sampler: name,
     steps: Math.min(k, spec.diffusion.T),

@@ -226,6 +226,20 @@ export function validateSpec(raw: unknown, source: string): ModelSpec {
   } as ModelSpec;
 }
 
+/**
+ * The variance a sampler's chain uses: the one asked for, else the model's recommended one when that
+ * sampler is the recommended sampler (config.json "sampling"), else the model's own. The CLI and the page
+ * both decide it here.
+ */
+export function chainVarType(
+  spec: Pick<ModelSpec, 'sampling' | 'diffusion'>,
+  sampler: SamplerName,
+  asked?: FixedVarType,
+): ModelVarType {
+  const rec = spec.sampling;
+  return asked ?? (rec?.sampler === sampler ? rec.varType : undefined) ?? spec.diffusion.modelVarType;
+}
+
 function samplingOf(c: JsonChecker, raw: unknown, d: DiffusionSpec): SamplingSpec {
   const o = c.object(raw, 'sampling', 'an object such as {"sampler": "ddpm", "steps": 50}');
   const steps = c.int(o, 'steps', 'sampling.steps');

@@ -9,7 +9,7 @@ import type { StepInfo } from '../diffusion/types.js';
 import type { Engine, ExecutionProvider } from '../engine/engine.js';
 import { diffusionFromScheduler, unetFromDiffusers } from '../model/diffusers.js';
 import { checkParams } from '../model/params.js';
-import { diffusionFromSpec, type ModelSpec, validateSpec } from '../model/spec.js';
+import { chainVarType, diffusionFromSpec, type ModelSpec, validateSpec } from '../model/spec.js';
 import { initParams, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { createDenoiser, type UNetDenoiser } from '../sample/denoiser.js';
 import { hashUniform, Rng } from '../util/rng.js';
@@ -215,11 +215,10 @@ export async function sampleImages(
   const cfg = model.spec.unet;
   // The ancestral chain samples with the variance the model recommends for it (config.json "sampling"),
   // as `ddpm sample` does without --var-type (README "The default").
-  const rec = model.spec.sampling;
-  const varType = opts.sampler === 'ddpm' && rec?.sampler === 'ddpm' ? rec.varType : undefined;
-  const diffusion = diffusionFromSpec(
-    varType ? { ...model.spec.diffusion, modelVarType: varType } : model.spec.diffusion,
-  );
+  const diffusion = diffusionFromSpec({
+    ...model.spec.diffusion,
+    modelVarType: chainVarType(model.spec, opts.sampler),
+  });
   const steps = Math.max(1, Math.min(Math.floor(opts.steps), diffusion.numTimesteps));
   const t0 = performance.now();
   const den =
