@@ -10,6 +10,8 @@ import { CIFAR10_UNET, initParams, SMALL_UNET, unetParamSpecs } from '../src/nn/
 import { buildInferenceModel, inferenceTargetOf } from '../src/sample/denoiser.js';
 import { nodeEngine } from '../src/engine/node.js';
 import { nchwcBlockOf } from '../src/graph/nchwc.js';
+import { DROPOUT_KEY_INPUT } from '../src/graph/passes/kernelDropout.js';
+import { drawDropoutKey, dropoutKeyFeed, fillDropoutMask } from '../src/train/dropoutMask.js';
 import { buildTrainModel } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 import type { Tensor } from '../src/util/tensor.js';
@@ -69,10 +71,12 @@ async function main() {
     model = built.model;
     feeds.target = { data: rng.normalArray(per), shape };
     feeds.weight = { data: new Float32Array(B).fill(1), shape: [B, 1, 1, 1] };
+    // Dropout as the trainer: the step key (the native engine's kernels make the masks), else fed masks.
+    const stepKey = drawDropoutKey(rng);
+    if (built.dropoutKey) feeds[DROPOUT_KEY_INPUT] = { data: dropoutKeyFeed(stepKey, 0), shape: [3] };
     for (const d of built.dropoutSites) {
-      const n = d.shape.reduce((a, c) => a * c, 1);
-      const m = new Float32Array(n);
-      for (let i = 0; i < n; i++) m[i] = rng.uniform() < cfg.dropout ? 0 : 1 / (1 - cfg.dropout);
+      const m = new Float32Array(d.shape.reduce((a, c) => a * c, 1));
+      fillDropoutMask(m, cfg.dropout, stepKey, d.site);
       feeds[d.name] = { data: m, shape: d.shape as number[] };
     }
     for (const s of built.paramNames) {

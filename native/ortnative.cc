@@ -16,6 +16,8 @@
 //   GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta: its gradient (NCHW).
 //   Im2col(x [B, 1, H, W]; kernel, strides, pads, flip) -> [B, kh*kw, OH*OW]: conv patches for the
 //     weight gradients.
+//   DropoutMul(x, key [3]; p, site) -> x times a dropout mask made from a counter-based hash (no mask
+//     tensor: the backward runs it again on dy).
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -538,6 +540,79 @@ static void im2colCompute(void* kernel, OrtKernelContext* ctx) {
 static const CustomOpAbi im2colOp =
     fusedOp<Im2colKernel, 1, 1>([](const CustomOpAbi*) -> const char* { return "Im2col"; }, im2colCreate, im2colCompute);
 
+// ---- DropoutMul kernel ----
+// DropoutMul(x [N, ...], key [3]; p, site) -> y = x * mask, the mask made here from a counter-based hash
+// (src/train/dropoutMask.ts, which fills the same values for engines without this kernel): value e of the
+// site's mask over the whole batch, e = key[2] * (values per image) + i, comes from word w = e / 2:
+// h = fmix32(w * 0x9E3779B9 + siteKey), siteKey = fmix32(k ^ (site + 1) * 0x9E3779B9), k = key[0] +
+// key[1] * 2^16; the low (even e) or high (odd e) 16 bits u drop the value when u < round(p 2^16), else
+// scale it by 2^16 / (2^16 - round(p 2^16)). The backward is the same kernel on dy (graph pass
+// kernel-dropout), so the mask is never stored.
+struct DropoutKernel {
+  float p = 0.1f;
+  int64_t site = 0;
+};
+struct DropoutJob {
+  const float* x;
+  float* y;
+  uint32_t key, thresh;
+  float scale;
+  int64_t first, n;
+};
+static inline uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  return h ^ (h >> 16);
+}
+static constexpr int64_t kDropoutUnit = 8192;  // values per parallel unit
+// Each value hashes its own word (no state from value to value), so units split anywhere; e is taken
+// modulo 2^32, as the JS fill does (no site reaches 2^32 values).
+static void dropoutUnit(const DropoutJob& j, int64_t unit) {
+  const int64_t from = unit * kDropoutUnit, to = std::min(j.n, from + kDropoutUnit);
+  const uint32_t e0 = uint32_t(uint64_t(j.first) + uint64_t(from)), key = j.key, thresh = j.thresh;
+  const float scale = j.scale;
+  const float* x = j.x + from;
+  float* y = j.y + from;
+  for (int64_t i = 0; i < to - from; i++) {
+    const uint32_t e = e0 + uint32_t(i);
+    const uint32_t h = fmix32((e >> 1) * 0x9e3779b9u + key);
+    const uint32_t u = (e & 1u) ? h >> 16 : h & 0xffffu;
+    y[i] = x[i] * (u < thresh ? 0.f : scale);  // as x times the fed mask (signed zeros, NaN)
+  }
+}
+static void* dropoutCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new DropoutKernel();
+  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
+  auto getf = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
+  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
+  if (OrtStatus* s = getf(info, "p", &k->p)) rel(s);
+  if (OrtStatus* s = geti(info, "site", &k->site)) rel(s);
+  return k;
+}
+static void dropoutCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const DropoutKernel*>(kernel);
+  std::vector<int64_t> dims;
+  DropoutJob j{};
+  j.x = inputOf(ctx, 0, &dims);
+  const float* key = inputOf(ctx, 1);
+  j.y = outputOf(ctx, 0, dims);
+  j.n = 1;
+  for (int64_t d : dims) j.n *= d;
+  const int64_t perImage = dims.empty() || dims[0] == 0 ? 0 : j.n / dims[0];
+  // The key's halves and the first image are integers below 2^24, exact in float32.
+  const uint32_t stepKey = uint32_t(key[0]) | (uint32_t(key[1]) << 16);
+  j.key = fmix32(stepKey ^ (uint32_t(k->site + 1) * 0x9e3779b9u));
+  j.first = int64_t(key[2]) * perImage;
+  j.thresh = uint32_t(std::lround(double(k->p) * 65536.0));
+  j.scale = float(65536.0 / double(65536 - j.thresh));
+  parallelUnits(ctx, &j, [](const void* jj, int64_t i) { dropoutUnit(*static_cast<const DropoutJob*>(jj), i); },
+                (j.n + kDropoutUnit - 1) / kDropoutUnit, kDropoutUnit);
+}
+static const CustomOpAbi dropoutOp = fusedOp<DropoutKernel, 2, 1>(
+    [](const CustomOpAbi*) -> const char* { return "DropoutMul"; }, dropoutCreate, dropoutCompute);
+
 // ---- Node-API surface ----
 #define NAPI(call)                                                   \
   do {                                                               \
@@ -642,7 +717,7 @@ static napi_value Init(napi_env e, napi_callback_info ci) {
     auto add = ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*));
     if (!ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain"))
       return nullptr;
-    for (const CustomOpAbi* op : {&gnOp, &gnRecomputeOp, &gnGradOp, &im2colOp})
+    for (const CustomOpAbi* op : {&gnOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp})
       if (!ok(e, add(domain, op), "CustomOpDomain_Add")) return nullptr;
     apiBase = getBase();
   }

@@ -1,5 +1,5 @@
 // The native engine (native.ts, native/ortnative.cc): its fused GroupNormSilu kernel against a float64
-// transcription of the definition, and its errors. The engine-interface behaviour both Node engines
+// transcription of the definition, Im2col against its definition, and its errors. The engine-interface behaviour both Node engines
 // share (outputs by name, pre-allocated outputs) is tested in ort.test.ts for each.
 
 import assert from 'node:assert/strict';

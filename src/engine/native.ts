@@ -100,7 +100,7 @@ function makeEngine(): Engine | null {
   const b = l.binding;
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
-    fusedKernels: ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col'],
+    fusedKernels: ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col', 'DropoutMul'],
     collectGarbage,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';

@@ -14,7 +14,7 @@ import { lowerConvsToNchwc, nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import type { ParamStore } from '../nn/unet.js';
 import { adamStep, newAdamState } from '../train/optim.js';
-import { dropoutMask } from '../train/trainGraph.js';
+import { drawDropoutKey, fillDropoutMask } from '../train/dropoutMask.js';
 import { Rng } from '../util/rng.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
 import {
@@ -238,7 +238,7 @@ async function createStepSession(
     async run(p, x, onehot, rng) {
       const feeds: Record<string, Tensor> = { x, onehot };
       if (dropout > 0) {
-        dropoutMask(mask.data, dropout, rng);
+        fillDropoutMask(mask.data, dropout, drawDropoutKey(rng), 0);
         feeds['dropout.features'] = mask;
       }
       for (const s of specs) feeds[s.name] = { data: p.get(s.name)!, shape: s.shape };

@@ -115,6 +115,16 @@ const RULES: Record<string, Rule> = {
       FUSED_DOMAIN,
     ); // dx, dgamma, dbeta
   },
+  // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
+  // kernel with the same key and site (the mask is made again, never kept).
+  DropoutMul: (g, n, dy) => {
+    if (n.domain !== FUSED_DOMAIN) throw new GraphError(n.op, 'only the fused op has a gradient');
+    const key = n.inputs[1]!;
+    return [
+      g.node('DropoutMul', [dy, key], [dy.shape], { ...n.attrs }, undefined, undefined, FUSED_DOMAIN)[0]!,
+      null,
+    ];
+  },
   Add: (g, n, dy) => [unbroadcast(g, dy, n.inputs[0]!.shape), unbroadcast(g, dy, n.inputs[1]!.shape)],
   Sub: (g, n, dy) => [unbroadcast(g, dy, n.inputs[0]!.shape), unbroadcast(g, g.neg(dy), n.inputs[1]!.shape)],
   Mul: (g, n, dy) => {

@@ -21,7 +21,7 @@ function dtypeOf(data: ConstData): DType {
 export const FUSED_DOMAIN = 'ai.ddpm';
 
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
-export type FusedKernel = 'GroupNormSilu' | 'GroupNormSiluRecompute' | 'Im2col';
+export type FusedKernel = 'GroupNormSilu' | 'GroupNormSiluRecompute' | 'Im2col' | 'DropoutMul';
 
 /**
  * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
@@ -192,6 +192,19 @@ export class Graph {
   input(name: string, shape: readonly number[], dtype: DType = 'float32'): Value {
     const v = this.newValue(name, shape, dtype);
     this.leaves.push({ kind: 'input', value: v });
+    return v;
+  }
+
+  /**
+   * The dropout masks among the inputs (by value id): rate p and the site's index in the model, which
+   * names its values' hash (src/train/dropoutMask.ts; the graph pass kernel-dropout makes them in-graph).
+   */
+  readonly dropoutMasks = new Map<number, { readonly p: number; readonly site: number }>();
+
+  /** A dropout mask input (values 0 or 1/(1-p)) of the site-th dropout of the model. */
+  dropoutMaskInput(name: string, shape: readonly number[], p: number, site: number): Value {
+    const v = this.input(name, shape);
+    this.dropoutMasks.set(v.id, { p, site });
     return v;
   }
 

@@ -497,7 +497,7 @@ export function buildUNet(
         h = nonlinearity(groupNorm(h, `${s.prefix}.norm2`));
       }
       if (useDropout) {
-        const m = g.input(`dropout.${s.prefix}`, h.shape);
+        const m = g.dropoutMaskInput(`dropout.${s.prefix}`, h.shape, c.dropout, masks.length);
         masks.push(m);
         h = g.mul(h, m);
       }

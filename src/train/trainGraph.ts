@@ -16,9 +16,11 @@ import { Graph, type Value } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { runPasses } from '../graph/passes/index.js';
+import { DROPOUT_KEY_INPUT } from '../graph/passes/kernelDropout.js';
 import { buildUNet, type ParamStore, type UNetConfig, unetParamSpecs } from '../nn/unet.js';
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
+import { drawDropoutKey, dropoutKeyFeed, fillDropoutMask } from './dropoutMask.js';
 
 export interface TrainBatch {
   /** x_t [B, C, H, W]. */
@@ -109,9 +111,16 @@ export function buildTrainModel(
     outputs[`grad.${n}`] = grads[i]!;
   });
   runPasses(g, Object.values(outputs), 'layout', { training: true, nchwcBlock });
+  // The inputs the graph still reads: mask inputs unless kernel-dropout made them in-graph (then the key).
+  const read = new Set(g.liveNodes(Object.values(outputs)).flatMap((n) => n.inputs.map((v) => v.id)));
   return {
     model: toOnnx(g, { outputs, params: 'input', name: 'ddpm-train' }),
-    dropoutSites: u.dropoutMasks.map((m) => ({ name: m.name, shape: m.shape })),
+    dropoutSites: u.dropoutMasks
+      .map((m, site) => ({ name: m.name, shape: m.shape, site }))
+      .filter((d) => read.has(u.dropoutMasks[d.site]!.id)),
+    dropoutKey: g.leaves.some(
+      (l) => l.kind === 'input' && l.value.name === DROPOUT_KEY_INPUT && read.has(l.value.id),
+    ),
     paramNames: names,
   };
 }
@@ -237,79 +246,6 @@ function learnedVb(g: Graph, mean: Value, varValues: Value, shape: readonly numb
   return g.add(g.mul(g.reduceMean(kl, pix), klWeight), g.mul(g.reduceMean(nll, pix), decWeight));
 }
 
-/**
- * Fill a dropout mask: 0 with probability p (rounded to a multiple of 2^-16), else 1/(1-p). Tens of
- * millions of values per step, so a local xorshift128 stream seeded by four draws of `rng` (whose
- * state the checkpoint saves) supplies two 16-bit uniforms per word, and each value is written as the
- * float's bits without a branch, through an Int32Array view (no uint32 conversions) and no per-value
- * helper: 2.9-3.4 against 4.4-5.3 ns a value through a Uint32Array and a helper (S-train draws 17.5M
- * values a step), and ~40x faster than rng.nextU32() per value.
- */
-export function dropoutMask(out: Float32Array, p: number, rng: Rng): void {
-  new DropoutStream(p, rng).fill(out);
-}
-
-/**
- * dropoutMask's stream, filled piece by piece: fill(a) then fill(b) writes exactly the values one fill of
- * a and b laid end to end would (a word's second half left over by an odd length starts the next piece).
- * Micro-batches fill each chunk's rows of a site's mask from the site's one stream, so every image gets
- * the mask it gets in the full batch.
- */
-export class DropoutStream {
-  private readonly thresh: number;
-  private readonly keepBits: number;
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  /** The bits of the second value of the last word when a piece ended half-way through it. */
-  private pending: number | null = null;
-
-  constructor(p: number, rng: Rng) {
-    this.thresh = Math.round(p * 65536);
-    this.keepBits = new Int32Array(Float32Array.of(65536 / (65536 - this.thresh)).buffer)[0]!;
-    this.a = rng.nextU32() | 1;
-    this.b = rng.nextU32() | 0;
-    this.c = rng.nextU32() | 0;
-    this.d = rng.nextU32() | 0;
-  }
-
-  fill(out: Float32Array): void {
-    const { thresh, keepBits } = this;
-    const bits = new Int32Array(out.buffer, out.byteOffset, out.length);
-    const n = out.length;
-    let i = 0;
-    if (this.pending !== null && n > 0) {
-      bits[i++] = this.pending;
-      this.pending = null;
-    }
-    let { a, b, c, d } = this;
-    // (u - thresh) >> 31 is all ones exactly when u < thresh (u, thresh < 2^16): those values are dropped.
-    for (; i + 1 < n; i += 2) {
-      const t = a ^ (a << 11);
-      a = b;
-      b = c;
-      c = d;
-      d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
-      bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
-      bits[i + 1] = keepBits & ~(((d >>> 16) - thresh) >> 31);
-    }
-    if (i < n) {
-      const t = a ^ (a << 11);
-      a = b;
-      b = c;
-      c = d;
-      d = d ^ (d >>> 19) ^ (t ^ (t >>> 8));
-      bits[i] = keepBits & ~(((d & 0xffff) - thresh) >> 31);
-      this.pending = keepBits & ~(((d >>> 16) - thresh) >> 31);
-    }
-    this.a = a;
-    this.b = b;
-    this.c = c;
-    this.d = d;
-  }
-}
-
 /** The feeds of trainingLossGraph's inputs for a batch (its terms from diffusion/trainingTerms.ts). */
 export function lossFeeds(b: TrainBatch, lossType: LossType, varType: ModelVarType): Record<string, Tensor> {
   const batch = b.t.length;
@@ -428,6 +364,18 @@ export async function createTrainSession(
     memPattern: false,
     ...(opts.memArena ? { memArena: opts.memArena } : {}),
   });
+  // Dropout: one key per step (drawn whatever the engine, so every engine's run draws the same stream);
+  // the native engine makes the masks in-graph from it, other engines are fed them (dropoutMask.ts).
+  const hasDropout = built.dropoutKey || built.dropoutSites.length > 0;
+  const dropoutFeeds = (feeds: Record<string, Tensor>, stepKey: number, first: number, n: number) => {
+    if (built.dropoutKey) feeds[DROPOUT_KEY_INPUT] = { data: dropoutKeyFeed(stepKey, first), shape: [3] };
+    built.dropoutSites.forEach((site, i) => {
+      const m = masks[i]!;
+      const perImage = m.length / S;
+      fillDropoutMask(m.subarray(0, perImage * n), cfg.dropout, stepKey, site.site, first * perImage);
+      feeds[site.name] = { data: m, shape: site.shape };
+    });
+  };
   const batchFeeds = (b: TrainBatch): Record<string, Tensor> => ({
     xt: b.xt,
     t: { data: b.t, shape: [batch] },
@@ -443,10 +391,7 @@ export async function createTrainSession(
       dropoutSites: built.dropoutSites,
       async step(p, b, rng) {
         const feeds = batchFeeds(b);
-        built.dropoutSites.forEach((site, i) => {
-          dropoutMask(masks[i]!, cfg.dropout, rng);
-          feeds[site.name] = { data: masks[i]!, shape: site.shape };
-        });
+        dropoutFeeds(feeds, hasDropout ? drawDropoutKey(rng) : 0, 0, S);
         paramFeeds(p, feeds);
         await session.run(feeds, outs);
         return { loss: outs.loss!.data[0]!, losses: chunkLosses, grads };
@@ -468,8 +413,7 @@ export async function createTrainSession(
     dropoutSites: built.dropoutSites,
     async step(p, b, rng) {
       const whole = batchFeeds(b);
-      // Each site's stream seeded as the whole batch's (its 4 draws, site by site), then filled chunk by chunk.
-      const streams = built.dropoutSites.map(() => new DropoutStream(cfg.dropout, rng));
+      const stepKey = hasDropout ? drawDropoutKey(rng) : 0; // each chunk's rows: the whole batch's values
       let loss = 0;
       for (let c = 0; c < plan.chunks; c++) {
         const from = c * S;
@@ -477,11 +421,7 @@ export async function createTrainSession(
         const feeds: Record<string, Tensor> = {};
         for (const [name, full] of Object.entries(whole))
           feeds[name] = chunkOf(chunkFeeds, name, full, batch, S, from, n);
-        built.dropoutSites.forEach((site, i) => {
-          const m = masks[i]!;
-          streams[i]!.fill(m.subarray(0, (m.length / S) * n)); // padding rows keep old masks: weight 0
-          feeds[site.name] = { data: m, shape: site.shape };
-        });
+        dropoutFeeds(feeds, stepKey, from, n); // padding rows keep old masks: weight 0
         paramFeeds(p, feeds);
         await session.run(feeds, outs);
         loss += share * outs.loss!.data[0]!;

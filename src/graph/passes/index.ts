@@ -19,6 +19,7 @@ import { foldConstantReorders } from './foldConstantReorders.js';
 import { foldAttentionNorm } from './foldAttentionNorm.js';
 import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
+import { kernelDropout } from './kernelDropout.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
 import { recomputeNormAct } from './recomputeNormAct.js';
@@ -37,6 +38,7 @@ export const PASSES: readonly GraphPass[] = [
   phaseSplitUpsample,
   quantizeInt8,
   fuseGroupNormSilu,
+  kernelDropout,
   recomputeNormAct,
   nchwcConvs,
   blockedLayout,

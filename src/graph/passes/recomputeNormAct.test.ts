@@ -52,7 +52,11 @@ describe('recompute-norm-act', { skip: native ? false : 'the native binding is n
     for (const n of norms) {
       const kept = [n.outputs[0]!];
       for (const m of live)
-        if (m.op === 'Mul' && m.inputs[0] === n.outputs[0] && !g.gradientNodes.has(m))
+        if (
+          (m.op === 'Mul' || m.op === 'DropoutMul') &&
+          m.inputs[0] === n.outputs[0] &&
+          !g.gradientNodes.has(m)
+        )
           kept.push(m.outputs[0]!);
       for (const v of kept) {
         const backReaders = live.filter((m) => g.gradientNodes.has(m) && m.inputs.some((w) => w.id === v.id));

@@ -37,16 +37,22 @@ export const recomputeNormAct: GraphPass = {
       if (n.op !== 'GroupNormSilu' || n.domain !== FUSED_DOMAIN || n.attrs.block || inGradient(n)) continue;
       const [x, gamma, beta] = n.inputs as [Value, Value, Value];
       const y = n.outputs[0]!;
-      // What the backward may keep: y, and y times a dropout mask (a graph input) read by the next conv.
-      const kept: { v: Value; mask?: { value: Value; at: number } }[] = [{ v: y }];
+      // What the backward may keep: y, and y times a dropout mask (a graph input) read by the next conv,
+      // or the kernel-dropout pass's DropoutMul of y (made again from its key).
+      const kept: { v: Value; mask?: { value: Value; at: number }; dropout?: Node }[] = [{ v: y }];
       for (const m of readers.get(y.id) ?? []) {
-        if (m.op !== 'Mul' || m.domain || inGradient(m)) continue;
+        if (inGradient(m)) continue;
+        if (m.op === 'DropoutMul' && m.domain === FUSED_DOMAIN && m.inputs[0]!.id === y.id) {
+          kept.push({ v: m.outputs[0]!, dropout: m });
+          continue;
+        }
+        if (m.op !== 'Mul' || m.domain) continue;
         const at = m.inputs[0]!.id === y.id ? 1 : 0;
         const mask = m.inputs[at]!;
         if (isInput(mask) && mask.shape.join() === y.shape.join())
           kept.push({ v: m.outputs[0]!, mask: { value: mask, at } });
       }
-      for (const { v, mask } of kept) {
+      for (const { v, mask, dropout } of kept) {
         const back = (readers.get(v.id) ?? []).filter(inGradient);
         if (back.length === 0) continue;
         const after = gradientValueBeside(ctx, back, v, readers);
@@ -61,7 +67,21 @@ export const recomputeNormAct: GraphPass = {
           undefined,
           FUSED_DOMAIN,
         )[0]!; // [N, C, H, W]
-        const v2 = mask ? (mask.at === 1 ? g.mul(y2, mask.value) : g.mul(mask.value, y2)) : y2;
+        const v2 = dropout
+          ? g.node(
+              'DropoutMul',
+              [y2, dropout.inputs[1]!],
+              [y2.shape],
+              { ...dropout.attrs },
+              undefined,
+              undefined,
+              FUSED_DOMAIN,
+            )[0]!
+          : mask
+            ? mask.at === 1
+              ? g.mul(y2, mask.value)
+              : g.mul(mask.value, y2)
+            : y2;
         for (const added of g.nodes.slice(start)) g.gradientNodes.add(added);
         for (const c of back) g.replaceInput(c, v, v2);
         count++;
