@@ -414,7 +414,45 @@ function im2col(
   return g.reshape(patches, [b, k, oh * ow]);
 }
 
+/**
+ * A conv's weight gradient. Where its im2col patches would exceed Graph.maxPatchBytes, a slice of the batch
+ * at a time, the slices' gradients added: the step's peak memory, reached early in the backward beside every
+ * kept activation, then holds one slice's patches instead of the whole batch's.
+ */
 function convWeightGrad(
+  g: Graph,
+  dy: Value,
+  x: Value,
+  w: Value,
+  strides: number[],
+  pads: readonly number[],
+): Value {
+  const [n, c, h, wd] = x.shape as [number, number, number, number];
+  const [o, , kh, kw] = w.shape as [number, number, number, number];
+  const [, , oh, ow] = dy.shape as [number, number, number, number];
+  const shiftDy = strides[0] === 1 && strides[1] === 1 && kh * kw > 1 && c > o;
+  const patchBytes = 4 * n * kh * kw * (shiftDy ? o * h * wd : c * oh * ow);
+  const pieces = kh * kw > 1 ? Math.min(n, Math.ceil(patchBytes / g.maxPatchBytes)) : 1;
+  if (pieces <= 1) return convWeightGradOf(g, dy, x, w, strides, pads);
+  const size = Math.ceil(n / pieces);
+  let sum: Value | undefined;
+  for (let from = 0; from < n; from += size) {
+    const to = Math.min(n, from + size);
+    const part = convWeightGradOf(
+      g,
+      g.slice(dy, [0], [from], [to]),
+      g.slice(x, [0], [from], [to]),
+      w,
+      strides,
+      pads,
+    );
+    sum = sum ? g.add(sum, part) : part;
+  }
+  return sum!;
+}
+
+/** The weight gradient of a conv over the whole batch of x and dy. */
+function convWeightGradOf(
   g: Graph,
   dy: Value,
   x: Value,

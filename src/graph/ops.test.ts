@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { nodeEngine } from '../engine/node.js';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
+import { grad } from './autodiff.js';
 import { gradCheck } from './gradcheck.js';
 import { Graph, GraphError, type Value } from './graph.js';
 import { toOnnx } from './onnx.js';
@@ -124,6 +125,27 @@ describe('gradient rules vs finite differences', () => {
     check({ a: [1, 2, 7, 7], w: [3, 2, 3, 3] }, (g, x) =>
       g.conv(x.a!, x.w!, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] }),
     ));
+  // Weight gradients whose patches exceed Graph.maxPatchBytes are summed over slices of the batch: a limit of
+  // half the patches gives slices of 2 and 1 images (the patch bytes: 4 x batch x 9 x channels x positions).
+  for (const [what, a, w, patchBytes, opts] of [
+    ['im2col of x', [3, 3, 6, 6], [4, 3, 3, 3], 4 * 3 * 9 * 3 * 36, { pads: [1, 1, 1, 1] }],
+    ['im2col of dy', [3, 5, 6, 5], [2, 5, 3, 3], 4 * 3 * 9 * 2 * 30, { pads: [1, 0, 2, 1] }],
+    ['stride 2', [3, 3, 8, 8], [4, 3, 3, 3], 4 * 3 * 9 * 3 * 16, { strides: [2, 2], pads: [0, 0, 1, 1] }],
+  ] as const) {
+    const build = (g: Graph, x: Record<string, Value>) => {
+      g.maxPatchBytes = patchBytes / 2;
+      return g.conv(x.a!, x.w!, undefined, opts as Parameters<Graph['conv']>[3]);
+    };
+    it(`Conv weight gradient in batch slices (${what})`, async () => {
+      const g = new Graph();
+      const x = { a: g.input('a', [...a]), w: g.input('w', [...w]) };
+      const y = build(g, x);
+      const [dw] = grad(g, g.reduceSum(g.mul(y, y), [0, 1, 2, 3], false), [x.w]);
+      const slices = g.liveNodes([dw!]).filter((n) => n.op === 'Slice');
+      assert.ok(slices.length >= 2, `${slices.length} batch slices`);
+      await check({ a: [...a], w: [...w] }, build);
+    });
+  }
   it('a value used twice accumulates gradients', () =>
     check({ a: [3, 4] }, (g, x) => g.mul(g.sin(x.a!), g.add(x.a!, g.scalar(1)))));
 });

@@ -93,7 +93,8 @@ export const recomputeNormAct: GraphPass = {
 };
 
 /**
- * A gradient value that the backward readers of v (or their readers, a few steps on) also read and that
+ * A gradient value that the backward readers of v (or their readers, up to six steps on: a batch slice,
+ * reshapes and the patches come before the weight gradient's GEMM) also read and that
  * does not wait for any of those readers: the recomputation waits for it, so it runs next to the weight
  * gradient. (Every gradient value depends on v through the forward; only a path through `back` would
  * close a cycle once they read the recomputed value.)
@@ -107,7 +108,7 @@ function gradientValueBeside(
   const g = ctx.graph;
   const fromV = new Set<number>([v.id]);
   let frontier = [...back];
-  for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
+  for (let depth = 0; depth < 6 && frontier.length > 0; depth++) {
     const next: Node[] = [];
     for (const c of frontier) {
       for (const w of c.inputs) {
