@@ -72,7 +72,8 @@ export interface TrainSession {
 }
 
 /**
- * Build the ONNX training model; returns its bytes and the dropout-mask inputs it expects. With
+ * Build the ONNX training model; returns its bytes, the dropout-mask inputs it expects (with each one's site
+ * index, for fillDropoutMask) and whether it reads the step key instead (graph pass kernel-dropout). With
  * `nchwcBlock` > 1 (the engine's, see nchwcBlockOf), convolutions run in ORT's blocked layout; `fused`
  * (the engine's fused kernels) may replace each GroupNorm + SiLU and its gradient by one kernel each.
  */
