@@ -506,6 +506,14 @@ static void im2colRow(const Im2colJob& j, int64_t idx) {
       continue;
     }
     const float* row = src + sy * j.w;
+    if (k.sw == 1) {  // a shifted copy of the row: zeros where it leaves the image, one memcpy between
+      const int64_t shift = tj - k.pl;  // sx = ox + shift
+      const int64_t lo = std::clamp<int64_t>(-shift, 0, j.ow), hi = std::clamp<int64_t>(j.w - shift, lo, j.ow);
+      if (lo > 0) std::memset(d, 0, size_t(lo) * sizeof(float));
+      if (hi > lo) std::memcpy(d + lo, row + lo + shift, size_t(hi - lo) * sizeof(float));
+      if (j.ow > hi) std::memset(d + hi, 0, size_t(j.ow - hi) * sizeof(float));
+      continue;
+    }
     for (int64_t ox = 0; ox < j.ow; ox++) {
       const int64_t sx = ox * k.sw + tj - k.pl;
       d[ox] = sx >= 0 && sx < j.w ? row[sx] : 0.f;

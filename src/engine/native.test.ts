@@ -110,6 +110,8 @@ describe('native engine', { skip }, () => {
     [3, 3, 1, [1, 1, 1, 1], true],
     [3, 3, 2, [0, 0, 1, 1], false], // the stride-2 downsampling conv's padding
     [2, 2, 1, [1, 1, 0, 0], true], // an up-sampling phase conv
+    [3, 3, 1, [2, 0, 0, 2], true], // dy's patches (shifted copies, a row's copy clipped at one end)
+    [3, 7, 1, [0, 5, 1, 4], false], // taps wider than the image: rows entirely outside or clipped at both ends
   ] as [number, number, number, number[], boolean][]) {
     it(`Im2col ${kh}x${kw} stride ${sh} pads [${pads}]${flip ? ' flipped' : ''} matches its definition`, async () => {
       const [b, h, w] = [3, 5, 6];
