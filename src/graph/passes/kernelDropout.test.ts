@@ -6,31 +6,14 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GaussianDiffusion } from '../../diffusion/gaussianDiffusion.js';
-import { getBetaSchedule } from '../../diffusion/schedules.js';
-import { trainingTerms } from '../../diffusion/trainingTerms.js';
 import { nativeEngine } from '../../engine/native.js';
 import { TINY_UNET, type UNetConfig, initParams } from '../../nn/unet.js';
-import { buildTrainModel, createTrainSession, trainBatch } from '../../train/trainGraph.js';
-import { Rng } from '../../util/rng.js';
-import type { Tensor } from '../../util/tensor.js';
+import { passStepFixture, withPasses } from '../../train/passStepFixture.js';
+import { buildTrainModel } from '../../train/trainGraph.js';
 import { DROPOUT_KEY_INPUT } from './kernelDropout.js';
 
 const native = nativeEngine();
 const cfg: UNetConfig = { ...TINY_UNET, dropout: 0.2 };
-
-/** Build with DDPM_PASSES set to `passes` (undefined: the default) while the graph is made. */
-async function withPasses<T>(passes: string | undefined, fn: () => T | Promise<T>): Promise<T> {
-  const saved = process.env.DDPM_PASSES;
-  if (passes === undefined) delete process.env.DDPM_PASSES;
-  else process.env.DDPM_PASSES = passes;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.DDPM_PASSES;
-    else process.env.DDPM_PASSES = saved;
-  }
-}
 
 describe('kernel-dropout', { skip: native ? false : 'the native binding is not built' }, () => {
   it('replaces every mask input by the key, in the forward and the backward', async () => {
@@ -61,38 +44,7 @@ describe('kernel-dropout', { skip: native ? false : 'the native binding is not b
       ['fixedlarge', 2, ''],
       ['learned-range', undefined, ',-recompute-norm-act'],
     ] as const) {
-      const c: UNetConfig = { ...cfg, outChannels: varType === 'learned-range' ? 2 : 1 };
-      const params = initParams(c, 'fixture', 3);
-      const B = 3;
-      const shape = [B, 1, 16, 16];
-      const d = new GaussianDiffusion({
-        betas: getBetaSchedule('linear', { T: 1000 }),
-        modelMeanType: 'eps',
-        modelVarType: varType,
-        lossType: 'mse',
-      });
-      const rng = new Rng(4);
-      const x0: Tensor = { data: Float32Array.from(rng.normalArray(B * 256), Math.tanh), shape };
-      const t = Int32Array.from([0, 400, 999]);
-      const noise: Tensor = { data: rng.normalArray(B * 256), shape };
-      const xt = d.qSample(x0, t, noise);
-      const b = trainBatch(xt, t, trainingTerms(d, 'mse', x0, xt, t, noise));
-      const step = async (passes: string | undefined) => {
-        const s = await withPasses(passes, () =>
-          createTrainSession(native!, c, params, B, 1, 'mse', varType, microbatch ? { microbatch } : {}),
-        );
-        try {
-          const r = new Rng(9);
-          const out = await s.step(params, b, r);
-          return {
-            loss: out.loss,
-            grads: new Map([...out.grads].map(([k, v]) => [k, v.slice()])),
-            rng: r.getState(),
-          };
-        } finally {
-          await s.release();
-        }
-      };
+      const step = passStepFixture(native!, cfg, varType, microbatch);
       const what = `${varType}, microbatch ${microbatch ?? 'none'}${extra}`;
       const fed = await step(`-kernel-dropout${extra}`);
       const kernel = await step(extra ? extra.slice(1) : undefined);

@@ -5,32 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GaussianDiffusion } from '../../diffusion/gaussianDiffusion.js';
-import { getBetaSchedule } from '../../diffusion/schedules.js';
-import { trainingTerms } from '../../diffusion/trainingTerms.js';
 import { nativeEngine } from '../../engine/native.js';
 import { buildUNet, initParams, TINY_UNET, type UNetConfig } from '../../nn/unet.js';
-import { createTrainSession, trainBatch } from '../../train/trainGraph.js';
-import { Rng } from '../../util/rng.js';
-import type { Tensor } from '../../util/tensor.js';
+import { passStepFixture } from '../../train/passStepFixture.js';
 import { grad } from '../autodiff.js';
 import { FUSED_DOMAIN, Graph } from '../graph.js';
 import { runPasses } from './index.js';
 
 const native = nativeEngine();
 const cfg: UNetConfig = { ...TINY_UNET, dropout: 0.2 };
-
-/** Build with DDPM_PASSES set to `passes` while the graph is made (the trainer reads it there). */
-async function withPasses<T>(passes: string, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.DDPM_PASSES;
-  process.env.DDPM_PASSES = passes;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.DDPM_PASSES;
-    else process.env.DDPM_PASSES = saved;
-  }
-}
 
 describe('recompute-norm-act', { skip: native ? false : 'the native binding is not built' }, () => {
   it('reroutes every backward read of a norm output (and of its dropout product) to a recomputation', () => {
@@ -72,33 +55,7 @@ describe('recompute-norm-act', { skip: native ? false : 'the native binding is n
 
   it('gives the same loss and gradients bit for bit (dropout 0.2, learned variance too)', async () => {
     for (const varType of ['fixedlarge', 'learned-range'] as const) {
-      const c: UNetConfig = { ...cfg, outChannels: varType === 'learned-range' ? 2 : 1 };
-      const params = initParams(c, 'fixture', 3);
-      const B = 3;
-      const shape = [B, 1, 16, 16];
-      const d = new GaussianDiffusion({
-        betas: getBetaSchedule('linear', { T: 1000 }),
-        modelMeanType: 'eps',
-        modelVarType: varType,
-        lossType: 'mse',
-      });
-      const rng = new Rng(4);
-      const x0: Tensor = { data: Float32Array.from(rng.normalArray(B * 256), Math.tanh), shape };
-      const t = Int32Array.from([0, 400, 999]);
-      const noise: Tensor = { data: rng.normalArray(B * 256), shape };
-      const xt = d.qSample(x0, t, noise);
-      const b = trainBatch(xt, t, trainingTerms(d, 'mse', x0, xt, t, noise));
-      const step = async (passes: string) => {
-        const s = await withPasses(passes, () =>
-          createTrainSession(native!, c, params, B, 1, 'mse', varType),
-        );
-        try {
-          const out = await s.step(params, b, new Rng(9));
-          return { loss: out.loss, grads: new Map([...out.grads].map(([k, v]) => [k, v.slice()])) };
-        } finally {
-          await s.release();
-        }
-      };
+      const step = passStepFixture(native!, cfg, varType);
       const off = await step('-recompute-norm-act');
       const on = await step('+recompute-norm-act');
       assert.equal(on.loss, off.loss, `${varType}: loss`);
