@@ -11,6 +11,8 @@
 //     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
 //     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
 //     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
+//   GroupNormSiluShift(x, gamma, beta, shift [N, C]; groups, epsilon, block): SiLU(GroupNorm(x + shift)),
+//     the shift broadcast over H, W (the ResnetBlock's timestep embedding), never written out; inference.
 //   GroupNormSiluRecompute(x, gamma, beta, after): the same y again, in a training graph's backward; the
 //     unread `after` orders it (graph pass recompute-norm-act).
 //   GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta: its gradient (NCHW).
@@ -178,22 +180,49 @@ struct GnJob {
   const float* x;
   const float* gamma;
   const float* beta;
+  const float* shift;  // [N, C] added to x before the norm (GroupNormSiluShift), or null
   float* y;
   int64_t channels, groups, inner;  // inner = H*W (product of the axes after C)
   float eps;
   int64_t block;  // 0: NCHW; B: ORT's blocked layout [N, C/B, H, W, B] (its NCHWc tensors)
 };
 
+// A group's statistics of x + shift, the shift one value per channel of `inner` values (two passes).
+static Stats shiftedGroupStats(const float* x, const float* shift, int64_t cg, int64_t inner, float eps) {
+  float s = 0.f;
+  for (int64_t c = 0; c < cg; c++) {
+    const float* xc = x + c * inner;
+    float sc = 0.f;
+#pragma omp simd reduction(+ : sc)
+    for (int64_t i = 0; i < inner; i++) sc += xc[i];
+    s += sc + float(inner) * shift[c];
+  }
+  const float m = float(cg * inner), mean = s / m;
+  float v = 0.f;
+  for (int64_t c = 0; c < cg; c++) {
+    const float* xc = x + c * inner;
+    const float d0 = shift[c] - mean;
+    float vc = 0.f;
+#pragma omp simd reduction(+ : vc)
+    for (int64_t i = 0; i < inner; i++) vc += (xc[i] + d0) * (xc[i] + d0);
+    v += vc;
+  }
+  return {mean, 1.f / std::sqrt(v / m + eps)};
+}
+
 // One (sample, group) slice: its statistics, then z = x * a + b per channel with a = gamma / sigma,
-// b = beta - mean * a, and y = SiLU(z).
+// b = beta - mean * a (+ shift * a with a shift), and y = SiLU(z).
 static void gnSlice(const GnJob& j, int64_t idx) {
   const int64_t cg = j.channels / j.groups, g = idx % j.groups, n = idx / j.groups;
   const int64_t off = (n * j.channels + g * cg) * j.inner;
   const float* x = j.x + off;
   float* y = j.y + off;
-  const Stats st = groupStats(x, cg * j.inner, j.eps);
+  const float* shift = j.shift ? j.shift + n * j.channels + g * cg : nullptr;
+  const Stats st =
+      shift ? shiftedGroupStats(x, shift, cg, j.inner, j.eps) : groupStats(x, cg * j.inner, j.eps);
   for (int64_t c = 0; c < cg; c++) {
-    const float a = j.gamma[g * cg + c] * st.rstd, b = j.beta[g * cg + c] - st.mean * a;
+    const float a = j.gamma[g * cg + c] * st.rstd;
+    const float b = j.beta[g * cg + c] - st.mean * a + (shift ? shift[c] * a : 0.f);
     const float* xc = x + c * j.inner;
     float* yc = y + c * j.inner;
 #pragma omp simd
@@ -214,10 +243,14 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
   const int64_t rows = span * j.inner;  // rows of B lanes in this unit
   const float* x = j.x + (n * cb + u * span) * j.inner * B;
   float* y = j.y + (n * cb + u * span) * j.inner * B;
-  float acc[B] = {}, mean[B], var[B] = {}, rstd[B];
-  for (int64_t r = 0; r < rows; r++)
+  float acc[B] = {}, mean[B], var[B] = {}, rstd[B], sh[B] = {};  // sh: this block's shift (0 without)
+  const float* shift = j.shift ? j.shift + n * j.channels + u * span * B : nullptr;
+  for (int64_t r = 0; r < rows; r++) {
+    if (shift && r % j.inner == 0)
+      for (int l = 0; l < B; l++) sh[l] = shift[(r / j.inner) * B + l];
 #pragma omp simd
-    for (int l = 0; l < B; l++) acc[l] += x[r * B + l];
+    for (int l = 0; l < B; l++) acc[l] += x[r * B + l] + sh[l];
+  }
   // Lanes of one group: all B when a group spans blocks, else runs of cg lanes.
   const int lanes = cg >= B ? B : int(cg);
   const float count = float(rows) * float(cg >= B ? B : cg);
@@ -226,9 +259,12 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
     for (int l = l0; l < l0 + lanes; l++) s += acc[l];
     for (int l = l0; l < l0 + lanes; l++) mean[l] = s / count;
   }
-  for (int64_t r = 0; r < rows; r++)
+  for (int64_t r = 0; r < rows; r++) {
+    if (shift && r % j.inner == 0)
+      for (int l = 0; l < B; l++) sh[l] = shift[(r / j.inner) * B + l];
 #pragma omp simd
-    for (int l = 0; l < B; l++) var[l] += (x[r * B + l] - mean[l]) * (x[r * B + l] - mean[l]);
+    for (int l = 0; l < B; l++) var[l] += (x[r * B + l] + sh[l] - mean[l]) * (x[r * B + l] + sh[l] - mean[l]);
+  }
   for (int l0 = 0; l0 < B; l0 += lanes) {
     float s = 0.f;
     for (int l = l0; l < l0 + lanes; l++) s += var[l];
@@ -239,7 +275,7 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
     float a[B], b[B];
     for (int l = 0; l < B; l++) {
       a[l] = j.gamma[c0 + l] * rstd[l];
-      b[l] = j.beta[c0 + l] - mean[l] * a[l];
+      b[l] = j.beta[c0 + l] - mean[l] * a[l] + (shift ? shift[k * B + l] * a[l] : 0.f);
     }
     const float* xk = x + k * j.inner * B;
     float* yk = y + k * j.inner * B;
@@ -280,6 +316,7 @@ static void parallelUnits(OrtKernelContext* ctx, const void* job, void (*unit)(c
 struct GnKernel {
   int64_t groups = 32, block = 0;
   float eps = 1e-6f;
+  bool shift = false;  // GroupNormSiluShift: input 3 is the shift [N, C]
 };
 
 // OrtCustomOp: `version` then 25 function pointers. ORT reads a member only when `version` is new enough
@@ -335,6 +372,7 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   j.x = inputOf(ctx, 0, &dims);
   j.gamma = inputOf(ctx, 1);
   j.beta = inputOf(ctx, 2);
+  j.shift = k->shift ? inputOf(ctx, 3) : nullptr;
   j.y = outputOf(ctx, 0, dims);
   j.channels = dims[1];
   j.groups = k->groups;
@@ -383,6 +421,16 @@ static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*),
 
 static const CustomOpAbi gnOp =
     fusedOp<GnKernel, 3, 1>([](const CustomOpAbi*) -> const char* { return "GroupNormSilu"; }, gnCreate, gnCompute);
+
+// GroupNormSiluShift(x, gamma, beta, shift [N, C]): SiLU(GroupNorm(x + shift)) without writing x + shift
+// (graph pass fuse-shift-groupnorm-silu; inference graphs).
+static void* gnShiftCreate(const CustomOpAbi* op, OrtApiTable api, const OrtKernelInfo* info) {
+  auto* k = static_cast<GnKernel*>(gnCreate(op, api, info));
+  k->shift = true;
+  return k;
+}
+static const CustomOpAbi gnShiftOp = fusedOp<GnKernel, 4, 1>(
+    [](const CustomOpAbi*) -> const char* { return "GroupNormSiluShift"; }, gnShiftCreate, gnCompute);
 
 // GroupNormSiluRecompute(x, gamma, beta, after): GroupNormSilu computed again in the backward (the graph
 // pass recompute-norm-act); `after` is never read, it only makes ORT run the node once that gradient value
@@ -694,6 +742,22 @@ static void registerSharedArena() {
   sharedArena = true;
 }
 
+// The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names, so the
+// TypeScript side uses only what this build has (a binary built before a kernel was added lacks it).
+static const CustomOpAbi* const kFusedOps[] = {&gnOp, &gnShiftOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp};
+
+static napi_value Kernels(napi_env e, napi_callback_info) {
+  napi_value arr;
+  napi_create_array(e, &arr);
+  uint32_t i = 0;
+  for (const CustomOpAbi* op : kFusedOps) {
+    napi_value name;
+    napi_create_string_utf8(e, op->GetName(op), NAPI_AUTO_LENGTH, &name);
+    napi_set_element(e, arr, i++, name);
+  }
+  return arr;
+}
+
 static napi_value Init(napi_env e, napi_callback_info ci) {
   size_t argc = 1;
   napi_value argv[1];
@@ -725,7 +789,7 @@ static napi_value Init(napi_env e, napi_callback_info ci) {
     auto add = ORT(kCustomOpDomainAdd, OrtStatus * (*)(OrtCustomOpDomain*, const CustomOpAbi*));
     if (!ok(e, ORT(kCreateCustomOpDomain, OrtStatus * (*)(const char*, OrtCustomOpDomain**))("ai.ddpm", &domain), "CreateCustomOpDomain"))
       return nullptr;
-    for (const CustomOpAbi* op : {&gnOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp})
+    for (const CustomOpAbi* op : kFusedOps)
       if (!ok(e, add(domain, op), "CustomOpDomain_Add")) return nullptr;
     apiBase = getBase();
   }
@@ -980,6 +1044,7 @@ static napi_value EndProfiling(napi_env e, napi_callback_info ci) {
 static napi_value ModuleInit(napi_env e, napi_value exports) {
   napi_property_descriptor props[] = {
       {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"kernels", nullptr, Kernels, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -14,7 +14,7 @@ import { nativeEngine } from './native.js';
 
 /** SiLU(GroupNorm(x) * gamma + beta) in float64, straight from the definition. */
 function reference(
-  x: Float32Array,
+  x: ArrayLike<number>,
   shape: number[],
   groups: number,
   gamma: Float32Array,
@@ -59,34 +59,49 @@ describe('native engine', { skip }, () => {
     [[2, 32, 3, 5], 32, 0, true],
     [[2, 64, 3, 3], 2, 0, true],
   ] as [number[], number, number, boolean][]) {
-    const name = `GroupNormSilu ${JSON.stringify(shape)}, ${groups} groups, mean ${offset}${blocked ? ', blocked' : ''}`;
-    it(`${name}, matches float64`, async (t) => {
-      const block = blocked ? await nchwcBlockOf(engine!) : 0;
-      if (blocked && block < 2) return t.skip('this runtime has no NCHWc kernels');
-      const rng = new Rng(shape.length * 1000 + groups);
-      const c = shape[1]!;
-      const x = rng.normalArray(shape.reduce((a, b) => a * b, 1)).map((v) => v * 3 + offset);
-      const gamma = rng.normalArray(c);
-      const beta = rng.normalArray(c);
-      const eps = 1e-6;
-      const g = new Graph();
-      const xv = g.input('x', shape);
-      const nchwc = (op: string, v: Value, attrs: Record<string, number>) =>
-        g.node(op, [v], [v.shape], { channels_last: 0, ...attrs }, undefined, undefined, NCHWC_DOMAIN)[0]!;
-      const xin = blocked ? nchwc('ReorderInput', xv, {}) : xv;
-      const yb = g.groupNormSiluFused(xin, groups, g.constant(gamma, [c]), g.constant(beta, [c]), eps, block);
-      const y = blocked ? nchwc('ReorderOutput', yb, { channels: c }) : yb;
-      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
-        threads: 2,
+    for (const shifted of shape.length === 4 ? [false, true] : [false]) {
+      const name = `GroupNormSilu${shifted ? 'Shift' : ''} ${JSON.stringify(shape)}, ${groups} groups, mean ${offset}${blocked ? ', blocked' : ''}`;
+      it(`${name}, matches float64`, async (t) => {
+        const block = blocked ? await nchwcBlockOf(engine!) : 0;
+        if (blocked && block < 2) return t.skip('this runtime has no NCHWc kernels');
+        const rng = new Rng(shape.length * 1000 + groups);
+        const c = shape[1]!;
+        const x = rng.normalArray(shape.reduce((a, b) => a * b, 1)).map((v) => v * 3 + offset);
+        const gamma = rng.normalArray(c);
+        const beta = rng.normalArray(c);
+        const eps = 1e-6;
+        const g = new Graph();
+        const xv = g.input('x', shape);
+        const nchwc = (op: string, v: Value, attrs: Record<string, number>) =>
+          g.node(op, [v], [v.shape], { channels_last: 0, ...attrs }, undefined, undefined, NCHWC_DOMAIN)[0]!;
+        const xin = blocked ? nchwc('ReorderInput', xv, {}) : xv;
+        // GroupNormSiluShift: a shift per sample and channel [N, C], added to x before the norm.
+        const shift = Float32Array.from(rng.normalArray(shape[0]! * c), (v) => v * 2);
+        const sv = shifted ? g.constant(shift, [shape[0]!, c]) : undefined;
+        const yb = g.groupNormSiluFused(
+          xin,
+          groups,
+          g.constant(gamma, [c]),
+          g.constant(beta, [c]),
+          eps,
+          block,
+          sv,
+        );
+        const y = blocked ? nchwc('ReorderOutput', yb, { channels: c }) : yb;
+        const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
+          threads: 2,
+        });
+        try {
+          const res = await s.run({ x: { data: x, shape } });
+          assert.deepEqual(res.y!.shape, shape);
+          const inner = x.length / (shape[0]! * c);
+          const xs = shifted ? Float64Array.from(x, (v, i) => v + shift[Math.floor(i / inner)]!) : x;
+          allClose(res.y!.data, reference(xs, shape, groups, gamma, beta, eps), 2e-5, 2e-5, name);
+        } finally {
+          await s.release();
+        }
       });
-      try {
-        const res = await s.run({ x: { data: x, shape } });
-        assert.deepEqual(res.y!.shape, shape);
-        allClose(res.y!.data, reference(x, shape, groups, gamma, beta, eps), 2e-5, 2e-5, 'GroupNormSilu');
-      } finally {
-        await s.release();
-      }
-    });
+    }
   }
 
   it('GroupNormSiluGrad (the fused op’s gradient) matches finite differences', async () => {

@@ -8,12 +8,15 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FUSED_KERNELS, type FusedKernel } from '../graph/graph.js';
 import type { Tensor } from '../util/tensor.js';
 import type { Engine, EngineSession, MemArena, SessionOptions } from './engine.js';
 import { collectGarbage } from './gc.js';
 
 interface Binding {
   init(libPath: string): string;
+  /** The fused kernels this build registers (absent in builds older than the list). */
+  kernels?(): string[];
   createSession(
     model: Uint8Array,
     threads: number,
@@ -86,6 +89,12 @@ function binding(): { binding: Binding; version: string } | null {
   return loaded;
 }
 
+/** The kernels of FUSED_KERNELS this binary has: the graph uses no kernel a stale build lacks. */
+function fusedKernelsOf(b: Binding): FusedKernel[] {
+  const has = b.kernels?.() ?? ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col', 'DropoutMul'];
+  return FUSED_KERNELS.filter((k) => has.includes(k));
+}
+
 let cached: Engine | null | undefined;
 
 /** The native engine (one per process), or null when its binding is not built. */
@@ -100,7 +109,7 @@ function makeEngine(): Engine | null {
   const b = l.binding;
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
-    fusedKernels: ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col', 'DropoutMul'],
+    fusedKernels: fusedKernelsOf(b),
     collectGarbage,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';

@@ -3,7 +3,7 @@
 // instead of ORT's reorder to NCHW and back around every non-conv op (issue #2: 37 ms of S-fwd's kernel
 // time was ReorderInput/ReorderOutput). Every conv is lowered to ORT's NCHWc kernel (nchwc.ts, constant
 // weights too), then values get a blocked twin where their op has a blocked form:
-// - GroupNormSilu: the native kernel's `block` mode;
+// - GroupNormSilu (and GroupNormSiluShift, its shift [N, C] as is): the native kernel's `block` mode;
 // - Add: elementwise as is, or as the Sum input of a conv used only there (a residual); a per-channel
 //   broadcast operand (the timestep shift, [N, C, 1, 1]) through a 5-d view, [N, C/B, 1, 1, B];
 // - Concat on channels: whole blocks concatenate as the blocked layout of the result;
@@ -87,12 +87,12 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         break;
       }
       case 'groupNormSilu': {
-        const [x, gamma, beta] = n.inputs as [Value, Value, Value];
+        const [x, gamma, beta, shift] = n.inputs as [Value, Value, Value, Value | undefined];
         const bx = t(x);
         const groups = n.attrs.groups as number;
         if (bx && !n.attrs.block && groupsTileBlocks(x.shape[1]!, groups, block)) {
           const eps = (n.attrs.epsilon as { floats: number[] }).floats[0]!;
-          setTwin(n, g.groupNormSiluFused(bx, groups, gamma, beta, eps, block));
+          setTwin(n, g.groupNormSiluFused(bx, groups, gamma, beta, eps, block, shift));
         }
         break;
       }
@@ -151,7 +151,8 @@ function kindOf(n: Node): Kind {
     if (n.op === 'ReorderInput') return 'reorderInput';
     return 'other';
   }
-  if (n.domain === FUSED_DOMAIN) return n.op === 'GroupNormSilu' ? 'groupNormSilu' : 'other';
+  if (n.domain === FUSED_DOMAIN)
+    return n.op === 'GroupNormSilu' || n.op === 'GroupNormSiluShift' ? 'groupNormSilu' : 'other';
   if (n.domain) return 'other';
   if (n.meta?.interleaveOf) return 'interleave';
   switch (n.op) {

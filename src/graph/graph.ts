@@ -21,7 +21,15 @@ function dtypeOf(data: ConstData): DType {
 export const FUSED_DOMAIN = 'ai.ddpm';
 
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
-export type FusedKernel = 'GroupNormSilu' | 'GroupNormSiluRecompute' | 'Im2col' | 'DropoutMul';
+/** The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use. */
+export const FUSED_KERNELS = [
+  'GroupNormSilu',
+  'GroupNormSiluShift',
+  'GroupNormSiluRecompute',
+  'Im2col',
+  'DropoutMul',
+] as const;
+export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
 /**
  * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
@@ -691,9 +699,18 @@ export class Graph {
    * which only the native engine runs (native/ortnative.cc: one pass over memory where ONNX Runtime
    * runs LayerNormalization, Mul, Add and QuickGelu); its gradient is that engine's GroupNormSiluGrad.
    * `block` 8 or 16: x and the result are in ORT's blocked NCHWc layout (blocked.ts emits that form;
-   * see groupsTileBlocks), which has no gradient.
+   * see groupsTileBlocks), which has no gradient. With `shift` [N, C]: SiLU(GroupNorm(x + shift)), the
+   * shift broadcast over the spatial axes and never written out (GroupNormSiluShift; no gradient).
    */
-  groupNormSiluFused(x: Value, groups: number, gamma: Value, beta: Value, eps: number, block = 0): Value {
+  groupNormSiluFused(
+    x: Value,
+    groups: number,
+    gamma: Value,
+    beta: Value,
+    eps: number,
+    block = 0,
+    shift?: Value,
+  ): Value {
     const c = x.shape[1]!;
     if (x.shape.length < 3 || c % groups !== 0) {
       throw new GraphError(
@@ -712,10 +729,13 @@ export class Graph {
         throw new GraphError('GroupNormSilu', `gamma/beta ${shapeStr(v.shape)} for ${c} channels`);
       }
     }
+    if (shift && shapeStr(shift.shape) !== shapeStr([x.shape[0]!, c])) {
+      throw new GraphError('GroupNormSilu', `shift ${shapeStr(shift.shape)} for input ${shapeStr(x.shape)}`);
+    }
     const attrs = { groups, epsilon: { floats: [eps] }, block };
     return this.node(
-      'GroupNormSilu',
-      [x, gamma, beta],
+      shift ? 'GroupNormSiluShift' : 'GroupNormSilu',
+      shift ? [x, gamma, beta, shift] : [x, gamma, beta],
       [x.shape],
       attrs,
       undefined,

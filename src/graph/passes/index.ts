@@ -19,6 +19,7 @@ import { foldConstantReorders } from './foldConstantReorders.js';
 import { foldAttentionNorm } from './foldAttentionNorm.js';
 import { foldValueBias } from './foldValueBias.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
+import { fuseShiftGroupNormSilu } from './fuseShiftGroupNormSilu.js';
 import { kernelDropout } from './kernelDropout.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
@@ -38,6 +39,7 @@ export const PASSES: readonly GraphPass[] = [
   phaseSplitUpsample,
   quantizeInt8,
   fuseGroupNormSilu,
+  fuseShiftGroupNormSilu,
   kernelDropout,
   recomputeNormAct,
   nchwcConvs,

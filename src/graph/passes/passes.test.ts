@@ -162,9 +162,16 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
     for (const training of trainingToo ? [false, true] : [false]) {
       for (const pass of PASSES) {
         if (training && pass.scope !== 'any') continue;
-        const fused = ['fuse-groupnorm-silu', 'recompute-norm-act', 'blocked-layout'].includes(pass.name);
+        const fused = [
+          'fuse-groupnorm-silu',
+          'fuse-shift-groupnorm-silu',
+          'recompute-norm-act',
+          'blocked-layout',
+        ].includes(pass.name);
         // Passes that rewrite what another pass makes: "alone" is with that one, "none" is that one alone.
-        const needs = pass.name === 'recompute-norm-act' ? ['fuse-groupnorm-silu'] : [];
+        const needs = ['recompute-norm-act', 'fuse-shift-groupnorm-silu'].includes(pass.name)
+          ? ['fuse-groupnorm-silu']
+          : [];
         const nchwcBlock =
           pass.name === 'blocked-layout' ? nativeBlock : pass.name === 'nchwc-convs' ? block : 0;
         const skip =
@@ -227,6 +234,8 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
       return levels - 1;
     case 'fuse-groupnorm-silu':
       return 1;
+    case 'fuse-shift-groupnorm-silu': // every ResNet block's second norm (no cancel-timestep-shift alone)
+      return training ? 0 : 1;
     case 'kernel-dropout': // these models have no dropout (kernelDropout.test.ts trains with it)
       return 0;
     case 'recompute-norm-act': // training graphs only
