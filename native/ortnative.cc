@@ -9,8 +9,8 @@
 //     z = GroupNorm(x) * gamma + beta (the U-Net's norm + SiLU, one pass over memory where ORT runs
 //     LayerNormalization, Mul, Add and QuickGelu). block = 0: NCHW;
 //     block = 8 or 16: x and y are in ORT's blocked NCHWc layout ([N, C/B, H, W, B] in memory, shape
-//     [N, C, H, W]), C a multiple of B and groups of cg channels with cg | B or B | cg, so the tensor can
-//     stay in the layout ORT's NCHWc convolutions read and write (no reorders around the norm).
+//     [N, C, H, W]), C a multiple of B (groups within a block, spanning whole blocks, or straddling
+//     blocks), so the tensor can stay in the layout ORT's NCHWc convolutions read and write.
 //   GroupNormSiluShift(x, gamma, beta, shift [N, C]; groups, epsilon, block): SiLU(GroupNorm(x + shift)),
 //     the shift broadcast over H, W (the ResnetBlock's timestep embedding), never written out; inference.
 //   GroupNormSiluRecompute(x, gamma, beta, after): the same y again, in a training graph's backward; the
@@ -288,6 +288,60 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
   }
 }
 
+// The blocked layout when groups neither fit in a block nor span whole blocks (cg = 3 or 6 at block 16:
+// a skip concatenation's 96 or 192 channels in 32 groups): one sample per unit; per-channel sums, then
+// each group's mean from its channels, per-channel squared deviations from it, each group's variance.
+template <int B>
+static void gnSampleBlocked(const GnJob& j, int64_t n) {
+  const int64_t c = j.channels, cb = c / B, cg = c / j.groups;
+  const float* x = j.x + n * c * j.inner;
+  float* y = j.y + n * c * j.inner;
+  const float* shift = j.shift ? j.shift + n * c : nullptr;
+  const size_t nc = static_cast<size_t>(c);
+  std::vector<float> sum(nc, 0.f), mean(nc), rstd(nc);
+  const float count = float(cg * j.inner);
+  auto perChannel = [&](auto&& value) {  // sum over H*W of value(x, lane's channel), per channel
+    for (int64_t k = 0; k < cb; k++) {
+      float acc[B] = {};
+      const float* xk = x + k * j.inner * B;
+      for (int64_t r = 0; r < j.inner; r++)
+#pragma omp simd
+        for (int l = 0; l < B; l++) acc[l] += value(xk[r * B + l], k * B + l);
+      for (int l = 0; l < B; l++) sum[size_t(k * B + l)] = acc[l];
+    }
+  };
+  auto perGroup = [&](std::vector<float>& out, auto&& of) {  // of(group total) for every channel of it
+    for (int64_t g = 0; g < j.groups; g++) {
+      float s = 0.f;
+      for (int64_t q = g * cg; q < (g + 1) * cg; q++) s += sum[size_t(q)];
+      for (int64_t q = g * cg; q < (g + 1) * cg; q++) out[size_t(q)] = of(s);
+    }
+  };
+  perChannel([&](float v, int64_t q) { return v + (shift ? shift[q] : 0.f); });
+  perGroup(mean, [&](float s) { return s / count; });
+  perChannel([&](float v, int64_t q) {
+    const float d = v + (shift ? shift[q] : 0.f) - mean[size_t(q)];
+    return d * d;
+  });
+  perGroup(rstd, [&](float s) { return 1.f / std::sqrt(s / count + j.eps); });
+  for (int64_t k = 0; k < cb; k++) {
+    float a[B], b[B];
+    for (int l = 0; l < B; l++) {
+      const int64_t q = k * B + l;
+      a[l] = j.gamma[q] * rstd[size_t(q)];
+      b[l] = j.beta[q] + ((shift ? shift[q] : 0.f) - mean[size_t(q)]) * a[l];
+    }
+    const float* xk = x + k * j.inner * B;
+    float* yk = y + k * j.inner * B;
+    for (int64_t r = 0; r < j.inner; r++)
+#pragma omp simd
+      for (int l = 0; l < B; l++) {
+        const float z = xk[r * B + l] * a[l] + b[l];
+        yk[r * B + l] = z / (1.f + std::exp(-z));
+      }
+  }
+}
+
 // ORT's ParallelFor runs one task per index; a task takes a run of consecutive units (slices or blocks)
 // of at least ~32K floats, so that small tensors (64 x 32 slices of 32 floats at 4x4) do not pay the
 // pool's per-task cost thousands of times.
@@ -384,6 +438,12 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
                   dims[0] * j.groups, (j.channels / j.groups) * j.inner);
   } else {
     const int64_t cg = j.channels / j.groups, span = cg >= j.block ? cg / j.block : 1;
+    if (cg % j.block != 0 && j.block % cg != 0) {  // groups straddle blocks: a sample per unit
+      auto sample16 = [](const void* jj, int64_t i) { gnSampleBlocked<16>(*static_cast<const GnJob*>(jj), i); };
+      auto sample8 = [](const void* jj, int64_t i) { gnSampleBlocked<8>(*static_cast<const GnJob*>(jj), i); };
+      parallelUnits(ctx, &j, j.block == 16 ? +sample16 : +sample8, dims[0], j.channels * j.inner);
+      return;
+    }
     auto unit16 = [](const void* jj, int64_t i) { gnUnitBlocked<16>(*static_cast<const GnJob*>(jj), i); };
     auto unit8 = [](const void* jj, int64_t i) { gnUnitBlocked<8>(*static_cast<const GnJob*>(jj), i); };
     parallelUnits(ctx, &j, j.block == 16 ? +unit16 : +unit8, dims[0] * (j.channels / j.block / span),
@@ -742,8 +802,9 @@ static void registerSharedArena() {
   sharedArena = true;
 }
 
-// The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names, so the
-// TypeScript side uses only what this build has (a binary built before a kernel was added lacks it).
+// The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
+// capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
+// blocks), so the TypeScript side uses only what this build has (an older binary lacks newer kernels).
 static const CustomOpAbi* const kFusedOps[] = {&gnOp, &gnShiftOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp};
 
 static napi_value Kernels(napi_env e, napi_callback_info) {
@@ -753,6 +814,11 @@ static napi_value Kernels(napi_env e, napi_callback_info) {
   for (const CustomOpAbi* op : kFusedOps) {
     napi_value name;
     napi_create_string_utf8(e, op->GetName(op), NAPI_AUTO_LENGTH, &name);
+    napi_set_element(e, arr, i++, name);
+  }
+  for (const char* capability : {"GroupNormSiluBlockedAnyGroups"}) {
+    napi_value name;
+    napi_create_string_utf8(e, capability, NAPI_AUTO_LENGTH, &name);
     napi_set_element(e, arr, i++, name);
   }
   return arr;

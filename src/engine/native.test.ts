@@ -54,10 +54,13 @@ describe('native engine', { skip }, () => {
     [[2, 8, 3], 2, 0, false], // one spatial axis, four channels a group
     [[2, 64, 16, 16], 32, 40, false], // a U-Net shape, with a large mean (the variance must not cancel)
     // ORT's blocked layout (NCHWc), in and out through its reorders: groups within a block, and
-    // groups spanning two blocks (the CIFAR-10 U-Net's 1024 channels in 32 groups at block 16).
+    // groups spanning two blocks (the CIFAR-10 U-Net's 1024 channels in 32 groups at block 16), and
+    // groups straddling blocks (a skip concatenation's 96 channels in 32 groups: 3 a group; 6 a group).
     [[2, 64, 4, 4], 32, 5, true],
     [[2, 32, 3, 5], 32, 0, true],
     [[2, 64, 3, 3], 2, 0, true],
+    [[3, 96, 5, 4], 32, 7, true],
+    [[2, 48, 4, 4], 8, 0, true],
   ] as [number[], number, number, boolean][]) {
     for (const shifted of shape.length === 4 ? [false, true] : [false]) {
       const name = `GroupNormSilu${shifted ? 'Shift' : ''} ${JSON.stringify(shape)}, ${groups} groups, mean ${offset}${blocked ? ', blocked' : ''}`;
@@ -71,6 +74,7 @@ describe('native engine', { skip }, () => {
         const beta = rng.normalArray(c);
         const eps = 1e-6;
         const g = new Graph();
+        g.fused = engine!.fusedKernels!;
         const xv = g.input('x', shape);
         const nchwc = (op: string, v: Value, attrs: Record<string, number>) =>
           g.node(op, [v], [v.shape], { channels_last: 0, ...attrs }, undefined, undefined, NCHWC_DOMAIN)[0]!;

@@ -90,7 +90,8 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         const [x, gamma, beta, shift] = n.inputs as [Value, Value, Value, Value | undefined];
         const bx = t(x);
         const groups = n.attrs.groups as number;
-        if (bx && !n.attrs.block && groupsTileBlocks(x.shape[1]!, groups, block)) {
+        const anyGroups = g.fused.includes('GroupNormSiluBlockedAnyGroups');
+        if (bx && !n.attrs.block && groupsTileBlocks(x.shape[1]!, groups, block, anyGroups)) {
           const eps = (n.attrs.epsilon as { floats: number[] }).floats[0]!;
           setTwin(n, g.groupNormSiluFused(bx, groups, gamma, beta, eps, block, shift));
         }

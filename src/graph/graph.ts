@@ -21,9 +21,13 @@ function dtypeOf(data: ConstData): DType {
 export const FUSED_DOMAIN = 'ai.ddpm';
 
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
-/** The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use. */
+/**
+ * The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use, and its
+ * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks.
+ */
 export const FUSED_KERNELS = [
   'GroupNormSilu',
+  'GroupNormSiluBlockedAnyGroups',
   'GroupNormSiluShift',
   'GroupNormSiluRecompute',
   'Im2col',
@@ -33,11 +37,14 @@ export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
 /**
  * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
- * (8 or 16): whole blocks, and each group within one block or spanning whole blocks.
+ * (8 or 16): whole blocks, and each group within one block or spanning whole blocks, or (`anyGroups`, a
+ * kernel with GroupNormSiluBlockedAnyGroups) any groups.
  */
-export function groupsTileBlocks(c: number, groups: number, block: number): boolean {
+export function groupsTileBlocks(c: number, groups: number, block: number, anyGroups = false): boolean {
   const cg = c / groups;
-  return (block === 8 || block === 16) && c % block === 0 && (block % cg === 0 || cg % block === 0);
+  return (
+    (block === 8 || block === 16) && c % block === 0 && (anyGroups || block % cg === 0 || cg % block === 0)
+  );
 }
 
 export interface Value {
@@ -718,7 +725,7 @@ export class Graph {
         `input ${shapeStr(x.shape)} does not split into ${groups} groups`,
       );
     }
-    if (block && !groupsTileBlocks(c, groups, block)) {
+    if (block && !groupsTileBlocks(c, groups, block, this.fused.includes('GroupNormSiluBlockedAnyGroups'))) {
       throw new GraphError(
         'GroupNormSilu',
         `${c} channels in ${groups} groups do not tile blocks of ${block}`,
