@@ -124,6 +124,26 @@ describe('native engine', { skip }, () => {
     }
   });
 
+  it('GroupNormSiluShift’s gradient (x, gamma, beta and the shift) matches finite differences', async () => {
+    const rs = await gradCheck(
+      engine!,
+      { x: [2, 8, 3, 3], gamma: [8], beta: [8], s: [2, 8] },
+      (g, v) => {
+        g.fused = engine!.fusedKernels!;
+        return g.groupNormSiluFused(v.x!, 4, v.gamma!, v.beta!, 1e-5, 0, v.s!);
+      },
+      { directions: 4, h: 3e-3 },
+    );
+    assert.ok(rs.some((r) => r.input === 's'));
+    for (const r of rs) {
+      const scale = Math.max(1, Math.abs(r.numeric));
+      assert.ok(
+        Math.abs(r.analytic - r.numeric) <= 2e-3 * scale,
+        `d/d${r.input}: ${r.analytic} vs ${r.numeric}`,
+      );
+    }
+  });
+
   for (const [kh, kw, sh, pads, flip] of [
     [3, 3, 1, [1, 1, 1, 1], false],
     [3, 3, 1, [1, 1, 1, 1], true],

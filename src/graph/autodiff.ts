@@ -115,7 +115,26 @@ const RULES: Record<string, Rule> = {
       FUSED_DOMAIN,
     ); // dx, dgamma, dbeta
   },
-  // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
+  // SiLU(GroupNorm(x + s)) (graph pass fuse-shift-groupnorm-silu): the sum made again here (the forward
+  // never writes it), then GroupNormSilu's gradient; ds [N, C] is dx summed over the spatial axes.
+  GroupNormSiluShift: (g, n, dy) => {
+    if (n.attrs.block) throw new GraphError(n.op, 'only the NCHW fused op has a gradient');
+    const [x, gamma, beta, shift] = n.inputs as [Value, Value, Value, Value];
+    const [nb, c] = x.shape as [number, number];
+    const xs = g.add(x, g.reshape(shift, [nb, c, ...x.shape.slice(2).map(() => 1)])); // [N, C, H, W]
+    const { groups, epsilon } = n.attrs;
+    const [dx, dgamma, dbeta] = g.node(
+      'GroupNormSiluGrad',
+      [dy, xs, gamma, beta],
+      [x.shape, gamma.shape, beta.shape],
+      { groups: groups!, epsilon: epsilon! },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    ) as [Value, Value, Value];
+    return [dx, dgamma, dbeta, g.reshape(unbroadcast(g, dx, [nb, c, 1, 1]), [nb, c])];
+  },
+    // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
   // kernel with the same key and site (the mask is made again, never kept).
   DropoutMul: (g, n, dy) => {
     if (n.domain !== FUSED_DOMAIN) throw new GraphError(n.op, 'only the fused op has a gradient');
