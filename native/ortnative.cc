@@ -233,6 +233,17 @@ static void gnSlice(const GnJob& j, int64_t idx) {
   }
 }
 
+// y = SiLU(x * a + b) over `rows` rows of B lanes (one block of B channels), a and b per lane.
+template <int B>
+static void siluAffineBlock(const float* x, float* y, int64_t rows, const float* a, const float* b) {
+  for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+    for (int l = 0; l < B; l++) {
+      const float z = x[r * B + l] * a[l] + b[l];
+      y[r * B + l] = z / (1.f + std::exp(-z));
+    }
+}
+
 // The blocked layout: a unit is `span` consecutive blocks of B channels (span = cg / B when a group spans
 // whole blocks, else 1 block holding B / cg groups); rows of B lanes, so every loop runs over whole vectors.
 template <int B>
@@ -277,14 +288,7 @@ static void gnUnitBlocked(const GnJob& j, int64_t idx) {
       a[l] = j.gamma[c0 + l] * rstd[l];
       b[l] = j.beta[c0 + l] - mean[l] * a[l] + (shift ? shift[k * B + l] * a[l] : 0.f);
     }
-    const float* xk = x + k * j.inner * B;
-    float* yk = y + k * j.inner * B;
-    for (int64_t r = 0; r < j.inner; r++)
-#pragma omp simd
-      for (int l = 0; l < B; l++) {
-        const float z = xk[r * B + l] * a[l] + b[l];
-        yk[r * B + l] = z / (1.f + std::exp(-z));
-      }
+    siluAffineBlock<B>(x + k * j.inner * B, y + k * j.inner * B, j.inner, a, b);
   }
 }
 
@@ -331,14 +335,7 @@ static void gnSampleBlocked(const GnJob& j, int64_t n) {
       a[l] = j.gamma[q] * rstd[size_t(q)];
       b[l] = j.beta[q] + ((shift ? shift[q] : 0.f) - mean[size_t(q)]) * a[l];
     }
-    const float* xk = x + k * j.inner * B;
-    float* yk = y + k * j.inner * B;
-    for (int64_t r = 0; r < j.inner; r++)
-#pragma omp simd
-      for (int l = 0; l < B; l++) {
-        const float z = xk[r * B + l] * a[l] + b[l];
-        yk[r * B + l] = z / (1.f + std::exp(-z));
-      }
+    siluAffineBlock<B>(x + k * j.inner * B, y + k * j.inner * B, j.inner, a, b);
   }
 }
 

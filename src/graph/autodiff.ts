@@ -97,44 +97,40 @@ function intsOf(g: Graph, v: Value): number[] {
   return Array.from(leaf.data as ArrayLike<number | bigint>, Number);
 }
 
+/** The fused GroupNorm + SiLU node n's gradient at input x: the native GroupNormSiluGrad -> dx, dgamma, dbeta. */
+function groupNormSiluGrad(g: Graph, n: Node, dy: Value, x: Value): Value[] {
+  const [, gamma, beta] = n.inputs as [Value, Value, Value];
+  const { groups, epsilon } = n.attrs;
+  return g.node(
+    'GroupNormSiluGrad',
+    [dy, x, gamma, beta],
+    [x.shape, gamma.shape, beta.shape],
+    { groups: groups!, epsilon: epsilon! },
+    undefined,
+    undefined,
+    FUSED_DOMAIN,
+  );
+}
+
 const RULES: Record<string, Rule> = {
   Identity: (_g, n, dy) => [n.meta?.stopGradient ? null : dy], // Graph.stopGradient: no gradient
   // The native engine's fused GroupNorm + SiLU (NCHW): its backward is that engine's one kernel too.
   GroupNormSilu: (g, n, dy) => {
     if (n.domain !== FUSED_DOMAIN || n.attrs.block)
       throw new GraphError(n.op, 'only the NCHW fused op has a gradient');
-    const [x, gamma, beta] = n.inputs as [Value, Value, Value];
-    const { groups, epsilon } = n.attrs;
-    return g.node(
-      'GroupNormSiluGrad',
-      [dy, x, gamma, beta],
-      [x.shape, gamma.shape, beta.shape],
-      { groups: groups!, epsilon: epsilon! },
-      undefined,
-      undefined,
-      FUSED_DOMAIN,
-    ); // dx, dgamma, dbeta
+    return groupNormSiluGrad(g, n, dy, n.inputs[0]!);
   },
   // SiLU(GroupNorm(x + s)) (graph pass fuse-shift-groupnorm-silu): the sum made again here (the forward
   // never writes it), then GroupNormSilu's gradient; ds [N, C] is dx summed over the spatial axes.
   GroupNormSiluShift: (g, n, dy) => {
     if (n.attrs.block) throw new GraphError(n.op, 'only the NCHW fused op has a gradient');
-    const [x, gamma, beta, shift] = n.inputs as [Value, Value, Value, Value];
+    const [x, , , shift] = n.inputs as [Value, Value, Value, Value];
     const [nb, c] = x.shape as [number, number];
     const xs = g.add(x, g.reshape(shift, [nb, c, ...x.shape.slice(2).map(() => 1)])); // [N, C, H, W]
-    const { groups, epsilon } = n.attrs;
-    const [dx, dgamma, dbeta] = g.node(
-      'GroupNormSiluGrad',
-      [dy, xs, gamma, beta],
-      [x.shape, gamma.shape, beta.shape],
-      { groups: groups!, epsilon: epsilon! },
-      undefined,
-      undefined,
-      FUSED_DOMAIN,
-    ) as [Value, Value, Value];
-    return [dx, dgamma, dbeta, g.reshape(unbroadcast(g, dx, [nb, c, 1, 1]), [nb, c])];
+    const [dx, dgamma, dbeta] = groupNormSiluGrad(g, n, dy, xs);
+    return [dx, dgamma, dbeta, g.reshape(unbroadcast(g, dx!, [nb, c, 1, 1]), [nb, c])];
   },
-    // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
+  // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
   // kernel with the same key and site (the mask is made again, never kept).
   DropoutMul: (g, n, dy) => {
     if (n.domain !== FUSED_DOMAIN) throw new GraphError(n.op, 'only the fused op has a gradient');
