@@ -86,13 +86,18 @@ function plainStaticServer(web: string, model: string): Promise<{ url: string; c
 }
 
 /** Wait until the status line says the run ended; returns it. */
+/** The status that ended the run, read in the same check that saw it (a later message, such as a load
+ * finishing, may replace it a moment after). */
 async function runEnded(page: Page, timeout = 60_000): Promise<string> {
-  await page.waitForFunction(
-    () => /^(Done|Stopped)|failed/.test(document.getElementById('status')!.textContent ?? ''),
+  const seen = await page.waitForFunction(
+    () => {
+      const status = document.getElementById('status')!.textContent ?? '';
+      return /^(Done|Stopped)|failed/.test(status) ? status : false;
+    },
     undefined,
     { timeout },
   );
-  return text(page, 'status');
+  return (await seen.jsonValue()) as string;
 }
 
 describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip: noChromium }, () => {
