@@ -233,6 +233,82 @@ describe('ddpm eval of a model, sharded', () => {
     );
   });
 
+  it('an evaluation grows: a smaller run of the same images merged with the rest gives the larger run', async () => {
+    // Images 0..3 as an N = 4 run (fid,is,kid), 4..7 from shard 2/2 of the N = 12 run above, 8..11 as shard
+    // 3/3 of another N = 12 run (fid,pr): together the N = 12 single run, every metric any part measured.
+    const base = args.filter((_, i) => i < 4 || i > 5); // without --n 12
+    ok(
+      await ddpm([
+        'eval',
+        'fid,is,kid',
+        ...base,
+        '--n',
+        '4',
+        '--shard',
+        '1/1',
+        '--out',
+        'g4.npz',
+        '--ref',
+        REF,
+      ]),
+    );
+    ok(
+      await ddpm([
+        'eval',
+        'fid,is,kid',
+        ...base,
+        '--n',
+        '12',
+        '--shard',
+        '3/3',
+        '--out',
+        'g12c.npz',
+        '--ref',
+        REF,
+      ]),
+    );
+    const merged = ok(
+      await ddpm([
+        'eval',
+        'merge',
+        'g4.npz',
+        'p2.npz',
+        'g12c.npz',
+        '--kid-subsets',
+        '5',
+        '--threads',
+        '1',
+        '--log',
+        'g.jsonl',
+      ]),
+    );
+    const s = logLines(join(TMP, 's.jsonl'))[0]!;
+    const g = logLines(join(TMP, 'g.jsonl'))[0]!;
+    for (const what of ['FID', 'IS', 'KID']) {
+      const v = (r: Record<string, unknown>) => {
+        const x = result(r, what) as number | { mean: number };
+        return typeof x === 'number' ? x : x.mean;
+      };
+      assert.ok(
+        Math.abs(v(g) - v(s)) <= 1e-9 * Math.max(1, Math.abs(v(s))),
+        `${what}: grown ${v(g)} vs single ${v(s)}`,
+      );
+    }
+    assert.match(merged.stdout, /12 images against/);
+    assert.equal((g.protocol as { images: { n: number } }).images.n, 12);
+    // A part without the logits IS needs is named; so is a gap in the images.
+    ok(await ddpm(['eval', 'fid', ...base, '--n', '4', '--shard', '1/1', '--out', 'f4.npz', '--ref', REF]));
+    const noFeatures = await ddpm(['eval', 'merge', 'f4.npz', 'p2.npz', 'g12c.npz', '--threads', '1']);
+    assert.equal(noFeatures.code, 2);
+    assert.match(
+      noFeatures.stderr,
+      /f4\.npz kept no logits \(its run measured fid\), so is cannot be merged/,
+    );
+    const gap = await ddpm(['eval', 'merge', 'g4.npz', 'g12c.npz', '--threads', '1']);
+    assert.equal(gap.code, 2);
+    assert.match(gap.stderr, /the shards hold 8 of 12 images; images 4\.\.7 are in none of them/);
+  });
+
   it('--precision int8: calibrated, the quantized convolutions counted in the protocol, a different FID', async () => {
     const f = ok(await ddpm(['eval', 'fid', ...args, '--ref', REF, '--log', 'f32.jsonl']));
     const q = ok(

@@ -649,8 +649,10 @@ export function readPartial(path: string): { set: FeatureSet; meta: Record<strin
 }
 
 /**
- * Where two shards' records differ (their shard and timing aside), as 'images.sampler: "ddpm-50" in the
- * first, "ddpm-50-fixedsmall" here'; empty when they come from the same evaluation.
+ * Where two shards' records differ, as 'images.sampler: "ddpm-50" in the first, "ddpm-50-fixedsmall" here';
+ * empty when they come from the same evaluation. Their shard, timing, metrics and image count N aside: image
+ * i is drawn from noise stream (seed, i) whatever N is, so the shards of an N = 1,000 run are the first
+ * 1,000 images of an N = 10,000 run with the same model, sampler and seed (an evaluation grows).
  */
 function protocolDifferences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const out: string[] = [];
@@ -659,7 +661,8 @@ function protocolDifferences(a: Record<string, unknown>, b: Record<string, unkno
       v !== null && typeof v === 'object' && !Array.isArray(v);
     if (obj(x) && obj(y)) {
       for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
-        if (!path && (k === 'shard' || k === 'imageSeconds')) continue;
+        if (!path && (k === 'shard' || k === 'imageSeconds' || k === 'metrics')) continue;
+        if (path === 'images' && k === 'n') continue;
         walk(x[k], y[k], path ? `${path}.${k}` : k);
       }
     } else if (JSON.stringify(x) !== JSON.stringify(y)) {
@@ -671,6 +674,19 @@ function protocolDifferences(a: Record<string, unknown>, b: Record<string, unkno
   return out;
 }
 
+/** What a partial result must have kept for a metric to be computed from it (FID needs only the sums). */
+function keptFor(m: MetricName): 'logits' | 'features' | undefined {
+  switch (m) {
+    case 'fid':
+      return undefined;
+    case 'is':
+      return 'logits';
+    case 'kid':
+    case 'pr':
+      return 'features';
+  }
+}
+
 async function mergeCommand(argv: readonly string[]): Promise<void> {
   const p = parseWithPositionals('eval merge', argv, MERGE_OPTIONS);
   if (p === 'help') {
@@ -679,7 +695,11 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
         'eval merge PART.npz...',
         'Combine the partial results of sharded runs (ddpm eval --shard K/N) into the result of one run.',
         MERGE_OPTIONS,
-        ['ddpm eval merge part1.npz part2.npz part3.npz part4.npz'],
+        [
+          'ddpm eval merge part1.npz part2.npz part3.npz part4.npz',
+          '# grow an N = 1,000 run (10 shards of --batch 100) to N = 10,000: run shards 11..100 of 100 with --n 10000',
+          'ddpm eval merge n1000-*of10.npz n10000-*of100.npz',
+        ],
       ),
     );
     return;
@@ -699,19 +719,46 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
       );
     }
   }
+  // Every metric any part asked for, if every part kept what it needs (IS: logits; KID, PR: features).
+  const asked = new Set(parts.flatMap((x) => x.meta.metrics as MetricName[]));
+  const metrics = ALL_METRICS.filter((m) => asked.has(m));
+  for (const m of metrics) {
+    const needs = keptFor(m);
+    const lacking = needs ? parts.findIndex((x) => !x.set[needs]) : -1;
+    if (needs && lacking >= 0) {
+      throw new UsageError(
+        `ddpm eval merge: ${p.positionals[lacking]} kept no ${needs} (its run measured ${(parts[lacking]!.meta.metrics as string[]).join(',')}), so ${m} cannot be merged; run that shard again with ${m} among its metrics`,
+      );
+    }
+  }
+  const nOf = (m: Record<string, unknown>) => Number((m.images as Record<string, unknown>).n);
+  const sameRun = parts.every((x) => nOf(x.meta) === nOf(meta0));
   const of = Number(String(meta0.shard).split('/')[1]);
-  if (parts.length !== of) {
+  if (sameRun && parts.length !== of) {
     throw new UsageError(
       `ddpm eval merge: the shards were split ${of} ways but ${parts.length} partial results were given`,
     );
   }
-  const gen = mergeFeatureSets(parts.map((x) => x.set));
-  const metrics = meta0.metrics as MetricName[];
-  const fn = meta0.featureNet as { name: string; weightsHash: string };
-  const images = meta0.images as Record<string, unknown>;
-  if (gen.indices.length !== images.n) {
-    throw new UsageError(`ddpm eval merge: the shards hold ${gen.indices.length} of ${images.n} images`);
+  // Shards of runs with different N (an evaluation grown from N = 1,000 to 10,000): the largest N is the
+  // merged run's, and every image below it must be in exactly one part.
+  const n = Math.max(...parts.map((x) => nOf(x.meta)));
+  const held = parts.reduce((a, x) => a + x.set.indices.length, 0);
+  if (held < n) {
+    const have = new Uint8Array(n);
+    for (const x of parts) for (const i of x.set.indices) if (i < n) have[i] = 1;
+    const first = have.indexOf(0);
+    let last = first;
+    while (last + 1 < n && !have[last + 1]) last++;
+    throw new UsageError(
+      `ddpm eval merge: the shards hold ${held} of ${n} images; images ${first}..${last} are in none of them (a shard is missing)`,
+    );
   }
+  const gen = mergeFeatureSets(parts.map((x) => x.set));
+  if (gen.indices.length !== n) {
+    throw new UsageError(`ddpm eval merge: the shards hold ${gen.indices.length} images, not ${n}`);
+  }
+  const fn = meta0.featureNet as { name: string; weightsHash: string };
+  const images: Record<string, unknown> = { ...(meta0.images as Record<string, unknown>), n };
   const features = CLASSIFIERS[fn.name]
     ? fn.name
     : fn.name === 'inception-v3-fid'
@@ -743,7 +790,7 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
       values,
       gen.indices.length,
       ref,
-      { ...meta0, shard: undefined, imageSeconds: undefined, mergedFrom: p.positionals },
+      { ...meta0, images, metrics, shard: undefined, imageSeconds: undefined, mergedFrom: p.positionals },
       {
         seconds: (performance.now() - t0) / 1000,
         // the shards' own times, summed (parts written before they recorded it have none)

@@ -110,9 +110,11 @@ export async function extractFeatures(
  */
 export function mergeFeatureSets(parts: readonly FeatureSet[]): FeatureSet {
   if (parts.length === 0) throw new Error('merge: no partial results given');
-  const { dims, classes } = parts[0]!;
+  const { dims } = parts[0]!;
+  // Parts that kept no logits have 0 classes; the others must agree.
+  const classes = parts.find((p) => p.logits)?.classes ?? parts[0]!.classes;
   for (const p of parts) {
-    if (p.dims !== dims || p.classes !== classes) {
+    if (p.dims !== dims || (p.logits && p.classes !== classes)) {
       throw new Error(`merge: feature widths differ (${p.dims}/${p.classes} vs ${dims}/${classes})`);
     }
   }
