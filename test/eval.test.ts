@@ -183,6 +183,21 @@ describe('ddpm eval on folders of images', () => {
 
 describe('ddpm eval of a model, sharded', () => {
   const args = ['--sampler', 'ddim', '--steps', '2', '--n', '12', '--batch', '4', '--threads', '1'];
+  const mergeLogged = (log: string, parts: readonly string[]) =>
+    ddpm(['eval', 'merge', ...parts, '--kid-subsets', '5', '--threads', '1', '--log', log]);
+  /** FID, IS and KID of a merged record equal the single run's to 1e-9 (relative). */
+  const assertSameMetrics = (r: Record<string, unknown>, single: Record<string, unknown>, what: string) => {
+    for (const metric of ['FID', 'IS', 'KID']) {
+      const v = (x: Record<string, unknown>) => {
+        const y = result(x, metric) as number | { mean: number };
+        return typeof y === 'number' ? y : y.mean;
+      };
+      assert.ok(
+        Math.abs(v(r) - v(single)) <= 1e-9 * Math.max(1, Math.abs(v(single))),
+        `${metric}: ${what} ${v(r)} vs single ${v(single)}`,
+      );
+    }
+  };
   it('shards 1/2 + 2/2 merged give the single run (same images, same statistics)', async () => {
     const single = ok(
       await ddpm(['eval', 'fid,is,kid', ...args, '--ref', REF, '--kid-subsets', '5', '--log', 's.jsonl']),
@@ -192,31 +207,10 @@ describe('ddpm eval of a model, sharded', () => {
     );
     assert.match(p1.stdout, /partial results of shard 1\/2 \(8 of 12 images/);
     ok(await ddpm(['eval', 'fid,is,kid', ...args, '--shard', '2/2', '--out', 'p2.npz', '--ref', REF]));
-    const merged = ok(
-      await ddpm([
-        'eval',
-        'merge',
-        'p2.npz',
-        'p1.npz',
-        '--kid-subsets',
-        '5',
-        '--threads',
-        '1',
-        '--log',
-        'm.jsonl',
-      ]),
-    );
+    const merged = ok(await mergeLogged('m.jsonl', ['p2.npz', 'p1.npz']));
     const s = logLines(join(TMP, 's.jsonl'))[0]!;
     const m = logLines(join(TMP, 'm.jsonl'))[0]!;
-    const close = (x: number, y: number, what: string) =>
-      assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)), `${what}: merged ${x} vs single ${y}`);
-    close(result(m, 'FID') as number, result(s, 'FID') as number, 'FID');
-    const ism = result(m, 'IS') as { mean: number };
-    const iss = result(s, 'IS') as { mean: number };
-    close(ism.mean, iss.mean, 'IS');
-    const kidm = result(m, 'KID') as { mean: number };
-    const kids = result(s, 'KID') as { mean: number };
-    close(kidm.mean, kids.mean, 'KID');
+    assertSameMetrics(m, s, 'merged');
     assert.ok(Number.isFinite(result(s, 'FID') as number) && (result(s, 'FID') as number) > 0);
     assert.match(single.stdout, /12 images against .*test-ref\.npz/);
     assert.match(merged.stdout, /12 images against/);
@@ -235,69 +229,22 @@ describe('ddpm eval of a model, sharded', () => {
 
   it('an evaluation grows: a smaller run of the same images merged with the rest gives the larger run', async () => {
     // Images 0..3 as an N = 4 run (fid,is,kid), 4..7 from shard 2/2 of the N = 12 run above, 8..11 as shard
-    // 3/3 of another N = 12 run (fid,pr): together the N = 12 single run, every metric any part measured.
+    // 3/3 of another N = 12 run (with pr too): together the N = 12 single run, and every metric any part
+    // measured (pr from the features the kid parts kept).
     const base = args.filter((_, i) => i < 4 || i > 5); // without --n 12
-    ok(
-      await ddpm([
-        'eval',
-        'fid,is,kid',
-        ...base,
-        '--n',
-        '4',
-        '--shard',
-        '1/1',
-        '--out',
-        'g4.npz',
-        '--ref',
-        REF,
-      ]),
-    );
-    ok(
-      await ddpm([
-        'eval',
-        'fid,is,kid',
-        ...base,
-        '--n',
-        '12',
-        '--shard',
-        '3/3',
-        '--out',
-        'g12c.npz',
-        '--ref',
-        REF,
-      ]),
-    );
-    const merged = ok(
-      await ddpm([
-        'eval',
-        'merge',
-        'g4.npz',
-        'p2.npz',
-        'g12c.npz',
-        '--kid-subsets',
-        '5',
-        '--threads',
-        '1',
-        '--log',
-        'g.jsonl',
-      ]),
-    );
+    const part = (metrics: string, n: number, shard: string, out: string) =>
+      ddpm(['eval', metrics, ...base, '--n', String(n), '--shard', shard, '--out', out, '--ref', REF]);
+    ok(await part('fid,is,kid', 4, '1/1', 'g4.npz'));
+    ok(await part('fid,is,kid,pr', 12, '3/3', 'g12c.npz'));
+    const merged = ok(await mergeLogged('g.jsonl', ['g4.npz', 'p2.npz', 'g12c.npz']));
     const s = logLines(join(TMP, 's.jsonl'))[0]!;
     const g = logLines(join(TMP, 'g.jsonl'))[0]!;
-    for (const what of ['FID', 'IS', 'KID']) {
-      const v = (r: Record<string, unknown>) => {
-        const x = result(r, what) as number | { mean: number };
-        return typeof x === 'number' ? x : x.mean;
-      };
-      assert.ok(
-        Math.abs(v(g) - v(s)) <= 1e-9 * Math.max(1, Math.abs(v(s))),
-        `${what}: grown ${v(g)} vs single ${v(s)}`,
-      );
-    }
+    assertSameMetrics(g, s, 'grown');
     assert.match(merged.stdout, /12 images against/);
     assert.equal((g.protocol as { images: { n: number } }).images.n, 12);
+    assert.ok(typeof result(g, 'precision') === 'number', 'precision merged from the kept features');
     // A part without the logits IS needs is named; so is a gap in the images.
-    ok(await ddpm(['eval', 'fid', ...base, '--n', '4', '--shard', '1/1', '--out', 'f4.npz', '--ref', REF]));
+    ok(await part('fid', 4, '1/1', 'f4.npz'));
     const noFeatures = await ddpm(['eval', 'merge', 'f4.npz', 'p2.npz', 'g12c.npz', '--threads', '1']);
     assert.equal(noFeatures.code, 2);
     assert.match(
