@@ -10,6 +10,7 @@ import { nodeEngine } from '../src/engine/node.js';
 import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
 import { MEMORY_ROWS, type Measured, type MemorySettings, measureOurs, measureTorch } from './memory.js';
 import { createOurs, ROWS, type RowDef, type Suite } from './rows.js';
+import { webSuite } from './web.js';
 import {
   type Answer,
   INSTALL_HINT,
@@ -20,11 +21,15 @@ import {
 } from './torchServer.js';
 
 interface Options {
-  suites: (Suite | 'memory')[];
+  suites: (Suite | 'memory' | 'web')[];
   reps: number | null;
   rows: string[] | null;
   torch: boolean;
   threads: number;
+  /** Whether --threads was given (the web suite times 1 and 2 threads otherwise). */
+  threadsGiven: boolean;
+  /** The web suite's images per forward pass. */
+  webBatch: number;
   settleMs: number;
   /** PyTorch's thread settings: chosen per row kind by measurement ('auto'), or fixed. */
   torchThreads: 'auto' | TorchThreads;
@@ -39,7 +44,7 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
   { torch: 1, blas: 2 },
 ];
 
-const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memory|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memory|web|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
                   (memory: runs per process, at least 3; default 5 for train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
@@ -47,7 +52,8 @@ const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memor
                   throughput: ${rowNames('throughput')};
                   int8: ${rowNames('int8')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
-  --threads N     ONNX Runtime intra-op threads for our side (default 2)
+  --threads N     ONNX Runtime intra-op threads for our side (default 2; the web suite: 1 and 2)
+  --batch N       web suite: images per forward pass (default 9)
   --torch-threads auto|T,B
                   PyTorch's intra-op threads T and OpenBLAS's threads B. auto (default): for each model size
                   and kind (forward, training, Inception) time ${TORCH_CANDIDATES.map((c) => `${c.torch},${c.blas}`).join(' / ')} and keep the fastest
@@ -76,6 +82,8 @@ function parseArgs(argv: string[]): Options {
     rows: null,
     torch: true,
     threads: 2,
+    threadsGiven: false,
+    webBatch: 9,
     settleMs: 500,
     torchThreads: 'auto',
     mem: {},
@@ -114,6 +122,7 @@ function parseArgs(argv: string[]): Options {
       case 'throughput':
       case 'int8':
       case 'memory':
+      case 'web':
         o.suites.push(flag);
         break;
       case 'all':
@@ -124,6 +133,10 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--threads':
         o.threads = positive(flag, value());
+        o.threadsGiven = true;
+        break;
+      case '--batch':
+        o.webBatch = positive(flag, value());
         break;
       case '--settle': {
         const v = value();
@@ -620,7 +633,7 @@ async function memorySuite(o: Options, m: MachineReport): Promise<void> {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   let pool: TorchPool | null = null;
-  if (o.torch) {
+  if (o.torch && o.suites.some((s) => s !== 'web')) {
     pool = new TorchPool();
     try {
       await pool.get(o.torchThreads === 'auto' ? TORCH_CANDIDATES[0]! : o.torchThreads);
@@ -678,6 +691,19 @@ async function main(): Promise<void> {
     for (const suite of o.suites) {
       if (suite === 'memory') {
         await memorySuite(o, { machine, peak });
+        continue;
+      }
+      if (suite === 'web') {
+        await webSuite(
+          {
+            reps: o.reps ?? 3,
+            batch: o.webBatch,
+            threads: o.threadsGiven ? [o.threads] : [1, 2],
+            settleMs: o.settleMs,
+            repeats: 5,
+          },
+          { machine, peak },
+        );
         continue;
       }
       const defs = ROWS.filter((d) => d.suite === suite && (!o.rows || o.rows.includes(d.name)));
