@@ -375,10 +375,14 @@ describe('ddpm bpd on padded digits', () => {
     const r = ok(
       await ddpm(['bpd', '--model', model, '--n', '2', '--batch', '2', '--threads', '1', '--json', json]),
     );
-    assert.match(r.stderr + r.stdout, /note: mnist is the data the model was trained on/);
+    assert.match(
+      r.stderr + r.stdout,
+      /note: the model was trained on mnist, which holds the images of mnist: this is not held-out/,
+    );
     assert.match(r.stdout, /total \/ 28x28/);
     const j = JSON.parse(readFileSync(json, 'utf8'));
     assert.equal(j.data, 'mnist');
+    assert.equal(j.heldOut, false);
     assert.equal(j.dims, 1024);
     allClose(
       [j.totalPer28x28.mean, j.totalPer28x28.stdErr],
@@ -386,6 +390,27 @@ describe('ddpm bpd on padded digits', () => {
       1e-12,
       0,
       '28x28',
+    );
+    // mnist:test is a subset of the 10,000 digits a model trained on 'mnist' saw: the same note, and how to
+    // get a held-out split
+    const sub = ok(
+      await ddpm([
+        'bpd',
+        '--model',
+        model,
+        '--data',
+        'mnist:test',
+        '--n',
+        '2',
+        '--batch',
+        '2',
+        '--threads',
+        '1',
+      ]),
+    );
+    assert.match(
+      sub.stderr,
+      /trained on mnist, which holds the images of mnist:test: this is not held-out.*--data mnist:train/,
     );
   });
 });

@@ -4,7 +4,7 @@
 // Cost: T network evaluations per batch, i.e. ceil(n / batch) * T forward passes (the MNIST model:
 // T = 1000, so 64 images in one batch of 64 take 1000 calls of the U-Net on a batch of 64).
 
-import { heldOutSplit, openDataset } from '../data/open.js';
+import { heldOutSplit, openDataset, seenInTraining } from '../data/open.js';
 import { calcBpdLoop } from '../diffusion/vlb.js';
 import { createDenoiser } from '../sample/denoiser.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
@@ -59,6 +59,16 @@ function isPaddedDigits(spec: string, resolution: number): boolean {
   return resolution === 32 && (kind === 'mnist' || kind === 'fashion-mnist' || kind === 'idx');
 }
 
+/** Where held-out images for a model trained on `data` come from. */
+function heldOutHint(data: string): string {
+  const split = heldOutSplit(data);
+  if (split) return `--data ${split}`;
+  if (data === 'mnist') {
+    return "the mnist package's 10,000 digits are all training data for it; train with --data mnist:train to keep mnist:test out";
+  }
+  return 'pass --data with images outside its training data';
+}
+
 export async function bpdCommand(argv: readonly string[]): Promise<void> {
   const o = parseOptions('bpd', argv, BPD_OPTIONS);
   if (o === 'help') {
@@ -104,9 +114,10 @@ async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
   bar.log(
     `ddpm bpd: ${n} images of ${ds.name}, T = ${T}: ${batches} batch(es) x ${T} network calls of batch ${batch}`,
   );
-  if (model.spec.data !== undefined && spec === model.spec.data) {
+  if (seenInTraining(model.spec.data, spec)) {
     bar.log(
-      `ddpm bpd: note: ${spec} is the data the model was trained on; held-out bits/dim needs images it never saw (e.g. --data fashion-mnist:test)`,
+      `ddpm bpd: note: the model was trained on ${model.spec.data}, which holds the images of ${spec}: this is not ` +
+        `held-out bits/dim. That needs images it never saw: ${heldOutHint(model.spec.data!)}`,
     );
   }
   const den = await createDenoiser(engine, cfg, model.params, batch, { threads: o.threads as number });
@@ -183,6 +194,8 @@ async function bpdWith(o: Parsed, stop: StopRequest): Promise<void> {
       model: model.source,
       data: spec,
       dataset: ds.name,
+      // Whether the images are outside the model's training data (false: not a held-out figure).
+      heldOut: !seenInTraining(model.spec.data, spec),
       n,
       T,
       seed: o.seed,

@@ -10,7 +10,7 @@ import { allClose } from '../util/allclose.js';
 import { CIFAR_RECORD } from './cifar.js';
 import { DataError } from './dataset.js';
 import { readMnistClass } from './mnist.js';
-import { FASHION_MNIST_DIRS, fashionMnistPath, heldOutSplit, openDataset } from './open.js';
+import { FASHION_MNIST_DIRS, fashionMnistPath, heldOutSplit, openDataset, seenInTraining } from './open.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ddpm-open-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -154,6 +154,23 @@ test('open: fashion-mnist:test and :train name the t10k and train files', () => 
   assert.equal(openDataset('fashion-mnist:train').n, 60000);
   const dir = FASHION_MNIST_DIRS.find((d) => existsSync(join(d, 't10k-images-idx3-ubyte.gz')))!;
   assert.equal(openDataset(`fashion-mnist:test:${dir}`).n, 10000);
+});
+
+test('open: which data a model saw in training (held-out measurements warn otherwise)', () => {
+  // every split of the embedded digits is training data for a model trained on all of them
+  for (const s of ['mnist', 'mnist:train', 'mnist:test']) assert.equal(seenInTraining('mnist', s), true, s);
+  assert.equal(seenInTraining('mnist:train', 'mnist:test'), false);
+  assert.equal(seenInTraining('mnist:train', 'mnist'), true, '9,000 of the 10,000 digits');
+  assert.equal(seenInTraining('mnist:test', 'mnist:train'), false);
+  // 'fashion-mnist' is its training split; folders are part of the data set's identity
+  assert.equal(seenInTraining('fashion-mnist', 'fashion-mnist:test'), false);
+  assert.equal(seenInTraining('fashion-mnist', 'fashion-mnist:train'), true);
+  assert.equal(seenInTraining('fashion-mnist:/d', 'fashion-mnist:train:/d'), true);
+  assert.equal(seenInTraining('fashion-mnist:/d', 'fashion-mnist:train'), false);
+  assert.equal(seenInTraining('fashion-mnist', 'mnist'), false);
+  assert.equal(seenInTraining('folder:/a', 'folder:/a'), true);
+  assert.equal(seenInTraining('folder:/a', 'folder:/b'), false);
+  assert.equal(seenInTraining(undefined, 'mnist'), false);
 });
 
 test('open: the held-out split of training data is its test split; data with none has none', () => {
