@@ -6,7 +6,15 @@
 // src/eval/metrics.test.ts; this file checks the plumbing that feeds them.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,7 +26,7 @@ import { initParams, TINY_UNET } from '../src/nn/unet.js';
 import { allClose } from '../src/util/allclose.js';
 import { readNpz } from '../src/util/npy.js';
 import { Rng } from '../src/util/rng.js';
-import { ddpmIn, type Run } from './ddpmProcess.js';
+import { ddpmIn, type Run, startDdpm } from './ddpmProcess.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-eval-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -28,6 +36,15 @@ const ddpm = ddpmIn(TMP);
 function ok(r: Run): Run {
   assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r;
+}
+
+/** Poll until `cond` holds (every 50 ms), or fail naming what was awaited. */
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The JSON lines of an eval log. */
@@ -274,6 +291,50 @@ describe('ddpm eval of a model, sharded', () => {
     const fb = result(b, 'FID') as number;
     assert.ok(fa !== fb && Number.isFinite(fb), `FID float32 ${fa}, int8 ${fb}`);
     assert.match(f.stdout, /12 images against/);
+  });
+
+  it('Ctrl-C keeps the images done; the same command goes on from them to the uninterrupted result', async () => {
+    // 50 steps: about a second per batch of 4, so the signal lands while the first batch is drawn.
+    const slow = ['--sampler', 'ddim', '--steps', '50', '--n', '12', '--batch', '4', '--threads', '1'];
+    const run = [...slow, '--ref', REF, '--kid-subsets', '5'];
+    ok(await ddpm(['eval', 'fid,is,kid', ...run, '--checkpoint', 'none', '--log', 'whole.jsonl']));
+    const started = startDdpm(['eval', 'fid,is,kid', ...run, '--log', 'resumed.jsonl'], { cwd: TMP });
+    await waitFor(() => /of 12 images/.test(started.stderr()), 60_000, 'the run to start');
+    started.child.kill('SIGINT');
+    const stopped = await started.done;
+    assert.equal(stopped.code, 130, stopped.stderr);
+    const m =
+      /stopped by SIGINT after (\d+) of 12 images; they are kept in (eval-[0-9a-f]{8}\.partial\.npz): run the same command again/.exec(
+        stopped.stderr,
+      );
+    assert.ok(m, stopped.stderr);
+    const kept = Number(m[1]);
+    const ckpt = join(TMP, m[2]!);
+    assert.ok(kept > 0 && kept < 12 && kept % 4 === 0, `whole batches kept: ${kept}`);
+    copyFileSync(ckpt, join(TMP, 'kept.npz'));
+    assert.ok(!existsSync(join(TMP, 'resumed.jsonl')), 'no result logged for a stopped run');
+    // The same command: goes on, equals the uninterrupted run, and deletes its checkpoint.
+    const resumed = ok(await ddpm(['eval', 'fid,is,kid', ...run, '--log', 'resumed.jsonl']));
+    assert.match(resumed.stderr, new RegExp(`going on from ${m[2]}: ${kept} of 12 images done`));
+    assertSameMetrics(
+      logLines(join(TMP, 'resumed.jsonl'))[0]!,
+      logLines(join(TMP, 'whole.jsonl'))[0]!,
+      'stopped and resumed',
+    );
+    assert.ok(!existsSync(ckpt), 'the checkpoint is deleted when the run completes');
+    // Another run's checkpoint, or a damaged one, is refused with what to do; nothing is overwritten.
+    const other = await ddpm(['eval', 'fid,is,kid', ...run, '--seed', '5', '--checkpoint', 'kept.npz']);
+    assert.equal(other.code, 2);
+    assert.match(
+      other.stderr,
+      /checkpoint kept\.npz is of another evaluation \(images\.seed: 0 in the first, 5 here.*delete it to start over/,
+    );
+    const bytes = readFileSync(join(TMP, 'kept.npz'));
+    writeFileSync(join(TMP, 'cut.npz'), bytes.subarray(0, bytes.length >> 1));
+    const cut = await ddpm(['eval', 'fid,is,kid', ...run, '--checkpoint', 'cut.npz']);
+    assert.equal(cut.code, 2);
+    assert.match(cut.stderr, /ddpm eval: checkpoint: cut\.npz: .*delete it to start over/);
+    assert.equal(readFileSync(join(TMP, 'cut.npz')).length, bytes.length >> 1);
   });
 
   it('merge refuses an incomplete or mixed set of shards', async () => {

@@ -5,7 +5,7 @@
 // Every result is printed with its feature network's name and weights hash and appended to a JSON-lines log
 // with the whole protocol.
 
-import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
@@ -16,6 +16,7 @@ import {
   computeMetrics,
   extractFeatures,
   type FeatureSet,
+  type ImageRange,
   type MetricName,
   type MetricOptions,
   type MetricValues,
@@ -47,6 +48,7 @@ import {
 } from './samplingOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
+import { catchStopSignals, Interrupted, yieldToEventLoop } from './signals.js';
 
 /** The shipped domain classifiers (feature networks for 1-channel data). */
 const CLASSIFIERS: Record<string, string> = {
@@ -110,6 +112,10 @@ export const EVAL_OPTIONS: OptTable = {
     help: 'K/N: evaluate batches K, K+N, K+2N, ... only and write partial results to --out',
   },
   out: { kind: 'string', help: 'where a shard writes its partial results (.npz)' },
+  checkpoint: {
+    kind: 'string',
+    help: "the images done so far (their features), written every 30 s and when Ctrl-C stops the run; the same command run again goes on from it, and it is deleted when the run completes. Default: eval-<hash of the run>.partial.npz in the current folder (a shard: OUT.partial.npz beside its --out); 'none': keep nothing",
+  },
   ...METRIC_TUNING,
 };
 
@@ -460,7 +466,11 @@ async function openImages(o: Parsed): Promise<Images> {
   return {
     source: modelImages(
       diffusion,
-      den.denoise,
+      // One turn of the event loop per network call, so that Ctrl-C (and the progress timer) get through.
+      async (x, t) => {
+        await yieldToEventLoop();
+        return den.denoise(x, t);
+      },
       [cfg.inChannels, cfg.resolution, cfg.resolution],
       o.n as number,
       choice,
@@ -532,48 +542,184 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
       ref = await openReference(refSpec!, net, source.imageShape, keepFeatures, o.batch as number);
     }
     const n = source.n;
-    const ranges = shardRanges(n, o.batch as number, shard);
-    const bar = new ProgressBar(shard ? `eval ${shard.k}/${shard.of}` : 'eval');
-    bar.log(
-      `ddpm eval: ${metrics.join(', ')} of ${n} images (${source.description}) with ${net.name}@${net.weightsHash}` +
-        (shard ? `; shard ${shard.k}/${shard.of}: ${ranges.reduce((a, r) => a + r.count, 0)} images` : ''),
-    );
-    const tg = performance.now();
-    const gen = await extractFeatures(source, net, {
-      ranges,
-      keepFeatures,
-      keepLogits: metrics.includes('is'),
-      onProgress: (done, total) => bar.update(Math.floor(done), total, rate(done, total, tg)),
-    });
-    bar.done();
-    const genSeconds = (performance.now() - tg) / 1000;
     const protocol = {
       images: { ...images.protocol, n },
       featureNet: { name: net.name, weightsHash: net.weightsHash, preprocess: net.preprocess },
       ref: refSpec ?? null,
       metrics,
     };
+    const shardMeta = shard ? { shard: `${shard.k}/${shard.of}` } : {};
+    const allRanges = shardRanges(n, o.batch as number, shard);
+    const ck = openCheckpoint(o, protocol, shardMeta, allRanges, keepFeatures, metrics.includes('is'));
+    const ranges = ck.resumed ? allRanges.filter((r) => !ck.held.has(r.start)) : allRanges;
+    const wanted = allRanges.reduce((a, r) => a + r.count, 0);
+    // Ctrl-C from here on stops after the current batch (the first line below says the run has started).
+    const stop = catchStopSignals(
+      'eval',
+      ck.path
+        ? `stopping after the current batch; the images done are kept in ${ck.path}`
+        : 'stopping after the current batch (--checkpoint none: the images done are not kept)',
+    );
+    const bar = new ProgressBar(shard ? `eval ${shard.k}/${shard.of}` : 'eval');
+    bar.log(
+      `ddpm eval: ${metrics.join(', ')} of ${n} images (${source.description}) with ${net.name}@${net.weightsHash}` +
+        (shard ? `; shard ${shard.k}/${shard.of}: ${wanted} images` : ''),
+    );
+    if (ck.resumed) {
+      bar.log(
+        `ddpm eval: going on from ${ck.path}: ${ck.resumed.indices.length} of ${wanted} images done (${ck.priorSeconds.toFixed(0)} s)`,
+      );
+    }
+    const tg = performance.now();
+    const seconds = () => ck.priorSeconds + (performance.now() - tg) / 1000;
+    let lastSave = performance.now();
+    let gen: FeatureSet;
+    try {
+      gen = await extractFeatures(source, net, {
+        ranges,
+        keepFeatures,
+        keepLogits: metrics.includes('is'),
+        onProgress: (done, total) => bar.update(Math.floor(done), total, rate(done, total, tg)),
+        onRangeDone: (soFar) => {
+          if (ck.path && performance.now() - lastSave > CHECKPOINT_EVERY_MS) {
+            ck.save(soFar, seconds());
+            lastSave = performance.now();
+          }
+        },
+        shouldStop: () => stop.received() !== undefined,
+      });
+    } finally {
+      stop.dispose();
+    }
+    bar.done();
+    const got = stop.received();
+    const done = gen.indices.length + (ck.resumed?.indices.length ?? 0);
+    if (got && done < wanted) {
+      if (ck.path) ck.save(gen, seconds());
+      throw new Interrupted(
+        got,
+        ck.path
+          ? `stopped by ${got} after ${done} of ${wanted} images; they are kept in ${ck.path}: run the same command again to go on from there`
+          : `stopped by ${got} after ${done} of ${wanted} images; nothing kept (--checkpoint none)`,
+      );
+    }
+    if (ck.resumed) gen = mergeFeatureSets([ck.resumed, gen], 'disjoint');
+    const genSeconds = seconds();
     if (shard) {
       // imageSeconds: this shard's sampling and feature time; the merge reports the sum over shards per image.
-      writePartial(o.out as string, gen, {
-        ...protocol,
-        shard: `${shard.k}/${shard.of}`,
-        imageSeconds: genSeconds,
-      });
+      writePartial(o.out as string, gen, { ...protocol, ...shardMeta, imageSeconds: genSeconds });
       console.log(
         `wrote ${o.out}: partial results of shard ${shard.k}/${shard.of} (${gen.indices.length} of ${n} images, ${genSeconds.toFixed(1)} s); combine with 'ddpm eval merge'`,
       );
-      return;
+    } else {
+      const values = computeMetrics(gen, ref, metrics, metricOptions(o, o.seed as number));
+      report(o, net, values, gen.indices.length, ref, protocol, {
+        seconds: (performance.now() - t0) / 1000 + ck.priorSeconds,
+        imageSeconds: genSeconds,
+      });
     }
-    const values = computeMetrics(gen, ref, metrics, metricOptions(o, o.seed as number));
-    report(o, net, values, gen.indices.length, ref, protocol, {
-      seconds: (performance.now() - t0) / 1000,
-      imageSeconds: genSeconds,
-    });
+    ck.remove();
   } finally {
     await net?.release();
     await images.release();
   }
+}
+
+/** How often a run writes its checkpoint (after the batch that passes this time since the last write). */
+const CHECKPOINT_EVERY_MS = 30_000;
+
+interface Checkpoint {
+  /** null: --checkpoint none. */
+  readonly path: string | null;
+  /** The images a previous run of the same command kept, if any. */
+  readonly resumed: FeatureSet | undefined;
+  /** The start of every batch those images fill (batches are kept whole). */
+  readonly held: ReadonlySet<number>;
+  /** The sampling and feature time the kept images cost. */
+  readonly priorSeconds: number;
+  /** Write the kept images with `soFar` (this run's images) atomically. */
+  save(soFar: FeatureSet, seconds: number): void;
+  /** Delete the file (the run completed). */
+  remove(): void;
+}
+
+/**
+ * The run's checkpoint: its path (--checkpoint, else a name from the hash of the run's protocol, so the same
+ * command finds it again), and what a previous run of the same command kept there. A file from another run
+ * (a different model, sampler, seed, batch, feature network or reference), one without the features or logits
+ * this run's metrics need, or one holding images outside this run's batches is refused with what differs.
+ */
+function openCheckpoint(
+  o: Parsed,
+  protocol: Record<string, unknown>,
+  shardMeta: Record<string, unknown>,
+  ranges: readonly ImageRange[],
+  keepFeatures: boolean,
+  keepLogits: boolean,
+): Checkpoint {
+  const given = o.checkpoint as string | undefined;
+  const id = sha256Hex8(new TextEncoder().encode(JSON.stringify({ ...protocol, ...shardMeta })));
+  const path =
+    given === 'none'
+      ? null
+      : (given ?? (o.out ? `${o.out as string}.partial.npz` : `eval-${id}.partial.npz`));
+  const meta = { ...protocol, ...shardMeta, checkpointOf: id };
+  let resumed: FeatureSet | undefined;
+  let priorSeconds = 0;
+  const held = new Set<number>();
+  if (path) checkWritable('eval', path, 'checkpoint');
+  if (path && existsSync(path)) {
+    const who = `ddpm eval: checkpoint ${path}`;
+    const fresh = `delete it to start over, or pass another --checkpoint`;
+    const part = readPartial(path, 'ddpm eval: checkpoint', fresh);
+    const diff = protocolDifferences(part.meta, meta);
+    if (part.meta.checkpointOf !== id || diff.length > 0) {
+      throw new UsageError(
+        `${who} is of another evaluation${diff.length ? ` (${diff.slice(0, 3).join('; ')})` : ` (run ${String(part.meta.checkpointOf)}, this one ${id})`}; ${fresh}`,
+      );
+    }
+    if ((keepFeatures && !part.set.features) || (keepLogits && !part.set.logits)) {
+      throw new UsageError(`${who} lacks the features or logits these metrics need; ${fresh}`);
+    }
+    const byStart = new Map(ranges.map((r) => [r.start, r.count]));
+    const idx = part.set.indices;
+    for (let i = 0; i < idx.length; ) {
+      const count = byStart.get(idx[i]!);
+      if (count === undefined || i + count > idx.length || idx[i + count - 1] !== idx[i]! + count - 1) {
+        throw new UsageError(
+          `${who} holds image ${idx[i]}, which is not the start of one of this run's batches; ${fresh}`,
+        );
+      }
+      held.add(idx[i]!);
+      i += count;
+    }
+    resumed = part.set;
+    priorSeconds = typeof part.meta.imageSeconds === 'number' ? part.meta.imageSeconds : 0;
+  }
+  return {
+    path,
+    resumed,
+    held,
+    priorSeconds,
+    save(soFar, seconds) {
+      if (!path) return;
+      const set = resumed ? mergeFeatureSets([resumed, copySet(soFar)], 'disjoint') : soFar;
+      writePartial(path, set, { ...meta, imageSeconds: seconds });
+    },
+    remove() {
+      if (path && existsSync(path)) rmSync(path);
+    },
+  };
+}
+
+/** A feature set whose arrays are its own (extractFeatures hands out views of arrays it keeps filling). */
+function copySet(s: FeatureSet): FeatureSet {
+  return {
+    ...s,
+    indices: s.indices.slice(),
+    ...(s.features ? { features: s.features.slice() } : {}),
+    ...(s.logits ? { logits: s.logits.slice() } : {}),
+  };
 }
 
 function writePartial(path: string, set: FeatureSet, meta: Record<string, unknown>): void {
@@ -594,23 +740,25 @@ function writePartial(path: string, set: FeatureSet, meta: Record<string, unknow
 }
 
 /** A partial result of `ddpm eval --shard` (writePartial's .npz), checked: every array's type and size. */
-export function readPartial(path: string): { set: FeatureSet; meta: Record<string, unknown> } {
-  if (!existsSync(path)) throw new UsageError(`ddpm eval merge: ${path} does not exist`);
+export function readPartial(
+  path: string,
+  who = 'ddpm eval merge',
+  again = 'run its shard again (ddpm eval --shard K/N)',
+): { set: FeatureSet; meta: Record<string, unknown> } {
+  if (!existsSync(path)) throw new UsageError(`${who}: ${path} does not exist`);
   let arrays: ReturnType<typeof readNpz>;
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
   } catch (e) {
-    throw new UsageError(`ddpm eval merge: ${path}: ${(e as Error).message}`);
+    throw new UsageError(`${who}: ${path}: ${(e as Error).message}; ${again}`);
   }
   const meta = readMeta(arrays);
   const need = ['count', 'sum', 'outer', 'indices'];
   if (!meta || need.some((k) => !arrays.has(k))) {
-    throw new UsageError(`ddpm eval merge: ${path} is not a partial result of 'ddpm eval --shard'`);
+    throw new UsageError(`${who}: ${path} is not a partial result of 'ddpm eval' (--shard or --checkpoint)`);
   }
   const corrupt = (what: string): never => {
-    throw new UsageError(
-      `ddpm eval merge: ${path}: ${what}: a corrupt partial result; run its shard again (ddpm eval --shard K/N)`,
-    );
+    throw new UsageError(`${who}: ${path}: ${what}: a corrupt partial result; ${again}`);
   };
   const sum = float64(arrays.get('sum')!.data);
   const d = sum.length;
@@ -709,7 +857,7 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
     throw new UsageError('ddpm eval merge: name the partial results, e.g. ddpm eval merge part*.npz');
   if (o.log) checkWritable('eval merge', o.log as string, 'log');
   const t0 = performance.now();
-  const parts = p.positionals.map(readPartial);
+  const parts = p.positionals.map((f) => readPartial(f));
   const meta0 = parts[0]!.meta;
   for (const [i, part] of parts.entries()) {
     const differ = protocolDifferences(meta0, part.meta);

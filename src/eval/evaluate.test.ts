@@ -167,4 +167,39 @@ describe('evaluation pipeline', () => {
       assert.notDeepEqual((await other.images(0, 9)).data, whole.data, 'another seed, other images');
     }
   });
+
+  it('a stopped run returns the batches done; with the rest (disjoint merge) it is the whole run', async () => {
+    const per = 5;
+    const net = linearNet(per);
+    const src = indexedSource(23, per);
+    const ranges = shardRanges(23, 4);
+    const opts = { keepFeatures: true, keepLogits: true };
+    const whole = await extractFeatures(src, net, { ranges, ...opts });
+    let seen = 0;
+    const head = await extractFeatures(src, net, {
+      ranges,
+      ...opts,
+      onRangeDone: (soFar) => {
+        seen = soFar.indices.length;
+      },
+      shouldStop: () => seen >= 8,
+    });
+    assert.deepEqual([...head.indices], [0, 1, 2, 3, 4, 5, 6, 7], 'two whole batches, then stopped');
+    assert.equal(head.stats.count, 8);
+    assert.equal(head.features!.length, 8 * net.dims);
+    const rest = await extractFeatures(src, net, { ranges: ranges.slice(2), ...opts });
+    const gap = await extractFeatures(src, net, { ranges: ranges.slice(3), ...opts });
+    assert.throws(() => mergeFeatureSets([head, gap]), /image 8 is in no partial result/);
+    assert.equal(mergeFeatureSets([head, gap], 'disjoint').indices.length, 23 - 4);
+    const merged = mergeFeatureSets([rest, head], 'disjoint');
+    assert.deepEqual([...merged.indices], [...whole.indices]);
+    allClose(merged.features!, whole.features!, 0, 0, 'features');
+    allClose(merged.logits!, whole.logits!, 0, 0, 'logits');
+    allClose(merged.stats.covariance(), whole.stats.covariance(), 1e-12, 1e-12, 'covariance');
+    // Shard 2/3's batches with the first of shard 1/3: distinct images, not all of them.
+    const a = await extractFeatures(src, net, { ranges: shardRanges(23, 4, { k: 2, of: 3 }), ...opts });
+    const b = await extractFeatures(src, net, { ranges: ranges.slice(0, 1), ...opts });
+    assert.equal(mergeFeatureSets([a, b], 'disjoint').indices.length, a.indices.length + 4);
+    assert.throws(() => mergeFeatureSets([a, a], 'disjoint'), /appears in two partial results/);
+  });
 });

@@ -63,6 +63,10 @@ export interface ExtractOptions {
   readonly keepLogits: boolean;
   /** Called during and after every range with the images done so far (fractional within a batch) and the total. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Called after every range with the ranges done so far (views into the growing arrays: copy to keep). */
+  readonly onRangeDone?: (soFar: FeatureSet) => void;
+  /** Asked after every range: true ends the run there, returning the ranges done so far (fewer rows). */
+  readonly shouldStop?: () => boolean;
 }
 
 /** Push the images of `ranges` through `net`, streaming their features into float64 statistics. */
@@ -80,6 +84,14 @@ export async function extractFeatures(
   const features = opts.keepFeatures ? new Float32Array(total * net.dims) : undefined;
   const logits = opts.keepLogits ? new Float32Array(total * net.classes) : undefined;
   let done = 0;
+  const soFar = (): FeatureSet => ({
+    dims: net.dims,
+    classes: net.classes,
+    indices: indices.subarray(0, done),
+    stats,
+    ...(features ? { features: features.subarray(0, done * net.dims) } : {}),
+    ...(logits ? { logits: logits.subarray(0, done * net.classes) } : {}),
+  });
   for (const r of [...opts.ranges].sort((a, b) => a.start - b.start)) {
     const x = await source.images(r.start, r.count, (f) => opts.onProgress?.(done + f * r.count, total)); // [count, C, H, W]
     const f = await net.extract(x);
@@ -92,23 +104,22 @@ export async function extractFeatures(
     }
     done += r.count;
     opts.onProgress?.(done, total);
+    opts.onRangeDone?.(soFar());
+    if (done < total && opts.shouldStop?.()) break;
   }
-  return {
-    dims: net.dims,
-    classes: net.classes,
-    indices,
-    stats,
-    ...(features ? { features } : {}),
-    ...(logits ? { logits } : {}),
-  };
+  return soFar();
 }
 
 /**
  * Shards' feature sets as one: the statistics summed (the same sums as one pass, up to the order of float64
- * additions) and the rows of features / logits interleaved back into image order. Every image index must
- * appear exactly once.
+ * additions) and the rows of features / logits interleaved back into image order. No image may appear twice;
+ * `cover` 'all' (shards merged into a whole run) also requires every image 0..total-1, 'disjoint' (a resumed
+ * run's checkpoint and the rest of its images, which may be one shard's) only distinct images.
  */
-export function mergeFeatureSets(parts: readonly FeatureSet[]): FeatureSet {
+export function mergeFeatureSets(
+  parts: readonly FeatureSet[],
+  cover: 'all' | 'disjoint' = 'all',
+): FeatureSet {
   if (parts.length === 0) throw new Error('merge: no partial results given');
   const { dims } = parts[0]!;
   // Parts that kept no logits have 0 classes; the others must agree.
@@ -127,13 +138,18 @@ export function mergeFeatureSets(parts: readonly FeatureSet[]): FeatureSet {
   });
   rows.sort((a, b) => a.index - b.index);
   for (let i = 0; i < rows.length; i++) {
-    if (rows[i]!.index !== i) {
-      const idx = rows[i]!.index;
-      throw new Error(
-        i > 0 && rows[i - 1]!.index === idx
-          ? `merge: image ${idx} appears in two partial results (the same shard twice?)`
-          : `merge: image ${i} is in no partial result (a shard is missing)`,
-      );
+    const idx = rows[i]!.index;
+    if (i > 0 && rows[i - 1]!.index === idx) {
+      throw new Error(`merge: image ${idx} appears in two partial results (the same shard twice?)`);
+    }
+    switch (cover) {
+      case 'all':
+        if (idx !== i) throw new Error(`merge: image ${i} is in no partial result (a shard is missing)`);
+        break;
+      case 'disjoint':
+        break;
+      default:
+        throw new Error(`merge: unknown cover ${String(cover satisfies never)}`);
     }
   }
   const stats = new FeatureStats(dims);
