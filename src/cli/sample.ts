@@ -25,12 +25,17 @@ import {
   STEPS_OPTION,
   VAR_TYPE_OPTION,
 } from './samplingOption.js';
+import { isFolderOut, sampleToFolder } from './sampleFolder.js';
 import { catchStopSignals, type StopRequest } from './signals.js';
 
 export const SAMPLE_OPTIONS: OptTable = {
   model: MODEL_OPTION,
   weights: WEIGHTS_OPTION,
-  out: { kind: 'string', help: 'output PNG grid', default: 'samples.png' },
+  out: {
+    kind: 'string',
+    help: 'output PNG grid; a folder (ending in /, or existing) gets one PNG per image, image i from noise stream (seed, i) as ddpm eval draws it, and a stopped run goes on',
+    default: 'samples.png',
+  },
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
   sampler: SAMPLER_OPTION,
   steps: STEPS_OPTION,
@@ -64,13 +69,27 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
         'ddpm sample --sampler ddim --steps 50 --out fast.png     # DDIM, deterministic',
         'ddpm sample --sampler dpm++2m --steps 15 --out fast.png  # DPM-Solver++(2M), 15 network calls',
         'ddpm sample --model runs/mnist/model --gif chain.gif --progressive x0.png',
+        'ddpm sample --n 10000 --out samples/                     # 000000.png .. 009999.png, for any FID tool',
       ]),
     );
     return;
   }
-  const stop = catchStopSignals('sample', 'stopping; no file will be written');
+  const folder = isFolderOut(o.out as string);
+  const stop = catchStopSignals(
+    'sample',
+    folder
+      ? 'stopping after the current batch; the images written stay'
+      : 'stopping; no file will be written',
+  );
   try {
-    await sampleWith(o, stop);
+    if (folder) {
+      const model = openModelOption('sample', o.model, o.weights);
+      const sampling = resolveSampling('sample', o, model.spec);
+      if (sampling.note) console.error(sampling.note);
+      await sampleToFolder(o, model, sampling, samplingDiffusion(model, sampling), stop);
+    } else {
+      await sampleWith(o, stop);
+    }
   } finally {
     stop.dispose();
   }
