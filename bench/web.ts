@@ -11,9 +11,9 @@
 // `repeats` timed runs whose median counts); the row's figure is the median over rounds. The issue's target
 // is wasm within 1.5x of onnxruntime-node at the same threads.
 
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
+import { CHROMIUM, launchChromium, noChromium } from '../scripts/chromium.js';
 import { startServer } from '../scripts/serve.mjs';
 import type { Engine } from '../src/engine/engine.js';
 import { nativeEngine } from '../src/engine/native.js';
@@ -23,7 +23,6 @@ import { fixtureForward } from '../src/web/core.js';
 import type { WebGpuInfo } from '../src/web/protocol.js';
 import type { GemmPeak, MachineInfo } from './machine.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** GFLOP per image of one SMALL_UNET forward (reference/README.md, count_flops). */
 const GFLOP_PER_IMAGE = 0.841;
 
@@ -74,11 +73,7 @@ export async function webSuite(
   o: WebBenchOptions,
   m: { machine: MachineInfo; peak: GemmPeak },
 ): Promise<void> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH); the web suite needs it`,
-    );
-  }
+  if (noChromium) throw new Error(`${noChromium}; the web suite needs it`);
   const native = nativeEngine();
   const nodeEngines: [EngineName, Engine][] = [
     ...(native ? [['native', native] as [EngineName, Engine]] : []),
@@ -89,17 +84,7 @@ export async function webSuite(
   log('[web] building dist-web/ ...');
   await buildWeb();
   const server = await startServer();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
-    headless: true,
-  });
+  const browser = await launchChromium();
   const cells: Cell[] = [];
   const cell = (engine: EngineName, threads: number) => {
     let c = cells.find((x) => x.engine === engine && x.threads === threads);

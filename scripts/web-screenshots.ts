@@ -4,29 +4,20 @@
 // (DPM-Solver++(2M), 20 steps, seed 0) and trains the page's tiny default model for 60 steps, then saves
 // the two sections as web-sample.png and web-train.png. It prints the page's own timing lines.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { buildWeb } from './build-web.mjs';
+import { launchChromium } from './chromium.js';
 import { startServer } from './serve.mjs';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const outIdx = args.indexOf('--out');
   const out = resolve(outIdx >= 0 ? (args[outIdx + 1] ?? 'docs') : 'docs');
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
   mkdirSync(out, { recursive: true });
   await buildWeb();
   const server = await startServer();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    headless: true,
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
     await page.goto(`${server.url}/dist-web/?sampler=dpm%2B%2B2m&steps=20&n=16&seed=0`);

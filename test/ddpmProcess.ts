@@ -2,7 +2,10 @@
 // (node bin/ddpm.mjs ARGS in a given folder), its output collected, its exit awaited.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -50,4 +53,11 @@ export function startDdpm(args: readonly string[], opts: { cwd: string; node?: r
 /** A function running `ddpm ARGS` in cwd to its exit. */
 export function ddpmIn(cwd: string): (args: readonly string[]) => Promise<Run> {
   return (args) => startDdpm(args, { cwd }).done;
+}
+
+/** A fresh temporary folder, removed after the calling file's tests, and `ddpm ARGS` run in it. */
+export function ddpmInTemp(prefix: string): { dir: string; ddpm: (args: readonly string[]) => Promise<Run> } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, ddpm: ddpmIn(dir) };
 }

@@ -4,18 +4,9 @@
 // another sampling, or one ddpm sample did not write, is refused with what to do.
 
 import assert from 'node:assert/strict';
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { decode } from 'fast-png';
 import { SHIPPED_MODEL } from '../src/cli/modelOption.js';
 import { nodeEngine } from '../src/engine/node.js';
@@ -24,11 +15,9 @@ import { diffusionFromSpec } from '../src/model/spec.js';
 import { loadModel } from '../src/model/weights.js';
 import { createDenoiser } from '../src/sample/denoiser.js';
 import { toByte } from '../src/util/image.js';
-import { ddpmIn, startDdpm } from './ddpmProcess.js';
+import { ddpmInTemp, startDdpm } from './ddpmProcess.js';
 
-const TMP = mkdtempSync(join(tmpdir(), 'ddpm-sample-dir-'));
-after(() => rmSync(TMP, { recursive: true, force: true }));
-const ddpm = ddpmIn(TMP);
+const { dir: TMP, ddpm } = ddpmInTemp('ddpm-sample-dir-');
 const ARGS = ['--sampler', 'ddim', '--steps', '5', '--batch', '4', '--threads', '1'];
 
 const pngBytes = (path: string) => decode(readFileSync(path)).data as Uint8Array;

@@ -17,8 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode } from 'fast-png';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
+import { launchChromium, noChromium } from '../scripts/chromium.js';
 import { MIME, startServer } from '../scripts/serve.mjs';
 import { nodeEngine } from '../src/engine/node.js';
 import type { ModelSpec } from '../src/model/spec.js';
@@ -27,11 +28,6 @@ import { loadModel, saveDiffusers, saveModel } from '../src/model/weights.js';
 import { initParams, SMALL_UNET, TINY_UNET, type UNetConfig } from '../src/nn/unet.js';
 import { allClose, relErr } from '../src/util/allclose.js';
 import { fixtureForward, sampleImages, type WebSampler } from '../src/web/core.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const noChromium = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM} (install it: apt-get update && apt-get install -y chromium; or set CHROMIUM_PATH)`;
 
 const FORWARD_BATCH = 2;
 const SAMPLE = { seed: 7, steps: 5, n: 4 };
@@ -107,18 +103,7 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
   let tmp: string;
   const pageErrors: string[] = [];
 
-  const launch = () =>
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--enable-unsafe-webgpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-      headless: true,
-    });
+  const launch = launchChromium;
 
   const newPage = async (path: string): Promise<Page> => {
     const p = await browser.newPage();

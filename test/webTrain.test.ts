@@ -15,12 +15,13 @@
 // Screenshot: /tmp/ddpm-web-train.png.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
+import { launchChromium, noChromium } from '../scripts/chromium.js';
 import { startServer } from '../scripts/serve.mjs';
 import { BatchLoader } from '../src/data/loader.js';
 import { openDataset } from '../src/data/open.js';
@@ -39,11 +40,6 @@ import { encodePng } from '../src/util/image.js';
 import { Rng } from '../src/util/rng.js';
 import { PAGE_TINY, type PageTrainConfig, pageRunOptions } from '../src/web/trainConfig.js';
 import { ddpmIn, ROOT } from './ddpmProcess.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const noChromium = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM} (install it: apt-get update && apt-get install -y chromium; or set CHROMIUM_PATH)`;
 
 /** The page's default run (the tiny U-Net on 16x16 digits) with the test's seed. */
 const CONFIG: PageTrainConfig = { ...PAGE_TINY, seed: 3 };
@@ -149,11 +145,7 @@ describe('training in the page (onnxruntime-web in the worker, headless Chromium
     await buildWeb();
     tmp = mkdtempSync(join(tmpdir(), 'ddpm-webtrain-'));
     server = await startServer({});
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--no-first-run'],
-      headless: true,
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ acceptDownloads: true });
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
     page.on('console', (m) => {
