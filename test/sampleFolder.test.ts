@@ -108,6 +108,23 @@ describe('ddpm sample --out DIR/', () => {
     assert.equal(readdirSync(join(TMP, 'c')).filter((f) => f.endsWith('.png')).length, 6);
   });
 
+  it('ddpm eval --samples scores the folder as the model run it came from, and names that run', async () => {
+    const common = ['--ref', 'mnist', '--n', '10', '--threads', '1', '--batch', '4'];
+    const dir = await ddpm(['eval', 'fid', '--samples', 'a', ...common, '--log', 'dir.jsonl']);
+    assert.equal(dir.code, 0, dir.stderr);
+    const run = await ddpm(['eval', 'fid', ...ARGS, ...common, '--checkpoint', 'none', '--log', 'run.jsonl']);
+    assert.equal(run.code, 0, run.stderr);
+    const rec = (f: string) => JSON.parse(readFileSync(join(TMP, f), 'utf8').trim());
+    const a = rec('dir.jsonl');
+    const b = rec('run.jsonl');
+    assert.equal(a.protocol.images.drawnBy.sampler, 'ddim-5');
+    assert.equal(a.protocol.images.drawnBy.weightsHash, b.protocol.images.weightsHash);
+    const fid = (r: { results: Record<string, number> }) =>
+      Object.entries(r.results).find(([k]) => k.startsWith('FID['))![1];
+    // The same 10 images, once as floats and once as 8-bit PNGs: the rounding moves FID by well under 2%.
+    assert.ok(Math.abs(fid(a) - fid(b)) <= 0.02 * fid(b), `folder ${fid(a)} vs model ${fid(b)}`);
+  });
+
   it('refuses a folder of another sampling, or one it did not write, naming what differs', async () => {
     const seed = await ddpm(['sample', ...ARGS, '--n', '2', '--seed', '5', '--out', 'a/']);
     assert.equal(seed.code, 2);

@@ -7,6 +7,7 @@
 
 import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
 import { heldOutSplit, openDataset } from '../data/open.js';
@@ -415,6 +416,18 @@ interface Images {
   release(): Promise<void>;
 }
 
+/** The sampling.json of a folder `ddpm sample --out DIR/` wrote, or undefined (absent or not such a record). */
+function sampleRecord(dir: string): Record<string, unknown> | undefined {
+  const path = join(dir, 'sampling.json');
+  if (!existsSync(path)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    return r.format === 'ddpm-ts/samples/v1' ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function openImages(o: Parsed): Promise<Images> {
   if (o.samples !== undefined) {
     const dir = o.samples as string;
@@ -426,11 +439,15 @@ async function openImages(o: Parsed): Promise<Images> {
     const refSpec = o.ref as string | undefined;
     const npz = refSpec && /\.npz$/i.test(refSpec) ? npzMeta(refSpec) : undefined;
     const like = refSpec && !npz && !/\.npz$/i.test(refSpec) ? openDataset(refSpec) : undefined;
-    const shape = like ? [like.channels, like.height] : (npz?.imageShape as number[] | undefined);
+    // A folder `ddpm sample --out DIR/` wrote names what drew it (model hash, sampler, steps, seed).
+    const drawnBy = sampleRecord(dir);
+    const shape = like
+      ? [like.channels, like.height]
+      : ((npz?.imageShape ?? drawnBy?.imageShape) as number[] | undefined);
     const source = folderImages(dir, o.n as number, (shape?.[0] ?? 3) as 1 | 3, shape?.[1] ?? 32);
     return {
       source,
-      protocol: { kind: 'samples', dir },
+      protocol: { kind: 'samples', dir, ...(drawnBy ? { drawnBy } : {}) },
       domain: npz ? (npz.data as string | undefined) : refSpec,
       defaultRef: undefined,
       release: async () => {},
