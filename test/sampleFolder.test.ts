@@ -86,7 +86,7 @@ describe('ddpm sample --out DIR/', () => {
   });
 
   it('Ctrl-C stops after the current batch; the images written stay and the command goes on', async () => {
-    const slow = ['--sampler', 'ddim', '--steps', '200', '--batch', '2', '--threads', '1', '--n', '6'];
+    const slow = ['--sampler', 'ddim', '--steps', '100', '--batch', '2', '--threads', '1', '--n', '6'];
     const started = startDdpm(['sample', ...slow, '--out', 'c/'], { cwd: TMP });
     const t0 = performance.now();
     while (!/sample/.test(started.stderr()) && performance.now() - t0 < 60_000) {
