@@ -77,10 +77,12 @@ describe('output paths', () => {
           args: [...SAMPLE, '--out', '.'],
           says: ['--out .: . is a folder; give a file name, e.g. output.png'],
         },
-        { args: [...SAMPLE, '--out', 'adir'], says: ['--out adir: adir is a folder; give a file name'] },
+        // an existing folder without the trailing / is a mistake, not the folder mode (test/sampleFolder.test.ts)
         {
-          args: [...SAMPLE, '--out', 'new/'],
-          says: ['--out new/: names a folder; give a file name, e.g. new/output.png'],
+          args: [...SAMPLE, '--out', 'adir'],
+          says: [
+            '--out adir: adir is a folder; give a file name, e.g. adir/output.png, or end it with / (adir/)',
+          ],
         },
         {
           args: [...SAMPLE, '--out', 'x.jpg'],

@@ -75,14 +75,14 @@ describe('ddpm sample --out DIR/', () => {
   it('goes on: missing images are drawn again with the same bytes, a larger --n adds the rest', async () => {
     copyFileSync(join(TMP, 'a', '000001.png'), join(TMP, 'kept1.png'));
     rmSync(join(TMP, 'a', '000001.png'));
-    const r = await ddpm(['sample', ...ARGS, '--n', '10', '--out', 'a']);
+    const r = await ddpm(['sample', ...ARGS, '--n', '10', '--out', 'a/']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /a holds 5 of the 10 images already: drawing the other 5/);
-    assert.match(r.stdout, /wrote 5 images to a \(10 in all/);
+    assert.match(r.stderr, /a\/ holds 5 of the 10 images already: drawing the other 5/);
+    assert.match(r.stdout, /wrote 5 images to a\/ \(10 in all/);
     assert.deepEqual(pngBytes(join(TMP, 'a', '000001.png')), pngBytes(join(TMP, 'kept1.png')));
-    const again = await ddpm(['sample', ...ARGS, '--n', '10', '--out', 'a']);
+    const again = await ddpm(['sample', ...ARGS, '--n', '10', '--out', 'a/']);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /a: all 10 images are there/);
+    assert.match(again.stdout, /a\/: all 10 images are there/);
   });
 
   it('Ctrl-C stops after the current batch; the images written stay and the command goes on', async () => {
@@ -134,9 +134,9 @@ describe('ddpm sample --out DIR/', () => {
     );
     mkdirSync(join(TMP, 'mine'));
     writeFileSync(join(TMP, 'mine', 'notes.txt'), 'x');
-    const foreign = await ddpm(['sample', ...ARGS, '--n', '2', '--out', 'mine']);
+    const foreign = await ddpm(['sample', ...ARGS, '--n', '2', '--out', 'mine/']);
     assert.equal(foreign.code, 2);
-    assert.match(foreign.stderr, /--out mine: it is not empty and has no sampling\.json/);
+    assert.match(foreign.stderr, /--out mine\/: it is not empty and has no sampling\.json/);
     assert.deepEqual(readdirSync(join(TMP, 'mine')), ['notes.txt'], 'nothing written there');
     const gif = await ddpm(['sample', ...ARGS, '--n', '2', '--out', 'g/', '--gif', 'x.gif']);
     assert.equal(gif.code, 2);

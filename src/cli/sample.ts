@@ -2,6 +2,8 @@
 // Algorithm 2 (all T steps or respaced), DDIM, DPM-Solver++, Euler or Heun (diffusion/samplers.ts);
 // optional animated reverse chain and progressive grid.
 
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { progressiveSample } from '../diffusion/progressive.js';
 import { ancestralChain } from '../diffusion/timesteps.js';
 import { runSampler, samplerEntry } from '../diffusion/samplers.js';
@@ -14,7 +16,7 @@ import { concatBatch, type Tensor } from '../util/tensor.js';
 import { EP_OPTION } from './epOption.js';
 import { commandDenoiser, PRECISION_OPTION } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
-import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
+import { helpText, type OptTable, type Parsed, parseOptions, UsageError } from './args.js';
 import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
 import {
@@ -33,7 +35,7 @@ export const SAMPLE_OPTIONS: OptTable = {
   weights: WEIGHTS_OPTION,
   out: {
     kind: 'string',
-    help: 'output PNG grid; a folder (ending in /, or existing) gets one PNG per image, image i from noise stream (seed, i) as ddpm eval draws it, and a stopped run goes on',
+    help: 'output PNG grid; a folder (ending in /) gets one PNG per image, image i from noise stream (seed, i) as ddpm eval draws it, and a stopped run goes on',
     default: 'samples.png',
   },
   n: { kind: 'int', help: 'number of images', default: 64, min: 1 },
@@ -75,6 +77,11 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   const folder = isFolderOut(o.out as string);
+  if (!folder && isDirectory(o.out as string)) {
+    throw new UsageError(
+      `ddpm sample: --out ${o.out}: ${o.out} is a folder; give a file name, e.g. ${join(o.out as string, 'output.png')}, or end it with / (${(o.out as string).replace(/[\\/]+$/, '')}/) for one PNG per image`,
+    );
+  }
   const stop = catchStopSignals(
     'sample',
     folder
@@ -204,4 +211,12 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   }
   writeFilesAtomic(files);
   for (const line of said) console.log(line);
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -23,14 +23,10 @@ import { Interrupted, type StopRequest, yieldToEventLoop } from './signals.js';
 /** Images drawn (and written) at a time when --batch is auto. */
 const FOLDER_BATCH = 64;
 
-/** Whether --out names a folder: it ends with a path separator, or is an existing folder. */
+/** Whether --out names a folder: it ends with a path separator ('samples/'). An existing folder named
+ * without one is refused as an output file (checkOutputs), so a grid is never spread into a folder by mistake. */
 export function isFolderOut(out: string): boolean {
-  if (/[\\/]$/.test(out)) return true;
-  try {
-    return readdirSync(out) !== undefined;
-  } catch {
-    return false;
-  }
+  return /[\\/]$/.test(out);
 }
 
 /** The file of image i (six digits, so that a folder can grow to a larger --n with the same names). */
