@@ -85,6 +85,12 @@ describe('output paths', () => {
           ],
         },
         {
+          args: [...SAMPLE, '--out', 'grid'],
+          says: [
+            '--out grid: writes PNG, so the name must end in .png, e.g. grid.png; or grid/ for a folder',
+          ],
+        },
+        {
           args: [...SAMPLE, '--out', 'x.jpg'],
           says: ['--out x.jpg: writes PNG, so the name must end in .png (not .jpg), e.g. x.png'],
         },

@@ -77,6 +77,11 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   const folder = isFolderOut(o.out as string);
+  if (!folder && !isDirectory(o.out as string) && !/\.[^\\/.]+$/.test(o.out as string)) {
+    throw new UsageError(
+      `ddpm sample: --out ${o.out}: writes PNG, so the name must end in .png, e.g. ${o.out}.png; or ${o.out}/ for a folder of one PNG per image`,
+    );
+  }
   if (!folder && isDirectory(o.out as string)) {
     throw new UsageError(
       `ddpm sample: --out ${o.out}: ${o.out} is a folder; give a file name, e.g. ${join(o.out as string, 'output.png')}, or end it with / (${(o.out as string).replace(/[\\/]+$/, '')}/) for one PNG per image`,
