@@ -49,7 +49,7 @@ import {
 } from './samplingOption.js';
 import { checkWritable } from './outputs.js';
 import { formatDuration, ProgressBar } from './progress.js';
-import { catchStopSignals, Interrupted, yieldToEventLoop } from './signals.js';
+import { catchStopSignals, Interrupted, yielding } from './signals.js';
 
 /** The shipped domain classifiers (feature networks for 1-channel data). */
 const CLASSIFIERS: Record<string, string> = {
@@ -483,11 +483,7 @@ async function openImages(o: Parsed): Promise<Images> {
   return {
     source: modelImages(
       diffusion,
-      // One turn of the event loop per network call, so that Ctrl-C (and the progress timer) get through.
-      async (x, t) => {
-        await yieldToEventLoop();
-        return den.denoise(x, t);
-      },
+      yielding(den.denoise), // Ctrl-C gets through between network calls
       [cfg.inChannels, cfg.resolution, cfg.resolution],
       o.n as number,
       choice,
@@ -568,7 +564,7 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
     const shardMeta = shard ? { shard: `${shard.k}/${shard.of}` } : {};
     const allRanges = shardRanges(n, o.batch as number, shard);
     const ck = openCheckpoint(o, protocol, shardMeta, allRanges, keepFeatures, metrics.includes('is'));
-    const ranges = ck.resumed ? allRanges.filter((r) => !ck.held.has(r.start)) : allRanges;
+    const ranges = allRanges.filter((r) => !ck.held.has(r.start));
     const wanted = allRanges.reduce((a, r) => a + r.count, 0);
     // Ctrl-C from here on stops after the current batch (the first line below says the run has started).
     const stop = catchStopSignals(

@@ -18,7 +18,7 @@ import { UsageError, type Parsed } from './args.js';
 import { commandDenoiser } from './precisionOption.js';
 import { ProgressBar } from './progress.js';
 import { describeSampling, type SamplingChoice, samplingLabel } from './samplingOption.js';
-import { Interrupted, type StopRequest, yieldToEventLoop } from './signals.js';
+import { Interrupted, type StopRequest, yielding } from './signals.js';
 
 /** Images drawn (and written) at a time when --batch is auto. */
 const FOLDER_BATCH = 64;
@@ -168,10 +168,7 @@ export async function sampleToFolder(
   const den = picked.denoiser;
   const source = modelImages(
     diffusion,
-    async (x, t) => {
-      await yieldToEventLoop(); // Ctrl-C and the progress line get through between network calls
-      return den.denoise(x, t);
-    },
+    yielding(den.denoise), // Ctrl-C gets through between network calls
     imageShape,
     n,
     choice,

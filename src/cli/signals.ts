@@ -73,11 +73,11 @@ export function catchStopSignals(cmd: string, firstMessage: string): StopRequest
     signal: ctl.signal,
     received: () => got,
     check,
-    wrap: (denoise, what) => async (x, t) => {
-      await yieldToEventLoop();
-      check(what);
-      return denoise(x, t);
-    },
+    wrap: (denoise, what) =>
+      yielding(async (x, t) => {
+        check(what);
+        return denoise(x, t);
+      }),
     dispose: () => {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
@@ -91,6 +91,17 @@ export function catchStopSignals(cmd: string, firstMessage: string): StopRequest
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The denoiser with one turn of the event loop before every network call, so that a signal (and the progress
+ * timer) gets through a loop of synchronous native calls; the command decides where it stops.
+ */
+export function yielding(denoise: Denoiser): Denoiser {
+  return async (x, t) => {
+    await yieldToEventLoop();
+    return denoise(x, t);
+  };
 }
 
 /** Quote one argument for a POSIX shell (only where needed). */
