@@ -18,6 +18,8 @@
 //   GroupNormSiluGrad(dy, x, gamma, beta; groups, epsilon) -> dx, dgamma, dbeta: its gradient (NCHW).
 //   Im2col(x [B, 1, H, W]; kernel, strides, pads, flip) -> [B, kh*kw, OH*OW]: conv patches for the
 //     weight gradients.
+//   BlockFilter(w [O, C, kh, kw]; block, flip) -> the NCHWc filter of a training conv (or of its input-gradient
+//   conv, flip) in one tiled pass instead of two Transposes.
 //   DropoutMul(x, key [3]; p, site) -> x times a dropout mask made from a counter-based hash (no mask
 //     tensor: the backward runs it again on dy).
 //
@@ -653,6 +655,67 @@ static void im2colCompute(void* kernel, OrtKernelContext* ctx) {
 static const CustomOpAbi im2colOp =
     fusedOp<Im2colKernel, 1, 1>([](const CustomOpAbi*) -> const char* { return "Im2col"; }, im2colCreate, im2colCompute);
 
+// ---- BlockFilter kernel ----
+// BlockFilter(w [O, C, kh, kw]; block B, flip) -> ORT's blocked (NCHWc) filter of a conv whose weight changes
+// every step (the training graph feeds it as an input, so ORT cannot pre-pack it): one pass in B x B tiles
+// where two general Transposes ran at 1-2 GB/s. flip = 0: the conv's own filter [O/B, C/B, k, B(C), B(O)],
+// out[ob, cb, t, i, o] = w[ob B + o, cb B + i, t]. flip = 1: the input-gradient conv's filter (w transposed to
+// [C, O, kh, kw] and flipped in space) [C/B, O/B, k, B(O), B(C)], out[cb, ob, t, i, o] = w[ob B + i, cb B + o,
+// k - 1 - t]. O and C whole blocks. One unit is one output tile (k B^2 floats, contiguous).
+struct BlockFilterKernel {
+  int64_t block = 16, flip = 0;
+};
+struct BlockFilterJob {
+  const float* w;
+  float* y;
+  int64_t o, c, k, b, flip;
+};
+
+static void blockFilterTile(const BlockFilterJob& j, int64_t idx) {
+  const int64_t B = j.b, k = j.k, ck = j.c * k;
+  float* dst = j.y + idx * k * B * B;
+  if (!j.flip) {  // idx = ob * (C/B) + cb
+    const int64_t ob = idx / (j.c / B), cb = idx % (j.c / B);
+    for (int64_t o = 0; o < B; o++) {
+      const float* row = j.w + (ob * B + o) * ck + cb * B * k;  // w[ob B + o, cb B + i, t] = row[i k + t]
+      for (int64_t i = 0; i < B; i++)
+        for (int64_t t = 0; t < k; t++) dst[(t * B + i) * B + o] = row[i * k + t];
+    }
+  } else {  // idx = cb * (O/B) + ob
+    const int64_t cb = idx / (j.o / B), ob = idx % (j.o / B);
+    for (int64_t i = 0; i < B; i++) {
+      const float* row = j.w + (ob * B + i) * ck + cb * B * k;  // w[ob B + i, cb B + o, s] = row[o k + s]
+      for (int64_t o = 0; o < B; o++)
+        for (int64_t s = 0; s < k; s++) dst[((k - 1 - s) * B + i) * B + o] = row[o * k + s];
+    }
+  }
+}
+
+static void* blockFilterCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new BlockFilterKernel();
+  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
+  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
+  if (OrtStatus* s = geti(info, "block", &k->block)) rel(s);
+  if (OrtStatus* s = geti(info, "flip", &k->flip)) rel(s);
+  return k;
+}
+
+static void blockFilterCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const BlockFilterKernel*>(kernel);
+  std::vector<int64_t> d;  // [O, C, kh, kw]
+  const float* w = inputOf(ctx, 0, &d);
+  BlockFilterJob j{w, nullptr, d[0], d[1], d[2] * d[3], k->block, k->flip};
+  // Shape checked by the graph builder (whole blocks); the output has the input's shape, transposed for flip.
+  const std::vector<int64_t> out = k->flip ? std::vector<int64_t>{d[1], d[0], d[2], d[3]} : d;
+  j.y = outputOf(ctx, 0, out);
+  const int64_t tiles = (j.o / j.b) * (j.c / j.b);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t i) { blockFilterTile(*static_cast<const BlockFilterJob*>(jj), i); },
+                tiles, j.k * j.b * j.b);
+}
+
+static const CustomOpAbi blockFilterOp = fusedOp<BlockFilterKernel, 1, 1>(
+    [](const CustomOpAbi*) -> const char* { return "BlockFilter"; }, blockFilterCreate, blockFilterCompute);
+
 // ---- DropoutMul kernel ----
 // DropoutMul(x [N, ...], key [3]; p, site) -> y = x * mask, the mask made here from a counter-based hash
 // (src/train/dropoutMask.ts, which fills the same values for engines without this kernel): value e of the
@@ -802,7 +865,7 @@ static void registerSharedArena() {
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
 // blocks), so the TypeScript side uses only what this build has (an older binary lacks newer kernels).
-static const CustomOpAbi* const kFusedOps[] = {&gnOp, &gnShiftOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp};
+static const CustomOpAbi* const kFusedOps[] = {&gnOp, &gnShiftOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp, &blockFilterOp};
 
 static napi_value Kernels(napi_env e, napi_callback_info) {
   napi_value arr;

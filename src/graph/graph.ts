@@ -32,6 +32,7 @@ export const FUSED_KERNELS = [
   'GroupNormSiluRecompute',
   'Im2col',
   'DropoutMul',
+  'BlockFilter',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 

@@ -8,9 +8,21 @@ import { nodeEngine } from '../engine/node.js';
 import { nchwcBlockOf } from './nchwc.js';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
-import { Graph } from './graph.js';
-import { lowerConvsToNchwc, NCHWC_DOMAIN } from './nchwc.js';
+import { Graph, type Value } from './graph.js';
+import { blockFilter } from './passes/blockFilter.js';
+import {
+  blockedFlippedKernel,
+  blockedKernel,
+  blockFilterNode,
+  lowerConvsToNchwc,
+  NCHWC_DOMAIN,
+} from './nchwc.js';
 import { toOnnx } from './onnx.js';
+
+/** The block-filter pass on a lowered graph (weights fed at run time); returns its rewrites. */
+function runBlockFilter(g: Graph, roots: Value[], block: number): number {
+  return blockFilter.run({ graph: g, roots, constantWeights: false, training: false, nchwcBlock: block });
+}
 
 interface Case {
   n: number;
@@ -70,20 +82,26 @@ describe('NCHWc lowering of convolutions with non-constant weights', async () =>
     { n: 3, c: Math.max(block, 1), o: 3, h: 8, stride: 2, pads: [0, 0, 1, 1], bias: false },
     { n: 2, c: 3, o: 2 * Math.max(block, 1) + 1, h: 5, stride: 1, pads: [1, 1, 1, 1], bias: false },
   ];
-  for (const k of cases) {
-    it(`matches a float64 conv: ${k.n}x${k.c}x${k.h}x${k.h} -> ${k.o} channels, stride ${k.stride}, pads [${k.pads}]${k.bias ? ', bias' : ''}`, async (t) => {
-      if (block < 2) {
-        t.skip('this runtime has no NCHWc kernels');
+  const withKernel = engine.fusedKernels?.includes('BlockFilter') ?? false;
+  for (const [k, kernel] of cases.flatMap((k) => [[k, false] as const, [k, true] as const])) {
+    it(`matches a float64 conv: ${k.n}x${k.c}x${k.h}x${k.h} -> ${k.o} channels, stride ${k.stride}, pads [${k.pads}]${k.bias ? ', bias' : ''}, filter by ${kernel ? 'BlockFilter' : 'Transposes'}`, async (t) => {
+      if (block < 2 || (kernel && !withKernel)) {
+        t.skip(block < 2 ? 'this runtime has no NCHWc kernels' : 'this engine has no BlockFilter kernel');
         return;
       }
       const rng = new Rng(k.c * 100 + k.o);
       const g = new Graph();
+      if (kernel) g.fused = ['BlockFilter'];
       const x = g.input('x', [k.n, k.c, k.h, k.h]);
       const w = g.input('w', [k.o, k.c, 3, 3]);
       const b = k.bias ? g.input('b', [k.o]) : undefined;
       const y = g.conv(x, w, b, { strides: [k.stride, k.stride], pads: k.pads });
       assert.equal(lowerConvsToNchwc(g, block, [y]), 1);
       assert.ok(g.nodes.some((nd) => nd.domain === NCHWC_DOMAIN && nd.op === 'Conv'));
+      if (kernel) {
+        assert.equal(runBlockFilter(g, [y], block), k.c % block === 0 ? 1 : 0);
+        if (k.c % block === 0) assert.ok(!g.liveNodes([y]).some((nd) => nd.op === 'Transpose'));
+      }
       const xs = rng.normalArray(k.n * k.c * k.h * k.h);
       const ws = rng.normalArray(k.o * k.c * 9);
       const bs = rng.normalArray(k.o);
@@ -100,35 +118,85 @@ describe('NCHWc lowering of convolutions with non-constant weights', async () =>
     });
   }
 
-  it('builds the flipped, transposed kernel of an input gradient from the weight directly', async (t) => {
-    if (block < 2) {
-      t.skip('this runtime has no NCHWc kernels');
+  for (const kernel of [false, true]) {
+    it(`builds the flipped, transposed kernel of an input gradient from the weight directly (${kernel ? 'BlockFilter' : 'Transposes'})`, async (t) => {
+      if (block < 2 || (kernel && !withKernel)) {
+        t.skip(block < 2 ? 'this runtime has no NCHWc kernels' : 'this engine has no BlockFilter kernel');
+        return;
+      }
+      // The conv of dy [N, O, H, W] with flippedKernel(w), w [O, C, 3, 3]: C output channels.
+      const k: Case = { n: 2, c: 2 * block, o: block, h: 6, stride: 1, pads: [1, 1, 1, 1], bias: false };
+      const rng = new Rng(7);
+      const g = new Graph();
+      if (kernel) g.fused = ['BlockFilter'];
+      const x = g.input('x', [k.n, k.c, k.h, k.h]);
+      const w = g.input('w', [k.c, k.o, 3, 3]); // the forward conv's weight: O = k.c, C = k.o
+      const y = g.conv(x, g.flippedKernel(w), undefined, { pads: [1, 1, 1, 1] });
+      assert.equal(lowerConvsToNchwc(g, block, [y]), 1);
+      if (kernel) assert.equal(runBlockFilter(g, [y], block), 1);
+      // Built from w itself: no Transpose of the 4-d kernel is left for ORT to run.
+      const live = g.liveNodes([y]);
+      assert.ok(!live.some((nd) => nd.op === 'Transpose' && nd.inputs[0]!.shape.length === 4));
+      const xs = rng.normalArray(k.n * k.c * k.h * k.h);
+      const ws = rng.normalArray(k.c * k.o * 9);
+      const wf = new Float32Array(ws.length); // [k.o, k.c, 3, 3]: wf[a][b][i][j] = w[b][a][2-i][2-j]
+      for (let a = 0; a < k.o; a++)
+        for (let b = 0; b < k.c; b++)
+          for (let q = 0; q < 9; q++) wf[(a * k.c + b) * 9 + q] = ws[(b * k.o + a) * 9 + 8 - q]!;
+      const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'input' }));
+      const res = await s.run({
+        x: { data: xs, shape: [k.n, k.c, k.h, k.h] },
+        w: { data: ws, shape: [k.c, k.o, 3, 3] },
+      });
+      await s.release();
+      allClose(res.y!.data, conv64(xs, wf, null, k), 1e-4, 1e-4, 'flipped-kernel nchwc conv');
+    });
+  }
+
+  it('BlockFilter lays out filters as ORT blocks them, equal to the Transposes (1x1 and 3x3, flipped or not)', async (t) => {
+    if (block < 2 || !withKernel) {
+      t.skip(block < 2 ? 'this runtime has no NCHWc kernels' : 'this engine has no BlockFilter kernel');
       return;
     }
-    // The conv of dy [N, O, H, W] with flippedKernel(w), w [O, C, 3, 3]: C output channels.
-    const k: Case = { n: 2, c: 2 * block, o: block, h: 6, stride: 1, pads: [1, 1, 1, 1], bias: false };
-    const rng = new Rng(7);
-    const g = new Graph();
-    const x = g.input('x', [k.n, k.c, k.h, k.h]);
-    const w = g.input('w', [k.c, k.o, 3, 3]); // the forward conv's weight: O = k.c, C = k.o
-    const y = g.conv(x, g.flippedKernel(w), undefined, { pads: [1, 1, 1, 1] });
-    assert.equal(lowerConvsToNchwc(g, block, [y]), 1);
-    // Built from w itself: no Transpose of the 4-d kernel is left for ORT to run.
-    const live = g.liveNodes([y]);
-    assert.ok(!live.some((nd) => nd.op === 'Transpose' && nd.inputs[0]!.shape.length === 4));
-    const xs = rng.normalArray(k.n * k.c * k.h * k.h);
-    const ws = rng.normalArray(k.c * k.o * 9);
-    const wf = new Float32Array(ws.length); // [k.o, k.c, 3, 3]: wf[a][b][i][j] = w[b][a][2-i][2-j]
-    for (let a = 0; a < k.o; a++)
-      for (let b = 0; b < k.c; b++)
-        for (let q = 0; q < 9; q++) wf[(a * k.c + b) * 9 + q] = ws[(b * k.o + a) * 9 + 8 - q]!;
-    const s = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'input' }));
-    const res = await s.run({
-      x: { data: xs, shape: [k.n, k.c, k.h, k.h] },
-      w: { data: ws, shape: [k.c, k.o, 3, 3] },
-    });
-    await s.release();
-    allClose(res.y!.data, conv64(xs, wf, null, k), 1e-4, 1e-4, 'flipped-kernel nchwc conv');
+    const rng = new Rng(11);
+    for (const [o, c, kh] of [
+      [2 * block, 3 * block, 3],
+      [3 * block, block, 1],
+      [block, 2 * block, 3],
+    ] as const) {
+      const k = kh * kh;
+      const g = new Graph();
+      const w = g.input('w', [o, c, kh, kh]);
+      const outs = {
+        kernel: blockFilterNode(g, w, block, false),
+        kernelFlip: blockFilterNode(g, w, block, true),
+        transposes: blockedKernel(g, w, block),
+        transposesFlip: blockedFlippedKernel(g, w, block),
+      };
+      const ws = rng.normalArray(o * c * k);
+      const s = await engine.createSession(toOnnx(g, { outputs: outs, params: 'input' }));
+      const r = await s.run({ w: { data: ws, shape: [o, c, kh, kh] } });
+      await s.release();
+      // ORT's blocked filter: out[ob, cb, t, i, o] = w[ob B + o, cb B + i, t] (flip: O and C swapped, taps reversed).
+      const want = new Float32Array(ws.length);
+      const wantFlip = new Float32Array(ws.length);
+      const B = block;
+      for (let oc = 0; oc < o; oc++)
+        for (let ic = 0; ic < c; ic++)
+          for (let tt = 0; tt < k; tt++) {
+            const v = ws[(oc * c + ic) * k + tt]!;
+            const [ob, bo, cb, bi] = [Math.floor(oc / B), oc % B, Math.floor(ic / B), ic % B];
+            want[(((ob * (c / B) + cb) * k + tt) * B + bi) * B + bo] = v;
+            wantFlip[(((cb * (o / B) + ob) * k + (k - 1 - tt)) * B + bo) * B + bi] = v;
+          }
+      assert.deepEqual(r.kernel!.shape, [o, c, kh, kh]);
+      assert.deepEqual(r.kernelFlip!.shape, [c, o, kh, kh]);
+      assert.deepEqual(r.kernel!.data, want, `BlockFilter ${o}x${c}x${kh}x${kh}`);
+      assert.deepEqual(r.kernelFlip!.data, wantFlip, `BlockFilter flip ${o}x${c}x${kh}x${kh}`);
+      assert.deepEqual(r.transposes!.data, want, `Transposes ${o}x${c}x${kh}x${kh}`);
+      if (kh === 3)
+        assert.deepEqual(r.transposesFlip!.data, wantFlip, `Transposes flip ${o}x${c}x${kh}x${kh}`);
+    }
   });
 
   it('leaves constant-weight and grouped convs to the runtime', () => {

@@ -6,7 +6,7 @@
 // The block size is the runtime's (16 with AVX-512, 8 with AVX2); engines report it.
 
 import type { Engine } from '../engine/engine.js';
-import { Graph, GraphError, type Node, type Value } from './graph.js';
+import { FUSED_DOMAIN, Graph, GraphError, type Node, type Value } from './graph.js';
 import { toOnnx } from './onnx.js';
 
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
@@ -102,26 +102,63 @@ function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-i
  * as two transposes that ORT runs on its fast paths (a batched 2-D transpose, then a swap of two axes
  * over contiguous B-float rows) instead of one general 5-d Transpose.
  */
-function blockedKernel(g: Graph, w: Value, block: number): Value {
+export function blockedKernel(g: Graph, w: Value, block: number): Value {
   const [o, c, kh, kw] = w.shape as [number, number, number, number];
   const k = kh * kw;
   const a = g.transpose(g.reshape(w, [o / block, block, c * k]), [0, 2, 1]); // [O/B, C/B*B(in)*k, B(out)]
-  if (k === 1) return g.reshape(a, [o, c, kh, kw]);
+  if (k === 1) return markBlockedFilter(g.reshape(a, [o, c, kh, kw]), w, block, false);
   const b = g.transpose(g.reshape(a, [(o / block) * (c / block), block, k, block]), [0, 2, 1, 3]);
-  return g.reshape(b, [o, c, kh, kw]); // [O/B, C/B, k, B(in), B(out)]
+  return markBlockedFilter(g.reshape(b, [o, c, kh, kw]), w, block, false); // [O/B, C/B, k, B(in), B(out)]
+}
+
+/** What a blocked filter was made of, on its last node, for the block-filter pass (passes/blockFilter.ts). */
+export interface BlockedFilterOf {
+  readonly weight: Value;
+  readonly block: number;
+  readonly flip: boolean;
+}
+
+function markBlockedFilter(v: Value, weight: Value, block: number, flip: boolean): Value {
+  if (v.producer?.op !== 'Reshape')
+    throw new GraphError('nchwc', 'a blocked filter must end in its own Reshape');
+  const n = v.producer as { meta?: Record<string, unknown> };
+  n.meta = { ...n.meta, blockedFilterOf: { weight, block, flip } satisfies BlockedFilterOf };
+  return v;
+}
+
+/**
+ * The native engine's BlockFilter: w [O, C, kh, kw] (whole blocks) as blockedKernel lays it out, or (flip) as
+ * blockedFlippedKernel does, in one kernel. The result's shape is the conv filter's, [O, C, kh, kw] or
+ * [C, O, kh, kw]; its data is in the blocked order.
+ */
+export function blockFilterNode(g: Graph, w: Value, block: number, flip: boolean): Value {
+  const [o, c, kh, kw] = w.shape as [number, number, number, number];
+  if (o % block !== 0 || c % block !== 0) {
+    throw new GraphError('nchwc', `BlockFilter needs whole blocks of ${block}, got [${w.shape.join(', ')}]`);
+  }
+  const shape = flip ? [c, o, kh, kw] : [o, c, kh, kw];
+  return g.node(
+    'BlockFilter',
+    [w],
+    [shape],
+    { block, flip: flip ? 1 : 0 },
+    undefined,
+    undefined,
+    FUSED_DOMAIN,
+  )[0]!;
 }
 
 /**
  * The blocked layout of the input-gradient kernel of w [O, C, kh, kw] (its transpose [C, O, kh, kw],
  * flipped in space), built from w directly: [C/B, O/B, k, B(O), B(C)] with the k taps reversed.
  */
-function blockedFlippedKernel(g: Graph, w: Value, block: number): Value {
+export function blockedFlippedKernel(g: Graph, w: Value, block: number): Value {
   const [o, c, kh, kw] = w.shape as [number, number, number, number];
   const k = kh * kw;
   const a = g.transpose(g.reshape(w, [o, c / block, block * k]), [1, 0, 2]); // [C/B, O, B(C)*k]
   const b = g.transpose(g.reshape(a, [(c / block) * (o / block), block * block, k]), [0, 2, 1]); // [., k, B(O)*B(C)]
   const f = g.slice(b, [1], [-1], [-(2 ** 31)], [-1]); // taps reversed
-  return g.reshape(f, [c, o, kh, kw]);
+  return markBlockedFilter(g.reshape(f, [c, o, kh, kw]), w, block, true);
 }
 
 /**

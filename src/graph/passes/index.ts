@@ -22,6 +22,7 @@ import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
 import { fuseShiftGroupNormSilu } from './fuseShiftGroupNormSilu.js';
 import { kernelDropout } from './kernelDropout.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
+import { blockFilter } from './blockFilter.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
 import { recomputeNormAct } from './recomputeNormAct.js';
 import { quantizeInt8 } from './quantizeInt8.js';
@@ -44,6 +45,7 @@ export const PASSES: readonly GraphPass[] = [
   recomputeNormAct,
   nchwcConvs,
   blockedLayout,
+  blockFilter,
   foldConstantReorders,
 ];
 

@@ -167,13 +167,20 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
           'fuse-shift-groupnorm-silu',
           'recompute-norm-act',
           'blocked-layout',
+          'block-filter',
         ].includes(pass.name);
         // Passes that rewrite what another pass makes: "alone" is with that one, "none" is that one alone.
         const needs = ['recompute-norm-act', 'fuse-shift-groupnorm-silu'].includes(pass.name)
           ? ['fuse-groupnorm-silu']
-          : [];
+          : pass.name === 'block-filter'
+            ? ['nchwc-convs']
+            : [];
         const nchwcBlock =
-          pass.name === 'blocked-layout' ? nativeBlock : pass.name === 'nchwc-convs' ? block : 0;
+          pass.name === 'blocked-layout' || pass.name === 'block-filter'
+            ? nativeBlock
+            : pass.name === 'nchwc-convs'
+              ? block
+              : 0;
         const skip =
           fused && !native
             ? 'the native binding is not built'
@@ -244,6 +251,8 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
       return training ? 1 : 0;
     case 'blocked-layout':
       return training ? 0 : 1;
+    case 'block-filter': // the filters nchwc-convs reorders (weights fed at run time)
+      return training ? 1 : 0;
     case 'fold-constant-reorders': // alone: the model as written has no reorders of constants
       return 0;
     case 'quantize-int8': // needs calibrated ranges (quantizeInt8.test.ts), none here
