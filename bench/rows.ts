@@ -301,7 +301,7 @@ async function createTrainRunner(
     const target = diffusion.mseTarget(x0, xt, t, noise);
     const out = await session.step(params, { xt, t: Float32Array.from(t), target, weight }, rng);
     if (!Number.isFinite(out.loss)) throw new Error(`bench: training loss is ${out.loss}`);
-    adamStep(BENCH_ADAM, adam, params, out.grads);
+    adamStep(BENCH_ADAM, adam, params, out.grads, session.optim);
   };
   return { run: step, warmup: step, release: () => session.release() };
 }

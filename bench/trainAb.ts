@@ -5,21 +5,42 @@
 // Usage: npx tsx bench/trainAb.ts ROW BATCH PAIRS A B
 //   A, B: 'default' or settings joined by '+', e.g. memPattern=off or memArena=session+memPattern=off
 //   (memArena: shared, session or off), or
-//   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act)
+//   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act), or
+//   kernels=-NAME[,-NAME] (the engine's fused kernels or capabilities without these, e.g.
+//   kernels=-GroupNormSilu), or optim=off (Adam and the EMA without the engine's native passes)
 // Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
 
 import { type Engine, MEM_ARENAS, type MemArena, type SessionOptions } from '../src/engine/engine.js';
 import { nodeEngine } from '../src/engine/node.js';
+import type { FusedKernel } from '../src/graph/graph.js';
 import { createOurs, type OursRunner, ROWS } from './rows.js';
 
 type MemSettings = Pick<SessionOptions, 'memArena' | 'memPattern'>;
 
-function settings(arg: string): MemSettings & { passes?: string } {
-  const out: { memArena?: MemArena; memPattern?: boolean; passes?: string } = {};
+const base = nodeEngine();
+
+interface Settings extends MemSettings {
+  passes?: string;
+  withoutKernels?: string[];
+  optim?: boolean;
+}
+
+function settings(arg: string): Settings {
+  const out: { -readonly [K in keyof Settings]: Settings[K] } = {};
   for (const kv of arg.split('+').filter((x) => x !== 'default')) {
     const [k, v = ''] = kv.split('=');
     if (k === 'passes') {
       out.passes = v;
+      continue;
+    }
+    if (k === 'kernels') {
+      const names = v.split(',');
+      const known = base.fusedKernels ?? [];
+      for (const n of names) {
+        if (!n.startsWith('-') || !known.includes(n.slice(1) as FusedKernel))
+          throw new Error(`trainAb: ${kv}: expected -NAME of the engine's kernels (${known.join(', ')})`);
+      }
+      out.withoutKernels = names.map((n) => n.slice(1));
       continue;
     }
     if (k === 'memArena') {
@@ -30,11 +51,14 @@ function settings(arg: string): MemSettings & { passes?: string } {
     }
     if (v !== 'on' && v !== 'off') throw new Error(`trainAb: ${kv}: the value must be on or off`);
     switch (k) {
+      case 'optim':
+        out.optim = v === 'on';
+        break;
       case 'memPattern':
         out.memPattern = v === 'on';
         break;
       default:
-        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern, passes)`);
+        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern, passes, kernels, optim)`);
     }
   }
   return out;
@@ -59,19 +83,20 @@ async function timed(r: OursRunner): Promise<{ wall: number; cpu: number }> {
 const [row, batchArg, pairsArg, aArg = 'default', bArg = 'default'] = process.argv.slice(2);
 const def = ROWS.find((r) => r.name === row);
 if (!def) throw new Error(`trainAb: unknown row ${row}`);
-const base = nodeEngine();
-const engine = (m: MemSettings): Engine => ({
+const engine = (m: MemSettings, without: readonly string[] = [], optim = true): Engine => ({
   ...base,
+  fusedKernels: base.fusedKernels?.filter((k) => !without.includes(k)),
+  optimKernels: optim ? base.optimKernels : undefined,
   createSession: (model, o = {}) => base.createSession(model, { ...o, ...m }),
 });
 const batch = Number(batchArg);
 /** One side's runner; its graph passes are chosen through DDPM_PASSES while it is built. */
 async function side(arg: string): Promise<OursRunner> {
-  const { passes, ...mem } = settings(arg);
+  const { passes, withoutKernels, optim, ...mem } = settings(arg);
   const saved = process.env.DDPM_PASSES;
   if (passes !== undefined) process.env.DDPM_PASSES = passes;
   try {
-    return await createOurs(engine(mem), { ...def!, batch }, 2);
+    return await createOurs(engine(mem, withoutKernels, optim), { ...def!, batch }, 2);
   } finally {
     if (saved === undefined) delete process.env.DDPM_PASSES;
     else process.env.DDPM_PASSES = saved;

@@ -28,6 +28,8 @@
 #include <dlfcn.h>
 #include <node_api.h>
 
+#include "optim.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -1167,6 +1169,103 @@ static napi_value EndProfiling(napi_env e, napi_callback_info ci) {
   return v;
 }
 
+// ---- the optimiser passes (native/optim.cc) ----
+// The float32 data of element i of a JS array of Float32Arrays, and its length; false (with a TypeError
+// thrown) when it is not one.
+static bool f32At(napi_env e, napi_value arr, uint32_t i, float** data, size_t* n) {
+  napi_value ta, ab;
+  napi_typedarray_type tt;
+  size_t off;
+  void* d;
+  bool isTyped = false;
+  if (napi_get_element(e, arr, i, &ta) != napi_ok || napi_is_typedarray(e, ta, &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(e, ta, &tt, n, &d, &ab, &off) != napi_ok || tt != napi_float32_array) {
+    napi_throw_type_error(e, nullptr, "ortnative optimiser: expected arrays of Float32Array");
+    return false;
+  }
+  *data = static_cast<float*>(d);
+  return true;
+}
+
+// Segments from up to four parallel arrays of Float32Arrays (null for an unused one), all of equal lengths.
+static bool segmentsOf(napi_env e, napi_value* arrays, int count, std::vector<OptimSegment>& segs) {
+  uint32_t len = 0;
+  if (napi_get_array_length(e, arrays[0], &len) != napi_ok) {
+    napi_throw_type_error(e, nullptr, "ortnative optimiser: expected arrays of Float32Array");
+    return false;
+  }
+  for (int a = 1; a < count; a++) {
+    uint32_t other = 0;
+    if (napi_get_array_length(e, arrays[a], &other) != napi_ok || other != len) {
+      napi_throw_type_error(e, nullptr, "ortnative optimiser: the tensor lists differ in length");
+      return false;
+    }
+  }
+  segs.assign(len, OptimSegment{nullptr, nullptr, nullptr, nullptr, 0});
+  for (uint32_t i = 0; i < len; i++) {
+    float* d[4] = {nullptr, nullptr, nullptr, nullptr};
+    size_t n[4] = {0, 0, 0, 0};
+    for (int a = 0; a < count; a++)
+      if (!f32At(e, arrays[a], i, &d[a], &n[a])) return false;
+    for (int a = 1; a < count; a++)
+      if (n[a] != n[0]) {
+        napi_throw_range_error(e, nullptr, "ortnative optimiser: tensors of one parameter differ in length");
+        return false;
+      }
+    segs[i] = OptimSegment{d[0], count > 1 ? d[1] : d[0], count > 2 ? d[2] : nullptr, count > 3 ? d[3] : nullptr, n[0]};
+  }
+  return true;
+}
+
+// optimAdam(ps[], gs[], ms[], vs[], [beta1, beta2, eps, alpha, clip]): Adam in place, as optim.ts adamLoop.
+static napi_value OptimAdam(napi_env e, napi_callback_info ci) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  std::vector<OptimSegment> segs;
+  if (!segmentsOf(e, argv, 4, segs)) return nullptr;
+  double k[5];
+  for (uint32_t i = 0; i < 5; i++) {
+    napi_value x;
+    NAPI(napi_get_element(e, argv[4], i, &x));
+    NAPI(napi_get_value_double(e, x, &k[i]));
+  }
+  optimAdam(segs, AdamCoefs{k[0], 1 - k[0], k[1], 1 - k[1], k[3], k[2], k[4]});
+  return nullptr;
+}
+
+// optimEma(es[], ps[], decay): e <- decay e + (1 - decay) p in place, as optim.ts emaLoop.
+static napi_value OptimEma(napi_env e, napi_callback_info ci) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  std::vector<OptimSegment> segs;
+  if (!segmentsOf(e, argv, 2, segs)) return nullptr;
+  double decay;
+  NAPI(napi_get_value_double(e, argv[2], &decay));
+  optimEma(segs, decay);
+  return nullptr;
+}
+
+// optimSumSquares(gs[]) -> number[]: each tensor's sum of squares in float64 (optim.ts sumOfSquares).
+static napi_value OptimSumSquares(napi_env e, napi_callback_info ci) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
+  std::vector<OptimSegment> segs;
+  if (!segmentsOf(e, argv, 1, segs)) return nullptr;
+  std::vector<double> sums;
+  optimSumSquares(segs, sums);
+  napi_value arr;
+  NAPI(napi_create_array_with_length(e, sums.size(), &arr));
+  for (size_t i = 0; i < sums.size(); i++) {
+    napi_value x;
+    NAPI(napi_create_double(e, sums[i], &x));
+    NAPI(napi_set_element(e, arr, uint32_t(i), x));
+  }
+  return arr;
+}
+
 static napi_value ModuleInit(napi_env e, napi_value exports) {
   napi_property_descriptor props[] = {
       {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -1175,6 +1274,9 @@ static napi_value ModuleInit(napi_env e, napi_value exports) {
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"optimAdam", nullptr, OptimAdam, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"optimEma", nullptr, OptimEma, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"optimSumSquares", nullptr, OptimSumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(e, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

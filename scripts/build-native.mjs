@@ -1,10 +1,10 @@
-// Builds native/ortnative.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
+// Builds native/ortnative.cc and native/optim.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
 // native/build/ortnative.node. Run by `npm ci` and `npm install` (the install script, so also where this
 // package is installed as a dependency). Optional by design: with no C++ compiler or no Node headers it
 // says so and exits 0, and the engine layer uses onnxruntime-node alone (same results, slower).
 // DDPM_NATIVE=0 skips the build.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +31,27 @@ if (spawnSync(cxx, ['--version']).status !== 0) skip(`no C++ compiler (${cxx})`)
 
 mkdirSync(outDir, { recursive: true });
 const tmp = `${out}.tmp-${process.pid}`;
+// The optimiser's passes (native/optim.cc) are built apart, without -ffast-math and without contracting
+// a * b + c into one rounding: they must give the IEEE results of src/train/optim.ts's loops bit for bit.
+const optimObj = join(outDir, `optim.o.tmp-${process.pid}`);
+const optim = spawnSync(
+  cxx,
+  [
+    '-O3',
+    '-march=native',
+    '-fno-fast-math',
+    '-ffp-contract=off',
+    '-std=c++17',
+    '-fPIC',
+    '-pthread',
+    '-c',
+    join(root, 'native', 'optim.cc'),
+    '-o',
+    optimObj,
+  ],
+  { stdio: ['ignore', 'inherit', 'inherit'] },
+);
+if (optim.status !== 0) skip(`${cxx} failed on native/optim.cc`);
 // -march=native: the binary is built on, and for, the machine that installs it.
 const args = [
   '-O3',
@@ -44,11 +65,14 @@ const args = [
   '-DNODE_GYP_MODULE_NAME=ortnative',
   `-I${include}`,
   src,
+  optimObj,
   '-o',
   tmp,
   '-ldl',
+  '-pthread',
 ];
 const r = spawnSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+rmSync(optimObj, { force: true });
 if (r.status !== 0) skip(`${cxx} failed`);
 renameSync(tmp, out);
 console.log(`ddpm: built ${out}`);

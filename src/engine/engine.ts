@@ -70,4 +70,25 @@ export interface Engine {
    * Runtime's memory, so the build-time buffers would otherwise stay resident (src/engine/gc.ts).
    */
   collectGarbage?(): void;
+  /** The optimiser's passes over all of a model's tensors at once, where the engine has them natively. */
+  readonly optimKernels?: OptimKernels;
+}
+
+/**
+ * Adam, the EMA blend and the gradients' sums of squares over many tensors in one call (the native binding's
+ * two threads). Each gives the results of src/train/optim.ts's loops bit for bit.
+ */
+export interface OptimKernels {
+  /** Each tensor's sum of squares in float64, added in optim.ts sumOfSquares's order. */
+  sumSquares(gs: readonly Float32Array[]): number[];
+  /** Adam in place (optim.ts adamLoop): alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t), g scaled by clip. */
+  adam(
+    ps: readonly Float32Array[],
+    gs: readonly Float32Array[],
+    ms: readonly Float32Array[],
+    vs: readonly Float32Array[],
+    c: { beta1: number; beta2: number; eps: number; alpha: number; clip: number },
+  ): void;
+  /** e <- decay e + (1 - decay) p for every pair, in place (optim.ts emaLoop). */
+  ema(es: readonly Float32Array[], ps: readonly Float32Array[], decay: number): void;
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FUSED_KERNELS, type FusedKernel } from '../graph/graph.js';
 import type { Tensor } from '../util/tensor.js';
-import type { Engine, EngineSession, MemArena, SessionOptions } from './engine.js';
+import type { Engine, EngineSession, MemArena, OptimKernels, SessionOptions } from './engine.js';
 import { collectGarbage } from './gc.js';
 
 interface Binding {
@@ -36,6 +36,27 @@ interface Binding {
   ): { data: Float32Array; shape: number[] }[];
   endProfiling(handle: unknown): string;
   release(handle: unknown): void;
+  /** The optimiser's passes (native/optim.cc); absent in builds older than them. */
+  optimAdam?(
+    ps: readonly Float32Array[],
+    gs: readonly Float32Array[],
+    ms: readonly Float32Array[],
+    vs: readonly Float32Array[],
+    coefs: readonly number[],
+  ): void;
+  optimEma?(es: readonly Float32Array[], ps: readonly Float32Array[], decay: number): void;
+  optimSumSquares?(gs: readonly Float32Array[]): number[];
+}
+
+/** The binding's optimiser passes as OptimKernels, or undefined for a build without them. */
+function optimKernelsOf(b: Binding): OptimKernels | undefined {
+  const { optimAdam, optimEma, optimSumSquares } = b;
+  if (!optimAdam || !optimEma || !optimSumSquares) return undefined;
+  return {
+    sumSquares: (gs) => optimSumSquares(gs),
+    adam: (ps, gs, ms, vs, c) => optimAdam(ps, gs, ms, vs, [c.beta1, c.beta2, c.eps, c.alpha, c.clip]),
+    ema: (es, ps, decay) => optimEma(es, ps, decay),
+  };
 }
 
 const require = createRequire(import.meta.url);
@@ -110,6 +131,7 @@ function makeEngine(): Engine | null {
   return {
     name: `ortnative (ONNX Runtime ${l.version})`,
     fusedKernels: fusedKernelsOf(b),
+    optimKernels: optimKernelsOf(b),
     collectGarbage,
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';

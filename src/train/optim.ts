@@ -1,8 +1,10 @@
 // The paper's optimisation recipe (Appendix B): Adam (lr 2e-4, eps 1e-8), linear warmup over 5000
 // steps, gradient clipping to global norm 1.0, and an exponential moving average of the weights
 // (decay 0.9999) used for sampling. All state is plain Float32Arrays so it saves bit-exactly. The two
-// elementwise passes run as WebAssembly SIMD (simdKernels.ts), bit-identical to the loops below.
+// elementwise passes run as WebAssembly SIMD (simdKernels.ts), or with the native engine on its two threads
+// (native/optim.cc, Engine.optimKernels), each bit-identical to the loops below.
 
+import type { OptimKernels } from '../engine/engine.js';
 import { type AdamCoefs, simdKernels } from './simdKernels.js';
 
 export interface AdamConfig {
@@ -42,10 +44,45 @@ export function newAdamState(params: ReadonlyMap<string, Float32Array>): AdamSta
   return { step: 0, m, v };
 }
 
-/** Global L2 norm of all gradients, accumulated in float64. */
-export function globalNorm(grads: ReadonlyMap<string, Float32Array>): number {
+/**
+ * One tensor's sum of squares in float64: eight running sums over i = j (mod 8), added as ((s0 + s1) + (s2 +
+ * s3)) + ((s4 + s5) + (s6 + s7)). A fixed order (the native binding's optimSumSquares adds the same way, so
+ * the clipping factor does not depend on the engine), and eight chains of additions instead of one.
+ */
+export function sumOfSquares(g: Float32Array): number {
+  let [s0, s1, s2, s3, s4, s5, s6, s7] = [0, 0, 0, 0, 0, 0, 0, 0];
+  const n = g.length;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s0 += g[i]! * g[i]!;
+    s1 += g[i + 1]! * g[i + 1]!;
+    s2 += g[i + 2]! * g[i + 2]!;
+    s3 += g[i + 3]! * g[i + 3]!;
+    s4 += g[i + 4]! * g[i + 4]!;
+    s5 += g[i + 5]! * g[i + 5]!;
+    s6 += g[i + 6]! * g[i + 6]!;
+    s7 += g[i + 7]! * g[i + 7]!;
+  }
+  const tail = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (let j = 0; i < n; i++, j++) tail[j] = g[i]! * g[i]!;
+  [s0, s1, s2, s3, s4, s5, s6, s7] = [
+    s0 + tail[0]!,
+    s1 + tail[1]!,
+    s2 + tail[2]!,
+    s3 + tail[3]!,
+    s4 + tail[4]!,
+    s5 + tail[5]!,
+    s6 + tail[6]!,
+    s7 + tail[7]!,
+  ];
+  return s0 + s1 + (s2 + s3) + (s4 + s5 + (s6 + s7));
+}
+
+/** Global L2 norm of all gradients, accumulated in float64 (tensor by tensor, in the map's order). */
+export function globalNorm(grads: ReadonlyMap<string, Float32Array>, kernels?: OptimKernels): number {
+  const sums = kernels ? kernels.sumSquares([...grads.values()]) : [...grads.values()].map(sumOfSquares);
   let s = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
+  for (const x of sums) s += x;
   return Math.sqrt(s);
 }
 
@@ -59,14 +96,25 @@ export interface AdamStepResult {
   readonly lr: number;
 }
 
-/** One Adam update in place (tf.train.AdamOptimizer's form, as the original code). */
+/**
+ * One Adam update in place (tf.train.AdamOptimizer's form, as the original code). `kernels` (an engine's
+ * OptimKernels) runs the passes over all tensors at once on native threads, with the same results.
+ */
 export function adamStep(
   cfg: AdamConfig,
   state: AdamState,
   params: ReadonlyMap<string, Float32Array>,
   grads: ReadonlyMap<string, Float32Array>,
+  kernels?: OptimKernels,
 ): AdamStepResult {
-  const gradNorm = globalNorm(grads);
+  for (const [k, p] of params) {
+    const g = grads.get(k);
+    if (!g) throw new Error(`adam: no gradient for parameter ${k}`);
+    if (g.length !== p.length)
+      throw new Error(`adam: gradient of ${k} has ${g.length} values, not ${p.length}`);
+  }
+  const ordered = [...params.keys()];
+  const gradNorm = globalNorm(new Map(ordered.map((k) => [k, grads.get(k)!])), kernels);
   if (!Number.isFinite(gradNorm)) {
     throw new Error(
       `adam: gradient norm is ${gradNorm} at step ${state.step + 1}; the loss diverged (lower --lr?)`,
@@ -79,15 +127,17 @@ export function adamStep(
   const { beta1: b1, beta2: b2, eps } = cfg;
   const alpha = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
   const coefs: AdamCoefs = { beta1: b1, beta2: b2, eps, alpha, clip };
-  const kernels = simdKernels();
+  if (kernels) {
+    const at = (m: ReadonlyMap<string, Float32Array>) => ordered.map((k) => m.get(k)!);
+    kernels.adam(at(params), at(grads), at(state.m), at(state.v), coefs);
+    return { gradNorm, lr };
+  }
+  const simd = simdKernels();
   for (const [k, p] of params) {
-    const g = grads.get(k);
-    if (!g) throw new Error(`adam: no gradient for parameter ${k}`);
-    if (g.length !== p.length)
-      throw new Error(`adam: gradient of ${k} has ${g.length} values, not ${p.length}`);
+    const g = grads.get(k)!;
     const m = state.m.get(k)!;
     const v = state.v.get(k)!;
-    if (kernels) kernels.adam(p, g, m, v, coefs);
+    if (simd) simd.adam(p, g, m, v, coefs);
     else adamLoop(p, g, m, v, coefs);
   }
   return { gradNorm, lr };
@@ -129,16 +179,26 @@ export function emaInitShare(decay: number, steps: number, warmup: boolean): num
   return share;
 }
 
-/** ema <- decay * ema + (1 - decay) * params, in place. */
+/** ema <- decay * ema + (1 - decay) * params, in place (`kernels`: an engine's native passes, same results). */
 export function emaUpdate(
   ema: ReadonlyMap<string, Float32Array>,
   params: ReadonlyMap<string, Float32Array>,
   decay: number,
+  kernels?: OptimKernels,
 ): void {
-  const kernels = simdKernels();
+  if (kernels) {
+    const keys = [...params.keys()];
+    kernels.ema(
+      keys.map((k) => ema.get(k)!),
+      keys.map((k) => params.get(k)!),
+      decay,
+    );
+    return;
+  }
+  const simd = simdKernels();
   for (const [k, p] of params) {
     const e = ema.get(k)!;
-    if (kernels) kernels.ema(e, p, decay);
+    if (simd) simd.ema(e, p, decay);
     else emaLoop(e, p, decay);
   }
 }

@@ -105,8 +105,8 @@ export async function trainStep(c: StepContext, step: number): Promise<StepResul
     const losses = Array.from(out.losses!, (l, n) => l / weights[n]!); // unweighted L_{t-1}
     c.timesteps.update(t, losses);
   }
-  const upd = adamStep(o.adam, c.adam, c.params, out.grads);
+  const upd = adamStep(o.adam, c.adam, c.params, out.grads, c.session.optim);
   const next = step + 1;
-  emaUpdate(c.ema, c.params, emaDecayAt(o.emaDecay, next, o.emaWarmup));
+  emaUpdate(c.ema, c.params, emaDecayAt(o.emaDecay, next, o.emaWarmup), c.session.optim);
   return { step: next, loss: out.loss, lr: upd.lr, gradNorm: upd.gradNorm, grads: out.grads };
 }

@@ -10,7 +10,7 @@
 
 import type { DecoderTerms, LearnedVarianceTerms, TrainingTerms } from '../diffusion/trainingTerms.js';
 import { type LossType, learnsVariance, type ModelVarType, unreachable } from '../diffusion/types.js';
-import type { Engine, EngineSession, FusedKernel, MemArena } from '../engine/engine.js';
+import type { Engine, EngineSession, FusedKernel, MemArena, OptimKernels } from '../engine/engine.js';
 import { grad } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
@@ -69,6 +69,8 @@ export interface TrainSession {
   readonly dropoutSites: readonly { name: string; shape: readonly number[] }[];
   step(params: ParamStore, b: TrainBatch, rng: Rng): Promise<TrainStepOutput>;
   release(): Promise<void>;
+  /** The engine's native optimiser passes, for adamStep and emaUpdate (absent: WebAssembly or plain loops). */
+  readonly optim?: OptimKernels;
 }
 
 /**
@@ -385,11 +387,13 @@ export async function createTrainSession(
   const paramFeeds = (p: ParamStore, feeds: Record<string, Tensor>) => {
     for (const name of built.paramNames) feeds[name] = { data: p.get(name)!, shape: shapes.get(name)! };
   };
+  const optim = engine.optimKernels ? { optim: engine.optimKernels } : {};
   if (plan.chunks === 1) {
     return {
       batch,
       microbatch: plan,
       dropoutSites: built.dropoutSites,
+      ...optim,
       async step(p, b, rng) {
         const feeds = batchFeeds(b);
         dropoutFeeds(feeds, hasDropout ? drawDropoutKey(rng) : 0, 0, S);
@@ -412,6 +416,7 @@ export async function createTrainSession(
     batch,
     microbatch: plan,
     dropoutSites: built.dropoutSites,
+    ...optim,
     async step(p, b, rng) {
       const whole = batchFeeds(b);
       const stepKey = hasDropout ? drawDropoutKey(rng) : 0; // each chunk's rows: the whole batch's values
