@@ -499,6 +499,21 @@ function convWeightGradOf(
       g.reshape(dycols, [n, o * kh * kw, h * wd]),
       g.transpose(g.reshape(x, [n, c, h * wd]), [0, 2, 1]),
     ); // [N, Cout*kh*kw, Cin]
+    if (g.fused.includes('SumTranspose')) {
+      // The native kernel: the batch sum and the layout [Cout, Cin, k] in one pass (ORT's Transpose of
+      // [Cout, k, Cin] ran at 1.6 GB/s: 31 ms of an L-train step).
+      const perN4 = g.reshape(perN, [n, o, kh * kw, c]);
+      const y = g.node(
+        'SumTranspose',
+        [perN4],
+        [[o, c, kh * kw]],
+        {},
+        undefined,
+        undefined,
+        FUSED_DOMAIN,
+      )[0]!;
+      return g.reshape(y, w.shape);
+    }
     const sum = g.reshape(sumLeading(g, perN, 1), [o, kh * kw, c]);
     return g.reshape(g.transpose(sum, [0, 2, 1]), w.shape);
   }

@@ -33,6 +33,7 @@ export const FUSED_KERNELS = [
   'Im2col',
   'DropoutMul',
   'BlockFilter',
+  'SumTranspose',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 

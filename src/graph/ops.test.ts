@@ -146,6 +146,38 @@ describe('gradient rules vs finite differences', () => {
       await check({ a: [...a], w: [...w] }, build);
     });
   }
+  // The native engine's SumTranspose (the weight gradient from dy's patches, summed over the batch and laid
+  // out in one kernel), whole and in batch slices.
+  const sumTranspose = engine.fusedKernels?.includes('SumTranspose') ?? false;
+  for (const [what, slices] of [
+    ['whole batch', false],
+    ['batch slices', true],
+  ] as const) {
+    const [a, w] = [
+      [3, 5, 6, 5],
+      [2, 5, 3, 3],
+    ] as const;
+    const build = (g: Graph, x: Record<string, Value>) => {
+      g.fused = ['Im2col', 'SumTranspose'];
+      if (slices) g.maxPatchBytes = (4 * 3 * 9 * 2 * 30) / 2;
+      return g.conv(x.a!, x.w!, undefined, { pads: [1, 0, 2, 1] });
+    };
+    it(`Conv weight gradient from dy's patches by SumTranspose (${what})`, async (t) => {
+      if (!sumTranspose) {
+        t.skip('this engine has no SumTranspose kernel');
+        return;
+      }
+      const g = new Graph();
+      const x = { a: g.input('a', [...a]), w: g.input('w', [...w]) };
+      const [dw] = grad(g, g.reduceSum(g.square(build(g, x)), [0, 1, 2, 3], false), [x.w]);
+      const live = g.liveNodes([dw!]);
+      assert.equal(live.filter((n) => n.op === 'SumTranspose').length, slices ? 2 : 1);
+      const laidOut = (n: { op: string; inputs: readonly Value[] }) =>
+        n.op === 'Transpose' && n.inputs[0]!.shape.join() === [w[0], 9, w[1]].join();
+      assert.ok(!live.some(laidOut), 'no Transpose of the summed gradient');
+      await check({ a: [...a], w: [...w] }, build);
+    });
+  }
   it('a value used twice accumulates gradients', () =>
     check({ a: [3, 4] }, (g, x) => g.mul(g.sin(x.a!), g.add(x.a!, g.scalar(1)))));
 });
