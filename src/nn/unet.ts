@@ -125,7 +125,12 @@ export function validateConfig(c: UNetConfig): void {
   for (const m of c.chMult) over('a chMult entry', m, L.mult);
   over('numResBlocks', c.numResBlocks, L.numResBlocks);
   over('the number of attnResolutions', c.attnResolutions.length, L.attnResolutions);
-  if (c.ch % c.groups !== 0) bad(`ch ${c.ch} must be divisible by groups ${c.groups}`);
+  if (c.ch % c.groups !== 0) {
+    const near = Math.max(c.groups, Math.round(c.ch / c.groups) * c.groups);
+    bad(
+      `ch ${c.ch} must be divisible by groups ${c.groups} (GroupNorm's groups; the nearest multiple of ${c.groups} is ${near})`,
+    );
+  }
   for (const m of c.chMult)
     if ((c.ch * m) % c.groups !== 0) bad(`ch*mult ${c.ch * m} not divisible by ${c.groups}`);
   if (c.resolution % 2 ** (c.chMult.length - 1) !== 0) {
