@@ -1263,13 +1263,23 @@ static bool segmentsOf(napi_env e, napi_value* arrays, int count, std::vector<Op
   return true;
 }
 
+// The call's N arguments into argv, the first `lists` of them parallel tensor lists read as segments.
+template <size_t N>
+static bool optimArgs(napi_env e, napi_callback_info ci, napi_value (&argv)[N], int lists,
+                      std::vector<OptimSegment>& segs) {
+  size_t argc = N;
+  if (napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr) != napi_ok || argc < N) {
+    napi_throw_type_error(e, nullptr, "ortnative optimiser: missing arguments");
+    return false;
+  }
+  return segmentsOf(e, argv, lists, segs);
+}
+
 // optimAdam(ps[], gs[], ms[], vs[], [beta1, beta2, eps, alpha, clip]): Adam in place, as optim.ts adamLoop.
 static napi_value OptimAdam(napi_env e, napi_callback_info ci) {
-  size_t argc = 5;
   napi_value argv[5];
-  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
   std::vector<OptimSegment> segs;
-  if (!segmentsOf(e, argv, 4, segs)) return nullptr;
+  if (!optimArgs(e, ci, argv, 4, segs)) return nullptr;
   double k[5];
   for (uint32_t i = 0; i < 5; i++) {
     napi_value x;
@@ -1282,11 +1292,9 @@ static napi_value OptimAdam(napi_env e, napi_callback_info ci) {
 
 // optimEma(es[], ps[], decay): e <- decay e + (1 - decay) p in place, as optim.ts emaLoop.
 static napi_value OptimEma(napi_env e, napi_callback_info ci) {
-  size_t argc = 3;
   napi_value argv[3];
-  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
   std::vector<OptimSegment> segs;
-  if (!segmentsOf(e, argv, 2, segs)) return nullptr;
+  if (!optimArgs(e, ci, argv, 2, segs)) return nullptr;
   double decay;
   NAPI(napi_get_value_double(e, argv[2], &decay));
   optimEma(segs, decay);
@@ -1295,11 +1303,9 @@ static napi_value OptimEma(napi_env e, napi_callback_info ci) {
 
 // optimSumSquares(gs[]) -> number[]: each tensor's sum of squares in float64 (optim.ts sumOfSquares).
 static napi_value OptimSumSquares(napi_env e, napi_callback_info ci) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI(napi_get_cb_info(e, ci, &argc, argv, nullptr, nullptr));
   std::vector<OptimSegment> segs;
-  if (!segmentsOf(e, argv, 1, segs)) return nullptr;
+  if (!optimArgs(e, ci, argv, 1, segs)) return nullptr;
   std::vector<double> sums;
   optimSumSquares(segs, sums);
   napi_value arr;
