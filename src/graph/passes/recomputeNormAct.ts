@@ -116,7 +116,7 @@ function gradientValueBeside(
           continue;
         // w must not wait for a node that will read the recomputed value (a cycle)
         const before = g.liveNodes([w]);
-        if (!back.some((b) => before.includes(b))) return w;
+        if (!back.some((b) => before.includes(b))) return layoutSource(ctx, w);
       }
       for (const o of c.outputs) {
         fromV.add(o.id);
@@ -126,4 +126,23 @@ function gradientValueBeside(
     frontier = next;
   }
   return undefined;
+}
+
+/**
+ * The value a Transpose or Reshape of gradients was made from (followed up through such ops): the
+ * recomputation may wait for it instead, as it is ready just before. Reading the Transpose's output itself
+ * would give it a second reader, and ONNX Runtime folds a Transpose into the MatMul that reads it only when
+ * that MatMul is its one reader: the weight gradients' dy^T were written out (S-train: 14 Transposes, L-train
+ * 7 of [8, 128, 1024]).
+ */
+function layoutSource(ctx: PassContext, w: Value): Value {
+  const g = ctx.graph;
+  let u = w;
+  for (;;) {
+    const p = u.producer;
+    if (!p || p.domain || (p.op !== 'Transpose' && p.op !== 'Reshape')) return u;
+    const from = p.inputs[0]!;
+    if (from.dtype !== 'float32' || !from.producer || !g.gradientNodes.has(from.producer)) return u;
+    u = from;
+  }
 }
