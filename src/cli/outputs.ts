@@ -21,6 +21,11 @@ export interface OutputFile {
   readonly format: OutputFormat;
   /** An upper bound of its size in bytes, checked against its disk's free space (0 or absent: not checked). */
   readonly bytes?: number;
+  /**
+   * What the option writes when given a folder ending in / instead (ddpm sample: 'one PNG per image'): named
+   * in the errors for an existing folder or a name without extension, where that may be what was meant.
+   */
+  readonly folderForm?: string;
 }
 
 function isDir(p: string): boolean {
@@ -72,11 +77,17 @@ function fileProblem(o: OutputFile): string | null {
   if (p === '') return `an empty name; give a file name, e.g. output${EXTENSION[o.format]}`;
   if (/[/\\]$/.test(p))
     return `names a folder; give a file name, e.g. ${join(p, `output${EXTENSION[o.format]}`)}`;
-  if (isDir(p)) return `${p} is a folder; give a file name, e.g. ${join(p, `output${EXTENSION[o.format]}`)}`;
+  if (isDir(p)) {
+    const orFolder = o.folderForm
+      ? `, or end it with / (${p.replace(/[\\/]+$/, '')}/) for ${o.folderForm}`
+      : '';
+    return `${p} is a folder; give a file name, e.g. ${join(p, `output${EXTENSION[o.format]}`)}${orFolder}`;
+  }
   const ext = extname(p);
   if (ext.toLowerCase() !== EXTENSION[o.format]) {
     const fix = `${ext ? p.slice(0, -ext.length) : p}${EXTENSION[o.format]}`;
-    return `writes ${FORMAT_NAME[o.format]}, so the name must end in ${EXTENSION[o.format]}${ext ? ` (not ${ext})` : ''}, e.g. ${fix}`;
+    const orFolder = !ext && o.folderForm ? `; or ${p}/ for a folder of ${o.folderForm}` : '';
+    return `writes ${FORMAT_NAME[o.format]}, so the name must end in ${EXTENSION[o.format]}${ext ? ` (not ${ext})` : ''}, e.g. ${fix}${orFolder}`;
   }
   const dir = dirname(resolve(p));
   if (!existsSync(dir)) {

@@ -2,8 +2,6 @@
 // Algorithm 2 (all T steps or respaced), DDIM, DPM-Solver++, Euler or Heun (diffusion/samplers.ts);
 // optional animated reverse chain and progressive grid.
 
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { progressiveSample } from '../diffusion/progressive.js';
 import { ancestralChain } from '../diffusion/timesteps.js';
 import { runSampler, samplerEntry } from '../diffusion/samplers.js';
@@ -16,7 +14,7 @@ import { concatBatch, type Tensor } from '../util/tensor.js';
 import { EP_OPTION } from './epOption.js';
 import { commandDenoiser, PRECISION_OPTION } from './precisionOption.js';
 import { MODEL_OPTION, openModelOption, WEIGHTS_OPTION } from './modelOption.js';
-import { helpText, type OptTable, type Parsed, parseOptions, UsageError } from './args.js';
+import { helpText, type OptTable, type Parsed, parseOptions } from './args.js';
 import { checkOutputs } from './outputs.js';
 import { ProgressBar } from './progress.js';
 import {
@@ -77,16 +75,6 @@ export async function sampleCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   const folder = isFolderOut(o.out as string);
-  if (!folder && !isDirectory(o.out as string) && !/\.[^\\/.]+$/.test(o.out as string)) {
-    throw new UsageError(
-      `ddpm sample: --out ${o.out}: writes PNG, so the name must end in .png, e.g. ${o.out}.png; or ${o.out}/ for a folder of one PNG per image`,
-    );
-  }
-  if (!folder && isDirectory(o.out as string)) {
-    throw new UsageError(
-      `ddpm sample: --out ${o.out}: ${o.out} is a folder; give a file name, e.g. ${join(o.out as string, 'output.png')}, or end it with / (${(o.out as string).replace(/[\\/]+$/, '')}/) for one PNG per image`,
-    );
-  }
   const stop = catchStopSignals(
     'sample',
     folder
@@ -118,7 +106,7 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   const pixels = n * cfg.inChannels * cfg.resolution * cfg.resolution;
   const frameCount = (o.frames as number) + 1;
   checkOutputs('sample', [
-    { option: 'out', path: o.out as string, format: 'png', bytes: pixels },
+    { option: 'out', path: o.out as string, format: 'png', bytes: pixels, folderForm: 'one PNG per image' },
     o.gif === undefined
       ? undefined
       : {
@@ -216,12 +204,4 @@ async function sampleWith(o: Parsed, stop: StopRequest): Promise<void> {
   }
   writeFilesAtomic(files);
   for (const line of said) console.log(line);
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
