@@ -106,23 +106,22 @@ export function blockedKernel(g: Graph, w: Value, block: number): Value {
   const [o, c, kh, kw] = w.shape as [number, number, number, number];
   const k = kh * kw;
   const a = g.transpose(g.reshape(w, [o / block, block, c * k]), [0, 2, 1]); // [O/B, C/B*B(in)*k, B(out)]
-  if (k === 1) return markBlockedFilter(g.reshape(a, [o, c, kh, kw]), w, block, false);
+  if (k === 1) return markBlockedFilter(g.reshape(a, [o, c, kh, kw]), w, false);
   const b = g.transpose(g.reshape(a, [(o / block) * (c / block), block, k, block]), [0, 2, 1, 3]);
-  return markBlockedFilter(g.reshape(b, [o, c, kh, kw]), w, block, false); // [O/B, C/B, k, B(in), B(out)]
+  return markBlockedFilter(g.reshape(b, [o, c, kh, kw]), w, false); // [O/B, C/B, k, B(in), B(out)]
 }
 
 /** What a blocked filter was made of, on its last node, for the block-filter pass (passes/blockFilter.ts). */
 export interface BlockedFilterOf {
   readonly weight: Value;
-  readonly block: number;
   readonly flip: boolean;
 }
 
-function markBlockedFilter(v: Value, weight: Value, block: number, flip: boolean): Value {
+function markBlockedFilter(v: Value, weight: Value, flip: boolean): Value {
   if (v.producer?.op !== 'Reshape')
     throw new GraphError('nchwc', 'a blocked filter must end in its own Reshape');
   const n = v.producer as { meta?: Record<string, unknown> };
-  n.meta = { ...n.meta, blockedFilterOf: { weight, block, flip } satisfies BlockedFilterOf };
+  n.meta = { ...n.meta, blockedFilterOf: { weight, flip } satisfies BlockedFilterOf };
   return v;
 }
 
@@ -158,7 +157,7 @@ export function blockedFlippedKernel(g: Graph, w: Value, block: number): Value {
   const a = g.transpose(g.reshape(w, [o, c / block, block * k]), [1, 0, 2]); // [C/B, O, B(C)*k]
   const b = g.transpose(g.reshape(a, [(c / block) * (o / block), block * block, k]), [0, 2, 1]); // [., k, B(O)*B(C)]
   const f = g.slice(b, [1], [-1], [-(2 ** 31)], [-1]); // taps reversed
-  return markBlockedFilter(g.reshape(f, [c, o, kh, kw]), w, block, true);
+  return markBlockedFilter(g.reshape(f, [c, o, kh, kw]), w, true);
 }
 
 /**

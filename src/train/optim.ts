@@ -63,26 +63,20 @@ export function sumOfSquares(g: Float32Array): number {
     s6 += g[i + 6]! * g[i + 6]!;
     s7 += g[i + 7]! * g[i + 7]!;
   }
-  const tail = [0, 0, 0, 0, 0, 0, 0, 0];
-  for (let j = 0; i < n; i++, j++) tail[j] = g[i]! * g[i]!;
-  [s0, s1, s2, s3, s4, s5, s6, s7] = [
-    s0 + tail[0]!,
-    s1 + tail[1]!,
-    s2 + tail[2]!,
-    s3 + tail[3]!,
-    s4 + tail[4]!,
-    s5 + tail[5]!,
-    s6 + tail[6]!,
-    s7 + tail[7]!,
-  ];
-  return s0 + s1 + (s2 + s3) + (s4 + s5 + (s6 + s7));
+  const sums = [s0, s1, s2, s3, s4, s5, s6, s7];
+  for (let j = 0; i < n; i++, j++) sums[j]! += g[i]! * g[i]!; // the tail: element i to sum i mod 8
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = sums;
+  return t0! + t1! + (t2! + t3!) + (t4! + t5! + (t6! + t7!));
 }
 
 /** Global L2 norm of all gradients, accumulated in float64 (tensor by tensor, in the map's order). */
 export function globalNorm(grads: ReadonlyMap<string, Float32Array>, kernels?: OptimKernels): number {
-  const sums = kernels ? kernels.sumSquares([...grads.values()]) : [...grads.values()].map(sumOfSquares);
+  return normOf([...grads.values()], kernels);
+}
+
+function normOf(gs: readonly Float32Array[], kernels?: OptimKernels): number {
   let s = 0;
-  for (const x of sums) s += x;
+  for (const x of kernels ? kernels.sumSquares(gs) : gs.map(sumOfSquares)) s += x;
   return Math.sqrt(s);
 }
 
@@ -113,8 +107,10 @@ export function adamStep(
     if (g.length !== p.length)
       throw new Error(`adam: gradient of ${k} has ${g.length} values, not ${p.length}`);
   }
-  const ordered = [...params.keys()];
-  const gradNorm = globalNorm(new Map(ordered.map((k) => [k, grads.get(k)!])), kernels);
+  const keys = [...params.keys()];
+  const at = (m: ReadonlyMap<string, Float32Array>) => keys.map((k) => m.get(k)!);
+  const gs = at(grads); // in the parameters' order
+  const gradNorm = normOf(gs, kernels);
   if (!Number.isFinite(gradNorm)) {
     throw new Error(
       `adam: gradient norm is ${gradNorm} at step ${state.step + 1}; the loss diverged (lower --lr?)`,
@@ -127,19 +123,16 @@ export function adamStep(
   const { beta1: b1, beta2: b2, eps } = cfg;
   const alpha = (lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
   const coefs: AdamCoefs = { beta1: b1, beta2: b2, eps, alpha, clip };
+  const [ps, ms, vs] = [at(params), at(state.m), at(state.v)];
   if (kernels) {
-    const at = (m: ReadonlyMap<string, Float32Array>) => ordered.map((k) => m.get(k)!);
-    kernels.adam(at(params), at(grads), at(state.m), at(state.v), coefs);
+    kernels.adam(ps, gs, ms, vs, coefs);
     return { gradNorm, lr };
   }
   const simd = simdKernels();
-  for (const [k, p] of params) {
-    const g = grads.get(k)!;
-    const m = state.m.get(k)!;
-    const v = state.v.get(k)!;
-    if (simd) simd.adam(p, g, m, v, coefs);
-    else adamLoop(p, g, m, v, coefs);
-  }
+  ps.forEach((p, i) => {
+    if (simd) simd.adam(p, gs[i]!, ms[i]!, vs[i]!, coefs);
+    else adamLoop(p, gs[i]!, ms[i]!, vs[i]!, coefs);
+  });
   return { gradNorm, lr };
 }
 

@@ -15,12 +15,12 @@ export const blockFilter: GraphPass = {
   summary: 'run-time conv filters reordered to NCHWc by one native kernel instead of two Transposes',
   run(ctx) {
     const g = ctx.graph;
-    if (ctx.constantWeights || !g.fused.includes('BlockFilter')) return 0;
+    if (ctx.constantWeights || ctx.nchwcBlock < 2 || !g.fused.includes('BlockFilter')) return 0;
     let count = 0;
     for (const n of liveNodes(ctx)) {
       const of = n.meta?.blockedFilterOf as BlockedFilterOf | undefined;
       if (!of) continue;
-      g.replaceNode(n, () => blockFilterNode(g, of.weight, of.block, of.flip));
+      g.replaceNode(n, () => blockFilterNode(g, of.weight, ctx.nchwcBlock, of.flip));
       count++;
     }
     return count;
