@@ -410,14 +410,21 @@ static_assert(sizeof(CustomOpAbi) == 208, "OrtCustomOp is 26 slots on 64-bit");
 
 static const int kFloat = 1;  // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
 
+// A kernel's attribute into *out; an absent one leaves the default in place.
+static void attr(const OrtKernelInfo* info, const char* name, int64_t* out) {
+  auto get = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
+  if (OrtStatus* s = get(info, name, out)) ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
+}
+static void attr(const OrtKernelInfo* info, const char* name, float* out) {
+  auto get = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
+  if (OrtStatus* s = get(info, name, out)) ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
+}
+
 static void* gnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new GnKernel();
-  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
-  auto getf = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
-  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
-  if (OrtStatus* s = geti(info, "groups", &k->groups)) rel(s);
-  if (OrtStatus* s = getf(info, "epsilon", &k->eps)) rel(s);
-  if (OrtStatus* s = geti(info, "block", &k->block)) rel(s);
+  attr(info, "groups", &k->groups);
+  attr(info, "epsilon", &k->eps);
+  attr(info, "block", &k->block);
   return k;
 }
 
@@ -633,13 +640,10 @@ static void im2colRow(const Im2colJob& j, int64_t idx) {
 
 static void* im2colCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new Im2colKernel();
-  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
-  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
-  const std::pair<const char*, int64_t*> attrs[] = {{"kh", &k->kh}, {"kw", &k->kw}, {"sh", &k->sh},
-                                                    {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl},
-                                                    {"pb", &k->pb}, {"pr", &k->pr}, {"flip", &k->flip}};
-  for (const auto& [name, out] : attrs)
-    if (OrtStatus* s = geti(info, name, out)) rel(s);
+  for (const auto& [name, out] : {std::pair<const char*, int64_t*>{"kh", &k->kh}, {"kw", &k->kw}, {"sh", &k->sh},
+                                  {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl}, {"pb", &k->pb}, {"pr", &k->pr},
+                                  {"flip", &k->flip}})
+    attr(info, name, out);
   return k;
 }
 
@@ -696,10 +700,8 @@ static void blockFilterTile(const BlockFilterJob& j, int64_t idx) {
 
 static void* blockFilterCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new BlockFilterKernel();
-  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
-  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
-  if (OrtStatus* s = geti(info, "block", &k->block)) rel(s);
-  if (OrtStatus* s = geti(info, "flip", &k->flip)) rel(s);
+  attr(info, "block", &k->block);
+  attr(info, "flip", &k->flip);
   return k;
 }
 
@@ -808,11 +810,8 @@ static void dropoutUnit(const DropoutJob& j, int64_t unit) {
 }
 static void* dropoutCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new DropoutKernel();
-  auto geti = ORT(kKernelInfoGetAttributeInt64, OrtStatus * (*)(const OrtKernelInfo*, const char*, int64_t*));
-  auto getf = ORT(kKernelInfoGetAttributeFloat, OrtStatus * (*)(const OrtKernelInfo*, const char*, float*));
-  auto rel = ORT(kReleaseStatus, void (*)(OrtStatus*));
-  if (OrtStatus* s = getf(info, "p", &k->p)) rel(s);
-  if (OrtStatus* s = geti(info, "site", &k->site)) rel(s);
+  attr(info, "p", &k->p);
+  attr(info, "site", &k->site);
   return k;
 }
 static void dropoutCompute(void* kernel, OrtKernelContext* ctx) {
