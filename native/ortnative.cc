@@ -731,13 +731,13 @@ struct SumTransposeKernel {};
 struct SumTransposeJob {
   const float* x;
   float* y;
-  int64_t n, a, r, c;
+  int64_t n, a, r, c, tiles;  // tiles: of kSumTile c's per a
 };
 
 static void sumTransposeUnit(const SumTransposeJob& j, int64_t idx) {
-  const int64_t tiles = (j.c + kSumTile - 1) / kSumTile, a = idx / tiles, c0 = (idx % tiles) * kSumTile;
-  const int64_t w = std::min(kSumTile, j.c - c0);
-  std::vector<float> acc(size_t(j.r * kSumTile), 0.f);
+  const int64_t a = idx / j.tiles, c0 = (idx % j.tiles) * kSumTile, w = std::min(kSumTile, j.c - c0);
+  thread_local std::vector<float> acc;  // the pool's threads keep theirs: no allocation per unit
+  acc.assign(size_t(j.r * kSumTile), 0.f);
   for (int64_t n = 0; n < j.n; n++) {
     const float* row = j.x + ((n * j.a + a) * j.r) * j.c + c0;
     for (int64_t r = 0; r < j.r; r++) {
@@ -756,11 +756,10 @@ static void* sumTransposeCreate(const CustomOpAbi*, OrtApiTable, const OrtKernel
 
 static void sumTransposeCompute(void*, OrtKernelContext* ctx) {
   std::vector<int64_t> d;  // [N, A, R, C]
-  SumTransposeJob j{inputOf(ctx, 0, &d), nullptr, d[0], d[1], d[2], d[3]};
+  SumTransposeJob j{inputOf(ctx, 0, &d), nullptr, d[0], d[1], d[2], d[3], (d[3] + kSumTile - 1) / kSumTile};
   j.y = outputOf(ctx, 0, {j.a, j.c, j.r});
-  const int64_t tiles = (j.c + kSumTile - 1) / kSumTile;
   parallelUnits(ctx, &j, [](const void* jj, int64_t i) { sumTransposeUnit(*static_cast<const SumTransposeJob*>(jj), i); },
-                j.a * tiles, j.n * j.r * kSumTile);
+                j.a * j.tiles, j.n * j.r * kSumTile);
 }
 
 static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
