@@ -312,7 +312,7 @@ export function referenceFromNpz(
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
   } catch (e) {
-    throw new UsageError(`${who} ${path}: ${(e as Error).message}`);
+    throw new UsageError(`${who} ${(e as Error).message}`); // readNpz's message starts with the path
   }
   const mu = arrays.get('mu');
   const sigma = arrays.get('sigma');
@@ -763,7 +763,7 @@ export function readPartial(
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
   } catch (e) {
-    throw new UsageError(`${who}: ${path}: ${(e as Error).message}; ${again}`);
+    throw new UsageError(`${who}: ${(e as Error).message}; ${again}`); // readNpz's message starts with the path
   }
   const meta = readMeta(arrays);
   const need = ['count', 'sum', 'outer', 'indices'];
