@@ -23,6 +23,10 @@ export const EXPORT_OPTIONS: OptTable = {
     help: 'diffusers: a DDPMPipeline folder (OUT is a folder) | onnx: a standalone ONNX model (OUT is a .onnx file)',
     choices: ['diffusers', 'onnx'],
   },
+  out: {
+    kind: 'string',
+    help: 'OUT as an option, as sample and eval take it (ddpm export --to onnx --out mnist.onnx)',
+  },
   threads: {
     kind: 'int',
     help: 'accepted like the other commands (export runs no network)',
@@ -52,11 +56,12 @@ export async function exportCommand(argv: readonly string[]): Promise<void> {
   const { options: o, positionals } = parsed;
   const to = o.to as ExportTarget | undefined;
   if (!to) throw new UsageError('ddpm export: --to diffusers|onnx is required (see ddpm export --help)');
-  if (positionals.length !== 1)
+  const outs = o.out === undefined ? positionals : [o.out as string, ...positionals];
+  if (outs.length !== 1)
     throw new UsageError(
-      `ddpm export: expected one output (${to === 'onnx' ? 'a .onnx file' : 'a folder'}), got ${positionals.length}`,
+      `ddpm export: expected one output (${to === 'onnx' ? 'a .onnx file' : 'a folder'}), got ${outs.length}: ${outs.length ? outs.join(', ') : 'name it, e.g. ddpm export --to ' + to + (to === 'onnx' ? ' model.onnx' : ' pipeline-folder')}`,
     );
-  const out = positionals[0]!;
+  const out = outs[0]!;
   const m = openModelOption('export', o.model, o.weights);
   switch (to) {
     case 'diffusers': {
