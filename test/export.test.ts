@@ -205,7 +205,10 @@ describe('ddpm export --to diffusers', () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--to diffusers\|onnx is required/);
     r = ddpm('export', '--model', src, '--to', 'onnx');
-    assert.match(r.stderr, /expected one output \(a \.onnx file\), got 0: name it, e\.g\. ddpm export --to onnx model\.onnx/);
+    assert.match(
+      r.stderr,
+      /expected one output \(a \.onnx file\), got 0: name it, e\.g\. ddpm export --to onnx model\.onnx/,
+    );
     r = ddpm('export', '--model', src, '--to', 'onnx', '--out', join(TMP, 'a.onnx'), join(TMP, 'b.onnx'));
     assert.equal(r.status, 2);
     assert.match(r.stderr, /expected one output \(a \.onnx file\), got 2: .*a\.onnx, .*b\.onnx/);

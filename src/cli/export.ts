@@ -57,10 +57,12 @@ export async function exportCommand(argv: readonly string[]): Promise<void> {
   const to = o.to as ExportTarget | undefined;
   if (!to) throw new UsageError('ddpm export: --to diffusers|onnx is required (see ddpm export --help)');
   const outs = o.out === undefined ? positionals : [o.out as string, ...positionals];
-  if (outs.length !== 1)
+  if (outs.length !== 1) {
+    const example = `ddpm export --to ${to} ${to === 'onnx' ? 'model.onnx' : 'pipeline-folder'}`;
     throw new UsageError(
-      `ddpm export: expected one output (${to === 'onnx' ? 'a .onnx file' : 'a folder'}), got ${outs.length}: ${outs.length ? outs.join(', ') : 'name it, e.g. ddpm export --to ' + to + (to === 'onnx' ? ' model.onnx' : ' pipeline-folder')}`,
+      `ddpm export: expected one output (${to === 'onnx' ? 'a .onnx file' : 'a folder'}), got ${outs.length}: ${outs.length ? outs.join(', ') : `name it, e.g. ${example}`}`,
     );
+  }
   const out = outs[0]!;
   const m = openModelOption('export', o.model, o.weights);
   switch (to) {
