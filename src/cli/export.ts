@@ -35,6 +35,12 @@ export const EXPORT_OPTIONS: OptTable = {
   },
 };
 
+/** What OUT is for each target, and a name to show when it is missing. */
+const OUTPUT_OF: Record<ExportTarget, { kind: string; example: string }> = {
+  diffusers: { kind: 'a folder', example: 'pipeline-folder' },
+  onnx: { kind: 'a .onnx file', example: 'model.onnx' },
+};
+
 export async function exportCommand(argv: readonly string[]): Promise<void> {
   const parsed = parseWithPositionals('export', argv, EXPORT_OPTIONS);
   if (parsed === 'help') {
@@ -58,9 +64,9 @@ export async function exportCommand(argv: readonly string[]): Promise<void> {
   if (!to) throw new UsageError('ddpm export: --to diffusers|onnx is required (see ddpm export --help)');
   const outs = o.out === undefined ? positionals : [o.out as string, ...positionals];
   if (outs.length !== 1) {
-    const example = `ddpm export --to ${to} ${to === 'onnx' ? 'model.onnx' : 'pipeline-folder'}`;
+    const { kind, example } = OUTPUT_OF[to];
     throw new UsageError(
-      `ddpm export: expected one output (${to === 'onnx' ? 'a .onnx file' : 'a folder'}), got ${outs.length}: ${outs.length ? outs.join(', ') : `name it, e.g. ${example}`}`,
+      `ddpm export: expected one output (${kind}), got ${outs.length}: ${outs.length ? outs.join(', ') : `name it, e.g. ddpm export --to ${to} ${example}`}`,
     );
   }
   const out = outs[0]!;
