@@ -53,6 +53,7 @@ describe('native engine', { skip }, () => {
     [[2, 6, 4, 4], 6, 0, false], // one channel a group (InstanceNorm's case)
     [[2, 8, 3], 2, 0, false], // one spatial axis, four channels a group
     [[2, 64, 16, 16], 32, 40, false], // a U-Net shape, with a large mean (the variance must not cancel)
+    [[2, 8, 23, 29], 2, 40, false], // 2,668 values a group: the unrolled sums (4 rows of 16) and their tail
     // ORT's blocked layout (NCHWc), in and out through its reorders: groups within a block, and
     // groups spanning two blocks (the CIFAR-10 U-Net's 1024 channels in 32 groups at block 16), and
     // groups straddling blocks (a skip concatenation's 96 channels in 32 groups: 3 a group; 6 a group).
