@@ -5,7 +5,8 @@
 // weights too), then values get a blocked twin where their op has a blocked form:
 // - GroupNormSilu (and GroupNormSiluShift, its shift [N, C] as is): the native kernel's `block` mode;
 // - Add: elementwise as is, or as the Sum input of a conv used only there (a residual); a per-channel
-//   broadcast operand (the timestep shift, [N, C, 1, 1]) through a 5-d view, [N, C/B, 1, 1, B];
+//   broadcast operand (the timestep shift, [N, C, 1, 1]) through a 5-d view, [N, C/B, 1, 1, B]; an NCHW
+//   operand (attention's output, added to its blocked input) reordered to blocks;
 // - Concat on channels: whole blocks concatenate as the blocked layout of the result;
 // - Graph.interleave (the up-sampling phases): two Concats on new axes of the 5-d view;
 // - ReorderOutput's input is its own twin.
@@ -47,6 +48,12 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
           undefined,
           NCHWC_DOMAIN,
         )[0]!,
+    );
+  // The blocked form of an NCHW value, one ReorderInput per value (shared with the convs that read it).
+  const reorderInput = (v: Value) =>
+    g.memo(
+      `nchwc-reorder|${v.id}`,
+      () => g.node('ReorderInput', [v], [v.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!,
     );
   const setTwin = (n: Node, tv: Value) => {
     twin.set(n.outputs[0]!.id, tv);
@@ -103,6 +110,11 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         const [ta, tb] = [t(a), t(b)];
         if (ta && tb && a.shape.join() === b.shape.join()) {
           setTwin(n, sumIntoConv(a, ta, tb) ?? sumIntoConv(b, tb, ta) ?? g.add(ta, tb));
+        } else if ((ta || tb) && a.shape.join() === b.shape.join()) {
+          // A residual around attention (which runs in NCHW): the attention's output is reordered instead
+          // of the sum, so the sum stays blocked for the convs, norms and skip concatenations after it.
+          const [blocked, nchw] = ta ? [ta, b] : [tb!, a];
+          setTwin(n, g.add(blocked, reorderInput(nchw)));
         } else if ((ta && perChannel(b, out.shape[1]!)) || (tb && perChannel(a, out.shape[1]!))) {
           const [full, bias] = ta ? [ta, b] : [tb!, a];
           const [nb, c] = full.shape as [number, number];

@@ -110,7 +110,16 @@ async function run(f: Fixture, withGrads: boolean, nchwcBlock = 0, frozen = fals
   const layout = runPasses(g, Object.values(outputs), 'layout', { ...passOpts, nchwcBlock });
   if (nchwcBlock > 1 && !fused) assert.ok(layout['nchwc-convs']! > 0);
   // The native engine's form: fused norms, activations kept in ORT's blocked layout between convs.
-  if (nchwcBlock > 1 && fused) assert.ok(layout['blocked-layout']! > 0);
+  if (nchwcBlock > 1 && fused) {
+    assert.ok(layout['blocked-layout']! > 0);
+    // Every norm reads blocked activations, the ones after an attention block too (its residual sum is
+    // formed in blocks), so no norm or skip concatenation runs in NCHW between reorders.
+    const nchwNorms = g
+      .liveNodes(Object.values(outputs))
+      .filter((nd) => nd.op.startsWith('GroupNormSilu') && !nd.attrs.block)
+      .map((nd) => nd.outputs[0]!.name);
+    assert.deepEqual(nchwNorms, [], 'GroupNormSilu nodes left in NCHW');
+  }
   const params = nchwcBlock > 1 && !fused ? 'input' : 'initializer';
   const engine = fused ? nativeEngine()! : nodeEngine();
   const s = await engine.createSession(toOnnx(g, { outputs, params }), { threads: 2 });
