@@ -53,7 +53,8 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
   const reorderInput = (v: Value) =>
     g.memo(
       `nchwc-reorder|${v.id}`,
-      () => g.node('ReorderInput', [v], [v.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!,
+      () =>
+        g.node('ReorderInput', [v], [v.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!,
     );
   const setTwin = (n: Node, tv: Value) => {
     twin.set(n.outputs[0]!.id, tv);
