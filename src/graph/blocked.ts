@@ -14,7 +14,7 @@
 // output) reads the NCHW values, which the runtime still reorders where they are used.
 
 import { FUSED_DOMAIN, type Graph, GraphError, groupsTileBlocks, type Node, type Value } from './graph.js';
-import { lowerConvsToNchwc, NCHWC_DOMAIN } from './nchwc.js';
+import { lowerConvsToNchwc, NCHWC_DOMAIN, reorderToBlocked } from './nchwc.js';
 
 export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[]): { twinned: number } {
   if (!(Number.isInteger(block) && block > 1)) throw new GraphError('blocked', `bad block size ${block}`);
@@ -48,13 +48,6 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
           undefined,
           NCHWC_DOMAIN,
         )[0]!,
-    );
-  // The blocked form of an NCHW value, one ReorderInput per value (shared with the convs that read it).
-  const reorderInput = (v: Value) =>
-    g.memo(
-      `nchwc-reorder|${v.id}`,
-      () =>
-        g.node('ReorderInput', [v], [v.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!,
     );
   const setTwin = (n: Node, tv: Value) => {
     twin.set(n.outputs[0]!.id, tv);
@@ -115,7 +108,7 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
           // A residual around attention (which runs in NCHW): the attention's output is reordered instead
           // of the sum, so the sum stays blocked for the convs, norms and skip concatenations after it.
           const [blocked, nchw] = ta ? [ta, b] : [tb!, a];
-          setTwin(n, g.add(blocked, reorderInput(nchw)));
+          setTwin(n, g.add(blocked, reorderToBlocked(g, nchw)));
         } else if ((ta && perChannel(b, out.shape[1]!)) || (tb && perChannel(a, out.shape[1]!))) {
           const [full, bias] = ta ? [ta, b] : [tb!, a];
           const [nb, c] = full.shape as [number, number];

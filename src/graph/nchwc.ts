@@ -49,6 +49,16 @@ export function lowerConvsToNchwc(
   return count;
 }
 
+/** x [N, C, H, W] in the blocked layout: one ReorderInput per value, however many ops read it (a gradient
+ * feeds two convs, say; blocked.ts a residual sum). */
+export function reorderToBlocked(g: Graph, x: Value): Value {
+  return g.memo(
+    `nchwc-reorder|${x.id}`,
+    () =>
+      g.node('ReorderInput', [x], [x.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!,
+  );
+}
+
 function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-input'): Value {
   const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
   const [o, c, kh, kw] = w.shape as [number, number, number, number];
@@ -67,10 +77,7 @@ function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-i
     wp = g.reshape(g.transpose(r, [0, 2, 1]), [op, c, kh, kw]);
   }
   const [nb, , oh, ow] = out.shape as [number, number, number, number];
-  // One ReorderInput per value, however many convs read it (a gradient feeds two, say).
-  const reorder = () =>
-    g.node('ReorderInput', [x], [x.shape], { channels_last: 0 }, undefined, undefined, NCHWC_DOMAIN)[0]!;
-  const xin = layout === 'blocked' ? g.memo(`nchwc-reorder|${x.id}`, reorder) : x;
+  const xin = layout === 'blocked' ? reorderToBlocked(g, x) : x;
   const attrs = {
     kernel_shape: n.attrs.kernel_shape!,
     strides: n.attrs.strides!,
