@@ -64,8 +64,9 @@ export interface GemmPeak {
 }
 
 /**
- * The float32 limit of this engine on this machine: C = A B with n x n matrices (2 n^3 flop) and a 3x3
- * convolution of 256 channels at 32x32, batch 16 (2 x 16 x 256 x 256 x 9 x 1024 flop, ORT's NCHWc kernel),
+ * The float32 limit of this engine on this machine: C = A B with n x n matrices (2 n^3 flop) and a chain of
+ * 3x3 convolutions of 256 channels at 32x32, batch 16 (2 x 16 x 256 x 256 x 9 x 1024 flop each, ORT's NCHWc
+ * kernel),
  * through the same Engine and thread count as the rows, best run over every probe after one warm-up each.
  * One square MatMul is not enough: on the AMD EPYC (AVX2) machine, 4096 reached 124-153 GFLOP/s and 1024
  * reached 144-161 within minutes of each other, while L-fwd's convolutions ran at 164-180 GFLOP/s.
@@ -90,6 +91,10 @@ export async function gemmPeak(
   return { n: best.n, gflops: best.gflops, sizes: out };
 }
 
+/** Convolutions in the conv probe's chain. With one, its feed and reorders were part of the timed run and
+ * L-fwd (convolutions chained in the blocked layout) measured 106-111% of the probe on the AVX-512 EPYC. */
+const CONV_PROBE_DEPTH = 4;
+
 async function convRuns(
   engine: Engine,
   threads: number,
@@ -99,9 +104,14 @@ async function convRuns(
   const g = new Graph();
   const x = g.input('x', [b, c, r, r]);
   const rng = new Rng(2);
-  const w = new Float32Array(c * c * 9);
-  for (let i = 0; i < w.length; i++) w[i] = (rng.uniform() - 0.5) / 48;
-  const y = g.conv(x, g.param('w', [c, c, 3, 3], w), undefined, { pads: [1, 1, 1, 1] });
+  // CONV_PROBE_DEPTH convolutions in a row, so that the feed, the copy of the output and ORT's reorders to
+  // and from its blocked layout (once per run) weigh little beside the convolutions' own time.
+  let y = x;
+  for (let k = 0; k < CONV_PROBE_DEPTH; k++) {
+    const w = new Float32Array(c * c * 9);
+    for (let i = 0; i < w.length; i++) w[i] = (rng.uniform() - 0.5) / 48;
+    y = g.conv(y, g.param(`w${k}`, [c, c, 3, 3], w), undefined, { pads: [1, 1, 1, 1] });
+  }
   const session = await engine.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
     threads,
   });
@@ -116,7 +126,7 @@ async function convRuns(
       await session.run(input);
       ms.push(performance.now() - t0);
     }
-    return { flop: 2 * b * c * c * 9 * r * r, ms };
+    return { flop: CONV_PROBE_DEPTH * 2 * b * c * c * 9 * r * r, ms };
   } finally {
     await session.release();
   }
