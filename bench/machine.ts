@@ -12,7 +12,7 @@ import { toOnnx } from '../src/graph/onnx.js';
 import { Rng } from '../src/util/rng.js';
 
 export interface MachineInfo {
-  /** "AMD EPYC 7B13", "Intel(R) Xeon(R) Platinum 8481C", ... */
+  /** "AMD EPYC 7B13 (family 25, model 1)", "Intel(R) Xeon(R) Platinum 8481C (family 6, model 143)", ... */
   readonly cpu: string;
   /** Instruction sets that matter for the kernels: avx2, fma, avx512f, avx512_vnni, avx512_bf16, amx, neon. */
   readonly isa: readonly string[];
@@ -38,6 +38,17 @@ export function cpuFlags(cpuinfo: string): string[] {
   return isa;
 }
 
+/**
+ * The model name, with the x86 family and model numbers where /proc/cpuinfo has them: a VM often names only
+ * "AMD EPYC", which both the AVX2 (Zen 3, family 25) and the AVX-512 (Zen 5, family 26) machines report.
+ */
+export function cpuName(cpuinfo: string): string {
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.+)$`, 'm').exec(cpuinfo)?.[1]?.trim();
+  const model = field('model name') ?? cpus()[0]?.model ?? 'unknown CPU';
+  const [family, number] = [field('cpu family'), field('model')];
+  return family && number ? `${model} (family ${family}, model ${number})` : model;
+}
+
 export async function machineInfo(engine: Engine): Promise<MachineInfo> {
   let cpuinfo = '';
   try {
@@ -45,9 +56,8 @@ export async function machineInfo(engine: Engine): Promise<MachineInfo> {
   } catch {
     // not Linux: the model name from Node, no flags
   }
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown CPU';
   return {
-    cpu: model,
+    cpu: cpuName(cpuinfo),
     isa: cpuFlags(cpuinfo),
     logicalCpus: cpus().length,
     nchwcBlock: await nchwcBlockOf(engine),
