@@ -28,11 +28,19 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const { values: o, positionals: evalArgs } = parseArgs({
-  options: { dir: { type: 'string' }, shards: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  allowPositionals: true,
-  strict: true,
-});
+function args() {
+  try {
+    return parseArgs({
+      options: { dir: { type: 'string' }, shards: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    // An eval option before `--` (e.g. --n): say where it goes.
+    return fail(`${(e as Error).message}; the eval's own options go after '--'\n${USAGE}`);
+  }
+}
+const { values: o, positionals: evalArgs } = args();
 if (o.help) {
   console.log(USAGE);
   process.exit(0);

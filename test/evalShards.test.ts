@@ -81,5 +81,11 @@ describe('scripts/eval-shards.ts', () => {
     const shard = await shardsRun(join(TMP, 'x'), 2, ['fid', '--shard', '1/2']);
     assert.equal(shard.code, 2);
     assert.match(shard.stderr, /--shard is set per shard by this script/);
+    const noDashes = await startDdpm(['--dir', join(TMP, 'y'), '--shards', '2', 'fid', '--n', '8'], {
+      cwd: TMP,
+      node: SCRIPT,
+    }).done;
+    assert.equal(noDashes.code, 2);
+    assert.match(noDashes.stderr, /Unknown option '--n'.*the eval's own options go after '--'/);
   });
 });
