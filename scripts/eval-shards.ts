@@ -70,6 +70,9 @@ if (existsSync(commandFile)) {
 
 const partOf = (k: number) => join(dir, `part-${k}-of-${shards}.npz`);
 const claimOf = (k: number | 'merge') => join(dir, 'claims', String(k));
+/** The shards whose parts are written, in order. */
+const writtenParts = () =>
+  Array.from({ length: shards }, (_, i) => i + 1).filter((k) => existsSync(partOf(k)));
 const me = { host: hostname(), pid: process.pid };
 
 /** Whether the process that made a claim is gone: same host and no such process (another host's: unknown). */
@@ -126,7 +129,10 @@ function run(args: string[]): Promise<number> {
 let ran = 0;
 for (let k = 1; k <= shards; k++) {
   if (existsSync(partOf(k)) || !claim(k)) continue;
-  console.log(`eval-shards: shard ${k} of ${shards} (${me.host}, pid ${me.pid})`);
+  const done = writtenParts().length;
+  console.log(
+    `eval-shards: shard ${k} of ${shards} (${me.host}, pid ${me.pid}); ${done} of ${shards} written so far`,
+  );
   const status = await run(['eval', ...evalArgs, '--shard', `${k}/${shards}`, '--out', partOf(k)]);
   rmSync(claimOf(k), { recursive: true, force: true });
   // Stopped (130, 143) or an error that every shard would repeat: end here; the next run goes on.
@@ -134,7 +140,7 @@ for (let k = 1; k <= shards; k++) {
   ran++;
 }
 
-const written = Array.from({ length: shards }, (_, i) => i + 1).filter((k) => existsSync(partOf(k)));
+const written = writtenParts();
 const merged = join(dir, 'merged.jsonl');
 if (written.length < shards) {
   const busy = readdirSync(join(dir, 'claims')).filter((c) => c !== 'merge').length;
