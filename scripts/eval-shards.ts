@@ -14,7 +14,7 @@
 // refused (so parts of two evaluations never mix).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,8 +86,16 @@ function abandoned(claim: string): boolean {
     process.kill(owner.pid, 0);
     return false;
   } catch (e) {
-    // ESRCH: no such process. A claim without a readable owner (its process died while making it) is stale too.
-    return (e as NodeJS.ErrnoException).code !== 'EPERM';
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return true; // no such process
+    if (code === 'EPERM') return false; // alive, another user's
+    // No readable owner yet: a process between making the claim and writing its owner, or one that died
+    // there. Stale only when it is old.
+    try {
+      return Date.now() - statSync(claim).mtimeMs > 60_000;
+    } catch {
+      return false;
+    }
   }
 }
 
