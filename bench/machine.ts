@@ -76,8 +76,7 @@ export interface GemmPeak {
 /**
  * The float32 limit of this engine on this machine: C = A B with n x n matrices (2 n^3 flop) and a chain of
  * 3x3 convolutions of 256 channels at 32x32, batch 16 (2 x 16 x 256 x 256 x 9 x 1024 flop each, ORT's NCHWc
- * kernel),
- * through the same Engine and thread count as the rows, best run over every probe after one warm-up each.
+ * kernel), through the same Engine and thread count as the rows, best run over every probe after one warm-up each.
  * One square MatMul is not enough: on the AMD EPYC (AVX2) machine, 4096 reached 124-153 GFLOP/s and 1024
  * reached 144-161 within minutes of each other, while L-fwd's convolutions ran at 164-180 GFLOP/s.
  */

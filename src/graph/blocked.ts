@@ -102,13 +102,15 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         const [a, b] = n.inputs as [Value, Value];
         if (!wholeBlocks(out)) break;
         const [ta, tb] = [t(a), t(b)];
-        if (ta && tb && a.shape.join() === b.shape.join()) {
-          setTwin(n, sumIntoConv(a, ta, tb) ?? sumIntoConv(b, tb, ta) ?? g.add(ta, tb));
-        } else if ((ta || tb) && a.shape.join() === b.shape.join()) {
-          // A residual around attention (which runs in NCHW): the attention's output is reordered instead
-          // of the sum, so the sum stays blocked for the convs, norms and skip concatenations after it.
-          const [blocked, nchw] = ta ? [ta, b] : [tb!, a];
-          setTwin(n, g.add(blocked, reorderToBlocked(g, nchw)));
+        if ((ta || tb) && a.shape.join() === b.shape.join()) {
+          // With one side in NCHW (a residual around attention, which runs in NCHW), that side is reordered
+          // instead of the sum, so the sum stays blocked for the convs, norms and concatenations after it.
+          setTwin(
+            n,
+            ta && tb
+              ? (sumIntoConv(a, ta, tb) ?? sumIntoConv(b, tb, ta) ?? g.add(ta, tb))
+              : g.add(ta ?? reorderToBlocked(g, a), tb ?? reorderToBlocked(g, b)),
+          );
         } else if ((ta && perChannel(b, out.shape[1]!)) || (tb && perChannel(a, out.shape[1]!))) {
           const [full, bias] = ta ? [ta, b] : [tb!, a];
           const [nb, c] = full.shape as [number, number];
