@@ -19,6 +19,8 @@
 //   Im2col(x [B, 1, H, W]; kernel, strides, pads, flip) -> [B, kh*kw, OH*OW]: conv patches for the
 //     weight gradients.
 //   SumTranspose(x [N, A, R, C]) -> [A, C, R], summed over N: a weight gradient from dy's patches, laid out.
+//   ConvWeightGrad(x, dy; kh, kw, sh, sw, pt, pl) -> dW [O, C, kh, kw]: a conv's weight gradient over the batch,
+//     register-tiled, without patches in memory.
 //   BlockFilter(w [O, C, kh, kw]; block, flip) -> the NCHWc filter of a training conv (or of its input-gradient
 //   conv, flip) in one tiled pass instead of two Transposes.
 //   DropoutMul(x, key [3]; p, site) -> x times a dropout mask made from a counter-based hash (no mask
@@ -27,6 +29,9 @@
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
 #include <dlfcn.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <node_api.h>
 
 #include "optim.h"
@@ -35,6 +40,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -795,6 +801,274 @@ static void sumTransposeCompute(void*, OrtKernelContext* ctx) {
 static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
     [](const CustomOpAbi*) -> const char* { return "SumTranspose"; }, sumTransposeCreate, sumTransposeCompute);
 
+// ---- ConvWeightGrad kernel ----
+// ConvWeightGrad(x [N, C, H, W], dy [N, O, OH, OW]; kh, kw, sh, sw, pt, pl) -> dW [O, C, kh, kw],
+// dW[o, c, i, j] = sum over n, oy, ox of dy[n, o, oy, ox] x[n, c, oy sh + i - pt, ox sw + j - pl] (zero outside
+// x): a conv's weight gradient as one register-tiled product over the whole batch, where Im2col wrote kh kw
+// copies of x to memory, a MatMul per sample wrote a [C kh kw, O] product and a ones-row MatMul summed them.
+// It is a GEMM with K = (sample, grid position): dW^T [C kh kw, O] = patches [C kh kw, K] x dy^T [K, O].
+// One side's rows (the "direct" side: dy; x instead when the conv keeps its grid and C > O, dW[o, c, i, j] =
+// sum x[n, c, y, x] dy[n, o, y + pt - i, x + pl - j]) are transposed per group of samples into At [K, D] (phase
+// 1, threads over blocks of 16 rows): vectors along D. The other side's tap rows (the "shifted" side) are copied
+// per sample into small planes, so that every tap is a contiguous row over the grid: for stride 1 one plane
+// per horizontal offset (its rows extended by kh - 1, a tap's row a vertical offset into it), else one plane
+// per tap. Phase 2 (threads over column blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a
+// column's value broadcast at each position: kWgNV kWgB accumulators in registers over the group's positions,
+// added into the column block's sums. On 3x3 layers of the S and L models one thread reaches 97-102% of the
+// FMA peak that a register-only microbenchmark reaches (bench/README.md).
+#if defined(__AVX512F__)
+constexpr int kWgV = 16, kWgNV = 3, kWgB = 9;  // 27 accumulators + 3 direct vectors + 1 broadcast of 32
+#else
+constexpr int kWgV = 8, kWgNV = 2, kWgB = 6;  // 12 + 2 + 1 of 16
+#endif
+typedef float WgVec __attribute__((vector_size(kWgV * 4)));
+typedef float WgVecU __attribute__((vector_size(kWgV * 4), aligned(4)));
+// At of one group of samples: a half of a 1 MB L2 (Zen 4/5), streamed once per column block.
+constexpr int64_t kWgAtBytes = 512 * 1024;
+constexpr int64_t kWgUnits = 8;  // column-block ranges of phase 2 (ORT's pool balances them over its threads)
+
+struct ConvWeightGradKernel {
+  int64_t kh = 3, kw = 3, sh = 1, sw = 1, pt = 1, pl = 1;
+};
+struct WgJob {
+  const float* d;  // direct rows [N, dn, P]
+  const float* s;  // shifted side's source [N, sn, srcH, srcW]
+  int64_t n, dn, sn, gh, gw, P, srcH, srcW, stepY, stepX, kh, kw;
+  int64_t offY0, offX0, sign;  // tap (i, j) reads src[py stepY + offY0 + sign i, px stepX + offX0 + sign j]
+  enum Mode { kDirect, kShift, kTaps } mode;
+  int64_t dnPad, G, cols, cblocks, units;
+  int64_t ext, nplanes, planeLen, sampleStride, chanStride, offYmin, unitPlaneFloats;
+  float *at, *sums, *planes;  // At [G P, dnPad]; sums [cblocks kWgB, dnPad]; planes per unit
+  const float* zero;          // P zeros: the padding columns of the last block
+  int64_t n0, g1;             // the current group: samples n0 .. n0 + g1
+};
+
+// Column of the 16x16 transpose of wgTransposeBlock held by its register i.
+constexpr int kWgTrOrder[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+
+// Phase 1, one block of 16 direct rows: At[(g P + p) dnPad + d] = direct[n0 + g][d][p] (zero past dn).
+static void wgTransposeBlock(const WgJob& j, int64_t blk) {
+  const int64_t d0 = blk * 16, P = j.P, nd = std::min<int64_t>(16, j.dn - d0);
+  for (int64_t g = 0; g < j.g1; g++) {
+    const float* src = j.d + (j.n0 + g) * j.dn * P;
+    float* dst = j.at + g * P * j.dnPad + d0;
+    int64_t p = 0;
+#if defined(__AVX512F__)
+    for (; nd == 16 && p + 16 <= P; p += 16) {  // in registers: unpacks, then 128-bit lane shuffles
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (d0 + i) * P + p);
+      for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+          const __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
+          r[4 * i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+          r[4 * i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+      for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 4; h++) {
+          t[8 * i + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0x88);
+          t[8 * i + 4 + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0xDD);
+        }
+      for (int h = 0; h < 8; h++) {
+        r[h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0x88);
+        r[8 + h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0xDD);
+      }
+      for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (p + kWgTrOrder[i]) * j.dnPad, r[i]);
+    }
+#endif
+    for (; p < P; p++)
+      for (int64_t i = 0; i < 16; i++) dst[p * j.dnPad + i] = i < nd ? src[(d0 + i) * P + p] : 0.f;
+  }
+}
+
+// c[q dnPad + v kWgV ..] (NV vectors of D for each of kWgB columns) += sum over samples g < G and positions
+// p < P of At[(g P + p) dnPad + v kWgV ..] times column q's value b[q][g bs[q] + p].
+// Not inlined: inside its caller GCC spills accumulators to the stack.
+template <int NV>
+__attribute__((noinline)) static void wgTile(const float* at, int64_t dnPad, const float* const* b, const int64_t* bs,
+                                             int64_t G, int64_t P, float* c) {
+  WgVec s[NV][kWgB];
+  for (int v = 0; v < NV; v++)
+    for (int q = 0; q < kWgB; q++) s[v][q] = *reinterpret_cast<const WgVecU*>(c + q * dnPad + v * kWgV);
+  for (int64_t g = 0; g < G; g++) {
+    const float* bp[kWgB];
+    for (int q = 0; q < kWgB; q++) bp[q] = b[q] + g * bs[q];
+    const float* a = at + g * P * dnPad;
+    for (int64_t p = 0; p < P; p++) {
+      WgVec av[NV];
+      for (int v = 0; v < NV; v++) av[v] = *reinterpret_cast<const WgVecU*>(a + p * dnPad + v * kWgV);
+      for (int q = 0; q < kWgB; q++) {
+        WgVec bv = WgVec{} + bp[q][p];
+#if defined(__x86_64__)
+        asm("" : "+v"(bv));  // one broadcast per column value, kept for its NV uses
+#endif
+        for (int v = 0; v < NV; v++) s[v][q] += av[v] * bv;
+      }
+    }
+  }
+  for (int v = 0; v < NV; v++)
+    for (int q = 0; q < kWgB; q++) *reinterpret_cast<WgVecU*>(c + q * dnPad + v * kWgV) = s[v][q];
+}
+
+// One plane row: dst[px] = row[px stepX + off] inside the source row (width w), zero outside it or without a row.
+// Plain loops, not memset/memcpy: rows are 4 to 64 floats, where a library call costs more than the copy.
+static void wgFillRow(float* dst, const float* row, int64_t gw, int64_t stepX, int64_t off, int64_t w) {
+  if (!row) {
+    for (int64_t px = 0; px < gw; px++) dst[px] = 0.f;
+    return;
+  }
+  if (stepX == 1) {
+    const int64_t lo = std::clamp<int64_t>(-off, 0, gw), hi = std::clamp<int64_t>(w - off, lo, gw);
+    for (int64_t px = 0; px < lo; px++) dst[px] = 0.f;
+    const float* src = row + off;
+    for (int64_t px = lo; px < hi; px++) dst[px] = src[px];
+    for (int64_t px = hi; px < gw; px++) dst[px] = 0.f;
+    return;
+  }
+  for (int64_t px = 0; px < gw; px++) {
+    const int64_t sx = px * stepX + off;
+    dst[px] = sx >= 0 && sx < w ? row[sx] : 0.f;
+  }
+}
+
+// Phase 2, one unit: a range of column blocks on the current group (their planes built as they are reached).
+static void wgColumns(const WgJob& j, int64_t u) {
+  const int64_t cb0 = j.cblocks * u / j.units, cb1 = j.cblocks * (u + 1) / j.units;
+  if (cb0 >= cb1) return;
+  const int64_t T = j.kh * j.kw, P = j.P, cFirst = cb0 * kWgB / T;
+  float* pb = j.planes + u * j.unitPlaneFloats;  // channel c's planes at (c - cFirst) chanStride
+  int64_t built = cFirst;
+  for (int64_t cb = cb0; cb < cb1; cb++) {
+    const float* bp[kWgB];
+    int64_t bs[kWgB];
+    for (int q = 0; q < kWgB; q++) {
+      const int64_t col = cb * kWgB + q, c = col / T, t = col % T, ti = t / j.kw, tj = t % j.kw;
+      if (col >= j.cols) {
+        bp[q] = j.zero, bs[q] = 0;
+        continue;
+      }
+      if (j.mode == WgJob::kDirect) {
+        bp[q] = j.s + (j.n0 * j.sn + c) * P, bs[q] = j.sn * P;
+        continue;
+      }
+      for (; built <= c; built++)
+        for (int64_t g = 0; g < j.g1; g++) {
+          const float* src = j.s + ((j.n0 + g) * j.sn + built) * j.srcH * j.srcW;
+          for (int64_t pl = 0; pl < j.nplanes; pl++) {
+            float* dst = pb + (built - cFirst) * j.chanStride + g * j.sampleStride + pl * j.planeLen;
+            const bool shift = j.mode == WgJob::kShift;
+            const int64_t pi = shift ? 0 : pl / j.kw, pj = shift ? pl : pl % j.kw, offX = j.offX0 + j.sign * pj;
+            for (int64_t r = 0; r < j.gh + j.ext; r++) {
+              const int64_t sy = shift ? r + j.offYmin : r * j.stepY + j.offY0 + j.sign * pi;
+              wgFillRow(dst + r * j.gw, sy >= 0 && sy < j.srcH ? src + sy * j.srcW : nullptr, j.gw, j.stepX, offX,
+                        j.srcW);
+            }
+          }
+        }
+      const float* chan = pb + (c - cFirst) * j.chanStride;
+      bp[q] = j.mode == WgJob::kShift ? chan + tj * j.planeLen + (j.offY0 + j.sign * ti - j.offYmin) * j.gw
+                                      : chan + t * j.planeLen;
+      bs[q] = j.sampleStride;
+    }
+    float* c = j.sums + cb * kWgB * j.dnPad;
+    const int64_t dv = j.dnPad / kWgV;
+    int64_t v = 0;
+    for (; v + kWgNV <= dv; v += kWgNV) wgTile<kWgNV>(j.at + v * kWgV, j.dnPad, bp, bs, j.g1, P, c + v * kWgV);
+    for (; v + 2 <= dv; v += 2) wgTile<2>(j.at + v * kWgV, j.dnPad, bp, bs, j.g1, P, c + v * kWgV);
+    for (; v < dv; v++) wgTile<1>(j.at + v * kWgV, j.dnPad, bp, bs, j.g1, P, c + v * kWgV);
+  }
+}
+
+static void* convWeightGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new ConvWeightGradKernel();
+  for (const auto& [name, out] : {std::pair<const char*, int64_t*>{"kh", &k->kh}, {"kw", &k->kw}, {"sh", &k->sh},
+                                  {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl}})
+    attr(info, name, out);
+  return k;
+}
+
+// Runs units 0 .. units-1 of a phase on ORT's intra-op pool (inline if it refuses).
+template <typename F>
+static void wgParallel(OrtKernelContext* ctx, int64_t units, const WgJob& j, F unit) {
+  struct Task {
+    const WgJob* j;
+    F* unit;
+  } task{&j, &unit};
+  auto pfor = ORT(kKernelContextParallelFor,
+                  OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
+  auto run = [](void* data, size_t i) {
+    auto* t = static_cast<Task*>(data);
+    (*t->unit)(*t->j, int64_t(i));
+  };
+  if (OrtStatus* s = pfor(ctx, run, size_t(units), 0, &task)) {
+    ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
+    for (int64_t i = 0; i < units; i++) unit(j, i);
+  }
+}
+
+static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
+  const auto* k = static_cast<const ConvWeightGradKernel*>(kernel);
+  std::vector<int64_t> xd, dd;  // [N, C, H, W], [N, O, OH, OW]
+  const float* x = inputOf(ctx, 0, &xd);
+  const float* dy = inputOf(ctx, 1, &dd);
+  const int64_t n = xd[0], c = xd[1], h = xd[2], w = xd[3], o = dd[1], oh = dd[2], ow = dd[3], T = k->kh * k->kw;
+  float* dw = outputOf(ctx, 0, {o, c, k->kh, k->kw});
+  const bool stride1 = k->sh == 1 && k->sw == 1;
+  // x direct when the conv keeps its grid and has more input than output channels: fewer planes to build.
+  const bool swapped = stride1 && oh == h && ow == w && c > o && T > 1;
+  WgJob j{};
+  j.n = n, j.kh = k->kh, j.kw = k->kw;
+  if (swapped) {
+    j.d = x, j.dn = c, j.s = dy, j.sn = o, j.gh = h, j.gw = w, j.srcH = oh, j.srcW = ow;
+    j.stepY = j.stepX = 1, j.offY0 = k->pt, j.offX0 = k->pl, j.sign = -1;
+  } else {
+    j.d = dy, j.dn = o, j.s = x, j.sn = c, j.gh = oh, j.gw = ow, j.srcH = h, j.srcW = w;
+    j.stepY = k->sh, j.stepX = k->sw, j.offY0 = -k->pt, j.offX0 = -k->pl, j.sign = 1;
+  }
+  j.P = j.gh * j.gw;
+  const bool same = stride1 && T == 1 && k->pt == 0 && k->pl == 0 && oh == h && ow == w;
+  j.mode = same ? WgJob::kDirect : stride1 ? WgJob::kShift : WgJob::kTaps;
+  j.dnPad = (j.dn + 15) / 16 * 16;
+  j.G = std::min<int64_t>(n, std::max<int64_t>(1, kWgAtBytes / (j.P * j.dnPad * 4)));
+  j.cols = j.sn * T, j.cblocks = (j.cols + kWgB - 1) / kWgB, j.units = std::min(j.cblocks, kWgUnits);
+  j.ext = j.mode == WgJob::kShift ? j.kh - 1 : 0;
+  j.nplanes = j.mode == WgJob::kDirect ? 0 : j.mode == WgJob::kShift ? j.kw : T;
+  j.planeLen = (j.gh + j.ext) * j.gw;
+  j.sampleStride = j.nplanes * j.planeLen, j.chanStride = j.G * j.sampleStride;
+  j.offYmin = std::min(j.offY0, j.offY0 + j.sign * (j.kh - 1));
+  const int64_t unitChannels = ((j.cblocks + j.units - 1) / j.units) * kWgB / T + 2;
+  j.unitPlaneFloats = (unitChannels * j.chanStride + 15) / 16 * 16;
+  // Scratch shared by every ConvWeightGrad node (one runs at a time; the lock keeps it so), kept between runs.
+  static std::mutex lock;
+  static std::vector<float> at, sums, planes, zero;
+  std::lock_guard<std::mutex> hold(lock);
+  auto aligned = [](std::vector<float>& v, int64_t floats, bool clear) {
+    if (clear) v.assign(size_t(floats + 16), 0.f);
+    else if (int64_t(v.size()) < floats + 16) v.resize(size_t(floats + 16));
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+  };
+  j.at = aligned(at, j.G * j.P * j.dnPad, false);
+  j.sums = aligned(sums, j.cblocks * kWgB * j.dnPad, true);
+  j.planes = aligned(planes, j.units * j.unitPlaneFloats, false);
+  j.zero = aligned(zero, j.P, true);
+  for (j.n0 = 0; j.n0 < n; j.n0 += j.G) {
+    j.g1 = std::min(j.G, n - j.n0);
+    wgParallel(ctx, j.dnPad / 16, j, wgTransposeBlock);
+    wgParallel(ctx, j.units, j, wgColumns);
+  }
+  for (int64_t col = 0; col < j.cols; col++) {  // the sums [column, D] into the weight's layout
+    const int64_t sc = col / T, t = col % T;
+    const float* src = j.sums + col * j.dnPad;
+    for (int64_t d = 0; d < j.dn; d++) dw[(swapped ? sc * j.dn + d : d * j.sn + sc) * T + t] = src[d];
+  }
+}
+
+static const CustomOpAbi convWeightGradOp = fusedOp<ConvWeightGradKernel, 2, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWeightGrad"; }, convWeightGradCreate, convWeightGradCompute);
+
 // ---- DropoutMul kernel ----
 // DropoutMul(x [N, ...], key [3]; p, site) -> y = x * mask, the mask made here from a counter-based hash
 // (src/train/dropoutMask.ts, which fills the same values for engines without this kernel): value e of the
@@ -941,7 +1215,14 @@ static void registerSharedArena() {
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
 // blocks), so the TypeScript side uses only what this build has (an older binary lacks newer kernels).
-static const CustomOpAbi* const kFusedOps[] = {&gnOp, &gnShiftOp, &gnRecomputeOp, &gnGradOp, &im2colOp, &dropoutOp, &blockFilterOp, &sumTransposeOp};
+// ConvWeightGrad only with AVX-512, where it was measured faster than Im2col + MLAS (bench/README.md); its AVX2
+// form passes the same tests (DDPM_NATIVE_MARCH=x86-64-v3) but has not been timed on an AVX2 machine.
+static const CustomOpAbi* const kFusedOps[] = {&gnOp,          &gnShiftOp,     &gnRecomputeOp,  &gnGradOp, &im2colOp,
+                                               &dropoutOp,     &blockFilterOp, &sumTransposeOp,
+#if defined(__AVX512F__)
+                                               &convWeightGradOp,
+#endif
+};
 
 static napi_value Kernels(napi_env e, napi_callback_info) {
   napi_value arr;

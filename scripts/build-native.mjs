@@ -27,6 +27,9 @@ const include = [
 ].find((d) => existsSync(join(d, 'node_api.h')));
 if (!include) skip('node_api.h not found next to this Node.js or in /usr/include/node');
 const cxx = process.env.CXX || 'c++';
+// -march: the machine's own (native) unless DDPM_NATIVE_MARCH names another, e.g. x86-64-v3 to build and test
+// the AVX2 kernels on an AVX-512 machine.
+const march = `-march=${process.env.DDPM_NATIVE_MARCH || 'native'}`;
 if (spawnSync(cxx, ['--version']).status !== 0) skip(`no C++ compiler (${cxx})`);
 
 mkdirSync(outDir, { recursive: true });
@@ -38,7 +41,7 @@ const optim = spawnSync(
   cxx,
   [
     '-O3',
-    '-march=native',
+    march,
     '-fno-fast-math',
     '-ffp-contract=off',
     '-std=c++17',
@@ -55,7 +58,7 @@ if (optim.status !== 0) skip(`${cxx} failed on native/optim.cc`);
 // -march=native: the binary is built on, and for, the machine that installs it.
 const args = [
   '-O3',
-  '-march=native',
+  march,
   '-ffast-math',
   '-fopenmp-simd',
   '-std=c++17',

@@ -1,5 +1,5 @@
 // The native engine (native.ts, native/ortnative.cc): its fused GroupNormSilu kernel against a float64
-// transcription of the definition, Im2col against its definition, and its errors. The engine-interface behaviour both Node engines
+// transcription of the definition, Im2col and ConvWeightGrad against their definitions, and its errors. The engine-interface behaviour both Node engines
 // share (outputs by name, pre-allocated outputs) is tested in ort.test.ts for each.
 
 import assert from 'node:assert/strict';
@@ -187,6 +187,60 @@ describe('native engine', { skip }, () => {
               }
           }
         allClose(got, want, 0, 0, 'Im2col');
+      } finally {
+        await s.release();
+      }
+    });
+  }
+
+  // ConvWeightGrad against the definition in float64: each of its modes (x or dy read in place, shift planes,
+  // tap planes, 1x1 rows read directly), sizes that are not multiples of its vectors, 1 to 40 channels.
+  for (const [n, c, o, h, w, kh, kw, sh, pads, why] of [
+    [3, 5, 7, 6, 5, 3, 3, 1, [1, 1, 1, 1], 'shift planes of x'],
+    [2, 40, 17, 9, 16, 3, 3, 1, [1, 1, 1, 1], 'more input channels: x read in place, shift planes of dy'],
+    [2, 33, 35, 16, 32, 3, 3, 1, [1, 1, 1, 1], 'whole vectors, 16-row transposes and their tail'],
+    [3, 4, 6, 7, 6, 3, 3, 2, [0, 0, 1, 1], 'stride 2: tap planes'],
+    [2, 3, 20, 5, 9, 3, 3, 2, [1, 1, 1, 1], 'stride 2, symmetric pads'],
+    [2, 18, 5, 6, 7, 1, 1, 1, [0, 0, 0, 0], '1x1: rows read directly'],
+    [2, 6, 3, 8, 5, 2, 4, 1, [0, 1, 1, 2], '2x4 taps, asymmetric pads, a smaller grid'],
+    [1, 1, 32, 4, 4, 3, 3, 1, [1, 1, 1, 1], 'one input channel'],
+  ] as [number, number, number, number, number, number, number, number, number[], string][]) {
+    it(`ConvWeightGrad ${kh}x${kw} stride ${sh}, ${c} -> ${o} channels (${why}) matches its definition`, async (t) => {
+      if (!engine!.fusedKernels?.includes('ConvWeightGrad')) {
+        t.skip('this build has no ConvWeightGrad kernel');
+        return;
+      }
+      const [pt, pl, pb, pr] = pads as [number, number, number, number];
+      const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
+      const ow = Math.floor((w + pl + pr - kw) / sh) + 1;
+      const rng = new Rng(n * 100 + c);
+      const x = rng.normalArray(n * c * h * w);
+      const dy = rng.normalArray(n * o * oh * ow);
+      const g = new Graph();
+      const xv = g.input('x', [n, c, h, w]);
+      const dyv = g.input('dy', [n, o, oh, ow]);
+      const attrs = { kh, kw, sh, sw: sh, pt, pl };
+      const y = g.node('ConvWeightGrad', [xv, dyv], [[o, c, kh, kw]], attrs, undefined, undefined, FUSED_DOMAIN)[0]!;
+      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
+      try {
+        const feeds = { x: { data: x, shape: [n, c, h, w] }, dy: { data: dy, shape: [n, o, oh, ow] } };
+        const got = (await s.run(feeds)).y!.data;
+        const want = new Float64Array(o * c * kh * kw);
+        for (let oc = 0; oc < o; oc++)
+          for (let ic = 0; ic < c; ic++)
+            for (let i = 0; i < kh; i++)
+              for (let j = 0; j < kw; j++) {
+                let sum = 0;
+                for (let b = 0; b < n; b++)
+                  for (let oy = 0; oy < oh; oy++)
+                    for (let ox = 0; ox < ow; ox++) {
+                      const [sy, sx] = [oy * sh + i - pt, ox * sh + j - pl];
+                      if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
+                      sum += dy[((b * o + oc) * oh + oy) * ow + ox]! * x[((b * c + ic) * h + sy) * w + sx]!;
+                    }
+                want[((oc * c + ic) * kh + i) * kw + j] = sum;
+              }
+        allClose(got, want, 1e-4, 1e-4, 'ConvWeightGrad');
       } finally {
         await s.release();
       }

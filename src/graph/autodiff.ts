@@ -430,6 +430,13 @@ function im2col(
 }
 
 /**
+ * The fewest input or output channels of a conv whose weight gradient the native ConvWeightGrad kernel computes:
+ * it transposes one side per group of samples, which a 1-channel side (the U-Net's first and last convs) does
+ * not repay; the per-sample GEMMs below are faster there.
+ */
+const CONV_WEIGHT_GRAD_MIN_CHANNELS = 16;
+
+/**
  * A conv's weight gradient. Where its im2col patches would exceed Graph.maxPatchBytes, a slice of the batch
  * at a time, the slices' gradients added: the step's peak memory, reached early in the backward beside every
  * kept activation, then holds one slice's patches instead of the whole batch's.
@@ -445,6 +452,13 @@ function convWeightGrad(
   const [n, c, h, wd] = x.shape as [number, number, number, number];
   const [o, , kh, kw] = w.shape as [number, number, number, number];
   const [, , oh, ow] = dy.shape as [number, number, number, number];
+  if (g.fused.includes('ConvWeightGrad') && Math.min(c, o) >= CONV_WEIGHT_GRAD_MIN_CHANNELS) {
+    // The native kernel: the product over the whole batch, register-tiled, no patches in memory.
+    const [sh, sw] = strides as [number, number];
+    const [pt, pl] = pads as [number, number];
+    const attrs = { kh, kw, sh, sw, pt, pl };
+    return g.node('ConvWeightGrad', [x, dy], [[o, c, kh, kw]], attrs, undefined, undefined, FUSED_DOMAIN)[0]!;
+  }
   const shiftDy = strides[0] === 1 && strides[1] === 1 && kh * kw > 1 && c > o;
   const patchBytes = 4 * n * kh * kw * (shiftDy ? o * h * wd : c * oh * ow);
   const pieces = kh * kw > 1 ? Math.min(n, Math.ceil(patchBytes / g.maxPatchBytes)) : 1;

@@ -34,6 +34,7 @@ export const FUSED_KERNELS = [
   'DropoutMul',
   'BlockFilter',
   'SumTranspose',
+  'ConvWeightGrad',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
