@@ -220,7 +220,15 @@ describe('native engine', { skip }, () => {
       const xv = g.input('x', [n, c, h, w]);
       const dyv = g.input('dy', [n, o, oh, ow]);
       const attrs = { kh, kw, sh, sw: sh, pt, pl };
-      const y = g.node('ConvWeightGrad', [xv, dyv], [[o, c, kh, kw]], attrs, undefined, undefined, FUSED_DOMAIN)[0]!;
+      const y = g.node(
+        'ConvWeightGrad',
+        [xv, dyv],
+        [[o, c, kh, kw]],
+        attrs,
+        undefined,
+        undefined,
+        FUSED_DOMAIN,
+      )[0]!;
       const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
       try {
         const feeds = { x: { data: x, shape: [n, c, h, w] }, dy: { data: dy, shape: [n, o, oh, ow] } };
