@@ -1214,13 +1214,17 @@ static void registerSharedArena() {
 
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
-// blocks), so the TypeScript side uses only what this build has (an older binary lacks newer kernels).
-// ConvWeightGrad only with AVX-512, where it was measured faster than Im2col + MLAS (bench/README.md); its AVX2
-// form passes the same tests (DDPM_NATIVE_MARCH=x86-64-v3) but has not been timed on an AVX2 machine.
-static const CustomOpAbi* const kFusedOps[] = {&gnOp,          &gnShiftOp,     &gnRecomputeOp,  &gnGradOp, &im2colOp,
-                                               &dropoutOp,     &blockFilterOp, &sumTransposeOp,
+// blocks; ConvWeightGradPreferred, below), so the TypeScript side uses only what this build has (an older
+// binary lacks newer kernels).
+static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
+                                               &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
+                                               &convWeightGradOp};
+// ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
+// bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
+// graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).
+static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups",
 #if defined(__AVX512F__)
-                                               &convWeightGradOp,
+                                            "ConvWeightGradPreferred",
 #endif
 };
 
@@ -1233,7 +1237,7 @@ static napi_value Kernels(napi_env e, napi_callback_info) {
     napi_create_string_utf8(e, op->GetName(op), NAPI_AUTO_LENGTH, &name);
     napi_set_element(e, arr, i++, name);
   }
-  for (const char* capability : {"GroupNormSiluBlockedAnyGroups"}) {
+  for (const char* capability : kCapabilities) {
     napi_value name;
     napi_create_string_utf8(e, capability, NAPI_AUTO_LENGTH, &name);
     napi_set_element(e, arr, i++, name);

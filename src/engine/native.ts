@@ -110,10 +110,26 @@ function binding(): { binding: Binding; version: string } | null {
   return loaded;
 }
 
-/** The kernels of FUSED_KERNELS this binary has: the graph uses no kernel a stale build lacks. */
+/** The names this binary's kernels() lists: its kernels and capabilities (older builds: the first four). */
+function kernelNamesOf(b: Binding): string[] {
+  return b.kernels?.() ?? ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col', 'DropoutMul'];
+}
+
+/**
+ * The kernels of FUSED_KERNELS this binary has: the graph uses no kernel a stale build lacks. ConvWeightGrad
+ * only where the build says it is the faster path (ConvWeightGradPreferred: AVX-512) or DDPM_CONV_WEIGHT_GRAD=1
+ * asks for it (to time it on another machine: bench/README.md, "The weight gradients").
+ */
 function fusedKernelsOf(b: Binding): FusedKernel[] {
-  const has = b.kernels?.() ?? ['GroupNormSilu', 'GroupNormSiluRecompute', 'Im2col', 'DropoutMul'];
-  return FUSED_KERNELS.filter((k) => has.includes(k));
+  const has = kernelNamesOf(b);
+  const convWeightGrad = has.includes('ConvWeightGradPreferred') || process.env.DDPM_CONV_WEIGHT_GRAD === '1';
+  return FUSED_KERNELS.filter((k) => has.includes(k) && (k !== 'ConvWeightGrad' || convWeightGrad));
+}
+
+/** Every kernel the native binding registers, whether or not the graphs use it (empty when not built). */
+export function nativeKernelNames(): string[] {
+  const l = binding();
+  return l ? kernelNamesOf(l.binding) : [];
 }
 
 let cached: Engine | null | undefined;
