@@ -10,6 +10,7 @@ import { NCHWC_DOMAIN, nchwcBlockOf } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
+import type { Tensor } from '../util/tensor.js';
 import { nativeEngine, nativeKernelNames } from './native.js';
 
 /** SiLU(GroupNorm(x) * gamma + beta) in float64, straight from the definition. */
@@ -45,6 +46,24 @@ function reference(
 }
 
 const engine = nativeEngine();
+
+/** One node of a fused kernel in a session of its own: its output for the inputs (named, in order). */
+async function runFusedNode(
+  op: string,
+  inputs: Record<string, Tensor>,
+  outShape: number[],
+  attrs: Record<string, number>,
+): Promise<Float32Array> {
+  const g = new Graph();
+  const values = Object.entries(inputs).map(([name, t]) => g.input(name, t.shape));
+  const y = g.node(op, values, [outShape], attrs, undefined, undefined, FUSED_DOMAIN)[0]!;
+  const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
+  try {
+    return (await s.run(inputs)).y!.data;
+  } finally {
+    await s.release();
+  }
+}
 const skip = engine ? false : 'the native binding is not built (no C++ compiler at npm ci)';
 
 describe('native engine', { skip }, () => {
@@ -159,37 +178,26 @@ describe('native engine', { skip }, () => {
       const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
       const ow = Math.floor((w + pl + pr - kw) / sh) + 1;
       const x = new Rng(kh * 10 + sh).normalArray(b * h * w);
-      const g = new Graph();
-      const xv = g.input('x', [b, 1, h, w]);
       const attrs = { kh, kw, sh, sw: sh, pt, pl, pb, pr, flip: flip ? 1 : 0 };
-      const y = g.node(
+      const got = await runFusedNode(
         'Im2col',
-        [xv],
-        [[b, kh * kw, oh * ow]],
+        { x: { data: x, shape: [b, 1, h, w] } },
+        [b, kh * kw, oh * ow],
         attrs,
-        undefined,
-        undefined,
-        FUSED_DOMAIN,
-      )[0]!;
-      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
-      try {
-        const got = (await s.run({ x: { data: x, shape: [b, 1, h, w] } })).y!.data;
-        const want = new Float32Array(b * kh * kw * oh * ow);
-        for (let n = 0; n < b; n++)
-          for (let q = 0; q < kh * kw; q++) {
-            const tap = flip ? kh * kw - 1 - q : q;
-            for (let oy = 0; oy < oh; oy++)
-              for (let ox = 0; ox < ow; ox++) {
-                const sy = oy * sh + Math.floor(tap / kw) - pt;
-                const sx = ox * sh + (tap % kw) - pl;
-                const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
-                want[((n * kh * kw + q) * oh + oy) * ow + ox] = inside ? x[(n * h + sy) * w + sx]! : 0;
-              }
-          }
-        allClose(got, want, 0, 0, 'Im2col');
-      } finally {
-        await s.release();
-      }
+      );
+      const want = new Float32Array(b * kh * kw * oh * ow);
+      for (let n = 0; n < b; n++)
+        for (let q = 0; q < kh * kw; q++) {
+          const tap = flip ? kh * kw - 1 - q : q;
+          for (let oy = 0; oy < oh; oy++)
+            for (let ox = 0; ox < ow; ox++) {
+              const sy = oy * sh + Math.floor(tap / kw) - pt;
+              const sx = ox * sh + (tap % kw) - pl;
+              const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+              want[((n * kh * kw + q) * oh + oy) * ow + ox] = inside ? x[(n * h + sy) * w + sx]! : 0;
+            }
+        }
+      allClose(got, want, 0, 0, 'Im2col');
     });
   }
 
@@ -216,42 +224,24 @@ describe('native engine', { skip }, () => {
       const rng = new Rng(n * 100 + c);
       const x = rng.normalArray(n * c * h * w);
       const dy = rng.normalArray(n * o * oh * ow);
-      const g = new Graph();
-      const xv = g.input('x', [n, c, h, w]);
-      const dyv = g.input('dy', [n, o, oh, ow]);
-      const attrs = { kh, kw, sh, sw: sh, pt, pl };
-      const y = g.node(
-        'ConvWeightGrad',
-        [xv, dyv],
-        [[o, c, kh, kw]],
-        attrs,
-        undefined,
-        undefined,
-        FUSED_DOMAIN,
-      )[0]!;
-      const s = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }));
-      try {
-        const feeds = { x: { data: x, shape: [n, c, h, w] }, dy: { data: dy, shape: [n, o, oh, ow] } };
-        const got = (await s.run(feeds)).y!.data;
-        const want = new Float64Array(o * c * kh * kw);
-        for (let oc = 0; oc < o; oc++)
-          for (let ic = 0; ic < c; ic++)
-            for (let i = 0; i < kh; i++)
-              for (let j = 0; j < kw; j++) {
-                let sum = 0;
-                for (let b = 0; b < n; b++)
-                  for (let oy = 0; oy < oh; oy++)
-                    for (let ox = 0; ox < ow; ox++) {
-                      const [sy, sx] = [oy * sh + i - pt, ox * sh + j - pl];
-                      if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
-                      sum += dy[((b * o + oc) * oh + oy) * ow + ox]! * x[((b * c + ic) * h + sy) * w + sx]!;
-                    }
-                want[((oc * c + ic) * kh + i) * kw + j] = sum;
-              }
-        allClose(got, want, 1e-4, 1e-4, 'ConvWeightGrad');
-      } finally {
-        await s.release();
-      }
+      const feeds = { x: { data: x, shape: [n, c, h, w] }, dy: { data: dy, shape: [n, o, oh, ow] } };
+      const got = await runFusedNode('ConvWeightGrad', feeds, [o, c, kh, kw], { kh, kw, sh, sw: sh, pt, pl });
+      const want = new Float64Array(o * c * kh * kw);
+      for (let oc = 0; oc < o; oc++)
+        for (let ic = 0; ic < c; ic++)
+          for (let i = 0; i < kh; i++)
+            for (let j = 0; j < kw; j++) {
+              let sum = 0;
+              for (let b = 0; b < n; b++)
+                for (let oy = 0; oy < oh; oy++)
+                  for (let ox = 0; ox < ow; ox++) {
+                    const [sy, sx] = [oy * sh + i - pt, ox * sh + j - pl];
+                    if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
+                    sum += dy[((b * o + oc) * oh + oy) * ow + ox]! * x[((b * c + ic) * h + sy) * w + sx]!;
+                  }
+              want[((oc * c + ic) * kh + i) * kw + j] = sum;
+            }
+      allClose(got, want, 1e-4, 1e-4, 'ConvWeightGrad');
     });
   }
 
