@@ -814,8 +814,8 @@ static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
 // per horizontal offset (its rows extended by kh - 1, a tap's row a vertical offset into it), else one plane
 // per tap. Phase 2 (threads over column blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a
 // column's value broadcast at each position: kWgNV kWgB accumulators in registers over the group's positions,
-// added into the column block's sums. On 3x3 layers of the S and L models one thread reaches 97-102% of the
-// FMA peak that a register-only microbenchmark reaches (bench/README.md).
+// added into the column block's sums. On the S model's 3x3 layers one thread runs as fast as the tile loop
+// alone with its data in cache (bench/README.md, "The weight gradients").
 #if defined(__AVX512F__)
 constexpr int kWgV = 16, kWgNV = 3, kWgB = 9;  // 27 accumulators + 3 direct vectors + 1 broadcast of 32
 #else
