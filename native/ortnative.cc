@@ -29,7 +29,7 @@
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
 #include <dlfcn.h>
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #include <node_api.h>
@@ -878,6 +878,26 @@ static void wgTransposeBlock(const WgJob& j, int64_t blk) {
       }
       for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (p + kWgTrOrder[i]) * j.dnPad, r[i]);
     }
+#elif defined(__AVX2__)
+    for (; nd == 16 && p + 8 <= P; p += 8)  // two 8x8 transposes (rows d0..d0+7, d0+8..d0+15) per 8 positions
+      for (int half = 0; half < 2; half++) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (d0 + 8 * half + i) * P + p);
+        for (int i = 0; i < 4; i++) {
+          t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+          t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 2; i++) {  // within 128-bit lanes: 4 rows of columns {0, 1} and {2, 3}
+          r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+          r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+          r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+          r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; c++) {  // lanes: rows 0-3 and 4-7 of columns c and c + 4
+          _mm256_storeu_ps(dst + (p + c) * j.dnPad + 8 * half, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+          _mm256_storeu_ps(dst + (p + c + 4) * j.dnPad + 8 * half, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+        }
+      }
 #endif
     for (; p < P; p++)
       for (int64_t i = 0; i < 16; i++) dst[p * j.dnPad + i] = i < nd ? src[(d0 + i) * P + p] : 0.f;
