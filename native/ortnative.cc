@@ -1079,10 +1079,20 @@ static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
     wgParallel(ctx, j.dnPad / 16, j, wgTransposeBlock);
     wgParallel(ctx, j.units, j, wgColumns);
   }
-  for (int64_t col = 0; col < j.cols; col++) {  // the sums [column, D] into the weight's layout
-    const int64_t sc = col / T, t = col % T;
-    const float* src = j.sums + col * j.dnPad;
-    for (int64_t d = 0; d < j.dn; d++) dw[(swapped ? sc * j.dn + d : d * j.sn + sc) * T + t] = src[d];
+  // The sums [column, D] into the weight's layout. Swapped: dw[(sc dn + d) T + t], a column's writes T floats
+  // apart within one output channel's block. Else dw[d cols + column], in 16 x 16 tiles: column by column, the
+  // writes of a 256-channel layer's weights were 9 KB apart (2 ms of its 15, against 0.85 in tiles).
+  if (swapped) {
+    for (int64_t col = 0; col < j.cols; col++) {
+      const float* src = j.sums + col * j.dnPad;
+      float* out = dw + (col / T) * j.dn * T + col % T;
+      for (int64_t d = 0; d < j.dn; d++) out[d * T] = src[d];
+    }
+  } else {
+    for (int64_t c0 = 0; c0 < j.cols; c0 += 16)
+      for (int64_t d0 = 0; d0 < j.dn; d0 += 16)
+        for (int64_t col = c0; col < std::min(j.cols, c0 + 16); col++)
+          for (int64_t d = d0; d < std::min(j.dn, d0 + 16); d++) dw[d * j.cols + col] = j.sums[col * j.dnPad + d];
   }
 }
 
