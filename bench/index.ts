@@ -480,6 +480,8 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
       '2 forwards), the step count (sampling); "of peak" = ours GFLOP/s / the GEMM peak.',
   );
   if (!o.torch) console.log('--no-torch: no reference timings; GFLOP per image from reference/README.md.');
+  const engine = nodeEngine();
+  console.log(`engine: ${engine.name}; fused kernels: ${(engine.fusedKernels ?? []).join(' ') || 'none'}`);
   console.log(line(head));
   console.log(line(head.map((_, i) => '-'.repeat(widths[i]!))));
   for (const r of rows) console.log(line(r.cells));
@@ -490,6 +492,8 @@ function report(suite: Suite, results: RowResult[], o: Options, m: MachineReport
       cpu: m.machine.cpu,
       isa: m.machine.isa,
       nchwc_block: m.machine.nchwcBlock,
+      engine: engine.name,
+      fused_kernels: engine.fusedKernels ?? [],
       peak_gflops: round(peak, 2),
       peak_by_size: Object.fromEntries(m.peak.sizes.map((z) => [z.n, round(z.gflops, 1)])),
       threads: o.threads,
