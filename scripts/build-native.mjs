@@ -35,7 +35,8 @@ if (spawnSync(cxx, ['--version']).status !== 0) skip(`no C++ compiler (${cxx})`)
 mkdirSync(outDir, { recursive: true });
 const tmp = `${out}.tmp-${process.pid}`;
 // The optimiser's passes (native/optim.cc) are built apart, without -ffast-math and without contracting
-// a * b + c into one rounding: they must give the IEEE results of src/train/optim.ts's loops bit for bit.
+// a * b + c into one rounding: they must give the IEEE results of src/train/optim.ts's loops bit for bit
+// (vector sqrt and division are correctly rounded, as the scalar ones).
 const optimObj = join(outDir, `optim.o.tmp-${process.pid}`);
 const optim = spawnSync(
   cxx,
@@ -44,6 +45,9 @@ const optim = spawnSync(
     march,
     '-fno-fast-math',
     '-ffp-contract=off',
+    // sqrt without errno (the only thing -fno-math-errno changes: a negative argument still gives NaN):
+    // GCC then vectorises Adam's sqrt and division, where it ran them one element at a time.
+    '-fno-math-errno',
     '-std=c++17',
     '-fPIC',
     '-pthread',
