@@ -631,6 +631,28 @@ static const CustomOpAbi gnGradOp = fusedOp<GnKernel, 4, 3>(
     [](const CustomOpAbi*) -> const char* { return "GroupNormSiluGrad"; }, gnCreate, gnGradCompute);
 
 
+// One row of conv patches: dst[px] = row[px stepX + off] inside the source row (width w), zero outside it or
+// without a row (Im2col's rows, ConvWeightGrad's planes). Plain loops, not memset/memcpy: rows are 4 to 64
+// floats, where a library call costs more than the copy.
+static void shiftedRow(float* dst, const float* row, int64_t gw, int64_t stepX, int64_t off, int64_t w) {
+  if (!row) {
+    for (int64_t px = 0; px < gw; px++) dst[px] = 0.f;
+    return;
+  }
+  if (stepX == 1) {
+    const int64_t lo = std::clamp<int64_t>(-off, 0, gw), hi = std::clamp<int64_t>(w - off, lo, gw);
+    for (int64_t px = 0; px < lo; px++) dst[px] = 0.f;
+    const float* src = row + off;
+    for (int64_t px = lo; px < hi; px++) dst[px] = src[px];
+    for (int64_t px = hi; px < gw; px++) dst[px] = 0.f;
+    return;
+  }
+  for (int64_t px = 0; px < gw; px++) {
+    const int64_t sx = px * stepX + off;
+    dst[px] = sx >= 0 && sx < w ? row[sx] : 0.f;
+  }
+}
+
 // ---- Im2col kernel ----
 // Im2col(x [B, 1, H, W]; kh, kw, sh, sw, pt, pl, pb, pr, flip) -> [B, kh*kw, OH*OW]: row q of sample b holds
 // tap (i, j) = (t / kw, t % kw), t = q (or kh*kw-1-q with flip), of every output position, zero outside
@@ -653,24 +675,7 @@ static void im2colRow(const Im2colJob& j, int64_t idx) {
   float* dst = j.y + idx * j.oh * j.ow;
   for (int64_t oy = 0; oy < j.oh; oy++) {
     const int64_t sy = oy * k.sh + ti - k.pt;
-    float* d = dst + oy * j.ow;
-    if (sy < 0 || sy >= j.h) {
-      std::memset(d, 0, size_t(j.ow) * sizeof(float));
-      continue;
-    }
-    const float* row = src + sy * j.w;
-    if (k.sw == 1) {  // a shifted copy of the row: zeros where it leaves the image, one memcpy between
-      const int64_t shift = tj - k.pl;  // sx = ox + shift
-      const int64_t lo = std::clamp<int64_t>(-shift, 0, j.ow), hi = std::clamp<int64_t>(j.w - shift, lo, j.ow);
-      if (lo > 0) std::memset(d, 0, size_t(lo) * sizeof(float));
-      if (hi > lo) std::memcpy(d + lo, row + lo + shift, size_t(hi - lo) * sizeof(float));
-      if (j.ow > hi) std::memset(d + hi, 0, size_t(j.ow - hi) * sizeof(float));
-      continue;
-    }
-    for (int64_t ox = 0; ox < j.ow; ox++) {
-      const int64_t sx = ox * k.sw + tj - k.pl;
-      d[ox] = sx >= 0 && sx < j.w ? row[sx] : 0.f;
-    }
+    shiftedRow(dst + oy * j.ow, sy >= 0 && sy < j.h ? src + sy * j.w : nullptr, j.ow, k.sw, tj - k.pl, j.w);
   }
 }
 
@@ -933,27 +938,6 @@ __attribute__((noinline)) static void wgTile(const float* at, int64_t dnPad, con
     for (int q = 0; q < kWgB; q++) *reinterpret_cast<WgVecU*>(c + q * dnPad + v * kWgV) = s[v][q];
 }
 
-// One plane row: dst[px] = row[px stepX + off] inside the source row (width w), zero outside it or without a row.
-// Plain loops, not memset/memcpy: rows are 4 to 64 floats, where a library call costs more than the copy.
-static void wgFillRow(float* dst, const float* row, int64_t gw, int64_t stepX, int64_t off, int64_t w) {
-  if (!row) {
-    for (int64_t px = 0; px < gw; px++) dst[px] = 0.f;
-    return;
-  }
-  if (stepX == 1) {
-    const int64_t lo = std::clamp<int64_t>(-off, 0, gw), hi = std::clamp<int64_t>(w - off, lo, gw);
-    for (int64_t px = 0; px < lo; px++) dst[px] = 0.f;
-    const float* src = row + off;
-    for (int64_t px = lo; px < hi; px++) dst[px] = src[px];
-    for (int64_t px = hi; px < gw; px++) dst[px] = 0.f;
-    return;
-  }
-  for (int64_t px = 0; px < gw; px++) {
-    const int64_t sx = px * stepX + off;
-    dst[px] = sx >= 0 && sx < w ? row[sx] : 0.f;
-  }
-}
-
 // Phase 2, one unit: a range of column blocks on the current group (their planes built as they are reached).
 static void wgColumns(const WgJob& j, int64_t u) {
   const int64_t cb0 = j.cblocks * u / j.units, cb1 = j.cblocks * (u + 1) / j.units;
@@ -983,7 +967,7 @@ static void wgColumns(const WgJob& j, int64_t u) {
             const int64_t pi = shift ? 0 : pl / j.kw, pj = shift ? pl : pl % j.kw, offX = j.offX0 + j.sign * pj;
             for (int64_t r = 0; r < j.gh + j.ext; r++) {
               const int64_t sy = shift ? r + j.offYmin : r * j.stepY + j.offY0 + j.sign * pi;
-              wgFillRow(dst + r * j.gw, sy >= 0 && sy < j.srcH ? src + sy * j.srcW : nullptr, j.gw, j.stepX, offX,
+              shiftedRow(dst + r * j.gw, sy >= 0 && sy < j.srcH ? src + sy * j.srcW : nullptr, j.gw, j.stepX, offX,
                         j.srcW);
             }
           }
@@ -1008,25 +992,6 @@ static void* convWeightGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKern
                                   {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl}})
     attr(info, name, out);
   return k;
-}
-
-// Runs units 0 .. units-1 of a phase on ORT's intra-op pool (inline if it refuses).
-template <typename F>
-static void wgParallel(OrtKernelContext* ctx, int64_t units, const WgJob& j, F unit) {
-  struct Task {
-    const WgJob* j;
-    F* unit;
-  } task{&j, &unit};
-  auto pfor = ORT(kKernelContextParallelFor,
-                  OrtStatus * (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*));
-  auto run = [](void* data, size_t i) {
-    auto* t = static_cast<Task*>(data);
-    (*t->unit)(*t->j, int64_t(i));
-  };
-  if (OrtStatus* s = pfor(ctx, run, size_t(units), 0, &task)) {
-    ORT(kReleaseStatus, void (*)(OrtStatus*))(s);
-    for (int64_t i = 0; i < units; i++) unit(j, i);
-  }
 }
 
 static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
@@ -1076,8 +1041,11 @@ static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
   j.zero = aligned(zero, j.P, true);
   for (j.n0 = 0; j.n0 < n; j.n0 += j.G) {
     j.g1 = std::min(j.G, n - j.n0);
-    wgParallel(ctx, j.dnPad / 16, j, wgTransposeBlock);
-    wgParallel(ctx, j.units, j, wgColumns);
+    // One task per unit (parallelUnits batches units only below 32K floats of work each).
+    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgTransposeBlock(*static_cast<const WgJob*>(jj), i); },
+                  j.dnPad / 16, 32768);
+    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgColumns(*static_cast<const WgJob*>(jj), i); }, j.units,
+                  32768);
   }
   // The sums [column, D] into the weight's layout. Swapped: dw[(sc dn + d) T + t], a column's writes T floats
   // apart within one output channel's block. Else dw[d cols + column], in 16 x 16 tiles: column by column, the

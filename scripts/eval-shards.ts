@@ -14,11 +14,12 @@
 // refused (so parts of two evaluations never mix).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../src/util/atomicFile.js';
 
 const ddpm = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ddpm.mjs');
 const USAGE = 'usage: npx tsx scripts/eval-shards.ts --dir DIR --shards N -- METRICS [ddpm eval options]';
@@ -66,7 +67,7 @@ if (existsSync(commandFile)) {
   if (kept !== command) {
     fail(`${dir} holds the shards of another evaluation (${kept}); use another --dir, or remove that folder`);
   }
-} else writeFileSync(commandFile, `${command}\n`);
+} else writeFileAtomic(commandFile, `${command}\n`); // a process starting beside it reads all or nothing
 
 const partOf = (k: number) => join(dir, `part-${k}-of-${shards}.npz`);
 const claimOf = (k: number | 'merge') => join(dir, 'claims', String(k));
@@ -113,7 +114,7 @@ function claim(k: number | 'merge'): boolean {
       return false; // another process took it over first
     }
   }
-  writeFileSync(join(c, 'owner.json'), JSON.stringify(me));
+  writeFileAtomic(join(c, 'owner.json'), JSON.stringify(me));
   return true;
 }
 
