@@ -557,6 +557,7 @@ struct GnGradJob {
   float *s0, *s1;  // [N, C] partial sums
   int64_t channels, groups, inner;
   float eps;
+  int64_t block;  // 0: NCHW; B: dy, x and dx in ORT's blocked layout [N, C/B, H, W, B]
 };
 
 static void gnGradSlice(const GnGradJob& j, int64_t idx) {
@@ -599,6 +600,80 @@ static void gnGradSlice(const GnGradJob& j, int64_t idx) {
   }
 }
 
+// The blocked layout: a unit is one sample's run of lcm(C/G, B) channels (whole groups and whole blocks,
+// contiguous in memory): per-lane sums give each channel's, then each group's statistics; the two passes of
+// gnGradSlice run over rows of B lanes.
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+static int64_t gnGradUnitChannels(int64_t cg, int64_t block) { return cg / gcd64(cg, block) * block; }
+template <int B>
+static void gnGradUnitBlocked(const GnGradJob& j, int64_t idx) {
+  const int64_t cg = j.channels / j.groups, uc = gnGradUnitChannels(cg, B), units = j.channels / uc;
+  const int64_t n = idx / units, c0 = idx % units * uc, nb = uc / B, hw = j.inner;
+  const int64_t off = (n * j.channels + c0) * hw;  // blocks c0 / B .. of sample n: uc hw floats from here
+  const float *x = j.x + off, *dy = j.dy + off;
+  float* dx = j.dx + off;
+  thread_local std::vector<float> scratch;
+  scratch.assign(size_t(8 * uc), 0.f);
+  float *sum = scratch.data(), *centre = sum + uc, *mean = centre + uc, *rstd = mean + uc;
+  float *s0 = rstd + uc, *s1 = s0 + uc, *k0 = s1 + uc, *k1 = k0 + uc;
+  const float count = float(cg * hw);
+  auto perGroup = [&](float* out, auto&& of) {  // of(the group's total of sum) for each of its channels
+    for (int64_t g0 = 0; g0 < uc; g0 += cg) {
+      float t = 0.f;
+      for (int64_t q = g0; q < g0 + cg; q++) t += sum[q];
+      for (int64_t q = g0; q < g0 + cg; q++) out[q] = of(t);
+    }
+  };
+  for (int64_t k = 0; k < nb; k++) addLanePowers<B, 1>(x + k * hw * B, hw, centre + k * B, sum + k * B);
+  perGroup(mean, [&](float t) { return t / count; });
+  for (int64_t q = 0; q < uc; q++) centre[q] = mean[q], sum[q] = 0.f;
+  for (int64_t k = 0; k < nb; k++) addLanePowers<B, 2>(x + k * hw * B, hw, centre + k * B, sum + k * B);
+  perGroup(rstd, [&](float t) { return 1.f / std::sqrt(t / count + j.eps); });
+  // Pass 1: dz = dy s (1 + z (1 - s)) parked in dx; per-channel S0 = sum dz, S1 = sum dz xhat.
+  for (int64_t k = 0; k < nb; k++) {
+    const float *xk = x + k * hw * B, *dyk = dy + k * hw * B;
+    float* dzk = dx + k * hw * B;
+    float ga[B], be[B], mu[B], rs[B], a0[B] = {}, a1[B] = {};
+    for (int l = 0; l < B; l++) {
+      const int64_t q = k * B + l;
+      ga[l] = j.gamma[c0 + q], be[l] = j.beta[c0 + q], mu[l] = mean[q], rs[l] = rstd[q];
+    }
+    for (int64_t r = 0; r < hw; r++)
+#pragma omp simd
+      for (int l = 0; l < B; l++) {
+        const float xh = (xk[r * B + l] - mu[l]) * rs[l], z = xh * ga[l] + be[l];
+        const float sg = sigmoid(z);
+        const float dz = dyk[r * B + l] * sg * (1.f + z * (1.f - sg));
+        dzk[r * B + l] = dz;
+        a0[l] += dz;
+        a1[l] += dz * xh;
+      }
+    for (int l = 0; l < B; l++) s0[k * B + l] = a0[l], s1[k * B + l] = a1[l];
+  }
+  // Each group's sum of gamma S0 and gamma S1, over M = C/G hw values: k0, k1 per channel.
+  for (int64_t g0 = 0; g0 < uc; g0 += cg) {
+    float gs0 = 0.f, gs1 = 0.f;
+    for (int64_t q = g0; q < g0 + cg; q++) gs0 += j.gamma[c0 + q] * s0[q], gs1 += j.gamma[c0 + q] * s1[q];
+    for (int64_t q = g0; q < g0 + cg; q++) k0[q] = gs0 / count, k1[q] = gs1 / count;
+  }
+  for (int64_t k = 0; k < nb; k++) {  // pass 2: dx = rstd (gamma dz - k0 - xhat k1)
+    const float* xk = x + k * hw * B;
+    float* d = dx + k * hw * B;
+    float ga[B], mu[B], rs[B], q0[B], q1[B];
+    for (int l = 0; l < B; l++) {
+      const int64_t q = k * B + l;
+      ga[l] = j.gamma[c0 + q], mu[l] = mean[q], rs[l] = rstd[q], q0[l] = k0[q], q1[l] = k1[q];
+    }
+    for (int64_t r = 0; r < hw; r++)
+#pragma omp simd
+      for (int l = 0; l < B; l++) {
+        const float xh = (xk[r * B + l] - mu[l]) * rs[l];
+        d[r * B + l] = rs[l] * (ga[l] * d[r * B + l] - q0[l] - xh * q1[l]);
+      }
+  }
+  for (int64_t q = 0; q < uc; q++) j.s0[n * j.channels + c0 + q] = s0[q], j.s1[n * j.channels + c0 + q] = s1[q];
+}
+
 static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   const auto* k = static_cast<const GnKernel*>(kernel);
   std::vector<int64_t> dims;
@@ -618,8 +693,18 @@ static void gnGradCompute(void* kernel, OrtKernelContext* ctx) {
   j.groups = k->groups;
   j.inner = innerOf(dims);
   j.eps = k->eps;
-  parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnGradSlice(*static_cast<const GnGradJob*>(jj), i); },
-                dims[0] * j.groups, 2 * (c / j.groups) * j.inner);
+  j.block = k->block;
+  const int64_t cg = c / j.groups;
+  if (j.block == 0) {
+    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { gnGradSlice(*static_cast<const GnGradJob*>(jj), i); },
+                  dims[0] * j.groups, 2 * cg * j.inner);
+  } else {
+    // The graph builder emits this form only for whole blocks of 8 or 16 channels (then uc divides C).
+    const int64_t uc = gnGradUnitChannels(cg, j.block);
+    auto unit16 = [](const void* jj, int64_t i) { gnGradUnitBlocked<16>(*static_cast<const GnGradJob*>(jj), i); };
+    auto unit8 = [](const void* jj, int64_t i) { gnGradUnitBlocked<8>(*static_cast<const GnGradJob*>(jj), i); };
+    parallelUnits(ctx, &j, j.block == 16 ? +unit16 : +unit8, dims[0] * (c / uc), 2 * uc * j.inner);
+  }
   for (int64_t ch = 0; ch < c; ch++) {
     float a0 = 0.f, a1 = 0.f;
     for (int64_t n = 0; n < dims[0]; n++) a0 += j.s0[n * c + ch], a1 += j.s1[n * c + ch];
@@ -836,6 +921,7 @@ constexpr int64_t kWgUnits = 8;  // column-block ranges of phase 2 (ORT's pool b
 
 struct ConvWeightGradKernel {
   int64_t kh = 3, kw = 3, sh = 1, sw = 1, pt = 1, pl = 1;
+  int64_t xblock = 0, dyblock = 0;  // x / dy in ORT's blocked layout with this block (8 or 16), 0 = NCHW
 };
 struct WgJob {
   const float* d;  // direct rows [N, dn, P]
@@ -848,42 +934,69 @@ struct WgJob {
   int64_t rows, width, pw;  // the tiles' positions: rows x width, the shifted side's rows pw floats apart
   float *at, *sums, *planes;  // At [G P, dnPad]; sums [cblocks kWgB, dnPad]; planes per unit
   const float* zero;          // P zeros: the padding columns of the last block
+  int64_t db, sb;             // the direct / shifted side's NCHWc block (ORT's [N, C/B, H, W, B]), 0 = NCHW
   int64_t n0, g1;             // the current group: samples n0 .. n0 + g1
 };
 
 // Column of the 16x16 transpose of wgTransposeBlock held by its register i.
 constexpr int kWgTrOrder[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
 
+#if defined(__AVX512F__)
+// r[0..15] (16 rows of 16 floats) transposed in registers: unpacks, then 128-bit lane shuffles; column c of
+// the input ends in r[i] with kWgTrOrder[i] = c.
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++)
+    for (int h = 0; h < 2; h++) {
+      const __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
+      r[4 * i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      r[4 * i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    }
+  for (int i = 0; i < 2; i++)
+    for (int h = 0; h < 4; h++) {
+      t[8 * i + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0x88);
+      t[8 * i + 4 + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0xDD);
+    }
+  for (int h = 0; h < 8; h++) {
+    r[h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0x88);
+    r[8 + h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0xDD);
+  }
+}
+#endif
+
 // Phase 1, one block of 16 direct rows: At[(g P + p) dnPad + d] = direct[n0 + g][d][p] (zero past dn).
 static void wgTransposeBlock(const WgJob& j, int64_t blk) {
   const int64_t d0 = blk * 16, P = j.P, nd = std::min<int64_t>(16, j.dn - d0);
+  if (j.db) {  // blocked: the 16 rows are whole blocks (the graph builder checks), B floats per position each
+    const int64_t B = j.db;
+    for (int64_t g = 0; g < j.g1; g++)
+      for (int64_t b0 = 0; b0 < 16; b0 += B) {
+        float* dst = j.at + g * P * j.dnPad + d0 + b0;
+        if (d0 + b0 >= j.dn) {
+          for (int64_t p = 0; p < P; p++)
+            for (int64_t i = 0; i < B; i++) dst[p * j.dnPad + i] = 0.f;
+          continue;
+        }
+        const float* src = j.d + ((j.n0 + g) * j.dn + d0 + b0) * P;  // block (d0 + b0) / B of the sample
+        for (int64_t p = 0; p < P; p++)
+#pragma omp simd
+          for (int64_t i = 0; i < B; i++) dst[p * j.dnPad + i] = src[p * B + i];
+      }
+    return;
+  }
   for (int64_t g = 0; g < j.g1; g++) {
     const float* src = j.d + (j.n0 + g) * j.dn * P;
     float* dst = j.at + g * P * j.dnPad + d0;
     int64_t p = 0;
 #if defined(__AVX512F__)
-    for (; nd == 16 && p + 16 <= P; p += 16) {  // in registers: unpacks, then 128-bit lane shuffles
-      __m512 r[16], t[16];
+    for (; nd == 16 && p + 16 <= P; p += 16) {
+      __m512 r[16];
       for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (d0 + i) * P + p);
-      for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-      }
-      for (int i = 0; i < 4; i++)
-        for (int h = 0; h < 2; h++) {
-          const __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
-          r[4 * i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-          r[4 * i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-      for (int i = 0; i < 2; i++)
-        for (int h = 0; h < 4; h++) {
-          t[8 * i + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0x88);
-          t[8 * i + 4 + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0xDD);
-        }
-      for (int h = 0; h < 8; h++) {
-        r[h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0x88);
-        r[8 + h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0xDD);
-      }
+      transpose16(r);
       for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (p + kWgTrOrder[i]) * j.dnPad, r[i]);
     }
 #elif defined(__AVX2__)
@@ -947,6 +1060,7 @@ static void wgColumns(const WgJob& j, int64_t u) {
   const int64_t cb0 = j.cblocks * u / j.units, cb1 = j.cblocks * (u + 1) / j.units;
   if (cb0 >= cb1) return;
   const int64_t T = j.kh * j.kw, P = j.P, cFirst = cb0 * kWgB / T;
+  const int64_t cLast = std::min(j.sn - 1, (cb1 * kWgB - 1) / T);  // the last channel this unit reads
   float* pb = j.planes + u * j.unitPlaneFloats;  // channel c's planes at (c - cFirst) chanStride
   int64_t built = cFirst;
   for (int64_t cb = cb0; cb < cb1; cb++) {
@@ -962,20 +1076,64 @@ static void wgColumns(const WgJob& j, int64_t u) {
         bp[q] = j.s + (j.n0 * j.sn + c) * P, bs[q] = j.sn * P;
         continue;
       }
-      for (; built <= c; built++)
+      while (built <= c) {
+        // NCHW: channel `built`'s planes. Blocked: those of every channel of its block that this unit uses,
+        // from rows of B lanes read once (reading one lane at a time touched a cache line per value).
+        const int64_t es = j.sb ? j.sb : 1, c0 = built / es * es;
+        const int64_t hi = es == 1 ? built : std::min({c0 + es, j.sn, cLast + 1}) - 1;
         for (int64_t g = 0; g < j.g1; g++) {
-          const float* src = j.s + ((j.n0 + g) * j.sn + built) * j.srcH * j.srcW;
+          const float* src = j.s + ((j.n0 + g) * j.sn + c0) * j.srcH * j.srcW;  // the channel or its block
           for (int64_t pl = 0; pl < j.nplanes; pl++) {
             float* dst = pb + (built - cFirst) * j.chanStride + g * j.sampleStride + pl * j.planeLen;
             const bool shift = j.mode == WgJob::kShift;
             const int64_t pi = pl / j.kw, offX = shift ? j.offXmin : j.offX0 + j.sign * (pl % j.kw);
             for (int64_t r = 0; r < j.gh + j.ext; r++) {
               const int64_t sy = shift ? r + j.offYmin : r * j.stepY + j.offY0 + j.sign * pi;
-              shiftedRow(dst + r * j.pw, sy >= 0 && sy < j.srcH ? src + sy * j.srcW : nullptr, j.pw, j.stepX, offX,
-                        j.srcW);
+              const float* row = sy >= 0 && sy < j.srcH ? src + sy * j.srcW * es : nullptr;
+              if (es == 1) {
+                shiftedRow(dst + r * j.pw, row, j.pw, j.stepX, offX, j.srcW);
+                continue;
+              }
+              const int64_t l0 = built - c0, nl = hi + 1 - built;
+#if defined(__AVX512F__)
+              if (shift && es == 16 && row) {
+                // The row's W positions x 16 lanes, 16 positions at a time, transposed into the lanes' plane
+                // rows at columns -offXmin ..; the padding columns zero.
+                const int64_t lo = -j.offXmin, hiCol = lo + j.srcW;  // plane columns holding the row
+                for (int64_t l = 0; l < nl; l++) {
+                  float* d = dst + l * j.chanStride + r * j.pw;
+                  for (int64_t cx = 0; cx < std::min(lo, j.pw); cx++) d[cx] = 0.f;
+                  for (int64_t cx = std::max<int64_t>(hiCol, 0); cx < j.pw; cx++) d[cx] = 0.f;
+                }
+                for (int64_t x0 = 0; x0 < j.srcW; x0 += 16) {
+                  const int64_t w = std::min<int64_t>(16, j.srcW - x0);
+                  __m512 v[16];
+                  for (int i = 0; i < 16; i++) v[i] = i < w ? _mm512_loadu_ps(row + (x0 + i) * 16) : _mm512_setzero_ps();
+                  transpose16(v);
+                  // Plane columns lo + x0 .. lo + x0 + w - 1, clipped to the plane's [0, pw).
+                  const int64_t from = std::max<int64_t>(0, -(lo + x0)), to = std::min<int64_t>(w, j.pw - lo - x0);
+                  if (from >= to) continue;
+                  const __mmask16 m = __mmask16(((1u << to) - 1u) & ~((1u << from) - 1u));
+                  for (int i = 0; i < 16; i++) {
+                    const int64_t l = kWgTrOrder[i] - l0;
+                    if (l < 0 || l >= nl) continue;
+                    _mm512_mask_storeu_ps(dst + l * j.chanStride + r * j.pw + lo + x0, m, v[i]);
+                  }
+                }
+                continue;
+              }
+#endif
+              for (int64_t px = 0; px < j.pw; px++) {
+                const int64_t sx = px * j.stepX + offX;
+                const float* v = row && sx >= 0 && sx < j.srcW ? row + sx * es + l0 : nullptr;
+                float* d = dst + r * j.pw + px;
+                for (int64_t l = 0; l < nl; l++) d[l * j.chanStride] = v ? v[l] : 0.f;
+              }
             }
           }
         }
+        built = hi + 1;
+      }
       const float* chan = pb + (c - cFirst) * j.chanStride;
       bp[q] = j.mode == WgJob::kShift
                   ? chan + (j.offY0 + j.sign * ti - j.offYmin) * j.pw + (j.offX0 + j.sign * tj - j.offXmin)
@@ -998,7 +1156,8 @@ static void wgColumns(const WgJob& j, int64_t u) {
 static void* convWeightGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new ConvWeightGradKernel();
   for (const auto& [name, out] : {std::pair<const char*, int64_t*>{"kh", &k->kh}, {"kw", &k->kw}, {"sh", &k->sh},
-                                  {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl}})
+                                  {"sw", &k->sw}, {"pt", &k->pt}, {"pl", &k->pl}, {"xblock", &k->xblock},
+                                  {"dyblock", &k->dyblock}})
     attr(info, name, out);
   return k;
 }
@@ -1018,13 +1177,16 @@ static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
   if (swapped) {
     j.d = x, j.dn = c, j.s = dy, j.sn = o, j.gh = h, j.gw = w, j.srcH = oh, j.srcW = ow;
     j.stepY = j.stepX = 1, j.offY0 = k->pt, j.offX0 = k->pl, j.sign = -1;
+    j.db = k->xblock, j.sb = k->dyblock;
   } else {
     j.d = dy, j.dn = o, j.s = x, j.sn = c, j.gh = oh, j.gw = ow, j.srcH = h, j.srcW = w;
     j.stepY = k->sh, j.stepX = k->sw, j.offY0 = -k->pt, j.offX0 = -k->pl, j.sign = 1;
+    j.db = k->dyblock, j.sb = k->xblock;
   }
   j.P = j.gh * j.gw;
   const bool same = stride1 && T == 1 && k->pt == 0 && k->pl == 0 && oh == h && ow == w;
-  j.mode = same ? WgJob::kDirect : stride1 ? WgJob::kShift : WgJob::kTaps;
+  // A blocked shifted side is never read in place: a 1x1 conv's x gets planes (one tap) too.
+  j.mode = same && !j.sb ? WgJob::kDirect : stride1 ? WgJob::kShift : WgJob::kTaps;
   j.dnPad = (j.dn + 15) / 16 * 16;
   j.G = std::min<int64_t>(n, std::max<int64_t>(1, kWgAtBytes / (j.P * j.dnPad * 4)));
   j.cols = j.sn * T, j.cblocks = (j.cols + kWgB - 1) / kWgB, j.units = std::min(j.cblocks, kWgUnits);
@@ -1090,10 +1252,11 @@ static const CustomOpAbi convWeightGradOp = fusedOp<ConvWeightGradKernel, 2, 1>(
 // h = fmix32(w * 0x9E3779B9 + siteKey), siteKey = fmix32(k ^ (site + 1) * 0x9E3779B9), k = key[0] +
 // key[1] * 2^16; the low (even e) or high (odd e) 16 bits u drop the value when u < round(p 2^16), else
 // scale it by 2^16 / (2^16 - round(p 2^16)). The backward is the same kernel on dy (graph pass
-// kernel-dropout), so the mask is never stored.
+// kernel-dropout), so the mask is never stored. With `block` B, x and y are in ORT's blocked layout
+// [N, C/B, H, W, B] and each value keeps its NCHW index i (the same mask as the NCHW graph's).
 struct DropoutKernel {
   float p = 0.1f;
-  int64_t site = 0;
+  int64_t site = 0, block = 0;
 };
 struct DropoutJob {
   const float* x;
@@ -1101,6 +1264,7 @@ struct DropoutJob {
   uint32_t key, thresh;
   float scale;
   int64_t first, n;
+  int64_t channels, inner, block;  // the blocked layout: C, H*W, B
 };
 static inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
@@ -1125,10 +1289,30 @@ static void dropoutUnit(const DropoutJob& j, int64_t unit) {
     y[i] = x[i] * (u < thresh ? 0.f : scale);  // as x times the fed mask (signed zeros, NaN)
   }
 }
+// The blocked layout, one unit per (sample, block of B channels): value (p, l) of block cb of sample n has
+// the NCHW index n C HW + (cb B + l) HW + p.
+template <int B>
+static void dropoutBlock(const DropoutJob& j, int64_t unit) {
+  const int64_t cb = j.channels / B, n = unit / cb, hw = j.inner;
+  const uint32_t e0 = uint32_t(uint64_t(j.first) + uint64_t(n * j.channels * hw + unit % cb * B * hw));
+  const uint32_t key = j.key, thresh = j.thresh;
+  const float scale = j.scale;
+  const float* x = j.x + unit * hw * B;
+  float* y = j.y + unit * hw * B;
+  for (int64_t p = 0; p < hw; p++)
+#pragma omp simd
+    for (int l = 0; l < B; l++) {
+      const uint32_t e = e0 + uint32_t(l * hw + p);
+      const uint32_t h = fmix32((e >> 1) * 0x9e3779b9u + key);
+      const uint32_t u = (e & 1u) ? h >> 16 : h & 0xffffu;
+      y[p * B + l] = x[p * B + l] * (u < thresh ? 0.f : scale);
+    }
+}
 static void* dropoutCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new DropoutKernel();
   attr(info, "p", &k->p);
   attr(info, "site", &k->site);
+  attr(info, "block", &k->block);
   return k;
 }
 static void dropoutCompute(void* kernel, OrtKernelContext* ctx) {
@@ -1147,6 +1331,14 @@ static void dropoutCompute(void* kernel, OrtKernelContext* ctx) {
   j.first = int64_t(key[2]) * perImage;
   j.thresh = uint32_t(std::lround(double(k->p) * 65536.0));
   j.scale = float(65536.0 / double(65536 - j.thresh));
+  if (k->block == 8 || k->block == 16) {  // [N, C, H, W] with whole blocks (the graph builder checks)
+    j.channels = dims[1], j.inner = innerOf(dims), j.block = k->block;
+    auto block16 = [](const void* jj, int64_t i) { dropoutBlock<16>(*static_cast<const DropoutJob*>(jj), i); };
+    auto block8 = [](const void* jj, int64_t i) { dropoutBlock<8>(*static_cast<const DropoutJob*>(jj), i); };
+    parallelUnits(ctx, &j, k->block == 16 ? +block16 : +block8, dims[0] * (j.channels / k->block),
+                  j.inner * k->block);
+    return;
+  }
   parallelUnits(ctx, &j, [](const void* jj, int64_t i) { dropoutUnit(*static_cast<const DropoutJob*>(jj), i); },
                 (j.n + kDropoutUnit - 1) / kDropoutUnit, kDropoutUnit);
 }
@@ -1236,7 +1428,9 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).
-static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups",
+// BlockedTraining: GroupNormSiluGrad, DropoutMul and ConvWeightGrad take ORT's blocked layout (attributes
+// block, xblock, dyblock), so a training graph can keep its activations blocked (src/graph/blocked.ts).
+static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining",
 #if defined(__AVX512F__)
                                             "ConvWeightGradPreferred",
 #endif

@@ -1,4 +1,4 @@
-// A layout pass for inference graphs on the native engine: activations stay in ONNX Runtime's blocked
+// A layout pass for the native engine's graphs: activations stay in ONNX Runtime's blocked
 // NCHWc layout ([N, C/B, H, W, B] in memory, shape [N, C, H, W]) from one convolution to the next,
 // instead of ORT's reorder to NCHW and back around every non-conv op (issue #2: 37 ms of S-fwd's kernel
 // time was ReorderInput/ReorderOutput). Every conv is lowered to ORT's NCHWc kernel (nchwc.ts, constant
@@ -10,15 +10,31 @@
 // - Concat on channels: whole blocks concatenate as the blocked layout of the result;
 // - Graph.interleave (the up-sampling phases): two Concats on new axes of the 5-d view;
 // - ReorderOutput's input is its own twin.
+// Training graphs (`training`, a build with BlockedTraining), where the convs were lowered with run-time
+// weights (nchwc.ts) and the gradient is in the graph, also keep the backward blocked:
+// - GroupNormSiluGrad, GroupNormSiluRecompute, DropoutMul: the kernels' `block` mode (the dropout mask by
+//   NCHW index, so the same mask);
+// - ConvWeightGrad reads x and dy in whichever layout they have (attributes xblock, dyblock);
+// - Slice on channels by whole blocks (a skip concatenation's gradient): the same Slice of the 5-d view.
 // A ReorderInput whose input has a twin becomes that twin. Everything else (attention, the last conv's
 // output) reads the NCHW values, which the runtime still reorders where they are used.
 
 import { FUSED_DOMAIN, type Graph, GraphError, groupsTileBlocks, type Node, type Value } from './graph.js';
 import { lowerConvsToNchwc, NCHWC_DOMAIN, reorderToBlocked } from './nchwc.js';
 
-export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[]): { twinned: number } {
+export function lowerToBlocked(
+  g: Graph,
+  block: number,
+  roots: readonly Value[],
+  opts: { training?: boolean } = {},
+): { twinned: number } {
   if (!(Number.isInteger(block) && block > 1)) throw new GraphError('blocked', `bad block size ${block}`);
-  lowerConvsToNchwc(g, block, roots, { constantWeights: true });
+  const training = opts.training ?? false;
+  if (training && !g.fused.includes('BlockedTraining')) {
+    throw new GraphError('blocked', 'a training graph needs the blocked training kernels (BlockedTraining)');
+  }
+  // Training graphs: the nchwc-convs pass lowered the convs of run-time weights; constant ones stay as they are.
+  lowerConvsToNchwc(g, block, roots, { constantWeights: !training });
   const twin = new Map<number, Value>();
   const wholeBlocks = (v: Value) => v.shape.length === 4 && v.shape[1]! % block === 0;
   // A blocked value as its 5-d view [N, C/B, H, W, B] and back.
@@ -74,6 +90,13 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
   };
 
   const t = (v: Value) => twin.get(v.id);
+  const anyGroups = g.fused.includes('GroupNormSiluBlockedAnyGroups');
+  const fusedNode = (
+    n: Node,
+    inputs: Value[],
+    attrs: Node['attrs'],
+    shapes = n.outputs.map((o) => o.shape),
+  ) => g.node(n.op, inputs, shapes, attrs, undefined, undefined, FUSED_DOMAIN);
   for (const n of g.liveNodes(roots)) {
     const out = n.outputs[0]!;
     switch (kindOf(n)) {
@@ -144,6 +167,104 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
         setTwin(n, g.reshape(g.concat(rows, 3), out.shape)); // [N, C/B, bH, bW, B] as [N, C, bH, bW]
         break;
       }
+      case 'groupNormSiluRecompute': {
+        const [x, gamma, beta, after] = n.inputs as [Value, Value, Value, Value];
+        const bx = t(x);
+        // `after` only orders the node (never read): its twin, so that no NCHW copy is made for it.
+        if (bx && groupsTileBlocks(x.shape[1]!, n.attrs.groups as number, block, anyGroups))
+          setTwin(n, fusedNode(n, [bx, gamma, beta, t(after) ?? after], { ...n.attrs, block })[0]!);
+        break;
+      }
+      case 'groupNormSiluGrad': {
+        const [dy, x, gamma, beta] = n.inputs as [Value, Value, Value, Value];
+        const bx = t(x);
+        if (!bx || !(block === 8 || block === 16) || x.shape.length !== 4) break;
+        let bdx: Value | undefined;
+        g.replaceNodeOutputs(n, () => {
+          const [dx, dgamma, dbeta] = fusedNode(n, [t(dy) ?? reorderToBlocked(g, dy), bx, gamma, beta], {
+            ...n.attrs,
+            block,
+          }) as [Value, Value, Value];
+          bdx = dx;
+          const nchwDx = g.node(
+            'ReorderOutput',
+            [dx],
+            [out.shape],
+            { channels_last: 0, channels: out.shape[1]! },
+            undefined,
+            undefined,
+            NCHWC_DOMAIN,
+          )[0]!;
+          return [nchwDx, dgamma, dbeta];
+        });
+        twin.set(out.id, bdx!);
+        break;
+      }
+      case 'dropoutMul': {
+        const [x, key] = n.inputs as [Value, Value];
+        const bx = t(x);
+        if (bx && wholeBlocks(x) && (block === 8 || block === 16))
+          setTwin(n, fusedNode(n, [bx, key], { ...n.attrs, block })[0]!);
+        break;
+      }
+      case 'convWeightGrad': {
+        const [x, dy] = n.inputs as [Value, Value];
+        const [bx, bdy] = [t(x), t(dy)];
+        if ((!bx && !bdy) || n.attrs.xblock || n.attrs.dyblock) break;
+        g.replaceNode(
+          n,
+          () =>
+            fusedNode(n, [bx ?? x, bdy ?? dy], {
+              ...n.attrs,
+              xblock: bx ? block : 0,
+              dyblock: bdy ? block : 0,
+            })[0]!,
+        );
+        break;
+      }
+      case 'slice': {
+        // Slice(x, starts, ends, axes[, steps]) of channels [s, e) by whole blocks, step 1.
+        const [x, ...rest] = n.inputs as [Value, ...Value[]];
+        const bx = t(x);
+        const ints = rest
+          .map((v) => g.leafOf(v))
+          .map((l) =>
+            l?.kind === 'const' ? Array.from(l.data as ArrayLike<number | bigint>, Number) : undefined,
+          );
+        const [starts, ends, axes, steps] = ints;
+        if (!bx || !wholeBlocks(out) || !starts || !ends || !axes || axes.length !== 1 || axes[0] !== 1)
+          break;
+        if (steps && steps[0] !== 1) break;
+        const c = x.shape[1]!;
+        const s0 = Math.min(Math.max(starts[0]! < 0 ? starts[0]! + c : starts[0]!, 0), c);
+        if (s0 % block !== 0) break;
+        setTwin(
+          n,
+          g.reshape(g.slice(view5(bx), [1], [s0 / block], [s0 / block + out.shape[1]! / block]), out.shape),
+        );
+        break;
+      }
+      case 'reduceSum': {
+        // A per-(sample, channel) sum over the grid (bias and timestep-shift gradients, Graph.reduceSum's
+        // [N C, H W] view summed over its last axis): the sum over the grid axis of [N, C/B, H W, B].
+        const r = n.inputs[0]!;
+        const axes = n.inputs[1] && g.leafOf(n.inputs[1]);
+        if (r.producer?.op !== 'Reshape' || r.producer.domain || n.attrs.keepdims !== 0) break;
+        if (
+          axes?.kind !== 'const' ||
+          Array.from(axes.data as ArrayLike<number | bigint>, Number).join() !== '1'
+        )
+          break;
+        const src = r.producer.inputs[0]!;
+        const bs = t(src);
+        if (!bs || !wholeBlocks(src)) break;
+        const [nb, c, h, w] = src.shape as [number, number, number, number];
+        if (r.shape.join() !== [nb * c, h * w].join()) break;
+        g.replaceNode(n, () =>
+          g.reshape(g.reduceSum(g.reshape(bs, [nb, c / block, h * w, block]), [2], false), out.shape),
+        );
+        break;
+      }
       case 'other':
         break;
     }
@@ -152,7 +273,20 @@ export function lowerToBlocked(g: Graph, block: number, roots: readonly Value[])
   return { twinned: twin.size };
 }
 
-type Kind = 'reorderOutput' | 'reorderInput' | 'groupNormSilu' | 'add' | 'concat' | 'interleave' | 'other';
+type Kind =
+  | 'reorderOutput'
+  | 'reorderInput'
+  | 'groupNormSilu'
+  | 'groupNormSiluRecompute'
+  | 'groupNormSiluGrad'
+  | 'dropoutMul'
+  | 'convWeightGrad'
+  | 'add'
+  | 'concat'
+  | 'slice'
+  | 'reduceSum'
+  | 'interleave'
+  | 'other';
 
 function kindOf(n: Node): Kind {
   if (n.domain === NCHWC_DOMAIN) {
@@ -160,8 +294,23 @@ function kindOf(n: Node): Kind {
     if (n.op === 'ReorderInput') return 'reorderInput';
     return 'other';
   }
-  if (n.domain === FUSED_DOMAIN)
-    return n.op === 'GroupNormSilu' || n.op === 'GroupNormSiluShift' ? 'groupNormSilu' : 'other';
+  if (n.domain === FUSED_DOMAIN) {
+    switch (n.op) {
+      case 'GroupNormSilu':
+      case 'GroupNormSiluShift':
+        return 'groupNormSilu';
+      case 'GroupNormSiluRecompute':
+        return 'groupNormSiluRecompute';
+      case 'GroupNormSiluGrad':
+        return 'groupNormSiluGrad';
+      case 'DropoutMul':
+        return 'dropoutMul';
+      case 'ConvWeightGrad':
+        return 'convWeightGrad';
+      default:
+        return 'other';
+    }
+  }
   if (n.domain) return 'other';
   if (n.meta?.interleaveOf) return 'interleave';
   switch (n.op) {
@@ -169,6 +318,10 @@ function kindOf(n: Node): Kind {
       return 'add';
     case 'Concat':
       return 'concat';
+    case 'Slice':
+      return 'slice';
+    case 'ReduceSum':
+      return 'reduceSum';
     default:
       return 'other';
   }

@@ -23,11 +23,13 @@ export const FUSED_DOMAIN = 'ai.ddpm';
 /** Fused kernels an engine may run beyond standard ONNX, by the name of their op in FUSED_DOMAIN. */
 /**
  * The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use, and its
- * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks.
+ * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks;
+ * BlockedTraining = GroupNormSiluGrad, DropoutMul and ConvWeightGrad take the blocked layout too.
  */
 export const FUSED_KERNELS = [
   'GroupNormSilu',
   'GroupNormSiluBlockedAnyGroups',
+  'BlockedTraining',
   'GroupNormSiluShift',
   'GroupNormSiluRecompute',
   'Im2col',
@@ -925,6 +927,35 @@ export class Graph {
     }
     (last.outputs as Value[])[0] = old;
     (old as { producer?: Node }).producer = last;
+    this.nodes.splice(at, 1, ...added);
+  }
+
+  /**
+   * replaceNode for a node of several outputs: `build` records nodes and returns one value per output of
+   * `node` (same shapes), each produced by one of those nodes; every original output value keeps its
+   * consumers, now produced there.
+   */
+  replaceNodeOutputs(node: Node, build: () => Value[]): void {
+    const at = this.nodes.indexOf(node);
+    if (at < 0) throw new GraphError(node.op, 'cannot replace this node');
+    const start = this.nodes.length;
+    const vs = build();
+    const added = this.nodes.splice(start);
+    if (vs.length !== node.outputs.length)
+      throw new GraphError(node.op, 'replacement must give every output');
+    vs.forEach((v, i) => {
+      const old = node.outputs[i]!;
+      const p = added.find((m) => m.outputs.includes(v));
+      if (!p) throw new GraphError(node.op, 'replacement outputs must come from new nodes');
+      if (v.shape.join(',') !== old.shape.join(',')) {
+        throw new GraphError(
+          node.op,
+          `replacement gives ${shapeStr(v.shape)}, expected ${shapeStr(old.shape)}`,
+        );
+      }
+      (p.outputs as Value[])[p.outputs.indexOf(v)] = old;
+      (old as { producer?: Node }).producer = p;
+    });
     this.nodes.splice(at, 1, ...added);
   }
 

@@ -1,11 +1,11 @@
 // The layout passes for ONNX Runtime's CPU kernels, run last (after any gradient): 'nchwc-convs' lowers
 // the convolutions whose weights are fed at run time (training graphs) to ORT's blocked NCHWc kernels,
-// which ORT's own transformer does only for constant weights (nchwc.ts); 'blocked-layout' keeps inference
-// activations in the blocked layout from one conv to the next, through the fused GroupNorm + SiLU
-// (blocked.ts). Layout changes only: the same arithmetic, equal to rounding.
+// which ORT's own transformer does only for constant weights (nchwc.ts); 'blocked-layout' keeps
+// activations in the blocked layout from one conv to the next, through the fused GroupNorm + SiLU, and in
+// training graphs through the backward's kernels too (blocked.ts). Layout changes only: the same arithmetic, equal to rounding.
 
 import { lowerToBlocked } from '../blocked.js';
-import { lowerConvsToNchwc } from '../nchwc.js';
+import { lowerConvsToNchwc, NCHWC_DOMAIN } from '../nchwc.js';
 import type { GraphPass } from './util.js';
 
 export const nchwcConvs: GraphPass = {
@@ -22,13 +22,21 @@ export const nchwcConvs: GraphPass = {
 export const blockedLayout: GraphPass = {
   name: 'blocked-layout',
   stage: 'layout',
-  scope: 'constant-weights',
-  summary: 'inference activations kept in the blocked NCHWc layout between convs (with the fused GroupNorm)',
+  scope: 'any',
+  summary:
+    'activations kept in the blocked NCHWc layout between convs (inference; training with the blocked training kernels)',
   run(ctx) {
     const g = ctx.graph;
-    if (ctx.nchwcBlock < 2 || !ctx.constantWeights || !g.fused.includes('GroupNormSilu')) return 0;
-    const convs = g.liveNodes(ctx.roots).filter((n) => n.op === 'Conv' && !n.domain).length;
-    if (convs > 0) lowerToBlocked(g, ctx.nchwcBlock, ctx.roots);
+    if (ctx.nchwcBlock < 2 || !g.fused.includes('GroupNormSilu')) return 0;
+    if (ctx.constantWeights) {
+      const convs = g.liveNodes(ctx.roots).filter((n) => n.op === 'Conv' && !n.domain).length;
+      if (convs > 0) lowerToBlocked(g, ctx.nchwcBlock, ctx.roots);
+      return convs;
+    }
+    // A training graph after nchwc-convs: its convs are ORT's NCHWc kernels already.
+    if (!ctx.training || !g.fused.includes('BlockedTraining')) return 0;
+    const convs = g.liveNodes(ctx.roots).filter((n) => n.op === 'Conv' && n.domain === NCHWC_DOMAIN).length;
+    if (convs > 0) lowerToBlocked(g, ctx.nchwcBlock, ctx.roots, { training: true });
     return convs;
   },
 };
