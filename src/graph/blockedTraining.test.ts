@@ -18,7 +18,9 @@ const skip = !native
   ? 'the native binding is not built'
   : !nativeKernelNames().includes('BlockedTraining')
     ? 'this build has no blocked training kernels'
-    : false;
+    : !native.fusedKernels?.includes('BlockedTraining')
+      ? 'the graphs use the blocked training kernels with ConvWeightGrad only (AVX2: DDPM_CONV_WEIGHT_GRAD=1)'
+      : false;
 
 describe('blocked-layout on a training graph', { skip }, () => {
   it('gives the NCHW graph’s loss and gradients to rounding, with far fewer reorders', async (t) => {

@@ -193,7 +193,7 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
               : pass.name === 'blocked-layout' &&
                   training &&
                   !native?.fusedKernels?.includes('BlockedTraining')
-                ? 'this build has no blocked training kernels'
+                ? 'the graphs do not use the blocked training kernels (no ConvWeightGrad)'
                 : false;
         it(`${pass.name} (${training ? 'training graph' : 'inference'}; ${label})`, { skip }, async () => {
           const opts = { training, fused, nchwcBlock };
