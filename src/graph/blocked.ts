@@ -74,13 +74,15 @@ export function lowerToBlocked(
   // Conv adds it while writing its output, as ORT's own NCHWc transformer fuses it).
   const uses = new Map<number, number>();
   for (const n of g.liveNodes(roots)) for (const v of n.inputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  // A conv without a bias (the backward's input-gradient convs) gets zeros for one: Sum is the fourth input.
   const sumIntoConv = (nchw: Value, conv: Value, other: Value): Value | undefined => {
     const c = conv.producer;
-    if (!(c?.op === 'Conv' && c.domain === NCHWC_DOMAIN && c.inputs.length === 3)) return undefined;
+    if (!(c?.op === 'Conv' && c.domain === NCHWC_DOMAIN && c.inputs.length <= 3)) return undefined;
     if (uses.get(nchw.id) !== 1 || uses.get(conv.id) !== 1) return undefined;
+    const bias = c.inputs[2] ?? g.constant(new Float32Array(conv.shape[1]!), [conv.shape[1]!]);
     return g.node(
       'Conv',
-      [...c.inputs, other],
+      [c.inputs[0]!, c.inputs[1]!, bias, other],
       [conv.shape],
       c.attrs,
       undefined,
