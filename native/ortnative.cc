@@ -907,7 +907,9 @@ static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
 // one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (threads over column blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a
 // column's value broadcast at each position: kWgNV kWgB accumulators in registers over the group's positions,
 // added into the column block's sums. On the S model's 3x3 layers one thread runs as fast as the tile loop
-// alone with its data in cache (bench/README.md, "The weight gradients").
+// alone with its data in cache (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked
+// layout (attributes xblock, dyblock; the blocked training graph): a blocked direct side is copied into At
+// B floats per position, a blocked shifted side transposed into the planes 16 positions x 16 lanes at a time.
 #if defined(__AVX512F__)
 constexpr int kWgV = 16, kWgNV = 3, kWgB = 9;  // 27 accumulators + 3 direct vectors + 1 broadcast of 32
 #else

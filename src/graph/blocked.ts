@@ -15,7 +15,9 @@
 // - GroupNormSiluGrad, GroupNormSiluRecompute, DropoutMul: the kernels' `block` mode (the dropout mask by
 //   NCHW index, so the same mask);
 // - ConvWeightGrad reads x and dy in whichever layout they have (attributes xblock, dyblock);
-// - Slice on channels by whole blocks (a skip concatenation's gradient): the same Slice of the 5-d view.
+// - Slice on channels by whole blocks (a skip concatenation's gradient): the same Slice of the 5-d view;
+// - a per-(sample, channel) sum over the grid (bias and timestep-shift gradients): over [N, C/B, H W, B];
+// - a gradient sum into the input-gradient conv's Sum input (zeros for its missing bias).
 // A ReorderInput whose input has a twin becomes that twin. Everything else (attention, the last conv's
 // output) reads the NCHW values, which the runtime still reorders where they are used.
 
