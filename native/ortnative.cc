@@ -904,9 +904,10 @@ static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
 // per sample into small planes: for stride 1 one plane per channel, padded by kh - 1 rows and kw - 1 columns
 // of zeros, so that a tap is an offset into it and the tiles walk its rows (three planes per channel, one per
 // horizontal offset, had written 2.7 times the floats: S's [64, 64, 16, 16] layer 2.1 -> 0.9 ms of planes on
-// one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (threads over column blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a
-// column's value broadcast at each position: kWgNV kWgB accumulators in registers over the group's positions,
-// added into the column block's sums. On the S model's 3x3 layers one thread runs as fast as the tile loop
+// one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (threads over column
+// blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a column's value broadcast at each
+// position: kWgNV kWgB accumulators in registers over the group's positions, added into the column block's
+// sums. On the S model's 3x3 layers one thread runs as fast as the tile loop
 // alone with its data in cache (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked
 // layout (attributes xblock, dyblock; the blocked training graph): a blocked direct side is copied into At
 // B floats per position, a blocked shifted side transposed into the planes 16 positions x 16 lanes at a time.
