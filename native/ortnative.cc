@@ -1267,7 +1267,7 @@ struct DropoutJob {
   uint32_t key, thresh;
   float scale;
   int64_t first, n;
-  int64_t channels, inner, block;  // the blocked layout: C, H*W, B
+  int64_t channels, inner;  // the blocked layout: C, H*W
 };
 static inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
@@ -1277,6 +1277,12 @@ static inline uint32_t fmix32(uint32_t h) {
   return h ^ (h >> 16);
 }
 static constexpr int64_t kDropoutUnit = 8192;  // values per parallel unit
+// x times mask value e of the site (key: the site's key), as x times the fed mask (signed zeros, NaN).
+static inline float dropoutValue(float x, uint32_t e, uint32_t key, uint32_t thresh, float scale) {
+  const uint32_t h = fmix32((e >> 1) * 0x9e3779b9u + key);
+  const uint32_t u = (e & 1u) ? h >> 16 : h & 0xffffu;
+  return x * (u < thresh ? 0.f : scale);
+}
 // Each value hashes its own word (no state from value to value), so units split anywhere; e is taken
 // modulo 2^32, as the JS fill does (no site reaches 2^32 values).
 static void dropoutUnit(const DropoutJob& j, int64_t unit) {
@@ -1285,12 +1291,7 @@ static void dropoutUnit(const DropoutJob& j, int64_t unit) {
   const float scale = j.scale;
   const float* x = j.x + from;
   float* y = j.y + from;
-  for (int64_t i = 0; i < to - from; i++) {
-    const uint32_t e = e0 + uint32_t(i);
-    const uint32_t h = fmix32((e >> 1) * 0x9e3779b9u + key);
-    const uint32_t u = (e & 1u) ? h >> 16 : h & 0xffffu;
-    y[i] = x[i] * (u < thresh ? 0.f : scale);  // as x times the fed mask (signed zeros, NaN)
-  }
+  for (int64_t i = 0; i < to - from; i++) y[i] = dropoutValue(x[i], e0 + uint32_t(i), key, thresh, scale);
 }
 // The blocked layout, one unit per (sample, block of B channels): value (p, l) of block cb of sample n has
 // the NCHW index n C HW + (cb B + l) HW + p.
@@ -1304,12 +1305,7 @@ static void dropoutBlock(const DropoutJob& j, int64_t unit) {
   float* y = j.y + unit * hw * B;
   for (int64_t p = 0; p < hw; p++)
 #pragma omp simd
-    for (int l = 0; l < B; l++) {
-      const uint32_t e = e0 + uint32_t(l * hw + p);
-      const uint32_t h = fmix32((e >> 1) * 0x9e3779b9u + key);
-      const uint32_t u = (e & 1u) ? h >> 16 : h & 0xffffu;
-      y[p * B + l] = x[p * B + l] * (u < thresh ? 0.f : scale);
-    }
+    for (int l = 0; l < B; l++) y[p * B + l] = dropoutValue(x[p * B + l], e0 + uint32_t(l * hw + p), key, thresh, scale);
 }
 static void* dropoutCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new DropoutKernel();
@@ -1335,7 +1331,7 @@ static void dropoutCompute(void* kernel, OrtKernelContext* ctx) {
   j.thresh = uint32_t(std::lround(double(k->p) * 65536.0));
   j.scale = float(65536.0 / double(65536 - j.thresh));
   if (k->block == 8 || k->block == 16) {  // [N, C, H, W] with whole blocks (the graph builder checks)
-    j.channels = dims[1], j.inner = innerOf(dims), j.block = k->block;
+    j.channels = dims[1], j.inner = innerOf(dims);
     auto block16 = [](const void* jj, int64_t i) { dropoutBlock<16>(*static_cast<const DropoutJob*>(jj), i); };
     auto block8 = [](const void* jj, int64_t i) { dropoutBlock<8>(*static_cast<const DropoutJob*>(jj), i); };
     parallelUnits(ctx, &j, k->block == 16 ? +block16 : +block8, dims[0] * (j.channels / k->block),

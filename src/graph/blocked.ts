@@ -53,20 +53,17 @@ export function lowerToBlocked(
     v.shape.at(-2) === 1;
   // Where an op reads the NCHW form of a twinned value, it gets the twin reordered (once), not the
   // original op's NCHW computation (which would keep a second, NCHW copy of the network alive).
-  const toNchw = (n: Node, tv: Value) =>
-    g.replaceNode(
-      n,
-      () =>
-        g.node(
-          'ReorderOutput',
-          [tv],
-          [n.outputs[0]!.shape],
-          { channels_last: 0, channels: tv.shape[1]! },
-          undefined,
-          undefined,
-          NCHWC_DOMAIN,
-        )[0]!,
-    );
+  const reorderOutput = (tv: Value, shape: readonly number[]) =>
+    g.node(
+      'ReorderOutput',
+      [tv],
+      [shape],
+      { channels_last: 0, channels: shape[1]! },
+      undefined,
+      undefined,
+      NCHWC_DOMAIN,
+    )[0]!;
+  const toNchw = (n: Node, tv: Value) => g.replaceNode(n, () => reorderOutput(tv, n.outputs[0]!.shape));
   const setTwin = (n: Node, tv: Value) => {
     twin.set(n.outputs[0]!.id, tv);
     toNchw(n, tv);
@@ -190,16 +187,7 @@ export function lowerToBlocked(
             block,
           }) as [Value, Value, Value];
           bdx = dx;
-          const nchwDx = g.node(
-            'ReorderOutput',
-            [dx],
-            [out.shape],
-            { channels_last: 0, channels: out.shape[1]! },
-            undefined,
-            undefined,
-            NCHWC_DOMAIN,
-          )[0]!;
-          return [nchwDx, dgamma, dbeta];
+          return [reorderOutput(dx, out.shape), dgamma, dbeta];
         });
         twin.set(out.id, bdx!);
         break;

@@ -907,32 +907,17 @@ export class Graph {
 
   /**
    * Replace `node` (single output) by the nodes that `build` records, in place: they take its position
-   * in the node order and the last one produces the original output value, so every consumer and
-   * graph output stays as it is. For lowering passes that run after `grad` (e.g. nchwc.ts).
+   * in the node order and the one that made build's value produces the original output value, so every
+   * consumer and graph output stays as it is. For lowering passes that run after `grad` (e.g. nchwc.ts).
    */
   replaceNode(node: Node, build: () => Value): void {
-    const at = this.nodes.indexOf(node);
-    if (at < 0 || node.outputs.length !== 1) throw new GraphError(node.op, 'cannot replace this node');
-    const start = this.nodes.length;
-    const v = build();
-    const added = this.nodes.splice(start);
-    const last = added.at(-1);
-    if (!last || last.outputs[0] !== v) throw new GraphError(node.op, 'replacement must end in a new node');
-    const old = node.outputs[0]!;
-    if (v.shape.join(',') !== old.shape.join(',')) {
-      throw new GraphError(
-        node.op,
-        `replacement gives ${shapeStr(v.shape)}, expected ${shapeStr(old.shape)}`,
-      );
-    }
-    (last.outputs as Value[])[0] = old;
-    (old as { producer?: Node }).producer = last;
-    this.nodes.splice(at, 1, ...added);
+    if (node.outputs.length !== 1) throw new GraphError(node.op, 'cannot replace this node');
+    this.replaceNodeOutputs(node, () => [build()]);
   }
 
   /**
-   * replaceNode for a node of several outputs: `build` records nodes and returns one value per output of
-   * `node` (same shapes), each produced by one of those nodes; every original output value keeps its
+   * replaceNode for a node of any number of outputs: `build` records nodes and returns one value per output
+   * of `node` (same shapes), each produced by one of those nodes; every original output value keeps its
    * consumers, now produced there.
    */
   replaceNodeOutputs(node: Node, build: () => Value[]): void {
