@@ -42,6 +42,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -900,15 +901,15 @@ static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
 // It is a GEMM with K = (sample, grid position): dW^T [C kh kw, O] = patches [C kh kw, K] x dy^T [K, O].
 // One side's rows (the "direct" side: dy; x instead when the conv keeps its grid and C > O, dW[o, c, i, j] =
 // sum x[n, c, y, x] dy[n, o, y + pt - i, x + pl - j]) are transposed per group of samples into At [K, D] (phase
-// 1, threads over blocks of 16 rows): vectors along D. The other side's tap rows (the "shifted" side) are copied
+// 1): vectors along D. The other side's tap rows (the "shifted" side) are copied
 // per sample into small planes: for stride 1 one plane per channel, padded by kh - 1 rows and kw - 1 columns
 // of zeros, so that a tap is an offset into it and the tiles walk its rows (three planes per channel, one per
 // horizontal offset, had written 2.7 times the floats: S's [64, 64, 16, 16] layer 2.1 -> 0.9 ms of planes on
-// one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (threads over column
-// blocks) runs tiles of kWgNV vectors of D times kWgB tap columns, a column's value broadcast at each
+// one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (over column blocks)
+// runs tiles of kWgNV vectors of D times kWgB tap columns, a column's value broadcast at each
 // position: kWgNV kWgB accumulators in registers over the group's positions, added into the column block's
-// sums. On the S model's 3x3 layers one thread runs as fast as the tile loop
-// alone with its data in cache (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked
+// sums. Threads take ranges of samples (each its own At, planes and sums, added at the end) or, for batches
+// under 4, share a group's transposes and column blocks (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked
 // layout (attributes xblock, dyblock; the blocked training graph): a blocked direct side is copied into At
 // B floats per position, a blocked shifted side transposed into the planes 16 positions x 16 lanes at a time.
 #if defined(__AVX512F__)
@@ -1150,7 +1151,10 @@ static void wgColumns(const WgJob& j, int64_t u) {
       wgTile<decltype(nv)::value>(j.at + v * kWgV, j.dnPad, bp, bs, j.g1, j.rows, j.width, j.pw, c + v * kWgV);
       v += decltype(nv)::value;
     };
-    while (v + kWgNV <= dv) tile(std::integral_constant<int, kWgNV>{});
+    // 64 channels as two tiles of 2 vectors, not 3 and a 1-vector tail (one load per multiply-add there):
+    // 4-6% faster on S's 64-channel layers, paired runs.
+    if (dv != 4)
+      while (v + kWgNV <= dv) tile(std::integral_constant<int, kWgNV>{});
     while (v + 2 <= dv) tile(std::integral_constant<int, 2>{});
     while (v < dv) tile(std::integral_constant<int, 1>{});
   }
@@ -1205,28 +1209,77 @@ static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
   j.sampleStride = j.nplanes * j.planeLen, j.chanStride = j.G * j.sampleStride;
   j.offYmin = std::min(j.offY0, j.offY0 + j.sign * (j.kh - 1));
   j.offXmin = std::min(j.offX0, j.offX0 + j.sign * (j.kw - 1));
-  const int64_t unitChannels = ((j.cblocks + j.units - 1) / j.units) * kWgB / T + 2;
+  // Threads take ranges of samples, each range with its own At, planes (every channel's) and sums, added at
+  // the end: no barrier between groups, and no thread reads At rows another core wrote (one barrier per group
+  // and split column blocks had cost 5-16% on S's 3x3 layers, 43% on a 1x1, paired runs of one node). Below
+  // two samples per range the columns are split instead, on one range.
+  const int64_t U = std::clamp<int64_t>(std::min<int64_t>(n / 2, std::thread::hardware_concurrency()), 1, 8);
+  if (U > 1) j.units = 1;
+  const int64_t unitChannels = U > 1 ? j.sn + 2 : ((j.cblocks + j.units - 1) / j.units) * kWgB / T + 2;
   j.unitPlaneFloats = (unitChannels * j.chanStride + 15) / 16 * 16;
+  const int64_t atFloats = (j.G * j.P * j.dnPad + 15) / 16 * 16, sumFloats = j.cblocks * kWgB * j.dnPad;
+  const int64_t rangeFloats = atFloats + sumFloats + j.units * j.unitPlaneFloats;  // At, sums, planes
   // Scratch shared by every ConvWeightGrad node (one runs at a time; the lock keeps it so), kept between runs.
   static std::mutex lock;
-  static std::vector<float> at, sums, planes, zero;
+  static std::vector<float> scratch, zero;
   std::lock_guard<std::mutex> hold(lock);
-  auto aligned = [](std::vector<float>& v, int64_t floats, bool clear) {
-    if (clear) v.assign(size_t(floats + 16), 0.f);
-    else if (int64_t(v.size()) < floats + 16) v.resize(size_t(floats + 16));
-    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+  if (int64_t(scratch.size()) < U * rangeFloats + 16) scratch.resize(size_t(U * rangeFloats + 16));
+  float* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  if (int64_t(zero.size()) < j.P + 16) zero.assign(size_t(j.P + 16), 0.f);
+  j.zero = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(zero.data()) + 63) & ~uintptr_t(63));
+  const auto rangeOf = [&](WgJob& r, int64_t u) {  // range u's scratch, its sums cleared
+    r.at = base + u * rangeFloats, r.sums = r.at + atFloats, r.planes = r.sums + sumFloats;
+    std::fill(r.sums, r.sums + sumFloats, 0.f);
   };
-  j.at = aligned(at, j.G * j.P * j.dnPad, false);
-  j.sums = aligned(sums, j.cblocks * kWgB * j.dnPad, true);
-  j.planes = aligned(planes, j.units * j.unitPlaneFloats, false);
-  j.zero = aligned(zero, j.P, true);
-  for (j.n0 = 0; j.n0 < n; j.n0 += j.G) {
-    j.g1 = std::min(j.G, n - j.n0);
-    // One task per unit (parallelUnits batches units only below 32K floats of work each).
-    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgTransposeBlock(*static_cast<const WgJob*>(jj), i); },
-                  j.dnPad / 16, 32768);
-    parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgColumns(*static_cast<const WgJob*>(jj), i); }, j.units,
-                  32768);
+  if (U > 1) {
+    struct Ranges {
+      const WgJob* j;
+      const decltype(rangeOf)* of;
+      int64_t U;
+    } ranges{&j, &rangeOf, U};
+    parallelUnits(
+        ctx, &ranges,
+        [](const void* rr, int64_t u) {
+          const auto& q = *static_cast<const Ranges*>(rr);
+          WgJob r = *q.j;
+          (*q.of)(r, u);
+          const int64_t s1 = r.n * (u + 1) / q.U;
+          for (r.n0 = r.n * u / q.U; r.n0 < s1; r.n0 += r.G) {
+            r.g1 = std::min(r.G, s1 - r.n0);
+            for (int64_t b = 0; b < r.dnPad / 16; b++) wgTransposeBlock(r, b);
+            wgColumns(r, 0);
+          }
+        },
+        U, int64_t(1) << 20);
+    // The ranges' sums added into the first's, in chunks of 16K floats.
+    struct Add {
+      float* base;
+      int64_t rangeFloats, atFloats, sumFloats, U;
+    } add{base, rangeFloats, atFloats, sumFloats, U};
+    parallelUnits(
+        ctx, &add,
+        [](const void* aa, int64_t i) {
+          const auto& q = *static_cast<const Add*>(aa);
+          const int64_t f0 = i * 16384, f1 = std::min(q.sumFloats, f0 + 16384);
+          float* dst = q.base + q.atFloats;
+          for (int64_t u = 1; u < q.U; u++) {
+            const float* src = q.base + u * q.rangeFloats + q.atFloats;
+#pragma omp simd
+            for (int64_t f = f0; f < f1; f++) dst[f] += src[f];
+          }
+        },
+        (sumFloats + 16383) / 16384, 16384 * (U - 1));
+    j.sums = base + atFloats;
+  } else {
+    rangeOf(j, 0);
+    for (j.n0 = 0; j.n0 < n; j.n0 += j.G) {
+      j.g1 = std::min(j.G, n - j.n0);
+      // One task per unit (parallelUnits batches units only below 32K floats of work each).
+      parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgTransposeBlock(*static_cast<const WgJob*>(jj), i); },
+                    j.dnPad / 16, 32768);
+      parallelUnits(ctx, &j, [](const void* jj, int64_t i) { wgColumns(*static_cast<const WgJob*>(jj), i); },
+                    j.units, 32768);
+    }
   }
   // The sums [column, D] into the weight's layout. Swapped: dw[(sc dn + d) T + t], a column's writes T floats
   // apart within one output channel's block. Else dw[d cols + column], in 16 x 16 tiles: column by column, the

@@ -132,6 +132,7 @@ describe('native training kernels in the blocked layout', { skip }, () => {
     [2, 24, 40, 4, 4, 2, 2, 1, [1, 1, 0, 0], '2x2 phase conv, channels off the 16 lanes'],
     [2, 32, 16, 3, 20, 3, 3, 1, [1, 1, 1, 1], 'rows of 20: a 16-position transpose and a tail'],
     [2, 48, 16, 2, 33, 3, 3, 1, [1, 1, 1, 1], 'x direct, planes of dy in rows of 33'],
+    [7, 32, 64, 8, 8, 3, 3, 1, [1, 1, 1, 1], 'batch 7: sample ranges over threads'],
   ] as [number, number, number, number, number, number, number, number, number[], string][]) {
     for (const b of [8, 16]) {
       if (c % b !== 0 || o % b !== 0) continue;
