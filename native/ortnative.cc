@@ -25,6 +25,9 @@
 //   conv, flip) in one tiled pass instead of two Transposes.
 //   DropoutMul(x, key [3]; p, site) -> x times a dropout mask made from a counter-based hash (no mask
 //     tensor: the backward runs it again on dy).
+//   Attention(q [B, D, L], k [B, D, Lk], v [B, Dv, Lk]; scale) -> o [B, Dv, L], lse [B, L]: softmax attention
+//     without its [L, Lk] weights in memory (native/attention.cc); AttentionGrad(q, k, v, o, lse, do) -> dq,
+//     dk, dv, the weights made again from lse.
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -34,12 +37,15 @@
 #endif
 #include <node_api.h>
 
+#include "attention.h"
 #include "optim.h"
+#include "simd.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -173,26 +179,6 @@ static int64_t innerOf(const std::vector<int64_t>& dims) {
   return n;
 }
 
-// e^x written so that an `omp simd` loop vectorizes it inline (libmvec's expf is a call per vector):
-// x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor polynomial of degree 6 (relative error at most 4.3e-7
-// over [-87, 88]), times 2^n built in the exponent bits; x is clamped to [-87, 88], where 2^n stays normal.
-static inline float expInline(float x) {
-  x = std::fmin(std::fmax(x, -87.f), 88.f);
-  const int32_t n = int32_t(x * 1.44269504088896341f + 128.5f) - 128;  // round(x / ln2), truncating a positive
-  const float nf = float(n);
-  const float r = (x - nf * 0.693145751953125f) - nf * 1.42860682030941723212e-6f;  // ln2 in two parts
-  float p = 1.f / 720.f;
-  p = p * r + 1.f / 120.f;
-  p = p * r + 1.f / 24.f;
-  p = p * r + 1.f / 6.f;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  const int32_t bits = (n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 // sigmoid(z) and SiLU(z) = z sigmoid(z)
 static inline float sigmoid(float z) { return 1.f / (1.f + expInline(-z)); }
 static inline float silu(float z) { return z / (1.f + expInline(-z)); }
@@ -942,36 +928,6 @@ struct WgJob {
   int64_t n0, g1;             // the current group: samples n0 .. n0 + g1
 };
 
-// Column of the 16x16 transpose of wgTransposeBlock held by its register i.
-constexpr int kWgTrOrder[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
-
-#if defined(__AVX512F__)
-// r[0..15] (16 rows of 16 floats) transposed in registers: unpacks, then 128-bit lane shuffles; column c of
-// the input ends in r[i] with kWgTrOrder[i] = c.
-static inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++)
-    for (int h = 0; h < 2; h++) {
-      const __m512d a = _mm512_castps_pd(t[4 * i + h]), b = _mm512_castps_pd(t[4 * i + 2 + h]);
-      r[4 * i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-      r[4 * i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    }
-  for (int i = 0; i < 2; i++)
-    for (int h = 0; h < 4; h++) {
-      t[8 * i + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0x88);
-      t[8 * i + 4 + h] = _mm512_shuffle_f32x4(r[8 * i + h], r[8 * i + 4 + h], 0xDD);
-    }
-  for (int h = 0; h < 8; h++) {
-    r[h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0x88);
-    r[8 + h] = _mm512_shuffle_f32x4(t[h], t[8 + h], 0xDD);
-  }
-}
-#endif
-
 // Phase 1, one block of 16 direct rows: At[(g P + p) dnPad + d] = direct[n0 + g][d][p] (zero past dn).
 static void wgTransposeBlock(const WgJob& j, int64_t blk) {
   const int64_t d0 = blk * 16, P = j.P, nd = std::min<int64_t>(16, j.dn - d0);
@@ -1001,7 +957,7 @@ static void wgTransposeBlock(const WgJob& j, int64_t blk) {
       __m512 r[16];
       for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (d0 + i) * P + p);
       transpose16(r);
-      for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (p + kWgTrOrder[i]) * j.dnPad, r[i]);
+      for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (p + kTr16Order[i]) * j.dnPad, r[i]);
     }
 #elif defined(__AVX2__)
     for (; nd == 16 && p + 8 <= P; p += 8)  // two 8x8 transposes (rows d0..d0+7, d0+8..d0+15) per 8 positions
@@ -1119,7 +1075,7 @@ static void wgColumns(const WgJob& j, int64_t u) {
                   if (from >= to) continue;
                   const __mmask16 m = __mmask16(((1u << to) - 1u) & ~((1u << from) - 1u));
                   for (int i = 0; i < 16; i++) {
-                    const int64_t l = kWgTrOrder[i] - l0;
+                    const int64_t l = kTr16Order[i] - l0;
                     if (l < 0 || l >= nl) continue;
                     _mm512_mask_storeu_ps(dst + l * j.chanStride + r * j.pw + lo + x0, m, v[i]);
                   }
@@ -1470,13 +1426,58 @@ static void registerSharedArena() {
   sharedArena = true;
 }
 
+// ---- Attention and AttentionGrad (native/attention.cc) ----
+struct AttnKernel {
+  float scale = 1.f;
+};
+static void* attnCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new AttnKernel();
+  attr(info, "scale", &k->scale);
+  return k;
+}
+// The job's sizes from q [B, D, L], k [B, D, Lk], v [B, Dv, Lk]; false for sizes the kernels do not take (the
+// graph builder never makes them), whose outputs are then NaN.
+static bool attnJobOf(OrtKernelContext* ctx, const AttnKernel* k, AttnJob& j) {
+  std::vector<int64_t> qd, kd, vd;
+  j.q = inputOf(ctx, 0, &qd), j.k = inputOf(ctx, 1, &kd), j.v = inputOf(ctx, 2, &vd);
+  j.scale = k->scale;
+  if (qd.size() != 3 || kd.size() != 3 || vd.size() != 3) return false;
+  j.b = qd[0], j.d = qd[1], j.l = qd[2], j.lk = kd[2], j.dv = vd[1];
+  return kd[0] == j.b && vd[0] == j.b && kd[1] == j.d && vd[2] == j.lk && attnShapesOk(j.d, j.dv, j.l, j.lk);
+}
+static void fillNaN(float* p, int64_t n) { std::fill(p, p + n, std::numeric_limits<float>::quiet_NaN()); }
+static void attnCompute(void* kernel, OrtKernelContext* ctx) {
+  AttnJob j{};
+  const bool ok = attnJobOf(ctx, static_cast<const AttnKernel*>(kernel), j);
+  j.out = outputOf(ctx, 0, {j.b, j.dv, j.l});
+  j.outLse = outputOf(ctx, 1, {j.b, j.l});
+  if (!ok) return fillNaN(j.out, j.b * j.dv * j.l), fillNaN(j.outLse, j.b * j.l);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t u) { attnForwardUnit(*static_cast<const AttnJob*>(jj), u); },
+                attnForwardUnits(j), int64_t(1) << 20);
+}
+static void attnGradCompute(void* kernel, OrtKernelContext* ctx) {
+  AttnJob j{};
+  const bool ok = attnJobOf(ctx, static_cast<const AttnKernel*>(kernel), j);
+  j.o = inputOf(ctx, 3), j.lse = inputOf(ctx, 4), j.dO = inputOf(ctx, 5);
+  j.dq = outputOf(ctx, 0, {j.b, j.d, j.l});
+  j.dk = outputOf(ctx, 1, {j.b, j.d, j.lk});
+  j.dvOut = outputOf(ctx, 2, {j.b, j.dv, j.lk});
+  if (!ok) return fillNaN(j.dq, j.b * j.d * j.l), fillNaN(j.dk, j.b * j.d * j.lk), fillNaN(j.dvOut, j.b * j.dv * j.lk);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t n) { attnBackwardUnit(*static_cast<const AttnJob*>(jj), n); },
+                j.b, int64_t(1) << 20);
+}
+static const CustomOpAbi attnOp = fusedOp<AttnKernel, 3, 2>(
+    [](const CustomOpAbi*) -> const char* { return "Attention"; }, attnCreate, attnCompute);
+static const CustomOpAbi attnGradOp = fusedOp<AttnKernel, 6, 3>(
+    [](const CustomOpAbi*) -> const char* { return "AttentionGrad"; }, attnCreate, attnGradCompute);
+
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
 // blocks; ConvWeightGradPreferred, below), so the TypeScript side uses only what this build has (an older
 // binary lacks newer kernels).
 static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
                                                &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
-                                               &convWeightGradOp};
+                                               &convWeightGradOp, &attnOp,     &attnGradOp};
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).

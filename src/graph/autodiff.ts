@@ -130,6 +130,22 @@ const RULES: Record<string, Rule> = {
     const [dx, dgamma, dbeta] = groupNormSiluGrad(g, n, dy, xs);
     return [dx, dgamma, dbeta, g.reshape(unbroadcast(g, dx!, [nb, c, 1, 1]), [nb, c])];
   },
+  // The native engine's attention (graph pass fuse-attention): its gradient is that engine's one kernel too,
+  // which makes the softmax weights again from the forward's log-sum-exp (output 1) instead of keeping them.
+  Attention: (g, n, dy) => {
+    if (n.domain !== FUSED_DOMAIN) throw new GraphError(n.op, 'only the fused op has a gradient');
+    const [q, k, v] = n.inputs as [Value, Value, Value];
+    const [o, lse] = n.outputs as [Value, Value];
+    return g.node(
+      'AttentionGrad',
+      [q, k, v, o, lse, dy],
+      [q.shape, k.shape, v.shape],
+      { ...n.attrs },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    );
+  },
   // The native engine's dropout (graph pass kernel-dropout): y = x * mask, so dx = dy * mask, the same
   // kernel with the same key and site (the mask is made again, never kept).
   DropoutMul: (g, n, dy) => {

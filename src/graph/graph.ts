@@ -37,6 +37,7 @@ export const FUSED_KERNELS = [
   'BlockFilter',
   'SumTranspose',
   'ConvWeightGrad',
+  'Attention',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -49,6 +50,14 @@ export function groupsTileBlocks(c: number, groups: number, block: number, anyGr
   const cg = c / groups;
   return (
     (block === 8 || block === 16) && c % block === 0 && (anyGroups || block % cg === 0 || cg % block === 0)
+  );
+}
+
+/** Whether attention on q [N, C, L] and v [N, Cv, L] in `heads` heads fits the native Attention kernel. */
+export function attentionFusable(q: readonly number[], v: readonly number[], heads: number): boolean {
+  const [c, l] = [q[1]!, q[2]!];
+  return (
+    q.length === 3 && l % 16 === 0 && c % heads === 0 && (c / heads) % 8 === 0 && (v[1]! / heads) % 8 === 0
   );
 }
 
@@ -792,6 +801,37 @@ export class Graph {
     const ctx = this.matmul(split(v), this.transpose(w, [0, 1, 3, 2])); // [N, heads, dv, L]
     const out = [n, cv, l];
     return this.node('Reshape', [ctx, this.ints(this.reshapeTarget(ctx, out))], [out], {}, { attention })[0]!;
+  }
+
+  /**
+   * attention() as the native engine's one Attention kernel (graph pass fuse-attention): the same
+   * softmax(scale q_h^T k_h) v_h per head, the heads as samples ([N heads, d, L]), the [L, L] weights never in
+   * memory; in training graphs its gradient is one AttentionGrad. Needs L a multiple of 16 and d, dv multiples
+   * of 8 (attentionFusable).
+   */
+  attentionFused(q: Value, k: Value, v: Value, heads: number, scale: number): Value {
+    const [n, , l] = q.shape as [number, number, number];
+    const cv = v.shape[1]!;
+    if (!attentionFusable(q.shape, v.shape, heads)) {
+      throw new GraphError(
+        'Attention',
+        `q ${shapeStr(q.shape)}, v ${shapeStr(v.shape)} in ${heads} heads: the kernel needs L a multiple of 16 and channels per head a multiple of 8`,
+      );
+    }
+    const split = (a: Value) => (heads === 1 ? a : this.reshape(a, [n * heads, a.shape[1]! / heads, l])); // [N h, d, L]
+    const [o] = this.node(
+      'Attention',
+      [split(q), split(k), split(v)],
+      [
+        [n * heads, cv / heads, l],
+        [n * heads, l],
+      ],
+      { scale: { floats: [scale] } },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    ) as [Value, Value];
+    return heads === 1 ? o : this.reshape(o, [n, cv, l]); // [N, Cv, L]
   }
 
   /**

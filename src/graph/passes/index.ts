@@ -18,6 +18,7 @@ import { foldBatchNorm } from './foldBatchNorm.js';
 import { foldConstantReorders } from './foldConstantReorders.js';
 import { foldAttentionNorm } from './foldAttentionNorm.js';
 import { foldValueBias } from './foldValueBias.js';
+import { fuseAttention } from './fuseAttention.js';
 import { fuseGroupNormSilu } from './fuseGroupNormSilu.js';
 import { fuseShiftGroupNormSilu } from './fuseShiftGroupNormSilu.js';
 import { kernelDropout } from './kernelDropout.js';
@@ -37,6 +38,7 @@ export const PASSES: readonly GraphPass[] = [
   foldAttentionNorm,
   dropKeyBias,
   foldValueBias,
+  fuseAttention,
   phaseSplitUpsample,
   quantizeInt8,
   fuseGroupNormSilu,

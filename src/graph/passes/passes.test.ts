@@ -163,6 +163,7 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
       for (const pass of PASSES) {
         if (training && pass.scope !== 'any') continue;
         const fused = [
+          'fuse-attention',
           'fuse-groupnorm-silu',
           'fuse-shift-groupnorm-silu',
           'recompute-norm-act',
@@ -242,6 +243,7 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
       return attn && !cfg.headDim ? 1 : 0;
     case 'drop-key-bias':
     case 'fold-value-bias':
+    case 'fuse-attention': // L = 16 at the 4x4 level, 8-32 channels per head
       return attn ? 1 : 0;
     case 'phase-split-upsample':
       return levels - 1;
@@ -308,6 +310,7 @@ describe('graph pass selection', () => {
     assert.deepEqual(Object.keys(report).sort(), [
       'drop-key-bias',
       'fold-value-bias',
+      'fuse-attention',
       'fuse-groupnorm-silu',
       'kernel-dropout',
       'phase-split-upsample',
