@@ -907,6 +907,7 @@ typedef float WgVec __attribute__((vector_size(kWgV * 4)));
 typedef float WgVecU __attribute__((vector_size(kWgV * 4), aligned(4)));
 // At of one group of samples: a half of a 1 MB L2 (Zen 4/5), streamed once per column block.
 constexpr int64_t kWgAtBytes = 512 * 1024;
+constexpr int64_t kWgPlaneBytes = 256 * 1024;  // planes of a block of channels per group (below)
 constexpr int64_t kWgUnits = 8;  // column-block ranges of phase 2 (ORT's pool balances them over its threads)
 
 struct ConvWeightGradKernel {
@@ -1056,28 +1057,23 @@ static void wgColumns(const WgJob& j, int64_t u) {
               }
               const int64_t l0 = built - c0, nl = hi + 1 - built;
 #if defined(__AVX512F__)
-              if (shift && es == 16 && row) {
-                // The row's W positions x 16 lanes, 16 positions at a time, transposed into the lanes' plane
-                // rows at columns -offXmin ..; the padding columns zero.
-                const int64_t lo = -j.offXmin, hiCol = lo + j.srcW;  // plane columns holding the row
-                for (int64_t l = 0; l < nl; l++) {
-                  float* d = dst + l * j.chanStride + r * j.pw;
-                  for (int64_t cx = 0; cx < std::min(lo, j.pw); cx++) d[cx] = 0.f;
-                  for (int64_t cx = std::max<int64_t>(hiCol, 0); cx < j.pw; cx++) d[cx] = 0.f;
-                }
-                for (int64_t x0 = 0; x0 < j.srcW; x0 += 16) {
-                  const int64_t w = std::min<int64_t>(16, j.srcW - x0);
+              if (es == 16) {
+                // Plane columns px = 16 at a time: their source positions sx = px stepX + offX (zero outside
+                // the row, or the whole row outside x) read as rows of 16 lanes, transposed into the lanes'
+                // plane rows.
+                for (int64_t px0 = 0; px0 < j.pw; px0 += 16) {
+                  const int64_t w = std::min<int64_t>(16, j.pw - px0);
                   __m512 v[16];
-                  for (int i = 0; i < 16; i++) v[i] = i < w ? _mm512_loadu_ps(row + (x0 + i) * 16) : _mm512_setzero_ps();
+                  for (int i = 0; i < 16; i++) {
+                    const int64_t sx = (px0 + i) * j.stepX + offX;
+                    v[i] = row && i < w && sx >= 0 && sx < j.srcW ? _mm512_loadu_ps(row + sx * 16) : _mm512_setzero_ps();
+                  }
                   transpose16(v);
-                  // Plane columns lo + x0 .. lo + x0 + w - 1, clipped to the plane's [0, pw).
-                  const int64_t from = std::max<int64_t>(0, -(lo + x0)), to = std::min<int64_t>(w, j.pw - lo - x0);
-                  if (from >= to) continue;
-                  const __mmask16 m = __mmask16(((1u << to) - 1u) & ~((1u << from) - 1u));
+                  const __mmask16 m = __mmask16((1u << w) - 1u);
                   for (int i = 0; i < 16; i++) {
                     const int64_t l = kTr16Order[i] - l0;
                     if (l < 0 || l >= nl) continue;
-                    _mm512_mask_storeu_ps(dst + l * j.chanStride + r * j.pw + lo + x0, m, v[i]);
+                    _mm512_mask_storeu_ps(dst + l * j.chanStride + r * j.pw + px0, m, v[i]);
                   }
                 }
                 continue;
@@ -1162,7 +1158,12 @@ static void convWeightGradCompute(void* kernel, OrtKernelContext* ctx) {
   j.rows = padded ? j.gh : 1, j.width = padded ? j.gw : j.P;
   j.nplanes = j.mode == WgJob::kDirect ? 0 : padded ? 1 : T;
   j.planeLen = (j.gh + j.ext) * j.pw;
-  j.sampleStride = j.nplanes * j.planeLen, j.chanStride = j.G * j.sampleStride;
+  j.sampleStride = j.nplanes * j.planeLen;
+  // A blocked shifted side's planes are built a block of channels at a time: at most kWgPlaneBytes of them per
+  // group, so that they are still in cache when the tiles read them (stride 2: 9 planes per channel).
+  const int64_t blockPlaneBytes = (j.sb ? j.sb : 1) * std::max<int64_t>(1, j.sampleStride) * 4;
+  j.G = std::min<int64_t>(j.G, std::max<int64_t>(1, kWgPlaneBytes / blockPlaneBytes));
+  j.chanStride = j.G * j.sampleStride;
   j.offYmin = std::min(j.offY0, j.offY0 + j.sign * (j.kh - 1));
   j.offXmin = std::min(j.offX0, j.offX0 + j.sign * (j.kw - 1));
   // Threads take ranges of samples, each range with its own At, planes (every channel's) and sums, added at

@@ -133,6 +133,7 @@ describe('native training kernels in the blocked layout', { skip }, () => {
     [2, 32, 16, 3, 20, 3, 3, 1, [1, 1, 1, 1], 'rows of 20: a 16-position transpose and a tail'],
     [2, 48, 16, 2, 33, 3, 3, 1, [1, 1, 1, 1], 'x direct, planes of dy in rows of 33'],
     [7, 32, 64, 8, 8, 3, 3, 1, [1, 1, 1, 1], 'batch 7: sample ranges over threads'],
+    [5, 16, 16, 48, 40, 3, 3, 2, [0, 0, 1, 1], 'batch 5, stride 2 on 48x40: one sample per group of planes'],
   ] as [number, number, number, number, number, number, number, number, number[], string][]) {
     for (const b of [8, 16]) {
       if (c % b !== 0 || o % b !== 0) continue;
