@@ -887,17 +887,17 @@ static const CustomOpAbi sumTransposeOp = fusedOp<SumTransposeKernel, 1, 1>(
 // It is a GEMM with K = (sample, grid position): dW^T [C kh kw, O] = patches [C kh kw, K] x dy^T [K, O].
 // One side's rows (the "direct" side: dy; x instead when the conv keeps its grid and C > O, dW[o, c, i, j] =
 // sum x[n, c, y, x] dy[n, o, y + pt - i, x + pl - j]) are transposed per group of samples into At [K, D] (phase
-// 1): vectors along D. The other side's tap rows (the "shifted" side) are copied
-// per sample into small planes: for stride 1 one plane per channel, padded by kh - 1 rows and kw - 1 columns
-// of zeros, so that a tap is an offset into it and the tiles walk its rows (three planes per channel, one per
-// horizontal offset, had written 2.7 times the floats: S's [64, 64, 16, 16] layer 2.1 -> 0.9 ms of planes on
-// one thread); else one plane per tap, every tap a contiguous row over the grid. Phase 2 (over column blocks)
-// runs tiles of kWgNV vectors of D times kWgB tap columns, a column's value broadcast at each
-// position: kWgNV kWgB accumulators in registers over the group's positions, added into the column block's
-// sums. Threads take ranges of samples (each its own At, planes and sums, added at the end) or, for batches
-// under 4, share a group's transposes and column blocks (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked
-// layout (attributes xblock, dyblock; the blocked training graph): a blocked direct side is copied into At
-// B floats per position, a blocked shifted side transposed into the planes 16 positions x 16 lanes at a time.
+// 1): vectors along D. The other side's tap rows (the "shifted" side) are copied per sample into small planes:
+// for stride 1 one plane per channel, padded by kh - 1 rows and kw - 1 columns of zeros, so that a tap is an
+// offset into it and the tiles walk its rows (three planes per channel, one per horizontal offset, had written
+// 2.7 times the floats: S's [64, 64, 16, 16] layer 2.1 -> 0.9 ms of planes on one thread); else one plane per
+// tap, every tap a contiguous row over the grid. Phase 2 (over column blocks) runs tiles of kWgNV vectors of D
+// times kWgB tap columns, a column's value broadcast at each position: kWgNV kWgB accumulators in registers
+// over the group's positions, added into the column block's sums. Threads take ranges of samples (each its
+// own At, planes and sums, added at the end) or, for batches under 4, share a group's transposes and column
+// blocks (bench/README.md, "The weight gradients"). Either side may be in ORT's blocked layout (attributes
+// xblock, dyblock; the blocked training graph): a blocked direct side is copied into At B floats per position,
+// a blocked shifted side transposed into the planes 16 positions x 16 lanes at a time.
 #if defined(__AVX512F__)
 constexpr int kWgV = 16, kWgNV = 3, kWgB = 9;  // 27 accumulators + 3 direct vectors + 1 broadcast of 32
 #else
@@ -1066,7 +1066,8 @@ static void wgColumns(const WgJob& j, int64_t u) {
                   __m512 v[16];
                   for (int i = 0; i < 16; i++) {
                     const int64_t sx = (px0 + i) * j.stepX + offX;
-                    v[i] = row && i < w && sx >= 0 && sx < j.srcW ? _mm512_loadu_ps(row + sx * 16) : _mm512_setzero_ps();
+                    const bool in = row && i < w && sx >= 0 && sx < j.srcW;
+                    v[i] = in ? _mm512_loadu_ps(row + sx * 16) : _mm512_setzero_ps();
                   }
                   transpose16(v);
                   const __mmask16 m = __mmask16((1u << w) - 1u);
