@@ -1486,9 +1486,12 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).
 // BlockedTraining: GroupNormSiluGrad, DropoutMul and ConvWeightGrad take ORT's blocked layout (attributes
 // block, xblock, dyblock), so a training graph can keep its activations blocked (src/graph/blocked.ts).
+// AttentionPreferred: the Attention kernels were measured faster than ORT's MatMul-Softmax-MatMul on this build's
+// ISA (AVX-512; bench/README.md, "Attention in one kernel"); their AVX2 form (4 x 2 tiles) is untimed on an
+// AVX2 machine, so there the graphs use them only when asked (DDPM_ATTENTION=1).
 static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining",
 #if defined(__AVX512F__)
-                                            "ConvWeightGradPreferred",
+                                            "ConvWeightGradPreferred", "AttentionPreferred",
 #endif
 };
 

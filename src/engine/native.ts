@@ -119,13 +119,16 @@ function kernelNamesOf(b: Binding): string[] {
  * The kernels of FUSED_KERNELS this binary has: the graph uses no kernel a stale build lacks. ConvWeightGrad,
  * and with it the blocked training graph (BlockedTraining), only where the build says it is the faster path
  * (ConvWeightGradPreferred: AVX-512) or DDPM_CONV_WEIGHT_GRAD=1 asks for it (to time both on another machine:
- * bench/README.md, "The weight gradients" and "The training graph in the blocked layout").
+ * bench/README.md, "The weight gradients" and "The training graph in the blocked layout"); Attention likewise
+ * (AttentionPreferred, or DDPM_ATTENTION=1).
  */
 function fusedKernelsOf(b: Binding): FusedKernel[] {
   const has = kernelNamesOf(b);
   const convWeightGrad = has.includes('ConvWeightGradPreferred') || process.env.DDPM_CONV_WEIGHT_GRAD === '1';
-  const gated = (k: FusedKernel) => k === 'ConvWeightGrad' || k === 'BlockedTraining';
-  return FUSED_KERNELS.filter((k) => has.includes(k) && (!gated(k) || convWeightGrad));
+  const attention = has.includes('AttentionPreferred') || process.env.DDPM_ATTENTION === '1';
+  const wanted = (k: FusedKernel) =>
+    k === 'ConvWeightGrad' || k === 'BlockedTraining' ? convWeightGrad : k === 'Attention' ? attention : true;
+  return FUSED_KERNELS.filter((k) => has.includes(k) && wanted(k));
 }
 
 /** Every kernel the native binding registers, whether or not the graphs use it (empty when not built). */
