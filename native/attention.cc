@@ -102,16 +102,16 @@ void attnForwardUnit(const AttnJob& j, int64_t u) {
   float m[kQB], sum[kQB];
   std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
   std::fill(sum, sum + nq, 0.f);
-  for (int64_t c = 0; c < Lk; c++) {
-    const float* row = st + c * nq;
+  for (int64_t c = 0; c < Lk; c++) {  // the scores scaled in place, and each query's largest
+    float* row = st + c * nq;
 #pragma omp simd
-    for (int64_t i = 0; i < nq; i++) m[i] = std::max(m[i], j.scale * row[i]);
+    for (int64_t i = 0; i < nq; i++) m[i] = std::max(m[i], row[i] *= j.scale);
   }
   for (int64_t c = 0; c < Lk; c++) {
     float* row = st + c * nq;
 #pragma omp simd
     for (int64_t i = 0; i < nq; i++) {
-      const float p = expInline(j.scale * row[i] - m[i]);
+      const float p = expInline(row[i] - m[i]);
       row[i] = p;
       sum[i] += p;
     }
@@ -137,8 +137,6 @@ void attnBackwardUnit(const AttnJob& j, int64_t n) {
   float* dq = j.dq + n * j.d * L;
   float* dk = j.dk + n * j.d * Lk;
   float* dv = j.dvOut + n * j.dv * Lk;
-  std::fill(dk, dk + j.d * Lk, 0.f);
-  std::fill(dv, dv + j.dv * Lk, 0.f);
   float* p = scratch(3 * kQB * Lk);  // p [nq, Lk], dS [nq, Lk], dS^T [Lk, nq]
   float* ds = p + kQB * Lk;
   float* dst = ds + kQB * Lk;
@@ -167,8 +165,9 @@ void attnBackwardUnit(const AttnJob& j, int64_t n) {
 #pragma omp simd
       for (int64_t c = 0; c < Lk; c++) row[c] = j.scale * pr[c] * (row[c] - di);
     }
-    gemm(dO + i0, 1, L, p, Lk, nq, dv, Lk, j.dv, kv, true);  // dv[c][key] += sum_query dO[c][query] p
-    gemm(q + i0, 1, L, ds, Lk, nq, dk, Lk, j.d, kv, true);   // dk[c][key] += sum_query q[c][query] ds
+    const bool acc = i0 > 0;  // the first block writes dv and dk, the others add to them
+    gemm(dO + i0, 1, L, p, Lk, nq, dv, Lk, j.dv, kv, acc);  // dv[c][key] += sum_query dO[c][query] p
+    gemm(q + i0, 1, L, ds, Lk, nq, dk, Lk, j.d, kv, acc);   // dk[c][key] += sum_query q[c][query] ds
     transposeRows(ds, nq, Lk, dst);
     gemm(k, 1, Lk, dst, nq, Lk, dq + i0, L, j.d, nq / kV, false);  // dq[c][query] = sum_key k[c][key] ds
   }

@@ -126,8 +126,17 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
   const has = kernelNamesOf(b);
   const convWeightGrad = has.includes('ConvWeightGradPreferred') || process.env.DDPM_CONV_WEIGHT_GRAD === '1';
   const attention = has.includes('AttentionPreferred') || process.env.DDPM_ATTENTION === '1';
-  const wanted = (k: FusedKernel) =>
-    k === 'ConvWeightGrad' || k === 'BlockedTraining' ? convWeightGrad : k === 'Attention' ? attention : true;
+  const wanted = (k: FusedKernel): boolean => {
+    switch (k) {
+      case 'ConvWeightGrad':
+      case 'BlockedTraining':
+        return convWeightGrad;
+      case 'Attention':
+        return attention;
+      default:
+        return true;
+    }
+  };
   return FUSED_KERNELS.filter((k) => has.includes(k) && wanted(k));
 }
 

@@ -19,10 +19,10 @@ import { allClose } from '../../util/allclose.js';
 import { hashUniform, Rng } from '../../util/rng.js';
 import type { Tensor } from '../../util/tensor.js';
 import { grad } from '../autodiff.js';
-import { Graph, type Value } from '../graph.js';
+import { type FusedKernel, Graph, type Value } from '../graph.js';
 import { nchwcBlockOf } from '../nchwc.js';
 import { toOnnx } from '../onnx.js';
-import { DEFAULT_PASSES, PASS_NAMES, PASSES, runPasses, selectPasses } from './index.js';
+import { DEFAULT_PASSES, type GraphPass, PASS_NAMES, PASSES, runPasses, selectPasses } from './index.js';
 
 const native = nativeEngine();
 const engine = nodeEngine();
@@ -186,18 +186,7 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
             : pass.name === 'nchwc-convs'
               ? block
               : 0;
-        const skip =
-          fused && !native
-            ? 'the native binding is not built'
-            : pass.stage === 'layout' && pass.name !== 'recompute-norm-act' && nchwcBlock < 2
-              ? 'this runtime has no NCHWc kernels'
-              : pass.name === 'blocked-layout' &&
-                  training &&
-                  !native?.fusedKernels?.includes('BlockedTraining')
-                ? 'the graphs do not use the blocked training kernels (no ConvWeightGrad)'
-                : pass.name === 'fuse-attention' && !native?.fusedKernels?.includes('Attention')
-                  ? 'the graphs do not use the Attention kernel on this build (DDPM_ATTENTION=1 for them)'
-                  : false;
+        const skip = skipReason(pass, training, fused, nchwcBlock);
         it(`${pass.name} (${training ? 'training graph' : 'inference'}; ${label})`, { skip }, async () => {
           const opts = { training, fused, nchwcBlock };
           // Alone against no pass at all (the model exactly as written).
@@ -231,6 +220,19 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
     }
   }
 });
+
+/** Why a pass's case cannot run on this machine's engines, or false. */
+function skipReason(pass: GraphPass, training: boolean, fused: boolean, nchwcBlock: number): string | false {
+  const has = (k: FusedKernel) => native?.fusedKernels?.includes(k) ?? false;
+  if (fused && !native) return 'the native binding is not built';
+  if (pass.stage === 'layout' && pass.name !== 'recompute-norm-act' && nchwcBlock < 2)
+    return 'this runtime has no NCHWc kernels';
+  if (pass.name === 'blocked-layout' && training && !has('BlockedTraining'))
+    return 'the graphs do not use the blocked training kernels (no ConvWeightGrad)';
+  if (pass.name === 'fuse-attention' && !has('Attention'))
+    return 'the graphs do not use the Attention kernel on this build (DDPM_ATTENTION=1 for them)';
+  return false;
+}
 
 /** How many times a pass must match at least on this config (0: never). */
 function expectedHits(name: string, cfg: UNetConfig, training: boolean): number {
