@@ -404,7 +404,9 @@ function metaArray(meta: unknown): { data: Uint8Array; shape: number[] } {
 function rate(done: number, total: number, t0: number): string {
   const el = (performance.now() - t0) / 1000;
   const ips = done / Math.max(el, 1e-9);
-  return `${ips.toFixed(1)} img/s | eta ${formatDuration(done > 0 ? (total - done) / ips : Number.NaN)}`;
+  // Two significant digits below 10 images/s: a 1000-step sampler on one thread makes about 0.2 a second.
+  const shown = ips >= 10 ? ips.toFixed(0) : ips.toPrecision(2);
+  return `${shown} img/s | eta ${formatDuration(done > 0 ? (total - done) / ips : Number.NaN)}`;
 }
 
 /** Where the evaluated images come from, and the protocol fields that say so. */
