@@ -5,7 +5,9 @@
 // one per core, or one per machine on a shared folder. Stopped (Ctrl-C, a lost session), it loses nothing:
 // the same command again skips the written parts, takes over the claims of processes that are gone (same
 // host; another host's stale claim is freed by removing DIR/claims/K), and a shard in progress goes on
-// from its own checkpoint (OUT.partial.npz).
+// from its own checkpoint (OUT.partial.npz). A part that holds several shards (`ddpm eval merge --out
+// DIR/part-1-25-of-100.npz ...`, e.g. a run's progress carried from another machine as one file) counts as
+// those shards.
 //
 //   npx tsx scripts/eval-shards.ts --dir runs/alg2 --shards 100 -- fid,is,kid,pr --model models/mnist \
 //     --ref mnist --n 10000 --sampler ddpm --steps 1000 --var-type fixedsmall --batch 100 --threads 1
@@ -19,6 +21,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseShardSet } from '../src/eval/shardSet.js';
 import { writeFileAtomic } from '../src/util/atomicFile.js';
 
 const ddpm = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'ddpm.mjs');
@@ -71,9 +74,28 @@ if (existsSync(commandFile)) {
 
 const partOf = (k: number) => join(dir, `part-${k}-of-${shards}.npz`);
 const claimOf = (k: number | 'merge') => join(dir, 'claims', String(k));
-/** The shards whose parts are written, in order. */
-const writtenParts = () =>
-  Array.from({ length: shards }, (_, i) => i + 1).filter((k) => existsSync(partOf(k)));
+
+/**
+ * The written parts to merge and the shards they hold: DIR/part-SET-of-N.npz, SET one shard (K) or several
+ * (1-25,31), those holding more shards first, each taken if it holds none of the shards already taken.
+ */
+function writtenParts(): { files: string[]; held: Set<number> } {
+  const found: { file: string; ks: number[] }[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = /^part-([\d,-]+)-of-(\d+)\.npz$/.exec(name);
+    const set = m && Number(m[2]) === shards ? parseShardSet(`${m[1]}/${m[2]}`) : undefined;
+    if (set) found.push({ file: join(dir, name), ks: set.ks });
+  }
+  found.sort((a, b) => b.ks.length - a.ks.length || a.ks[0]! - b.ks[0]!);
+  const held = new Set<number>();
+  const files: string[] = [];
+  for (const f of found) {
+    if (f.ks.some((k) => held.has(k))) continue;
+    for (const k of f.ks) held.add(k);
+    files.push(f.file);
+  }
+  return { files, held };
+}
 const me = { host: hostname(), pid: process.pid };
 
 /** Whether the process that made a claim is gone: same host and no such process (another host's: unknown). */
@@ -137,8 +159,8 @@ function run(args: string[]): Promise<number> {
 
 let ran = 0;
 for (let k = 1; k <= shards; k++) {
-  if (existsSync(partOf(k)) || !claim(k)) continue;
-  const done = writtenParts().length;
+  if (writtenParts().held.has(k) || !claim(k)) continue;
+  const done = writtenParts().held.size;
   console.log(
     `eval-shards: shard ${k} of ${shards} (${me.host}, pid ${me.pid}); ${done} of ${shards} written so far`,
   );
@@ -151,18 +173,16 @@ for (let k = 1; k <= shards; k++) {
 
 const written = writtenParts();
 const merged = join(dir, 'merged.jsonl');
-if (written.length < shards) {
+if (written.held.size < shards) {
   const busy = readdirSync(join(dir, 'claims')).filter((c) => c !== 'merge').length;
   console.log(
-    `eval-shards: ran ${ran} shard(s); ${written.length} of ${shards} written, ${busy} in progress elsewhere; the last process to finish merges`,
+    `eval-shards: ran ${ran} shard(s); ${written.held.size} of ${shards} written, ${busy} in progress elsewhere; the last process to finish merges`,
   );
 } else if (existsSync(merged)) {
   console.log(`eval-shards: all ${shards} shards were merged before: ${merged}`);
 } else if (claim('merge')) {
   // Checked again under the claim: another process may have merged between the check above and it.
-  const status = existsSync(merged)
-    ? 0
-    : await run(['eval', 'merge', ...written.map(partOf), '--log', merged]);
+  const status = existsSync(merged) ? 0 : await run(['eval', 'merge', ...written.files, '--log', merged]);
   rmSync(claimOf('merge'), { recursive: true, force: true });
   process.exit(status);
 }

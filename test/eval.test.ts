@@ -244,6 +244,30 @@ describe('ddpm eval of a model, sharded', () => {
     );
   });
 
+  it('merge --out carries shards as one file: 1/3 and 2/3 combined, merged with 3/3, give the single run', async () => {
+    const shard = (k: number) =>
+      ddpm(['eval', 'fid,is,kid', ...args, '--shard', `${k}/3`, '--out', `t${k}.npz`, '--ref', REF]);
+    for (const r of await Promise.all([shard(1), shard(2), shard(3)])) ok(r);
+    const c = ok(await ddpm(['eval', 'merge', '--out', 't12.npz', 't2.npz', 't1.npz']));
+    assert.match(c.stdout, /wrote t12\.npz: partial results of shards 1-2\/3 \(8 of 12 images\)/);
+    ok(await mergeLogged('t.jsonl', ['t3.npz', 't12.npz']));
+    assertSameMetrics(logLines(join(TMP, 't.jsonl'))[0]!, logLines(join(TMP, 's.jsonl'))[0]!, 'combined');
+    // A shard given twice, one missing, or a shard of another split: each named.
+    const twice = await ddpm(['eval', 'merge', 't12.npz', 't2.npz', 't3.npz', '--threads', '1']);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /shard 2\/3 is in both t12\.npz and t2\.npz; give it once/);
+    const short = await ddpm(['eval', 'merge', 't12.npz', '--threads', '1']);
+    assert.equal(short.code, 2);
+    assert.match(
+      short.stderr,
+      /split 3 ways but the 1 partial results given hold 2 of them \(missing: 3\/3\)/,
+    );
+    const mixed = await ddpm(['eval', 'merge', '--out', 'x.npz', 't1.npz', 'p2.npz']);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /p2\.npz \(shard 2\/2 of N = 12\) is not a shard of the run t1\.npz is from/);
+    assert.ok(!existsSync(join(TMP, 'x.npz')), 'nothing written');
+  });
+
   it('an evaluation grows: a smaller run of the same images merged with the rest gives the larger run', async () => {
     // Images 0..3 as an N = 4 run (fid,is,kid), 4..7 from shard 2/2 of the N = 12 run above, 8..11 as shard
     // 3/3 of another N = 12 run (with pr too): together the N = 12 single run, and every metric any part
@@ -340,7 +364,7 @@ describe('ddpm eval of a model, sharded', () => {
   it('merge refuses an incomplete or mixed set of shards', async () => {
     const one = await ddpm(['eval', 'merge', 'p1.npz', '--threads', '1']);
     assert.equal(one.code, 2);
-    assert.match(one.stderr, /split 2 ways but 1 partial results/);
+    assert.match(one.stderr, /split 2 ways but the 1 partial results given hold 1 of them \(missing: 2\/2\)/);
     ok(
       await ddpm([
         'eval',

@@ -1,6 +1,6 @@
 // scripts/eval-shards.ts, as users run it: two processes share one evaluation's shards (each shard run once),
-// the last one merges, and the merged FID is the one run's; a claim left by a process that is gone is taken
-// over; a folder keeps to one evaluation.
+// the last one merges, and the merged FID is the one run's; a part holding several shards (merge --out)
+// counts as them; a claim left by a process that is gone is taken over; a folder keeps to one evaluation.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -63,6 +63,23 @@ describe('scripts/eval-shards.ts', () => {
     assert.ok(Math.abs(got - want) <= 1e-9 * Math.abs(want), `merged FID ${got} against one run's ${want}`);
     // Run again: nothing to do.
     assert.match(ok(await shardsRun(dir, 4, EVAL('shards.jsonl'))).stdout, /all 4 shards were merged before/);
+  });
+
+  it('counts a part that holds several shards (merge --out) as those shards', async () => {
+    // The first test's shards 1 and 2 carried into a new folder as one file: only 3 and 4 run here.
+    const from = (k: number) => join(TMP, 'shared', `part-${k}-of-4.npz`);
+    const dir = join(TMP, 'carried');
+    mkdirSync(dir);
+    ok(await ddpm(['eval', 'merge', '--out', join(dir, 'part-1-2-of-4.npz'), from(1), from(2)]));
+    const r = ok(await shardsRun(dir, 4, EVAL('carried.jsonl')));
+    assert.deepEqual(
+      r.stdout.match(/eval-shards: shard \d+ of 4/g),
+      [3, 4].map((k) => `eval-shards: shard ${k} of 4`),
+    );
+    const merged = readFileSync(join(dir, 'merged.jsonl'), 'utf8').trim();
+    const single = readFileSync(join(TMP, 'single.jsonl'), 'utf8').trim();
+    const [got, want] = [fidOf(merged), fidOf(single)];
+    assert.ok(Math.abs(got - want) <= 1e-9 * Math.abs(want), `merged FID ${got} against one run's ${want}`);
   });
 
   it('takes over a claim whose process is gone, and refuses another evaluation in the same folder', async () => {

@@ -31,6 +31,7 @@ import { paramsHash, sha256Hex8 } from '../eval/hash.js';
 import { datasetImages, type ImageSource, modelImages } from '../eval/imageSource.js';
 import { inceptionFeatureNet } from '../eval/inception.js';
 import { FeatureStats } from '../eval/metrics.js';
+import { formatShardSet, parseShardSet, type ShardSet } from '../eval/shardSet.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
 import { readNpz, writeNpz } from '../util/npy.js';
 import { helpText, type OptTable, type Parsed, parseWithPositionals, UsageError } from './args.js';
@@ -138,6 +139,10 @@ const STATS_OPTIONS: OptTable = {
 
 const MERGE_OPTIONS: OptTable = {
   ref: { kind: 'string', help: 'reference (default: the one the shards recorded)' },
+  out: {
+    kind: 'string',
+    help: "write the given shards as one partial result (.npz, any subset of one run's shards; a later merge takes it as those shards) instead of computing the metrics",
+  },
   ...COMMON,
   ...METRIC_TUNING,
 };
@@ -862,6 +867,8 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
           'ddpm eval merge part1.npz part2.npz part3.npz part4.npz',
           '# grow an N = 1,000 run (10 shards of --batch 100) to N = 10,000: run shards 11..100 of 100 with --n 10000',
           'ddpm eval merge n1000-*of10.npz n10000-*of100.npz',
+          '# carry a long run as one file: shards 1..25 of 100 -> part-1-25-of-100.npz (0.15 MB + 0.56 kB an image)',
+          'ddpm eval merge --out part-1-25-of-100.npz part-{1..25}-of-100.npz',
         ],
       ),
     );
@@ -871,6 +878,7 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   if (p.positionals.length === 0)
     throw new UsageError('ddpm eval merge: name the partial results, e.g. ddpm eval merge part*.npz');
   if (o.log) checkWritable('eval merge', o.log as string, 'log');
+  if (o.out !== undefined) checkWritable('eval merge', o.out as string, 'partial results');
   const t0 = performance.now();
   const parts = p.positionals.map((f) => readPartial(f));
   const meta0 = parts[0]!.meta;
@@ -896,10 +904,29 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   }
   const nOf = (m: Record<string, unknown>) => Number((m.images as Record<string, unknown>).n);
   const sameRun = parts.every((x) => nOf(x.meta) === nOf(meta0));
-  const of = Number(String(meta0.shard).split('/')[1]);
-  if (sameRun && parts.length !== of) {
+  const sets = parts.map((x) => parseShardSet(String(x.meta.shard)));
+  const of = sets[0]?.of ?? Number.NaN;
+  // Each shard of a run once: a part holds one shard ('K/N') or several (written by merge --out).
+  const heldBy = new Map<number, number>();
+  for (const [i, set] of sets.entries()) {
+    for (const k of set?.ks ?? []) {
+      const j = heldBy.get(k);
+      if (j !== undefined && sameRun) {
+        throw new UsageError(
+          `ddpm eval merge: shard ${k}/${of} is in both ${p.positionals[j]} and ${p.positionals[i]}; give it once`,
+        );
+      }
+      heldBy.set(k, i);
+    }
+  }
+  if (o.out !== undefined) {
+    writeCombined(o.out as string, parts, sets, p.positionals);
+    return;
+  }
+  if (sameRun && heldBy.size !== of) {
+    const missing = Array.from({ length: of }, (_, i) => i + 1).filter((k) => !heldBy.has(k));
     throw new UsageError(
-      `ddpm eval merge: the shards were split ${of} ways but ${parts.length} partial results were given`,
+      `ddpm eval merge: the shards were split ${of} ways but the ${parts.length} partial results given hold ${heldBy.size} of them (missing: ${formatShardSet({ ks: missing, of: of })})`,
     );
   }
   // Shards of runs with different N (an evaluation grown from N = 1,000 to 10,000): the largest N is the
@@ -965,6 +992,45 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   } finally {
     await net.release();
   }
+}
+
+/**
+ * `eval merge --out`: the parts (shards of one run, each once) as one partial result that holds their shard
+ * set, for a later merge to take as those shards. Nothing is measured, so no feature network or reference.
+ */
+function writeCombined(
+  out: string,
+  parts: readonly { set: FeatureSet; meta: Record<string, unknown> }[],
+  sets: readonly (ShardSet | undefined)[],
+  names: readonly string[],
+): void {
+  const nOf = (m: Record<string, unknown>) => Number((m.images as Record<string, unknown>).n);
+  const odd = sets.findIndex(
+    (s, i) => !s || s.of !== sets[0]!.of || nOf(parts[i]!.meta) !== nOf(parts[0]!.meta),
+  );
+  if (odd >= 0) {
+    throw new UsageError(
+      `ddpm eval merge --out: ${names[odd]} (shard ${String(parts[odd]!.meta.shard)} of N = ${nOf(parts[odd]!.meta)}) is not a shard of the run ${names[0]} is from (shard ${String(parts[0]!.meta.shard)} of N = ${nOf(parts[0]!.meta)}); --out combines the shards of one run`,
+    );
+  }
+  const gen = mergeFeatureSets(
+    parts.map((x) => x.set),
+    'disjoint',
+  );
+  // The metrics any part asked for that the combined parts can still give (IS: logits; KID, PR: features).
+  const asked = new Set(parts.flatMap((x) => x.meta.metrics as MetricName[]));
+  const metrics = ALL_METRICS.filter((m) => {
+    const needs = keptFor(m);
+    return asked.has(m) && (!needs || gen[needs]);
+  });
+  const seconds = parts.every((x) => typeof x.meta.imageSeconds === 'number')
+    ? { imageSeconds: parts.reduce((a, x) => a + (x.meta.imageSeconds as number), 0) }
+    : {};
+  const shard = formatShardSet({ ks: sets.flatMap((s) => s!.ks), of: sets[0]!.of });
+  writePartial(out, gen, { ...parts[0]!.meta, metrics, shard, ...seconds });
+  console.log(
+    `wrote ${out}: partial results of shards ${shard} (${gen.indices.length} of ${nOf(parts[0]!.meta)} images); a later merge takes it as those shards`,
+  );
 }
 
 /** The [C, H, W] the reference data must take to match the evaluated images. */
