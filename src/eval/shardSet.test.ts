@@ -8,14 +8,12 @@ import { formatShardSet, parseShardSet } from './shardSet.js';
 
 describe('shard sets', () => {
   it('reads back what it writes, for any set of shards', () => {
-    const sets = fc
-      .integer({ min: 1, max: 200 })
-      .chain((of) =>
-        fc.record({
-          of: fc.constant(of),
-          ks: fc.uniqueArray(fc.integer({ min: 1, max: of }), { minLength: 1 }),
-        }),
-      );
+    const sets = fc.integer({ min: 1, max: 200 }).chain((of) =>
+      fc.record({
+        of: fc.constant(of),
+        ks: fc.uniqueArray(fc.integer({ min: 1, max: of }), { minLength: 1 }),
+      }),
+    );
     fc.assert(
       fc.property(sets, ({ of, ks }) => {
         const text = formatShardSet({ ks, of });
