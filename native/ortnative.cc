@@ -38,6 +38,7 @@
 #include <node_api.h>
 
 #include "attention.h"
+#include "winograd.h"
 #include "optim.h"
 #include "simd.h"
 
@@ -1474,13 +1475,43 @@ static const CustomOpAbi attnOp = fusedOp<AttnKernel, 3, 2>(
 static const CustomOpAbi attnGradOp = fusedOp<AttnKernel, 6, 3>(
     [](const CustomOpAbi*) -> const char* { return "AttentionGrad"; }, attnCreate, attnGradCompute);
 
+// ---- ConvWinograd and ConvWinogradSum (native/winograd.cc) ----
+// ConvWinograd(x [N, C, H, W] in NCHW16c, u [16, C, K], bias [K]) -> y [N, K, H, W] in NCHW16c: a 3x3, stride-1,
+// pad-1 convolution whose filters were transformed to u when the graph was built; ConvWinogradSum adds a
+// fourth input (a residual, NCHW16c) to its output.
+struct WinoKernel {};
+static void* winoCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*) { return new WinoKernel(); }
+static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {
+  std::vector<int64_t> xd, ud, bd, sd;
+  WinoJob j{};
+  j.x = inputOf(ctx, 0, &xd), j.u = inputOf(ctx, 1, &ud), j.bias = inputOf(ctx, 2, &bd);
+  j.sum = withSum ? inputOf(ctx, 3, &sd) : nullptr;
+  const bool shaped = xd.size() == 4 && ud.size() == 3;
+  j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
+  j.k = shaped ? ud[2] : 0;
+  j.y = outputOf(ctx, 0, {j.n, j.k, j.h, j.w});
+  const bool ok = shaped && ud[0] == 16 && ud[1] == j.c && bd.size() == 1 && bd[0] == j.k &&
+                  (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) && winoShapesOk(j.c, j.k, j.h, j.w);
+  if (!ok) return fillNaN(j.y, j.n * j.k * j.h * j.w);
+  const int64_t units = winoUnits(j);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t u) { winoUnit(*static_cast<const WinoJob*>(jj), u); }, units,
+                int64_t(1) << 20);
+}
+static const CustomOpAbi winoOp = fusedOp<WinoKernel, 3, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWinograd"; }, winoCreate,
+    [](void*, OrtKernelContext* ctx) { winoComputeWith(ctx, false); });
+static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWinogradSum"; }, winoCreate,
+    [](void*, OrtKernelContext* ctx) { winoComputeWith(ctx, true); });
+
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
 // blocks; ConvWeightGradPreferred, below), so the TypeScript side uses only what this build has (an older
 // binary lacks newer kernels).
 static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
                                                &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
-                                               &convWeightGradOp, &attnOp,     &attnGradOp};
+                                               &convWeightGradOp, &attnOp,     &attnGradOp,     &winoOp,
+                                               &winoSumOp};
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).
@@ -1489,9 +1520,12 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // AttentionPreferred: the Attention kernels were measured faster than ORT's MatMul-Softmax-MatMul on this build's
 // ISA (AVX-512; bench/README.md, "Attention in one kernel"); their AVX2 form (4 x 2 tiles) is untimed on an
 // AVX2 machine, so there the graphs use them only when asked (DDPM_ATTENTION=1).
+// WinogradPreferred: ConvWinograd was measured faster than ORT's NCHWc convolution on this build's ISA (AVX-512;
+// bench/README.md, "Winograd F(2x2, 3x3)"); it takes the 16-float blocks only, so AVX2's 8-float layout never
+// uses it (DDPM_WINOGRAD=1 asks for it where a build has 16-float blocks but not the capability).
 static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining",
 #if defined(__AVX512F__)
-                                            "ConvWeightGradPreferred", "AttentionPreferred",
+                                            "ConvWeightGradPreferred", "AttentionPreferred", "WinogradPreferred",
 #endif
 };
 

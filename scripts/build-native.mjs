@@ -1,4 +1,4 @@
-// Builds native/ortnative.cc, native/attention.cc and native/optim.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
+// Builds native/ortnative.cc, native/attention.cc, native/winograd.cc and native/optim.cc (the Node-API binding to ONNX Runtime with this project's fused kernels) into
 // native/build/ortnative.node. Run by `npm ci` and `npm install` (the install script, so also where this
 // package is installed as a dependency). Optional by design: with no C++ compiler or no Node headers it
 // says so and exits 0, and the engine layer uses onnxruntime-node alone (same results, slower).
@@ -73,6 +73,7 @@ const args = [
   `-I${include}`,
   src,
   join(root, 'native', 'attention.cc'),
+  join(root, 'native', 'winograd.cc'),
   optimObj,
   '-o',
   tmp,

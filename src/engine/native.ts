@@ -133,6 +133,8 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
         return convWeightGrad;
       case 'Attention':
         return attention;
+      case 'ConvWinograd':
+        return has.includes('WinogradPreferred') || process.env.DDPM_WINOGRAD === '1';
       default:
         return true;
     }

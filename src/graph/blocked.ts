@@ -84,7 +84,7 @@ export function lowerToBlocked(
       [c.inputs[0]!, c.inputs[1]!, bias, other],
       [conv.shape],
       c.attrs,
-      undefined,
+      c.meta,
       undefined,
       NCHWC_DOMAIN,
     )[0]!;

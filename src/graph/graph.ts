@@ -38,6 +38,7 @@ export const FUSED_KERNELS = [
   'SumTranspose',
   'ConvWeightGrad',
   'Attention',
+  'ConvWinograd',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -832,6 +833,31 @@ export class Graph {
       FUSED_DOMAIN,
     ) as [Value, Value];
     return heads === 1 ? o : this.reshape(o, [n, cv, l]); // [N, Cv, L]
+  }
+
+  /**
+   * A 3x3, stride-1, pad-1 convolution as Winograd F(2x2, 3x3) (native ConvWinograd; inference: no gradient
+   * rule) on the NCHW16c layout: x [N, C, H, W] blocked, u [16, C, K] (winogradFilters of the filters), bias
+   * [K], sum [N, K, H, W] blocked (optional: added to the output) -> [N, K, H, W] blocked.
+   */
+  convWinograd(x: Value, u: Value, bias: Value, sum?: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const k = u.shape[2]!;
+    if (u.shape[0] !== 16 || u.shape[1] !== c || c % 16 || k % 16 || h % 2 || w % 2) {
+      throw new GraphError(
+        'ConvWinograd',
+        `x ${shapeStr(x.shape)}, u ${shapeStr(u.shape)}: needs u [16, C, K], C and K multiples of 16, H and W even`,
+      );
+    }
+    return this.node(
+      sum ? 'ConvWinogradSum' : 'ConvWinograd',
+      sum ? [x, u, bias, sum] : [x, u, bias],
+      [[n, k, h, w]],
+      {},
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    )[0]!; // [N, K, H, W] blocked
   }
 
   /**

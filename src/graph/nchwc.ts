@@ -89,7 +89,7 @@ function lowerConv(g: Graph, n: Node, block: number, layout: 'blocked' | 'nchw-i
     bp ? [xin, wp, bp] : [xin, wp],
     [[nb, op, oh, ow]],
     attrs,
-    undefined,
+    { filterOf: w }, // the OIHW filter, for passes that transform it another way (winograd-convs)
     undefined,
     NCHWC_DOMAIN,
   )[0]!; // blocked [N, Op/B, OH, OW, B]

@@ -25,6 +25,7 @@ import { kernelDropout } from './kernelDropout.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { blockFilter } from './blockFilter.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
+import { winogradConvs } from './winogradConvs.js';
 import { recomputeNormAct } from './recomputeNormAct.js';
 import { quantizeInt8 } from './quantizeInt8.js';
 import type { ConvRanges, GraphPass, PassContext } from './util.js';
@@ -48,6 +49,7 @@ export const PASSES: readonly GraphPass[] = [
   nchwcConvs,
   blockedLayout,
   blockFilter,
+  winogradConvs,
   foldConstantReorders,
 ];
 

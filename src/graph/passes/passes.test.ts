@@ -169,6 +169,7 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
           'recompute-norm-act',
           'blocked-layout',
           'block-filter',
+          'winograd-convs',
         ].includes(pass.name);
         // Passes that rewrite what another pass makes: "alone" is with that one, "none" is that one alone.
         // blocked-layout in a training graph: after the convs' lowering, and with the fused norm and its
@@ -177,11 +178,13 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
           ? ['fuse-groupnorm-silu']
           : pass.name === 'block-filter'
             ? ['nchwc-convs']
-            : pass.name === 'blocked-layout' && training
-              ? ['fuse-groupnorm-silu', 'recompute-norm-act', 'nchwc-convs']
-              : [];
+            : pass.name === 'winograd-convs' // on the blocked layout's convolutions
+              ? ['fuse-groupnorm-silu', 'blocked-layout']
+              : pass.name === 'blocked-layout' && training
+                ? ['fuse-groupnorm-silu', 'recompute-norm-act', 'nchwc-convs']
+                : [];
         const nchwcBlock =
-          pass.name === 'blocked-layout' || pass.name === 'block-filter'
+          pass.name === 'blocked-layout' || pass.name === 'block-filter' || pass.name === 'winograd-convs'
             ? nativeBlock
             : pass.name === 'nchwc-convs'
               ? block
@@ -229,6 +232,8 @@ function skipReason(pass: GraphPass, training: boolean, fused: boolean, nchwcBlo
     return 'this runtime has no NCHWc kernels';
   if (pass.name === 'blocked-layout' && training && !has('BlockedTraining'))
     return 'the graphs do not use the blocked training kernels (no ConvWeightGrad)';
+  if (pass.name === 'winograd-convs' && (!has('ConvWinograd') || nchwcBlock !== 16))
+    return 'the graphs do not use the ConvWinograd kernel on this build (AVX-512; DDPM_WINOGRAD=1 elsewhere)';
   if (pass.name === 'fuse-attention' && !has('Attention'))
     return 'the graphs do not use the Attention kernel on this build (DDPM_ATTENTION=1 for them)';
   return false;
@@ -265,6 +270,8 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
       return 1;
     case 'block-filter': // the filters nchwc-convs reorders (weights fed at run time)
       return training ? 1 : 0;
+    case 'winograd-convs': // 3x3 convolutions with 16, 32, ... channels in and out: every config's second level
+      return training ? 0 : 1;
     case 'fold-constant-reorders': // alone: the model as written has no reorders of constants
       return 0;
     case 'quantize-int8': // needs calibrated ranges (quantizeInt8.test.ts), none here

@@ -1,0 +1,19 @@
+// A 3x3, stride-1, pad-1 convolution as Winograd F(2x2, 3x3) on ONNX Runtime's NCHW16c blocked layout
+// (native/winograd.cc): the inference graphs' convolutions with constant filters (graph pass winograd-convs).
+#pragma once
+#include <cstdint>
+
+struct WinoJob {
+  int64_t n, c, k, h, w;  // batch, input and output channels (multiples of 16), height and width (even)
+  int64_t tilesPerUnit;   // 2x2 output tiles per unit of work (the tiles of one image in chunks)
+  const float* x;         // [N, C/16, H, W, 16]
+  const float* u;         // [16, C, K]: each filter g as G g G^T, made when the graph is built
+  const float* bias;      // [K]
+  const float* sum;       // [N, K/16, H, W, 16] added to the output (a residual), or null
+  float* y;               // [N, K/16, H, W, 16]
+};
+
+bool winoShapesOk(int64_t c, int64_t k, int64_t h, int64_t w);
+// The job's units (image, chunk of tiles), each independent; tilesPerUnit set for the cache.
+int64_t winoUnits(WinoJob& j);
+void winoUnit(const WinoJob& j, int64_t u);

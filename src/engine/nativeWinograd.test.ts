@@ -1,0 +1,90 @@
+// The native ConvWinograd kernel (native/winograd.cc, Graph.convWinograd, graph pass winograd-convs) with the
+// filters as winogradFilters transforms them, against a 3x3, stride-1, pad-1 convolution written out in
+// float64: channel counts that take every register tile (16, 32 and 64 output channels at a time), tile
+// counts that take every row tile (6, 2, 1), images split into several chunks of tiles, and the residual input.
+
+import { describe, it } from 'node:test';
+import { Graph } from '../graph/graph.js';
+import { NCHWC_DOMAIN, reorderToBlocked } from '../graph/nchwc.js';
+import { toOnnx } from '../graph/onnx.js';
+import { winogradFilters } from '../graph/passes/winogradConvs.js';
+import { allClose } from '../util/allclose.js';
+import { Rng } from '../util/rng.js';
+import { nativeEngine, nativeKernelNames } from './native.js';
+
+const engine = nativeEngine();
+const skip = !engine
+  ? 'the native binding is not built (no C++ compiler at npm ci)'
+  : !nativeKernelNames().includes('ConvWinograd')
+    ? 'this build has no ConvWinograd kernel'
+    : false;
+
+/** y = conv3x3(x, w, pad 1) + b (+ s), all [N, C, H, W], in float64. */
+function convReference(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  s: Float32Array | undefined,
+  d: { n: number; c: number; k: number; h: number; w: number },
+): Float64Array {
+  const y = new Float64Array(d.n * d.k * d.h * d.w);
+  for (let n = 0; n < d.n; n++)
+    for (let o = 0; o < d.k; o++)
+      for (let i = 0; i < d.h; i++)
+        for (let j = 0; j < d.w; j++) {
+          const at = ((n * d.k + o) * d.h + i) * d.w + j;
+          let acc = b[o]! + (s ? s[at]! : 0);
+          for (let c = 0; c < d.c; c++)
+            for (let r = 0; r < 3; r++)
+              for (let q = 0; q < 3; q++) {
+                const [yy, xx] = [i + r - 1, j + q - 1];
+                if (yy < 0 || yy >= d.h || xx < 0 || xx >= d.w) continue;
+                acc += w[((o * d.c + c) * 3 + r) * 3 + q]! * x[((n * d.c + c) * d.h + yy) * d.w + xx]!;
+              }
+          y[at] = acc;
+        }
+  return y;
+}
+
+describe('native ConvWinograd', { skip }, () => {
+  for (const [n, c, k, h, w, withSum, why] of [
+    [2, 16, 16, 4, 4, false, 'the smallest: 16 channels, 4 tiles'],
+    [3, 48, 80, 6, 10, true, '80 output channels (64 + 16 at a time), 15 tiles (6, 6, 2, 1), a residual'],
+    [2, 128, 96, 32, 32, true, "L's width: 256 tiles in chunks, 96 outputs (64 + 32 at a time), a residual"],
+  ] as [number, number, number, number, number, boolean, string][]) {
+    it(`${why}: matches the float64 convolution`, async () => {
+      const rng = new Rng(c * 7 + k);
+      const x = rng.normalArray(n * c * h * w);
+      const wt = rng.normalArray(k * c * 9).map((v) => v / Math.sqrt(9 * c));
+      const b = rng.normalArray(k);
+      const s = withSum ? rng.normalArray(n * k * h * w) : undefined;
+      const g = new Graph();
+      const xi = g.input('x', [n, c, h, w]);
+      const si = withSum ? g.input('s', [n, k, h, w]) : undefined;
+      const u = g.constant(Float32Array.from(winogradFilters(wt, k, c)), [16, c, k]);
+      const y = g.convWinograd(reorderToBlocked(g, xi), u, g.constant(b, [k]), si && reorderToBlocked(g, si)); // blocked
+      const out = g.node(
+        'ReorderOutput',
+        [y],
+        [[n, k, h, w]],
+        { channels_last: 0, channels: k },
+        undefined,
+        undefined,
+        NCHWC_DOMAIN,
+      )[0]!;
+      const session = await engine!.createSession(toOnnx(g, { outputs: { y: out }, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const feeds: Record<string, { data: Float32Array; shape: number[] }> = {
+          x: { data: x, shape: [n, c, h, w] },
+        };
+        if (s) feeds.s = { data: s, shape: [n, k, h, w] };
+        const got = await session.run(feeds);
+        allClose(got.y!.data, convReference(x, wt, b, s, { n, c, k, h, w }), 1e-4, 1e-5, 'ConvWinograd');
+      } finally {
+        await session.release();
+      }
+    });
+  }
+});
