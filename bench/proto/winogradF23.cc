@@ -6,7 +6,8 @@
 // The multiplies per output fall from 9 C to 4 C; the result is checked against a float64 direct convolution.
 //   g++ -O3 -march=native -fopenmp -o /tmp/wino bench/proto/winogradF23.cc
 //   OMP_NUM_THREADS=2 /tmp/wino 64 16      # channels (64 only), size; batch 64
-// bench/README.md ("Past the direct convolution's limit") has its numbers against ONNX Runtime's NCHWc conv.
+// bench/README.md ("Winograd F(2x2, 3x3)") has its numbers against ONNX Runtime's NCHWc conv; native/winograd.cc is
+// the kernel the graphs use (pass winograd-convs).
 #include <immintrin.h>
 #include <omp.h>
 #include <chrono>
