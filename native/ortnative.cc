@@ -1497,6 +1497,41 @@ static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {
   parallelUnits(ctx, &j, [](const void* jj, int64_t u) { winoUnit(*static_cast<const WinoJob*>(jj), u); }, units,
                 int64_t(1) << 20);
 }
+// WinogradFilter(w [K, C, 3, 3]; flip) -> u [16, C, K] (flip: [16, K, C], the filters of the conv's input
+// gradient), the filters as ConvWinograd takes them (G g G^T): a training graph's filters change every step.
+struct WinoFilterKernel {
+  int64_t flip = 0;
+};
+struct WinoFilterJob {
+  const float* w;
+  float* u;
+  int64_t k, c;
+  bool flip;
+};
+static void* winoFilterCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new WinoFilterKernel();
+  attr(info, "flip", &k->flip);
+  return k;
+}
+static void winoFilterCompute(void* kernel, OrtKernelContext* ctx) {
+  std::vector<int64_t> wd;
+  WinoFilterJob j{};
+  j.w = inputOf(ctx, 0, &wd);
+  j.flip = static_cast<const WinoFilterKernel*>(kernel)->flip != 0;
+  const bool ok = wd.size() == 4 && wd[2] == 3 && wd[3] == 3;
+  j.k = ok ? wd[0] : 0, j.c = ok ? wd[1] : 0;
+  j.u = j.flip ? outputOf(ctx, 0, {16, j.k, j.c}) : outputOf(ctx, 0, {16, j.c, j.k});
+  if (!ok) return;
+  parallelUnits(
+      ctx, &j,
+      [](const void* jj, int64_t b) {
+        const auto& f = *static_cast<const WinoFilterJob*>(jj);
+        winoFilterUnit(f.w, f.k, f.c, f.flip, b, f.u);
+      },
+      winoFilterUnits(j.k, j.c, j.flip), 16 * 16 * j.c);
+}
+static const CustomOpAbi winoFilterOp = fusedOp<WinoFilterKernel, 1, 1>(
+    [](const CustomOpAbi*) -> const char* { return "WinogradFilter"; }, winoFilterCreate, winoFilterCompute);
 static const CustomOpAbi winoOp = fusedOp<WinoKernel, 3, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinograd"; }, winoCreate,
     [](void*, OrtKernelContext* ctx) { winoComputeWith(ctx, false); });
@@ -1511,7 +1546,7 @@ static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
 static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
                                                &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
                                                &convWeightGradOp, &attnOp,     &attnGradOp,     &winoOp,
-                                               &winoSumOp};
+                                               &winoSumOp, &winoFilterOp};
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).

@@ -57,6 +57,49 @@ static void rows(const float* V, int64_t C, const float* U, int64_t K, float* M)
   if (k0 < K) tile<R, 1>(V, C, U + k0, K, M + k0);
 }
 
+// out[i * 4 + j] = (G g G^T)[i][j] of one 3x3 filter g, flipped in both axes first when flip;
+// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
+static inline void filterTransform(const float* g9, bool flip, float out[16]) {
+  float g[9];
+  for (int i = 0; i < 9; i++) g[i] = flip ? g9[8 - i] : g9[i];
+  float t[4][3];  // G g
+  for (int s = 0; s < 3; s++) {
+    t[0][s] = g[s];
+    t[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
+    t[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
+    t[3][s] = g[6 + s];
+  }
+  for (int i = 0; i < 4; i++) {  // (G g) G^T
+    out[i * 4 + 0] = t[i][0];
+    out[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+    out[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+    out[i * 4 + 3] = t[i][2];
+  }
+}
+
+int64_t winoFilterUnits(int64_t k, int64_t, bool flip) { return flip ? k : (k + 15) / 16; }
+
+void winoFilterUnit(const float* w, int64_t K, int64_t C, bool flip, int64_t b, float* u) {
+  float v[16];
+  if (flip) {  // row b of w: u [16, K, C] at (xi, b, c), written along c
+    for (int64_t c = 0; c < C; c++) {
+      filterTransform(w + (b * C + c) * 9, true, v);
+      for (int xi = 0; xi < 16; xi++) u[(xi * K + b) * C + c] = v[xi];
+    }
+    return;
+  }
+  // 16 output channels k0 .. k1 of w: u [16, C, K] at (xi, c, k), each (xi, c) row's k0 .. k1 written at once
+  const int64_t k0 = b * 16, k1 = std::min(K, k0 + 16);
+  float tile[16][16];
+  for (int64_t c = 0; c < C; c++) {
+    for (int64_t k = k0; k < k1; k++) {
+      filterTransform(w + (k * C + c) * 9, false, v);
+      for (int xi = 0; xi < 16; xi++) tile[xi][k - k0] = v[xi];
+    }
+    for (int xi = 0; xi < 16; xi++) std::copy(tile[xi], tile[xi] + (k1 - k0), u + (xi * C + c) * K + k0);
+  }
+}
+
 static float* scratch(int64_t floats) {  // per thread, kept between calls
   thread_local std::vector<float> buf;
   if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));

@@ -17,3 +17,8 @@ bool winoShapesOk(int64_t c, int64_t k, int64_t h, int64_t w);
 // The job's units (image, chunk of tiles), each independent; tilesPerUnit set for the cache.
 int64_t winoUnits(WinoJob& j);
 void winoUnit(const WinoJob& j, int64_t u);
+// The filters w [K, C, 3, 3] as ConvWinograd takes them: u [16, C, K] = G g G^T of each filter g; with flip,
+// those of the convolution with w's filters flipped in space and transposed (the input gradient of a conv by
+// w), u [16, K, C]. Units: blocks of 16 output channels, or (flip) rows of w.
+int64_t winoFilterUnits(int64_t k, int64_t c, bool flip);
+void winoFilterUnit(const float* w, int64_t k, int64_t c, bool flip, int64_t unit, float* u);

@@ -134,6 +134,7 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
       case 'Attention':
         return attention;
       case 'ConvWinograd':
+      case 'WinogradFilter':
         return has.includes('WinogradPreferred') || process.env.DDPM_WINOGRAD === '1';
       default:
         return true;

@@ -88,3 +88,28 @@ describe('native ConvWinograd', { skip }, () => {
     });
   }
 });
+
+describe('native WinogradFilter', { skip }, () => {
+  it("transforms fed filters as winogradFilters does, and flipped (the conv's input gradient) from the weight", async () => {
+    const [k, c] = [48, 32];
+    const w = new Rng(5).normalArray(k * c * 9);
+    // flippedKernel(w) [C, K, 3, 3]: transposed, and flipped in both axes
+    const flipped = new Float32Array(k * c * 9);
+    for (let o = 0; o < k; o++)
+      for (let i = 0; i < c; i++)
+        for (let t = 0; t < 9; t++) flipped[(i * k + o) * 9 + t] = w[(o * c + i) * 9 + 8 - t]!;
+    const g = new Graph();
+    const wi = g.input('w', [k, c, 3, 3]);
+    const outputs = { u: g.winogradFilter(wi), uf: g.winogradFilter(wi, true) };
+    const session = await engine!.createSession(toOnnx(g, { outputs, params: 'initializer' }), {
+      threads: 2,
+    });
+    try {
+      const got = await session.run({ w: { data: w, shape: [k, c, 3, 3] } });
+      allClose(got.u!.data, winogradFilters(w, k, c), 1e-6, 1e-6, 'WinogradFilter');
+      allClose(got.uf!.data, winogradFilters(flipped, c, k), 1e-6, 1e-6, 'WinogradFilter flip');
+    } finally {
+      await session.release();
+    }
+  });
+});

@@ -39,6 +39,7 @@ export const FUSED_KERNELS = [
   'ConvWeightGrad',
   'Attention',
   'ConvWinograd',
+  'WinogradFilter',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -858,6 +859,24 @@ export class Graph {
       undefined,
       FUSED_DOMAIN,
     )[0]!; // [N, K, H, W] blocked
+  }
+
+  /**
+   * The filters w [K, C, 3, 3] as convWinograd takes them, [16, C, K] (native WinogradFilter; no gradient rule);
+   * `flip`: those of flippedKernel(w) (the conv's input gradient), [16, K, C], made from w directly.
+   */
+  winogradFilter(w: Value, flip = false): Value {
+    const [k, c] = w.shape as [number, number];
+    const shape = flip ? [16, k, c] : [16, c, k];
+    return this.node(
+      'WinogradFilter',
+      [w],
+      [shape],
+      { flip: flip ? 1 : 0 },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    )[0]!;
   }
 
   /**

@@ -178,8 +178,10 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
           ? ['fuse-groupnorm-silu']
           : pass.name === 'block-filter'
             ? ['nchwc-convs']
-            : pass.name === 'winograd-convs' // on the blocked layout's convolutions
-              ? ['fuse-groupnorm-silu', 'blocked-layout']
+            : pass.name === 'winograd-convs' // on ORT's NCHWc convolutions (training: fed filters)
+              ? training
+                ? ['nchwc-convs']
+                : ['fuse-groupnorm-silu', 'blocked-layout']
               : pass.name === 'blocked-layout' && training
                 ? ['fuse-groupnorm-silu', 'recompute-norm-act', 'nchwc-convs']
                 : [];
@@ -271,7 +273,7 @@ function expectedHits(name: string, cfg: UNetConfig, training: boolean): number 
     case 'block-filter': // the filters nchwc-convs reorders (weights fed at run time)
       return training ? 1 : 0;
     case 'winograd-convs': // 3x3 convolutions with 16, 32, ... channels in and out: every config's second level
-      return training ? 0 : 1;
+      return 1;
     case 'fold-constant-reorders': // alone: the model as written has no reorders of constants
       return 0;
     case 'quantize-int8': // needs calibrated ranges (quantizeInt8.test.ts), none here

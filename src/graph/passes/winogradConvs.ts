@@ -1,11 +1,14 @@
-// winograd-convs: ONNX Runtime's blocked 3x3, stride-1, pad-1 convolutions with constant filters -> the native
+// winograd-convs: ONNX Runtime's blocked 3x3, stride-1, pad-1 convolutions -> the native
 // ConvWinograd kernel (native/winograd.cc): Winograd F(2x2, 3x3) (Lavin & Gray 2016), 16 products per input
 // and output channel pair for each 2x2 output tile instead of 36. The filters are transformed here, in
-// float64: U = G g G^T for each filter g, as [16, C, K]. Inference graphs with constant weights on the native
-// engine's NCHW16c layout (AVX-512 builds: WinogradPreferred), after blocked-layout; C and K multiples of 16,
-// even sizes. The same convolution to float rounding (the transforms only add and halve).
+// float64: U = G g G^T for each filter g, as [16, C, K]; in a training graph, whose filters are fed every step,
+// by the native WinogradFilter kernel in the graph. Runs after the gradient is taken (layout stage,
+// after blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the
+// flipped filters) are rewritten too, and no gradient rule is needed. The native engine's NCHW16c layout
+// (AVX-512 builds: WinogradPreferred); C and K multiples of 16, even sizes. The same convolution to float
+// rounding (the transforms only add and halve).
 
-import type { Node, Value } from '../graph.js';
+import type { Graph, Node, Value } from '../graph.js';
 import { NCHWC_DOMAIN } from '../nchwc.js';
 import { constant32, constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
 
@@ -32,6 +35,12 @@ export function winogradFilters(w: ArrayLike<number>, k: number, c: number): Flo
   return u;
 }
 
+/** U of filters fed at run time, in the graph: from the weight itself where w is flippedKernel of it. */
+function fedFilters(g: Graph, w: Value): Value {
+  const of = w.producer?.meta?.flippedKernelOf as Value | undefined;
+  return of && of.shape[2] === 3 && of.shape[3] === 3 ? g.winogradFilter(of, true) : g.winogradFilter(w);
+}
+
 function rewrite(ctx: PassContext, n: Node): boolean {
   if (n.op !== 'Conv' || n.domain !== NCHWC_DOMAIN) return false;
   const a = n.attrs;
@@ -46,10 +55,12 @@ function rewrite(ctx: PassContext, n: Node): boolean {
   const [, xc, h, wd] = x.shape as [number, number, number, number];
   if (k % 16 || c % 16 || xc !== c || out.shape[1] !== k || h % 2 || wd % 2) return false;
   const filters = constantOf(ctx, w);
-  if (!filters) return false;
   const g = ctx.graph;
+  if (!filters && !g.fused.includes('WinogradFilter')) return false;
   g.replaceNode(n, () => {
-    const u = constant32(g, winogradFilters(filters, k, c), [16, c, k]); // [16, C, K]
+    const u = filters
+      ? constant32(g, winogradFilters(filters, k, c), [16, c, k]) // [16, C, K]
+      : fedFilters(g, w); // transformed every step
     const b = bias ?? g.constant(new Float32Array(k), [k]);
     return g.convWinograd(x, u, b, sum);
   });
@@ -59,8 +70,9 @@ function rewrite(ctx: PassContext, n: Node): boolean {
 export const winogradConvs: GraphPass = {
   name: 'winograd-convs',
   stage: 'layout',
-  scope: 'constant-weights',
-  summary: '3x3 stride-1 convolutions with constant filters -> Winograd F(2x2, 3x3) (native, NCHW16c)',
+  scope: 'any',
+  summary:
+    '3x3 stride-1 convolutions -> Winograd F(2x2, 3x3) (native, NCHW16c; filters transformed once or in the graph)',
   run(ctx) {
     if (ctx.nchwcBlock !== 16 || !ctx.graph.fused.includes('ConvWinograd')) return 0;
     let count = 0;
