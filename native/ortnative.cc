@@ -28,6 +28,8 @@
 //   Attention(q [B, D, L], k [B, D, Lk], v [B, Dv, Lk]; scale) -> o [B, Dv, L], lse [B, L]: softmax attention
 //     without its [L, Lk] weights in memory (native/attention.cc); AttentionGrad(q, k, v, o, lse, do) -> dq,
 //     dk, dv, the weights made again from lse.
+//   ConvWinograd(x, u, bias), ConvWinogradSum(x, u, bias, sum) -> y: a 3x3, stride-1, pad-1 convolution on the
+//     NCHW16c layout as Winograd F(2x2, 3x3) (native/winograd.cc); WinogradFilter(w; flip) -> u, its filters.
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -1477,8 +1479,8 @@ static const CustomOpAbi attnGradOp = fusedOp<AttnKernel, 6, 3>(
 
 // ---- ConvWinograd and ConvWinogradSum (native/winograd.cc) ----
 // ConvWinograd(x [N, C, H, W] in NCHW16c, u [16, C, K], bias [K]) -> y [N, K, H, W] in NCHW16c: a 3x3, stride-1,
-// pad-1 convolution whose filters were transformed to u when the graph was built; ConvWinogradSum adds a
-// fourth input (a residual, NCHW16c) to its output.
+// pad-1 convolution whose filters were transformed to u (when the graph was built, or by WinogradFilter in a
+// training graph); ConvWinogradSum adds a fourth input (a residual, NCHW16c) to its output.
 struct WinoKernel {};
 static void* winoCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*) { return new WinoKernel(); }
 static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {

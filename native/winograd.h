@@ -1,5 +1,5 @@
 // A 3x3, stride-1, pad-1 convolution as Winograd F(2x2, 3x3) on ONNX Runtime's NCHW16c blocked layout
-// (native/winograd.cc): the inference graphs' convolutions with constant filters (graph pass winograd-convs).
+// (native/winograd.cc): the 3x3 convolutions of sampling and training graphs (graph pass winograd-convs).
 #pragma once
 #include <cstdint>
 
