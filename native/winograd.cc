@@ -23,7 +23,8 @@ int64_t winoUnits(WinoJob& j) {
   const int64_t tiles = (j.h / 2) * (j.w / 2);
   // V [16][tiles][C] and M [16][tiles][K] of one chunk within about 512 KB.
   const int64_t fit = std::max<int64_t>(6, (512 * 1024 / 4) / (16 * (j.c + j.k)));
-  const int64_t chunks = (tiles + fit - 1) / fit;
+  // At least 8 units where a small batch has the tiles for them (6 or more a chunk), so every thread has work.
+  const int64_t chunks = std::max((tiles + fit - 1) / fit, std::min(tiles / 6, (8 + j.n - 1) / j.n));
   j.tilesPerUnit = (tiles + chunks - 1) / chunks;
   return j.n * chunks;
 }
