@@ -386,6 +386,10 @@ describe('ddpm eval of a model, sharded', () => {
       mixed.stderr,
       /other\.npz comes from another evaluation than p1\.npz: images\.seed: 0 in the first, 5 here/,
     );
+    // A stopped run's checkpoint (the Ctrl-C test's) holds images but no shard of a split.
+    const unsharded = await ddpm(['eval', 'merge', 'kept.npz', '--threads', '1']);
+    assert.equal(unsharded.code, 2);
+    assert.match(unsharded.stderr, /kept\.npz records no shard \(K\/N\)/);
     const missing = await ddpm(['eval', 'merge', 'nope.npz']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope\.npz does not exist/);

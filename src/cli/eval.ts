@@ -902,9 +902,15 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
       );
     }
   }
-  const nOf = (m: Record<string, unknown>) => Number((m.images as Record<string, unknown>).n);
-  const sameRun = parts.every((x) => nOf(x.meta) === nOf(meta0));
+  const sameRun = parts.every((x) => imageCountOf(x.meta) === imageCountOf(meta0));
   const sets = parts.map((x) => parseShardSet(String(x.meta.shard)));
+  // One run's parts (or --out, which combines one run's) must each say which shards they hold.
+  const unsharded = sameRun || o.out !== undefined ? sets.findIndex((x) => !x) : -1;
+  if (unsharded >= 0) {
+    throw new UsageError(
+      `ddpm eval merge: ${p.positionals[unsharded]} records no shard (K/N): merge takes the partial results of 'ddpm eval --shard K/N' runs`,
+    );
+  }
   const of = sets[0]?.of ?? Number.NaN;
   // Each shard of a run once: a part holds one shard ('K/N') or several (written by merge --out).
   const heldBy = new Map<number, number>();
@@ -920,18 +926,18 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
     }
   }
   if (o.out !== undefined) {
-    writeCombined(o.out as string, parts, sets, p.positionals);
+    writeCombined(o.out as string, parts, sets as ShardSet[], p.positionals);
     return;
   }
   if (sameRun && heldBy.size !== of) {
     const missing = Array.from({ length: of }, (_, i) => i + 1).filter((k) => !heldBy.has(k));
     throw new UsageError(
-      `ddpm eval merge: the shards were split ${of} ways but the ${parts.length} partial results given hold ${heldBy.size} of them (missing: ${formatShardSet({ ks: missing, of: of })})`,
+      `ddpm eval merge: the shards were split ${of} ways but the ${parts.length} partial results given hold ${heldBy.size} of them (missing: ${formatShardSet({ ks: missing, of })})`,
     );
   }
   // Shards of runs with different N (an evaluation grown from N = 1,000 to 10,000): the largest N is the
   // merged run's, and every image below it must be in exactly one part.
-  const n = Math.max(...parts.map((x) => nOf(x.meta)));
+  const n = Math.max(...parts.map((x) => imageCountOf(x.meta)));
   const held = parts.reduce((a, x) => a + x.set.indices.length, 0);
   if (held < n) {
     const have = new Uint8Array(n);
@@ -994,6 +1000,11 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
   }
 }
 
+/** The N of the run a partial result comes from (its images.n). */
+function imageCountOf(meta: Record<string, unknown>): number {
+  return Number((meta.images as Record<string, unknown>).n);
+}
+
 /**
  * `eval merge --out`: the parts (shards of one run, each once) as one partial result that holds their shard
  * set, for a later merge to take as those shards. Nothing is measured, so no feature network or reference.
@@ -1001,13 +1012,11 @@ async function mergeCommand(argv: readonly string[]): Promise<void> {
 function writeCombined(
   out: string,
   parts: readonly { set: FeatureSet; meta: Record<string, unknown> }[],
-  sets: readonly (ShardSet | undefined)[],
+  sets: readonly ShardSet[],
   names: readonly string[],
 ): void {
-  const nOf = (m: Record<string, unknown>) => Number((m.images as Record<string, unknown>).n);
-  const odd = sets.findIndex(
-    (s, i) => !s || s.of !== sets[0]!.of || nOf(parts[i]!.meta) !== nOf(parts[0]!.meta),
-  );
+  const nOf = imageCountOf;
+  const odd = sets.findIndex((s, i) => s.of !== sets[0]!.of || nOf(parts[i]!.meta) !== nOf(parts[0]!.meta));
   if (odd >= 0) {
     throw new UsageError(
       `ddpm eval merge --out: ${names[odd]} (shard ${String(parts[odd]!.meta.shard)} of N = ${nOf(parts[odd]!.meta)}) is not a shard of the run ${names[0]} is from (shard ${String(parts[0]!.meta.shard)} of N = ${nOf(parts[0]!.meta)}); --out combines the shards of one run`,
@@ -1026,7 +1035,7 @@ function writeCombined(
   const seconds = parts.every((x) => typeof x.meta.imageSeconds === 'number')
     ? { imageSeconds: parts.reduce((a, x) => a + (x.meta.imageSeconds as number), 0) }
     : {};
-  const shard = formatShardSet({ ks: sets.flatMap((s) => s!.ks), of: sets[0]!.of });
+  const shard = formatShardSet({ ks: sets.flatMap((s) => s.ks), of: sets[0]!.of });
   writePartial(out, gen, { ...parts[0]!.meta, metrics, shard, ...seconds });
   console.log(
     `wrote ${out}: partial results of shards ${shard} (${gen.indices.length} of ${nOf(parts[0]!.meta)} images); a later merge takes it as those shards`,
