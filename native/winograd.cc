@@ -40,8 +40,8 @@ __attribute__((noinline)) static void tile(const float* V, int64_t C, const floa
     for (int v = 0; v < NV; v++) u[v] = ld(U + c * K + v * 16);
     for (int r = 0; r < R; r++) {
       V16 b = V16{} + V[r * C + c];
-#if defined(__x86_64__)
-      asm("" : "+v"(b));  // one broadcast per row value
+#if defined(__AVX512F__)
+      asm("" : "+v"(b));  // one broadcast per row value (a 16-float register only with AVX-512)
 #endif
       for (int v = 0; v < NV; v++) acc[r][v] += b * u[v];
     }
