@@ -82,12 +82,6 @@ static void transposeRows(const float* src, int64_t rows, int64_t cols, float* d
     }
 }
 
-static float* scratch(int64_t floats) {  // per thread, kept between calls
-  thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
-  return buf.data();
-}
-
 int64_t attnForwardUnits(const AttnJob& j) { return j.b * ((j.l + kQB - 1) / kQB); }
 
 void attnForwardUnit(const AttnJob& j, int64_t u) {
@@ -97,7 +91,7 @@ void attnForwardUnit(const AttnJob& j, int64_t u) {
   const float* k = j.k + n * j.d * Lk;  // [D, Lk]
   const float* v = j.v + n * j.dv * Lk;  // [Dv, Lk]
   float* o = j.out + n * j.dv * L;       // [Dv, L]
-  float* st = scratch(Lk * kQB);         // s^T, then p^T: [Lk, nq]
+  float* st = threadScratch(Lk * kQB);         // s^T, then p^T: [Lk, nq]
   gemm(k, Lk, 1, q + i0, L, j.d, st, nq, Lk, nq / kV, false);  // st[key][query] = k_key . q_query
   float m[kQB], sum[kQB];
   std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
@@ -137,7 +131,7 @@ void attnBackwardUnit(const AttnJob& j, int64_t n) {
   float* dq = j.dq + n * j.d * L;
   float* dk = j.dk + n * j.d * Lk;
   float* dv = j.dvOut + n * j.dv * Lk;
-  float* p = scratch(3 * kQB * Lk);  // p [nq, Lk], dS [nq, Lk], dS^T [Lk, nq]
+  float* p = threadScratch(3 * kQB * Lk);  // p [nq, Lk], dS [nq, Lk], dS^T [Lk, nq]
   float* ds = p + kQB * Lk;
   float* dst = ds + kQB * Lk;
   float dd[kQB];

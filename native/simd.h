@@ -1,5 +1,5 @@
-// Small vector helpers shared by the native kernels (ortnative.cc, attention.cc): an exp that vectorizes inline
-// and a 16x16 register transpose.
+// Small helpers shared by the native kernels (ortnative.cc, attention.cc, winograd.cc): an exp that vectorizes
+// inline, a 16x16 register transpose, and a per-thread scratch buffer.
 #pragma once
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -7,6 +7,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+// A per-thread buffer of at least `floats` floats, kept between calls (one for all the kernels that use it: a
+// thread runs one kernel's unit at a time, and none keeps the pointer past its unit).
+inline float* threadScratch(int64_t floats) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
+  return buf.data();
+}
 
 // e^x written so that an `omp simd` loop vectorizes it inline (libmvec's expf is a call per vector):
 // x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor polynomial of degree 6 (relative error at most 4.3e-7

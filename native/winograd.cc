@@ -8,7 +8,8 @@
 #include "winograd.h"
 
 #include <algorithm>
-#include <vector>
+
+#include "simd.h"
 
 typedef float V16 __attribute__((vector_size(64)));
 typedef float V16U __attribute__((vector_size(64), aligned(4)));
@@ -101,18 +102,12 @@ void winoFilterUnit(const float* w, int64_t K, int64_t C, bool flip, int64_t b, 
   }
 }
 
-static float* scratch(int64_t floats) {  // per thread, kept between calls
-  thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
-  return buf.data();
-}
-
 void winoUnit(const WinoJob& j, int64_t u) {
   const int64_t H = j.h, W = j.w, C = j.c, K = j.k, tw = W / 2, tiles = (H / 2) * tw;
   const int64_t chunks = (tiles + j.tilesPerUnit - 1) / j.tilesPerUnit;
   const int64_t n = u / chunks, t0 = u % chunks * j.tilesPerUnit, T = std::min(j.tilesPerUnit, tiles - t0);
   if (T <= 0) return;
-  float* Vb = scratch(16 * T * (C + K));  // V [16][T][C], then M [16][T][K]
+  float* Vb = threadScratch(16 * T * (C + K));  // V [16][T][C], then M [16][T][K]
   float* Mb = Vb + 16 * T * C;
   const float* x = j.x + n * C * H * W;
   // d -> B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; 16 channels per vector.

@@ -159,8 +159,9 @@ function run(args: string[]): Promise<number> {
 
 let ran = 0;
 for (let k = 1; k <= shards; k++) {
-  if (writtenParts().held.has(k) || !claim(k)) continue;
-  const done = writtenParts().held.size;
+  const { held } = writtenParts();
+  if (held.has(k) || !claim(k)) continue;
+  const done = held.size;
   console.log(
     `eval-shards: shard ${k} of ${shards} (${me.host}, pid ${me.pid}); ${done} of ${shards} written so far`,
   );
