@@ -42,7 +42,7 @@ __attribute__((noinline)) static void tile(const float* A, int64_t ak, int64_t a
     for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const VecU*>(B + k * bk + v * kV);
     const float* a = A + k * ak;
     for (int r = 0; r < kR; r++) {
-      Vec x = Vec{} + a[r * ar];
+      Vec x = splat<Vec>(a[r * ar]);
 #if defined(__x86_64__)
       asm("" : "+v"(x));  // one broadcast per row value, kept for its NV uses
 #endif

@@ -29,7 +29,8 @@
 //     without its [L, Lk] weights in memory (native/attention.cc); AttentionGrad(q, k, v, o, lse, do) -> dq,
 //     dk, dv, the weights made again from lse.
 //   ConvWinograd(x, u, bias), ConvWinogradSum(x, u, bias, sum) -> y: a 3x3, stride-1, pad-1 convolution on the
-//     NCHW16c layout as Winograd F(2x2, 3x3) (native/winograd.cc); WinogradFilter(w; flip) -> u, its filters.
+//     NCHW16c layout as Winograd F(2x2, 3x3) (native/winograd.cc); WinogradFilter(w; flip) -> u, its filters;
+//     ConvWinogradWeightGrad(x, dy) -> dw, its weight gradient as Winograd F(3x3, 2x2).
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -1007,7 +1008,7 @@ __attribute__((noinline)) static void wgTile(const float* at, int64_t dnPad, con
       WgVec av[NV];
       for (int v = 0; v < NV; v++) av[v] = *reinterpret_cast<const WgVecU*>(a + p * dnPad + v * kWgV);
       for (int q = 0; q < kWgB; q++) {
-        WgVec bv = WgVec{} + bp[q][p];
+        WgVec bv = splat<WgVec>(bp[q][p]);
 #if defined(__x86_64__)
         asm("" : "+v"(bv));  // one broadcast per column value, kept for its NV uses
 #endif
@@ -1532,6 +1533,35 @@ static void winoFilterCompute(void* kernel, OrtKernelContext* ctx) {
       },
       winoFilterUnits(j.k, j.c, j.flip), 16 * 16 * j.c);
 }
+// ConvWinogradWeightGrad(x [N, C, H, W], dy [N, K, H, W], both NCHW16c) -> dw [K, C, 3, 3]: the weight gradient
+// of a 3x3, stride-1, pad-1 convolution, as Winograd F(3x3, 2x2) (native/winograd.cc): ranges of the batch's
+// tiles summed per thread in the transformed domain, then one output transform per filter.
+struct WinoGradKernel {};
+static void* winoGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*) { return new WinoGradKernel(); }
+static void winoGradCompute(void*, OrtKernelContext* ctx) {
+  std::vector<int64_t> xd, dd;
+  WinoGradJob j{};
+  j.x = inputOf(ctx, 0, &xd), j.dy = inputOf(ctx, 1, &dd);
+  const bool shaped = xd.size() == 4 && dd.size() == 4;
+  j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
+  j.k = shaped ? dd[1] : 0;
+  j.dw = outputOf(ctx, 0, {j.k, j.c, 3, 3});
+  const bool ok = shaped && dd[0] == j.n && dd[2] == j.h && dd[3] == j.w && winoShapesOk(j.c, j.k, j.h, j.w);
+  if (!ok) return fillNaN(j.dw, j.k * j.c * 9);
+  winoGradPlan(j, std::max<int64_t>(1, std::thread::hardware_concurrency()));
+  // The ranges' sums, shared by every node of this op (one runs at a time; the lock keeps it so).
+  static std::mutex lock;
+  static std::vector<float> scratch;
+  std::lock_guard<std::mutex> hold(lock);
+  if (int64_t(scratch.size()) < j.ranges * 16 * j.k * j.c) scratch.resize(size_t(j.ranges * 16 * j.k * j.c));
+  j.s = scratch.data();
+  parallelUnits(ctx, &j, [](const void* jj, int64_t r) { winoGradRange(*static_cast<const WinoGradJob*>(jj), r); },
+                j.ranges, int64_t(1) << 20);
+  parallelUnits(ctx, &j, [](const void* jj, int64_t k) { winoGradOutput(*static_cast<const WinoGradJob*>(jj), k); },
+                j.k, 16 * j.c * j.ranges);
+}
+static const CustomOpAbi winoGradOp = fusedOp<WinoGradKernel, 2, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWinogradWeightGrad"; }, winoGradCreate, winoGradCompute);
 static const CustomOpAbi winoFilterOp = fusedOp<WinoFilterKernel, 1, 1>(
     [](const CustomOpAbi*) -> const char* { return "WinogradFilter"; }, winoFilterCreate, winoFilterCompute);
 static const CustomOpAbi winoOp = fusedOp<WinoKernel, 3, 1>(
@@ -1548,7 +1578,7 @@ static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
 static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
                                                &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
                                                &convWeightGradOp, &attnOp,     &attnGradOp,     &winoOp,
-                                               &winoSumOp, &winoFilterOp};
+                                               &winoSumOp, &winoFilterOp,  &winoGradOp};
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).

@@ -17,6 +17,13 @@ inline float* threadScratch(int64_t floats) {
   return buf.data();
 }
 
+// A vector of V with every lane x: x - 0 in each lane is x exactly (also for -0), so the compiler emits one
+// broadcast from memory; `V{} + x` must keep the scalar add (0 + -0 is +0), an extra add and shuffle per value.
+template <typename V>
+inline V splat(float x) {
+  return x - V{};
+}
+
 // e^x written so that an `omp simd` loop vectorizes it inline (libmvec's expf is a call per vector):
 // x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor polynomial of degree 6 (relative error at most 4.3e-7
 // over [-87, 88]), times 2^n built in the exponent bits; x is clamped to [-87, 88], where 2^n stays normal.

@@ -22,3 +22,21 @@ void winoUnit(const WinoJob& j, int64_t u);
 // w), u [16, K, C]. Units: blocks of 16 output channels, or (flip) rows of w.
 int64_t winoFilterUnits(int64_t k, int64_t c, bool flip);
 void winoFilterUnit(const float* w, int64_t k, int64_t c, bool flip, int64_t unit, float* u);
+
+// The weight gradient of such a convolution (ConvWinogradWeightGrad), as Winograd F(3x3, 2x2): each 4x4 input
+// tile d and the output gradient's 2x2 tile e at the same place give G^T [(A e A^T) . (B^T d B)] G, a 3x3
+// contribution to every filter; summed over the tiles in the transformed domain, 16 products per channel pair
+// and tile against the direct form's 36.
+struct WinoGradJob {
+  int64_t n, c, k, h, w;   // as WinoJob
+  int64_t ranges;          // ranges of the batch's tiles, each summed into its own S (added at the end)
+  int64_t tilesPerChunk;   // tiles transformed at a time within a range
+  const float* x;          // [N, C/16, H, W, 16]
+  const float* dy;         // [N, K/16, H, W, 16]
+  float* s;                // [ranges, 16, K, C]: the sums of the transformed products
+  float* dw;               // [K, C, 3, 3]
+};
+// Sets ranges and tilesPerChunk; the scratch s needs ranges * 16 K C floats.
+void winoGradPlan(WinoGradJob& j, int64_t threads);
+void winoGradRange(const WinoGradJob& j, int64_t r);  // range r's sums, from zero
+void winoGradOutput(const WinoGradJob& j, int64_t k);  // dw[k] from every range's sums

@@ -135,6 +135,7 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
         return attention;
       case 'ConvWinograd':
       case 'WinogradFilter':
+      case 'ConvWinogradWeightGrad':
         return has.includes('WinogradPreferred') || process.env.DDPM_WINOGRAD === '1';
       default:
         return true;

@@ -1,7 +1,8 @@
 // The native ConvWinograd kernel (native/winograd.cc, Graph.convWinograd, graph pass winograd-convs) with the
 // filters as winogradFilters transforms them, against a 3x3, stride-1, pad-1 convolution written out in
 // float64: channel counts that take every register tile (16, 32 and 64 output channels at a time), tile
-// counts that take every row tile (6, 2, 1), images split into several chunks of tiles, and the residual input.
+// counts that take every row tile (6, 2, 1), images split into several chunks of tiles, and the residual input;
+// and ConvWinogradWeightGrad against the weight gradient's definition in float64.
 
 import { describe, it } from 'node:test';
 import { Graph } from '../graph/graph.js';
@@ -112,4 +113,64 @@ describe('native WinogradFilter', { skip }, () => {
       await session.release();
     }
   });
+});
+
+/** dw[o, c, i, j] = sum over n, y, x of dy[n, o, y, x] x[n, c, y + i - 1, x + j - 1], in float64. */
+function weightGradReference(
+  x: Float32Array,
+  dy: Float32Array,
+  d: { n: number; c: number; k: number; h: number; w: number },
+): Float64Array {
+  const dw = new Float64Array(d.k * d.c * 9);
+  for (let o = 0; o < d.k; o++)
+    for (let c = 0; c < d.c; c++)
+      for (let r = 0; r < 3; r++)
+        for (let q = 0; q < 3; q++) {
+          let acc = 0;
+          for (let n = 0; n < d.n; n++)
+            for (let i = 0; i < d.h; i++)
+              for (let j = 0; j < d.w; j++) {
+                const [yy, xx] = [i + r - 1, j + q - 1];
+                if (yy < 0 || yy >= d.h || xx < 0 || xx >= d.w) continue;
+                acc += dy[((n * d.k + o) * d.h + i) * d.w + j]! * x[((n * d.c + c) * d.h + yy) * d.w + xx]!;
+              }
+          dw[((o * d.c + c) * 3 + r) * 3 + q] = acc;
+        }
+  return dw;
+}
+
+describe('native ConvWinogradWeightGrad', {
+  skip:
+    skip ||
+    (!nativeKernelNames().includes('ConvWinogradWeightGrad') && 'this build has no ConvWinogradWeightGrad'),
+}, () => {
+  for (const [n, c, k, h, w, why] of [
+    [2, 16, 16, 4, 4, 'the smallest: 16 channels, 8 tiles in one range'],
+    [3, 48, 32, 6, 10, '48 input channels (one 3-vector tile), 32 outputs (4 rows of 8), 45 tiles'],
+    [2, 64, 16, 16, 16, '64 input channels (two 2-vector tiles), 128 tiles in 2 ranges'],
+    [4, 80, 16, 16, 16, '80 input channels (3 + 2 vectors), 256 tiles: 2 ranges of 2 chunks each'],
+  ] as [number, number, number, number, number, string][]) {
+    it(`${why}: matches the float64 weight gradient`, async () => {
+      const rng = new Rng(c * 11 + k + h);
+      const x = rng.normalArray(n * c * h * w);
+      const dy = rng.normalArray(n * k * h * w);
+      const g = new Graph();
+      const xi = g.input('x', [n, c, h, w]);
+      const dyi = g.input('dy', [n, k, h, w]);
+      const dw = g.convWinogradWeightGrad(reorderToBlocked(g, xi), reorderToBlocked(g, dyi)); // [K, C, 3, 3]
+      const session = await engine!.createSession(toOnnx(g, { outputs: { dw }, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const got = await session.run({
+          x: { data: x, shape: [n, c, h, w] },
+          dy: { data: dy, shape: [n, k, h, w] },
+        });
+        const want = weightGradReference(x, dy, { n, c, k, h, w });
+        allClose(got.dw!.data, want, 1e-4, 1e-6 * n * h * w, 'ConvWinogradWeightGrad');
+      } finally {
+        await session.release();
+      }
+    });
+  }
 });

@@ -40,6 +40,7 @@ export const FUSED_KERNELS = [
   'Attention',
   'ConvWinograd',
   'WinogradFilter',
+  'ConvWinogradWeightGrad',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -873,6 +874,31 @@ export class Graph {
       [w],
       [shape],
       { flip: flip ? 1 : 0 },
+      undefined,
+      undefined,
+      FUSED_DOMAIN,
+    )[0]!;
+  }
+
+  /**
+   * The weight gradient [K, C, 3, 3] of a 3x3, stride-1, pad-1 convolution from its input x [N, C, H, W] and
+   * output gradient dy [N, K, H, W], both NCHW16c, as Winograd F(3x3, 2x2) (native ConvWinogradWeightGrad;
+   * no gradient rule): what ConvWeightGrad computes for such a convolution.
+   */
+  convWinogradWeightGrad(x: Value, dy: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
+    if (dn !== n || dh !== h || dw !== w || c % 16 || k % 16 || h % 2 || w % 2) {
+      throw new GraphError(
+        'ConvWinogradWeightGrad',
+        `x ${shapeStr(x.shape)}, dy ${shapeStr(dy.shape)}: needs one batch and size, C and K multiples of 16, H and W even`,
+      );
+    }
+    return this.node(
+      'ConvWinogradWeightGrad',
+      [x, dy],
+      [[k, c, 3, 3]],
+      {},
       undefined,
       undefined,
       FUSED_DOMAIN,

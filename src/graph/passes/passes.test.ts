@@ -68,6 +68,7 @@ interface Built {
   readonly model: Uint8Array;
   readonly report: Record<string, number>;
   readonly feeds: Record<string, Tensor>;
+  readonly ops: ReadonlySet<string>; // the op types of the graph's nodes after the passes
 }
 
 const BATCH = 2;
@@ -115,7 +116,7 @@ function buildModel(
   };
   if (opts.training) for (const [k, v] of u.params) feeds[k] = { data: store.get(k)!, shape: v.shape };
   const params = opts.training ? 'input' : 'initializer';
-  return { model: toOnnx(g, { outputs, params }), report, feeds };
+  return { model: toOnnx(g, { outputs, params }), report, feeds, ops: new Set(g.nodes.map((n) => n.op)) };
 }
 
 async function runModel(b: Built, fused: boolean): Promise<Record<string, Tensor>> {
@@ -220,6 +221,15 @@ describe('graph passes: each on and off gives the same outputs and gradients', a
             `default without ${pass.name}`,
           );
           assertSame(await runModel(full, fused), wantNone, 'default pipeline against none');
+          if (
+            pass.name === 'winograd-convs' &&
+            training &&
+            native?.fusedKernels?.includes('ConvWinogradWeightGrad')
+          )
+            assert.ok(
+              full.ops.has('ConvWinogradWeightGrad'),
+              'the blocked weight gradients of 3x3 convs are Winograd',
+            );
         });
       }
     }

@@ -6,9 +6,11 @@
 // after blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the
 // flipped filters) are rewritten too, and no gradient rule is needed. The native engine's NCHW16c layout
 // (AVX-512 builds: WinogradPreferred); C and K multiples of 16, even sizes. The same convolution to float
-// rounding (the transforms only add and halve).
+// rounding (the transforms only add and halve). A training graph's weight gradients of these convolutions, x
+// and dy both blocked, go to ConvWinogradWeightGrad: Winograd F(3x3, 2x2), 16 products per channel pair and
+// tile against 36.
 
-import type { Graph, Node, Value } from '../graph.js';
+import { FUSED_DOMAIN, type Graph, type Node, type Value } from '../graph.js';
 import { NCHWC_DOMAIN } from '../nchwc.js';
 import { constant32, constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
 
@@ -67,16 +69,33 @@ function rewrite(ctx: PassContext, n: Node): boolean {
   return true;
 }
 
+/** A training graph's ConvWeightGrad of such a convolution, x and dy both NCHW16c -> ConvWinogradWeightGrad. */
+function rewriteWeightGrad(ctx: PassContext, n: Node): boolean {
+  if (n.op !== 'ConvWeightGrad' || n.domain !== FUSED_DOMAIN) return false;
+  const a = n.attrs;
+  if (a.kh !== 3 || a.kw !== 3 || a.sh !== 1 || a.sw !== 1 || a.pt !== 1 || a.pl !== 1) return false;
+  if (a.xblock !== 16 || a.dyblock !== 16) return false;
+  const [x, dy] = n.inputs as [Value, Value];
+  if (x.shape.length !== 4 || dy.shape.length !== 4) return false;
+  const [xn, c, h, w] = x.shape as [number, number, number, number];
+  const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
+  if (xn !== dn || dh !== h || dw !== w || k % 16 || c % 16 || h % 2 || w % 2) return false;
+  const g = ctx.graph;
+  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy)); // [K, C, 3, 3]
+  return true;
+}
+
 export const winogradConvs: GraphPass = {
   name: 'winograd-convs',
   stage: 'layout',
   scope: 'any',
   summary:
-    '3x3 stride-1 convolutions -> Winograd F(2x2, 3x3) (native, NCHW16c; filters transformed once or in the graph)',
+    '3x3 stride-1 convolutions -> Winograd F(2x2, 3x3), their weight gradients -> F(3x3, 2x2) (native, NCHW16c)',
   run(ctx) {
     if (ctx.nchwcBlock !== 16 || !ctx.graph.fused.includes('ConvWinograd')) return 0;
     let count = 0;
-    for (const n of liveNodes(ctx)) if (rewrite(ctx, n)) count++;
+    const grads = ctx.graph.fused.includes('ConvWinogradWeightGrad');
+    for (const n of liveNodes(ctx)) if (rewrite(ctx, n) || (grads && rewriteWeightGrad(ctx, n))) count++;
     return count;
   },
 };
