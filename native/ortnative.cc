@@ -1492,73 +1492,87 @@ static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {
   const bool shaped = xd.size() == 4 && ud.size() == 3;
   j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
   j.k = shaped ? ud[2] : 0;
+  j.m = shaped && ud[0] == winoPositions(4) ? 4 : 2;  // u's positions give the tile: 16 for F(2x2), 36 for F(4x4)
   j.y = outputOf(ctx, 0, {j.n, j.k, j.h, j.w});
-  const bool ok = shaped && ud[0] == 16 && ud[1] == j.c && bd.size() == 1 && bd[0] == j.k &&
-                  (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) && winoShapesOk(j.c, j.k, j.h, j.w);
+  const bool ok = shaped && ud[0] == winoPositions(j.m) && ud[1] == j.c && bd.size() == 1 && bd[0] == j.k &&
+                  (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) &&
+                  winoShapesOk(j.m, j.c, j.k, j.h, j.w);
   if (!ok) return fillNaN(j.y, j.n * j.k * j.h * j.w);
   const int64_t units = winoUnits(j);
   parallelUnits(ctx, &j, [](const void* jj, int64_t u) { winoUnit(*static_cast<const WinoJob*>(jj), u); }, units,
                 int64_t(1) << 20);
 }
-// WinogradFilter(w [K, C, 3, 3]; flip) -> u [16, C, K] (flip: [16, K, C], the filters of the conv's input
-// gradient), the filters as ConvWinograd takes them (G g G^T): a training graph's filters change every step.
+// WinogradFilter(w [K, C, 3, 3]; flip, m) -> u [P, C, K] (flip: [P, K, C], the filters of the conv's input
+// gradient; P = (m + 2)^2), the filters as ConvWinograd takes them (G g G^T): a training graph's filters change
+// every step.
 struct WinoFilterKernel {
-  int64_t flip = 0;
+  int64_t flip = 0, m = 2;
 };
 struct WinoFilterJob {
   const float* w;
   float* u;
-  int64_t k, c;
+  int64_t k, c, m;
   bool flip;
 };
 static void* winoFilterCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new WinoFilterKernel();
   attr(info, "flip", &k->flip);
+  attr(info, "m", &k->m);
   return k;
 }
 static void winoFilterCompute(void* kernel, OrtKernelContext* ctx) {
   std::vector<int64_t> wd;
   WinoFilterJob j{};
   j.w = inputOf(ctx, 0, &wd);
-  j.flip = static_cast<const WinoFilterKernel*>(kernel)->flip != 0;
+  const auto* kk = static_cast<const WinoFilterKernel*>(kernel);
+  j.flip = kk->flip != 0, j.m = kk->m == 4 ? 4 : 2;
   const bool ok = wd.size() == 4 && wd[2] == 3 && wd[3] == 3;
   j.k = ok ? wd[0] : 0, j.c = ok ? wd[1] : 0;
-  j.u = j.flip ? outputOf(ctx, 0, {16, j.k, j.c}) : outputOf(ctx, 0, {16, j.c, j.k});
+  const int64_t P = winoPositions(j.m);
+  j.u = j.flip ? outputOf(ctx, 0, {P, j.k, j.c}) : outputOf(ctx, 0, {P, j.c, j.k});
   if (!ok) return;
   parallelUnits(
       ctx, &j,
       [](const void* jj, int64_t b) {
         const auto& f = *static_cast<const WinoFilterJob*>(jj);
-        winoFilterUnit(f.w, f.k, f.c, f.flip, b, f.u);
+        winoFilterUnit(f.m, f.w, f.k, f.c, f.flip, b, f.u);
       },
-      winoFilterUnits(j.k, j.c, j.flip), 16 * 16 * j.c);
+      winoFilterUnits(j.k, j.c, j.flip), P * 16 * j.c);
 }
-// ConvWinogradWeightGrad(x [N, C, H, W], dy [N, K, H, W], both NCHW16c) -> dw [K, C, 3, 3]: the weight gradient
-// of a 3x3, stride-1, pad-1 convolution, as Winograd F(3x3, 2x2) (native/winograd.cc): ranges of the batch's
-// tiles summed per thread in the transformed domain, then one output transform per filter.
-struct WinoGradKernel {};
-static void* winoGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*) { return new WinoGradKernel(); }
-static void winoGradCompute(void*, OrtKernelContext* ctx) {
+// ConvWinogradWeightGrad(x [N, C, H, W], dy [N, K, H, W], both NCHW16c; m) -> dw [K, C, 3, 3]: the weight
+// gradient of a 3x3, stride-1, pad-1 convolution, as Winograd F(3x3, m x m) (native/winograd.cc): ranges of the
+// batch's tiles summed per thread in the transformed domain, then one output transform per filter.
+struct WinoGradKernel {
+  int64_t m = 2;
+};
+static void* winoGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new WinoGradKernel();
+  attr(info, "m", &k->m);
+  return k;
+}
+static void winoGradCompute(void* kernel, OrtKernelContext* ctx) {
   std::vector<int64_t> xd, dd;
   WinoGradJob j{};
+  j.m = static_cast<const WinoGradKernel*>(kernel)->m == 4 ? 4 : 2;
   j.x = inputOf(ctx, 0, &xd), j.dy = inputOf(ctx, 1, &dd);
   const bool shaped = xd.size() == 4 && dd.size() == 4;
   j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
   j.k = shaped ? dd[1] : 0;
   j.dw = outputOf(ctx, 0, {j.k, j.c, 3, 3});
-  const bool ok = shaped && dd[0] == j.n && dd[2] == j.h && dd[3] == j.w && winoShapesOk(j.c, j.k, j.h, j.w);
+  const bool ok = shaped && dd[0] == j.n && dd[2] == j.h && dd[3] == j.w && winoShapesOk(j.m, j.c, j.k, j.h, j.w);
   if (!ok) return fillNaN(j.dw, j.k * j.c * 9);
   winoGradPlan(j, std::max<int64_t>(1, std::thread::hardware_concurrency()));
   // The ranges' sums, shared by every node of this op (one runs at a time; the lock keeps it so).
   static std::mutex lock;
   static std::vector<float> scratch;
   std::lock_guard<std::mutex> hold(lock);
-  if (int64_t(scratch.size()) < j.ranges * 16 * j.k * j.c) scratch.resize(size_t(j.ranges * 16 * j.k * j.c));
+  const int64_t floats = j.ranges * winoPositions(j.m) * j.k * j.c;
+  if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
   j.s = scratch.data();
   parallelUnits(ctx, &j, [](const void* jj, int64_t r) { winoGradRange(*static_cast<const WinoGradJob*>(jj), r); },
                 j.ranges, int64_t(1) << 20);
   parallelUnits(ctx, &j, [](const void* jj, int64_t k) { winoGradOutput(*static_cast<const WinoGradJob*>(jj), k); },
-                j.k, 16 * j.c * j.ranges);
+                j.k, winoPositions(j.m) * j.c * j.ranges);
 }
 static const CustomOpAbi winoGradOp = fusedOp<WinoGradKernel, 2, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinogradWeightGrad"; }, winoGradCreate, winoGradCompute);
@@ -1590,7 +1604,9 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // WinogradPreferred: ConvWinograd was measured faster than ORT's NCHWc convolution on this build's ISA (AVX-512;
 // bench/README.md, "Winograd F(2x2, 3x3)"); it takes the 16-float blocks only, so AVX2's 8-float layout never
 // uses it (DDPM_WINOGRAD=1 asks for it where a build has 16-float blocks but not the capability).
-static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining",
+// WinogradF4: the Winograd kernels take F(4x4, 3x3) (WinogradFilter and ConvWinogradWeightGrad attribute m = 4,
+// ConvWinograd 36-position filters) beside F(2x2, 3x3); the graphs use it wherever the grid is a multiple of 4.
+static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining", "WinogradF4",
 #if defined(__AVX512F__)
                                             "ConvWeightGradPreferred", "AttentionPreferred", "WinogradPreferred",
 #endif

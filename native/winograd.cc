@@ -1,10 +1,13 @@
-// Winograd F(2x2, 3x3) (Lavin & Gray 2016) for the U-Net's 3x3 convolutions (Ho et al. 2020 appendix B: every
-// ResNet block's two), on ONNX Runtime's NCHW16c blocked layout. Each 2x2 output tile is made from its 4x4
-// input tile: d -> B^T d B (16 values per input channel), 16 products M_xi = V_xi U_xi over the channels (U =
-// G g G^T of each filter, transformed once when the graph is built), then A^T m A plus the bias. 16 products
-// per channel pair instead of the direct convolution's 36: 2.25x fewer multiplies, at the price of the
-// transforms (adds only). A unit of work is a chunk of one image's tiles, sized so its transformed tiles stay
-// in a core's L2 cache. The GEMMs are register tiles of 6 tiles x up to 4 vectors of 16 output channels.
+// Winograd F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2016), for the U-Net's 3x3 convolutions (Ho et al. 2020
+// appendix B: every ResNet block's two), on ONNX Runtime's NCHW16c blocked layout. Each m x m output tile is
+// made from its (m + 2) x (m + 2) input tile d: d -> B^T d B ((m + 2)^2 values per input channel), one product
+// M_xi = V_xi U_xi over the channels per position xi (U = G g G^T of each filter, transformed once when the
+// graph is built), then A^T m A plus the bias. Per channel pair and output pixel: 4 multiplies (m = 2) or 2.25
+// (m = 4) instead of the direct convolution's 9, at the price of the transforms (adds, and for m = 4 small
+// constant multiples). A unit of work is a chunk of one image's tiles, sized so its transformed tiles stay in a
+// core's L2 cache. The GEMMs are register tiles of 6 tiles x up to 4 vectors of 16 output channels.
+// F(4x4, 3x3) uses the points 0, 1, -1, 2, -2 and infinity: its float32 error is a few times F(2x2, 3x3)'s
+// (src/engine/nativeWinograd.test.ts bounds both against float64).
 #include "winograd.h"
 
 #include <algorithm>
@@ -16,14 +19,145 @@ typedef float V16U __attribute__((vector_size(64), aligned(4)));
 static inline V16 ld(const float* p) { return *reinterpret_cast<const V16U*>(p); }
 static inline void st(float* p, V16 v) { *reinterpret_cast<V16U*>(p) = v; }
 
-bool winoShapesOk(int64_t c, int64_t k, int64_t h, int64_t w) {
-  return c > 0 && k > 0 && h > 0 && w > 0 && c % 16 == 0 && k % 16 == 0 && h % 2 == 0 && w % 2 == 0;
+bool winoShapesOk(int64_t m, int64_t c, int64_t k, int64_t h, int64_t w) {
+  return (m == 2 || m == 4) && c > 0 && k > 0 && h > 0 && w > 0 && c % 16 == 0 && k % 16 == 0 && h % m == 0 &&
+         w % m == 0;
+}
+
+// ---- The transforms, one axis at a time (the second axis applies the same to the first's results) ----
+
+// B^T d of one input column (m + 2 values).
+template <int M>
+static inline void bt(const V16* d, V16* e) {
+  if constexpr (M == 2) {  // B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    e[0] = d[0] - d[2];
+    e[1] = d[1] + d[2];
+    e[2] = d[2] - d[1];
+    e[3] = d[1] - d[3];
+  } else {  // B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+            //        [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    const V16 p = d[4] - d[2], q = d[3] - d[1];
+    e[0] = 4.f * (d[0] - d[2]) + p;
+    e[1] = (d[3] + d[4]) - 4.f * (d[1] + d[2]);
+    e[2] = (d[4] - d[3]) + 4.f * (d[1] - d[2]);
+    e[3] = p + 2.f * q;
+    e[4] = p - 2.f * q;
+    e[5] = 4.f * (d[1] - d[3]) + (d[5] - d[3]);
+  }
+}
+
+// A^T m of one column of products (m + 2 values -> m).
+template <int M>
+static inline void at(const V16* p, V16* o) {
+  if constexpr (M == 2) {  // A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    o[0] = p[0] + p[1] + p[2];
+    o[1] = p[1] - p[2] - p[3];
+  } else {  // A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    const V16 a = p[1] + p[2], b = p[1] - p[2], c = p[3] + p[4], d = p[3] - p[4];
+    o[0] = p[0] + a + c;
+    o[1] = b + 2.f * d;
+    o[2] = a + 4.f * c;
+    o[3] = b + 8.f * d + p[5];
+  }
+}
+
+// G g of one filter column (3 values -> m + 2), 16 filters at a time.
+template <int M>
+static inline void gt(const V16* g, V16* u) {
+  if constexpr (M == 2) {  // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    u[0] = g[0];
+    u[1] = 0.5f * (g[0] + g[1] + g[2]);
+    u[2] = 0.5f * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  } else {  // G = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
+    const V16 ac = g[0] + g[2], a4c = g[0] * (1.f / 24) + g[2] * (1.f / 6), b12 = g[1] * (1.f / 12);
+    u[0] = 0.25f * g[0];
+    u[1] = (ac + g[1]) * (-1.f / 6);
+    u[2] = (ac - g[1]) * (-1.f / 6);
+    u[3] = a4c + b12;
+    u[4] = a4c - b12;
+    u[5] = g[2];
+  }
+}
+
+// A e of one column of an output gradient's tile (m values -> m + 2): the weight gradient's "filter" transform.
+template <int M>
+static inline void ae(const V16* e, V16* a) {
+  if constexpr (M == 2) {  // A = [[1, 0], [1, 1], [1, -1], [0, -1]]
+    a[0] = e[0];
+    a[1] = e[0] + e[1];
+    a[2] = e[0] - e[1];
+    a[3] = -e[1];
+  } else {  // A = A^T of F(4x4, 3x3), transposed: rows (1, 0, 0, 0), (1, 1, 1, 1), (1, -1, 1, -1), (1, 2, 4, 8),
+            // (1, -2, 4, -8), (0, 0, 0, 1)
+    const V16 ev = e[0] + e[2], od = e[1] + e[3], ev4 = e[0] + 4.f * e[2], od4 = 2.f * e[1] + 8.f * e[3];
+    a[0] = e[0];
+    a[1] = ev + od;
+    a[2] = ev - od;
+    a[3] = ev4 + od4;
+    a[4] = ev4 - od4;
+    a[5] = e[3];
+  }
+}
+
+// G^T s of one column of summed products (m + 2 values -> 3): the weight gradient's output transform.
+template <int M>
+static inline void gtT(const V16* s, V16* o) {
+  if constexpr (M == 2) {  // G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]
+    const V16 p = 0.5f * (s[1] + s[2]);
+    o[0] = s[0] + p;
+    o[1] = 0.5f * (s[1] - s[2]);
+    o[2] = p + s[3];
+  } else {  // G^T = [[1/4, -1/6, -1/6, 1/24, 1/24, 0], [0, -1/6, 1/6, 1/12, -1/12, 0], [0, -1/6, -1/6, 1/6, 1/6, 1]]
+    const V16 a = s[1] + s[2], c = s[3] + s[4];
+    o[0] = 0.25f * s[0] - a * (1.f / 6) + c * (1.f / 24);
+    o[1] = (s[2] - s[1]) * (1.f / 6) + (s[3] - s[4]) * (1.f / 12);
+    o[2] = (c - a) * (1.f / 6) + s[5];
+  }
+}
+
+// The distance in floats between the positions' matrices of T rows of n floats: rounded up to 4 KB and one
+// cache line more, so that a transform's stores per tile and channel block fall in different L1 sets (T n
+// floats a multiple of 4 KB put all of them in one set of 12 ways).
+static inline int64_t posStride(int64_t T, int64_t n) { return (T * n + 1023) / 1024 * 1024 + 16; }
+
+// V [P][T][C] (positions posStride(T, C) apart) of tiles p0 .. p0 + T of x [N, C/16, H, W, 16] (tile p: image
+// p / tiles, then row by row): d -> B^T d B; 16 channels per vector.
+template <int M>
+static void inputTransform(const float* x, int64_t C, int64_t H, int64_t W, int64_t p0, int64_t T, float* Vb) {
+  constexpr int A = M + 2;
+  const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, C);
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
+    const int64_t y0 = M * ty - 1, x0 = M * tx - 1;
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + A <= H && x0 + A <= W;
+    for (int64_t cb = 0; cb < C / 16; cb++) {
+      const float* xc = x + (n * C / 16 + cb) * H * W * 16;
+      V16 e[A][A];  // B^T d, column by column
+      for (int k = 0; k < A; k++) {
+        V16 d[A];
+        for (int i = 0; i < A; i++) {
+          const int64_t hy = y0 + i, wx = x0 + k;
+          d[i] = inside || (hy >= 0 && hy < H && wx >= 0 && wx < W) ? ld(xc + (hy * W + wx) * 16) : V16{};
+        }
+        V16 c[A];
+        bt<M>(d, c);
+        for (int i = 0; i < A; i++) e[i][k] = c[i];
+      }
+      for (int i = 0; i < A; i++) {
+        V16 v[A];
+        bt<M>(e[i], v);
+        float* out = Vb + i * A * xs + t * C + cb * 16;
+        for (int k = 0; k < A; k++) st(out + k * xs, v[k]);
+      }
+    }
+  }
 }
 
 int64_t winoUnits(WinoJob& j) {
-  const int64_t tiles = (j.h / 2) * (j.w / 2);
-  // V [16][tiles][C] and M [16][tiles][K] of one chunk within about 512 KB.
-  const int64_t fit = std::max<int64_t>(6, (512 * 1024 / 4) / (16 * (j.c + j.k)));
+  const int64_t tiles = (j.h / j.m) * (j.w / j.m), P = winoPositions(j.m);
+  // V [P][tiles][C] and M [P][tiles][K] of one chunk within about 512 KB.
+  const int64_t fit = std::max<int64_t>(6, (512 * 1024 / 4) / (P * (j.c + j.k)));
   // At least 8 units where a small batch has the tiles for them (6 or more a chunk), so every thread has work.
   const int64_t chunks = std::max((tiles + fit - 1) / fit, std::min(tiles / 6, (8 + j.n - 1) / j.n));
   j.tilesPerUnit = (tiles + chunks - 1) / chunks;
@@ -59,156 +193,143 @@ static void rows(const float* V, int64_t C, const float* U, int64_t K, float* M)
   if (k0 < K) tile<R, 1>(V, C, U + k0, K, M + k0);
 }
 
-// out[i * 4 + j] = (G g G^T)[i][j] of one 3x3 filter g, flipped in both axes first when flip;
-// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
-static inline void filterTransform(const float* g9, bool flip, float out[16]) {
-  float g[9];
-  for (int i = 0; i < 9; i++) g[i] = flip ? g9[8 - i] : g9[i];
-  float t[4][3];  // G g
-  for (int s = 0; s < 3; s++) {
-    t[0][s] = g[s];
-    t[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
-    t[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
-    t[3][s] = g[6 + s];
+// out[i * (m + 2) + j] = (G g G^T)[i][j] of 16 3x3 filters g (lane l: tap t of filter l in g[t]).
+template <int M>
+static inline void filterTransform(const V16* g, V16* out) {
+  constexpr int A = M + 2;
+  V16 t[A][3];
+  for (int s = 0; s < 3; s++) {  // G g, column by column
+    const V16 col[3] = {g[s], g[3 + s], g[6 + s]};
+    V16 u[A];
+    gt<M>(col, u);
+    for (int i = 0; i < A; i++) t[i][s] = u[i];
   }
-  for (int i = 0; i < 4; i++) {  // (G g) G^T
-    out[i * 4 + 0] = t[i][0];
-    out[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-    out[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-    out[i * 4 + 3] = t[i][2];
-  }
+  for (int i = 0; i < A; i++) gt<M>(t[i], out + i * A);  // (G g) G^T, row by row
 }
 
 int64_t winoFilterUnits(int64_t k, int64_t, bool flip) { return flip ? k : (k + 15) / 16; }
 
-void winoFilterUnit(const float* w, int64_t K, int64_t C, bool flip, int64_t b, float* u) {
-  float v[16];
-  if (flip) {  // row b of w: u [16, K, C] at (xi, b, c), written along c
-    for (int64_t c = 0; c < C; c++) {
-      filterTransform(w + (b * C + c) * 9, true, v);
-      for (int xi = 0; xi < 16; xi++) u[(xi * K + b) * C + c] = v[xi];
+// u [P, C, K]: unit b = 16 output channels k0 .. k0 + 16 (the lanes), each (xi, c) row's 16 written at once.
+// Flip, u [P, K, C] of w's filters flipped and transposed: unit b = row b of w, 16 input channels (the lanes) at
+// a time. The lanes' 9 taps are gathered through a small transposed buffer.
+template <int M>
+static void filterUnit(const float* w, int64_t K, int64_t C, bool flip, int64_t b, float* u) {
+  constexpr int P = (M + 2) * (M + 2);
+  const int64_t outer = flip ? (C + 15) / 16 : C;
+  alignas(64) float g[9][16], o[P][16];
+  for (int64_t q = 0; q < outer; q++) {
+    const int64_t l0 = flip ? q * 16 : b * 16, lanes = std::min<int64_t>(16, (flip ? C : K) - l0);
+    for (int l = 0; l < 16; l++) {
+      const float* f = l < lanes ? (flip ? w + (b * C + l0 + l) * 9 : w + ((l0 + l) * C + q) * 9) : nullptr;
+      for (int t = 0; t < 9; t++) g[t][l] = f ? f[flip ? 8 - t : t] : 0.f;
     }
-    return;
-  }
-  // 16 output channels k0 .. k1 of w: u [16, C, K] at (xi, c, k), each (xi, c) row's k0 .. k1 written at once
-  const int64_t k0 = b * 16, k1 = std::min(K, k0 + 16);
-  float tile[16][16];
-  for (int64_t c = 0; c < C; c++) {
-    for (int64_t k = k0; k < k1; k++) {
-      filterTransform(w + (k * C + c) * 9, false, v);
-      for (int xi = 0; xi < 16; xi++) tile[xi][k - k0] = v[xi];
-    }
-    for (int xi = 0; xi < 16; xi++) std::copy(tile[xi], tile[xi] + (k1 - k0), u + (xi * C + c) * K + k0);
-  }
-}
-
-// The distance in floats between the 16 positions' matrices of T rows of n floats: rounded up to 4 KB and one
-// cache line more, so that the transforms' 16 stores per tile and channel block fall in different L1 sets (T n
-// floats a multiple of 4 KB put all 16 in one set: 12 ways).
-static inline int64_t posStride(int64_t T, int64_t n) { return (T * n + 1023) / 1024 * 1024 + 16; }
-
-// V [16][T][C] (positions posStride(T, C) apart) of tiles p0 .. p0 + T of x [N, C/16, H, W, 16] (tile p: image p / tiles, then row by row):
-// d -> B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; 16 channels per vector.
-static void inputTransform(const float* x, int64_t C, int64_t H, int64_t W, int64_t p0, int64_t T, float* Vb) {
-  const int64_t tw = W / 2, tiles = (H / 2) * tw, xs = posStride(T, C);
-  for (int64_t t = 0; t < T; t++) {
-    const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
-    for (int64_t cb = 0; cb < C / 16; cb++) {
-      const float* xc = x + (n * C / 16 + cb) * H * W * 16;
-      V16 d[4][4];
-      for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 4; k++) {
-          const int64_t hy = 2 * ty - 1 + i, wx = 2 * tx - 1 + k;
-          d[i][k] = (hy < 0 || hy >= H || wx < 0 || wx >= W) ? V16{} : ld(xc + (hy * W + wx) * 16);
-        }
-      V16 e[4][4];
-      for (int k = 0; k < 4; k++) {
-        e[0][k] = d[0][k] - d[2][k];
-        e[1][k] = d[1][k] + d[2][k];
-        e[2][k] = d[2][k] - d[1][k];
-        e[3][k] = d[1][k] - d[3][k];
+    V16 gv[9], ov[P];
+    for (int t = 0; t < 9; t++) gv[t] = ld(g[t]);
+    filterTransform<M>(gv, ov);
+    for (int xi = 0; xi < P; xi++) {
+      float* dst = flip ? u + (xi * K + b) * C + l0 : u + (xi * C + q) * K + l0;
+      if (lanes == 16) {
+        st(dst, ov[xi]);
+        continue;
       }
-      for (int i = 0; i < 4; i++) {
-        float* v = Vb + i * 4 * xs + t * C + cb * 16;
-        st(v, e[i][0] - e[i][2]);
-        st(v + xs, e[i][1] + e[i][2]);
-        st(v + 2 * xs, e[i][2] - e[i][1]);
-        st(v + 3 * xs, e[i][1] - e[i][3]);
-      }
+      st(o[xi], ov[xi]);
+      std::copy(o[xi], o[xi] + lanes, dst);
     }
   }
 }
 
-void winoUnit(const WinoJob& j, int64_t u) {
-  const int64_t H = j.h, W = j.w, C = j.c, K = j.k, tw = W / 2, tiles = (H / 2) * tw;
+void winoFilterUnit(int64_t m, const float* w, int64_t K, int64_t C, bool flip, int64_t b, float* u) {
+  if (m == 4) return filterUnit<4>(w, K, C, flip, b, u);
+  filterUnit<2>(w, K, C, flip, b, u);
+}
+
+template <int M>
+static void unit(const WinoJob& j, int64_t u) {
+  constexpr int A = M + 2, P = A * A;
+  const int64_t H = j.h, W = j.w, C = j.c, K = j.k, tw = W / M, tiles = (H / M) * tw;
   const int64_t chunks = (tiles + j.tilesPerUnit - 1) / j.tilesPerUnit;
   const int64_t n = u / chunks, t0 = u % chunks * j.tilesPerUnit, T = std::min(j.tilesPerUnit, tiles - t0);
   if (T <= 0) return;
   const int64_t vs = posStride(T, C), ms = posStride(T, K);
-  float* Vb = threadScratch(16 * (vs + ms));  // V [16][T][C], then M [16][T][K]
-  float* Mb = Vb + 16 * vs;
-  inputTransform(j.x, C, H, W, n * tiles + t0, T, Vb);
-  // M_xi [T][K] = V_xi [T][C] U_xi [C][K], for the 16 positions xi of the transformed tile.
-  for (int xi = 0; xi < 16; xi++) {
+  float* Vb = threadScratch(P * (vs + ms));  // V [P][T][C], then M [P][T][K]
+  float* Mb = Vb + P * vs;
+  inputTransform<M>(j.x, C, H, W, n * tiles + t0, T, Vb);
+  // M_xi [T][K] = V_xi [T][C] U_xi [C][K], for the P positions xi of the transformed tile.
+  for (int xi = 0; xi < P; xi++) {
     const float* V = Vb + xi * vs;
     const float* U = j.u + xi * C * K;
-    float* M = Mb + xi * ms;
+    float* Mx = Mb + xi * ms;
     int64_t t = 0;
-    for (; t + 6 <= T; t += 6) rows<6>(V + t * C, C, U, K, M + t * K);
-    for (; t + 2 <= T; t += 2) rows<2>(V + t * C, C, U, K, M + t * K);
-    if (t < T) rows<1>(V + t * C, C, U, K, M + t * K);
+    for (; t + 6 <= T; t += 6) rows<6>(V + t * C, C, U, K, Mx + t * K);
+    for (; t + 2 <= T; t += 2) rows<2>(V + t * C, C, U, K, Mx + t * K);
+    if (t < T) rows<1>(V + t * C, C, U, K, Mx + t * K);
   }
-  // y = A^T m A + bias (+ sum), A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
+  // y = A^T m A + bias (+ sum)
   float* y = j.y + n * K * H * W;
   const float* s = j.sum ? j.sum + n * K * H * W : nullptr;
   for (int64_t kb = 0; kb < K / 16; kb++) {
     const V16 b = ld(j.bias + kb * 16);
     for (int64_t t = 0; t < T; t++) {
       const int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
-      V16 m[4][4];
-      for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 4; k++) m[i][k] = ld(Mb + (i * 4 + k) * ms + t * K + kb * 16);
-      V16 r0[4], r1[4];
-      for (int k = 0; k < 4; k++) r0[k] = m[0][k] + m[1][k] + m[2][k], r1[k] = m[1][k] - m[2][k] - m[3][k];
-      V16 o[4] = {r0[0] + r0[1] + r0[2] + b, r0[1] - r0[2] - r0[3] + b, r1[0] + r1[1] + r1[2] + b,
-                  r1[1] - r1[2] - r1[3] + b};
-      const int64_t at[4] = {((kb * H + 2 * ty) * W + 2 * tx) * 16, ((kb * H + 2 * ty) * W + 2 * tx + 1) * 16,
-                             ((kb * H + 2 * ty + 1) * W + 2 * tx) * 16, ((kb * H + 2 * ty + 1) * W + 2 * tx + 1) * 16};
-      for (int q = 0; q < 4; q++) st(y + at[q], s ? o[q] + ld(s + at[q]) : o[q]);
+      V16 r[M][A];  // A^T m, column by column
+      for (int k = 0; k < A; k++) {
+        V16 p[A], o[M];
+        for (int i = 0; i < A; i++) p[i] = ld(Mb + (i * A + k) * ms + t * K + kb * 16);
+        at<M>(p, o);
+        for (int i = 0; i < M; i++) r[i][k] = o[i];
+      }
+      for (int i = 0; i < M; i++) {
+        V16 o[M];
+        at<M>(r[i], o);
+        const int64_t row = ((kb * H + M * ty + i) * W + M * tx) * 16;
+        for (int q = 0; q < M; q++) st(y + row + q * 16, s ? o[q] + b + ld(s + row + q * 16) : o[q] + b);
+      }
     }
   }
 }
 
-// ---- The weight gradient: Winograd F(3x3, 2x2) ----
-// dw[k, c, i, j] = sum over images and positions (y, x) of dy[k, y, x] x[c, y + i - 1, x + j - 1]. Split the
-// positions into the forward pass's 2x2 tiles: tile (ty, tx)'s output gradient e (2x2) and its input tile d
-// (4x4, rows 2 ty - 1 .. 2 ty + 2) add e correlated with d to each 3x3 filter, F(3, 2) in each axis: the
-// transpose of F(2, 3), out = G^T [(A e) . (B^T d)], with the forward pass's A, B and G. The products are
-// summed over the tiles before the output transform: S_xi [K][C] = sum over tiles of E_xi [t][K]^T V_xi [t][C],
-// then dw[k, c] = G^T S[k, c] G. A range of the batch's tiles per thread, each with its own S.
-
-void winoGradPlan(WinoGradJob& j, int64_t threads) {
-  const int64_t P = j.n * (j.h / 2) * (j.w / 2);
-  j.ranges = std::clamp<int64_t>(std::min(threads, P / 64), 1, 8);
-  // A chunk's E and V (16 positions) within about 512 KB of L2: 32 KB per position for the products.
-  j.tilesPerChunk = std::clamp<int64_t>(8192 / (j.c + j.k), 16, 256);
+void winoUnit(const WinoJob& j, int64_t u) {
+  if (j.m == 4) return unit<4>(j, u);
+  unit<2>(j, u);
 }
 
-// E [16][T][K] (positions posStride(T, K) apart) of the output gradient's tiles p0 .. p0 + T: e -> A e A^T, A = [[1, 0], [1, 1], [1, -1], [0, -1]].
+// ---- The weight gradient: Winograd F(3x3, m x m) ----
+// dw[k, c, i, j] = sum over images and positions (y, x) of dy[k, y, x] x[c, y + i - 1, x + j - 1]. Split the
+// positions into the forward pass's m x m tiles: tile (ty, tx)'s output gradient e (m x m) and its input tile d
+// ((m + 2) x (m + 2), rows m ty - 1 .. m ty + m) add e correlated with d to each 3x3 filter, F(3, m) in each
+// axis: the transpose of F(m, 3), out = G^T [(A e) . (B^T d)], with the forward pass's A, B and G. The
+// products are summed over the tiles before the output transform: S_xi [K][C] = sum over tiles of
+// E_xi [t][K]^T V_xi [t][C], then dw[k, c] = G^T S[k, c] G. A range of the batch's tiles per thread, each with
+// its own S.
+
+void winoGradPlan(WinoGradJob& j, int64_t threads) {
+  const int64_t tiles = j.n * (j.h / j.m) * (j.w / j.m);
+  j.ranges = std::clamp<int64_t>(std::min(threads, tiles / 64), 1, 8);
+  // A chunk's E and V (P positions) within about 512 KB of L2.
+  j.tilesPerChunk = std::clamp<int64_t>(131072 / (winoPositions(j.m) * (j.c + j.k)), 16, 256);
+}
+
+// E [P][T][K] (positions posStride(T, K) apart) of the output gradient's tiles p0 .. p0 + T: e -> A e A^T.
+template <int M>
 static void gradTransform(const float* dy, int64_t K, int64_t H, int64_t W, int64_t p0, int64_t T, float* Eb) {
-  const int64_t tw = W / 2, tiles = (H / 2) * tw, xs = posStride(T, K);
+  constexpr int A = M + 2;
+  const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, K);
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
     for (int64_t kb = 0; kb < K / 16; kb++) {
-      const float* e = dy + ((n * K / 16 + kb) * H * W + 2 * ty * W + 2 * tx) * 16;
-      const V16 e00 = ld(e), e01 = ld(e + 16), e10 = ld(e + W * 16), e11 = ld(e + W * 16 + 16);
-      const V16 a[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-      for (int i = 0; i < 4; i++) {
-        float* v = Eb + i * 4 * xs + t * K + kb * 16;
-        st(v, a[i][0]);
-        st(v + xs, a[i][0] + a[i][1]);
-        st(v + 2 * xs, a[i][0] - a[i][1]);
-        st(v + 3 * xs, -a[i][1]);
+      const float* e = dy + ((n * K / 16 + kb) * H * W + M * ty * W + M * tx) * 16;
+      V16 a[A][M];  // A e, column by column
+      for (int k = 0; k < M; k++) {
+        V16 col[M], c[A];
+        for (int i = 0; i < M; i++) col[i] = ld(e + (i * W + k) * 16);
+        ae<M>(col, c);
+        for (int i = 0; i < A; i++) a[i][k] = c[i];
+      }
+      for (int i = 0; i < A; i++) {
+        V16 v[A];
+        ae<M>(a[i], v);
+        float* out = Eb + i * A * xs + t * K + kb * 16;
+        for (int k = 0; k < A; k++) st(out + k * xs, v[k]);
       }
     }
   }
@@ -236,20 +357,22 @@ __attribute__((noinline)) static void gradTile(const float* E, int64_t K, const 
     for (int v = 0; v < NV; v++) st(S + r * C + v * 16, acc[r][v]);
 }
 
-void winoGradRange(const WinoGradJob& j, int64_t r) {
-  const int64_t C = j.c, K = j.k, P = j.n * (j.h / 2) * (j.w / 2);
-  const int64_t p0 = P * r / j.ranges, p1 = P * (r + 1) / j.ranges;
-  float* S = j.s + r * 16 * K * C;  // [16][K][C]
-  std::fill(S, S + 16 * K * C, 0.f);
+template <int M>
+static void gradRange(const WinoGradJob& j, int64_t r) {
+  constexpr int P = (M + 2) * (M + 2);
+  const int64_t C = j.c, K = j.k, tiles = j.n * (j.h / M) * (j.w / M);
+  const int64_t p0 = tiles * r / j.ranges, p1 = tiles * (r + 1) / j.ranges;
+  float* S = j.s + r * P * K * C;  // [P][K][C]
+  std::fill(S, S + P * K * C, 0.f);
   const int64_t T0 = j.tilesPerChunk;
-  float* Eb = threadScratch(16 * (posStride(T0, K) + posStride(T0, C)));  // E [16][T][K], then V [16][T][C]
-  for (int64_t q = p0; q < p1; q += j.tilesPerChunk) {
-    const int64_t T = std::min(j.tilesPerChunk, p1 - q);
+  float* Eb = threadScratch(P * (posStride(T0, K) + posStride(T0, C)));  // E [P][T][K], then V [P][T][C]
+  for (int64_t q = p0; q < p1; q += T0) {
+    const int64_t T = std::min(T0, p1 - q);
     const int64_t es = posStride(T, K), vs = posStride(T, C);
-    float* Vb = Eb + 16 * es;
-    gradTransform(j.dy, K, j.h, j.w, q, T, Eb);
-    inputTransform(j.x, C, j.h, j.w, q, T, Vb);
-    for (int xi = 0; xi < 16; xi++) {
+    float* Vb = Eb + P * es;
+    gradTransform<M>(j.dy, K, j.h, j.w, q, T, Eb);
+    inputTransform<M>(j.x, C, j.h, j.w, q, T, Vb);
+    for (int xi = 0; xi < P; xi++) {
       const float* E = Eb + xi * es;
       const float* V = Vb + xi * vs;
       float* Sx = S + xi * K * C;
@@ -266,32 +389,42 @@ void winoGradRange(const WinoGradJob& j, int64_t r) {
   }
 }
 
-// dw[k, c] = G^T S[k, c] G (S summed over the ranges), 16 input channels at a time;
-// G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
-void winoGradOutput(const WinoGradJob& j, int64_t k) {
+void winoGradRange(const WinoGradJob& j, int64_t r) {
+  if (j.m == 4) return gradRange<4>(j, r);
+  gradRange<2>(j, r);
+}
+
+// dw[k, c] = G^T S[k, c] G (S summed over the ranges), 16 input channels at a time.
+template <int M>
+static void gradOutput(const WinoGradJob& j, int64_t k) {
+  constexpr int A = M + 2, P = A * A;
   const int64_t C = j.c, K = j.k;
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
-    V16 m[16];
-    for (int xi = 0; xi < 16; xi++) {
-      m[xi] = ld(j.s + (xi * K + k) * C + c0);
-      for (int64_t r = 1; r < j.ranges; r++) m[xi] += ld(j.s + ((r * 16 + xi) * K + k) * C + c0);
+    V16 s[P];
+    for (int xi = 0; xi < P; xi++) {
+      s[xi] = ld(j.s + (xi * K + k) * C + c0);
+      for (int64_t r = 1; r < j.ranges; r++) s[xi] += ld(j.s + ((r * P + xi) * K + k) * C + c0);
     }
-    V16 t[3][4];  // G^T m
-    for (int b = 0; b < 4; b++) {
-      const V16 p = 0.5f * (m[4 + b] + m[8 + b]);
-      t[0][b] = m[b] + p;
-      t[1][b] = 0.5f * (m[4 + b] - m[8 + b]);
-      t[2][b] = p + m[12 + b];
+    V16 t[3][A];  // G^T s, column by column
+    for (int b = 0; b < A; b++) {
+      V16 col[A], o[3];
+      for (int a = 0; a < A; a++) col[a] = s[a * A + b];
+      gtT<M>(col, o);
+      for (int i = 0; i < 3; i++) t[i][b] = o[i];
     }
-    float o[9][16];  // (G^T m) G, tap i * 3 + j
+    float o9[9][16];  // (G^T s) G, tap i * 3 + j
     for (int i = 0; i < 3; i++) {
-      const V16 p = 0.5f * (t[i][1] + t[i][2]);
-      st(o[i * 3], t[i][0] + p);
-      st(o[i * 3 + 1], 0.5f * (t[i][1] - t[i][2]));
-      st(o[i * 3 + 2], p + t[i][3]);
+      V16 o[3];
+      gtT<M>(t[i], o);
+      for (int q = 0; q < 3; q++) st(o9[i * 3 + q], o[q]);
     }
     float* dst = j.dw + (k * C + c0) * 9;  // 16 input channels' 9 taps, contiguous
     for (int l = 0; l < 16; l++)
-      for (int q = 0; q < 9; q++) dst[l * 9 + q] = o[q][l];
+      for (int q = 0; q < 9; q++) dst[l * 9 + q] = o9[q][l];
   }
+}
+
+void winoGradOutput(const WinoGradJob& j, int64_t k) {
+  if (j.m == 4) return gradOutput<4>(j, k);
+  gradOutput<2>(j, k);
 }

@@ -120,12 +120,14 @@ function kernelNamesOf(b: Binding): string[] {
  * and with it the blocked training graph (BlockedTraining), only where the build says it is the faster path
  * (ConvWeightGradPreferred: AVX-512) or DDPM_CONV_WEIGHT_GRAD=1 asks for it (to time both on another machine:
  * bench/README.md, "The weight gradients" and "The training graph in the blocked layout"); Attention likewise
- * (AttentionPreferred, or DDPM_ATTENTION=1).
+ * (AttentionPreferred, or DDPM_ATTENTION=1), and the Winograd kernels (WinogradPreferred, or DDPM_WINOGRAD=1;
+ * DDPM_WINOGRAD_TILE=2 keeps them to F(2x2, 3x3), without WinogradF4).
  */
 function fusedKernelsOf(b: Binding): FusedKernel[] {
   const has = kernelNamesOf(b);
   const convWeightGrad = has.includes('ConvWeightGradPreferred') || process.env.DDPM_CONV_WEIGHT_GRAD === '1';
   const attention = has.includes('AttentionPreferred') || process.env.DDPM_ATTENTION === '1';
+  const winograd = has.includes('WinogradPreferred') || process.env.DDPM_WINOGRAD === '1';
   const wanted = (k: FusedKernel): boolean => {
     switch (k) {
       case 'ConvWeightGrad':
@@ -136,7 +138,9 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
       case 'ConvWinograd':
       case 'WinogradFilter':
       case 'ConvWinogradWeightGrad':
-        return has.includes('WinogradPreferred') || process.env.DDPM_WINOGRAD === '1';
+        return winograd;
+      case 'WinogradF4':
+        return winograd && process.env.DDPM_WINOGRAD_TILE !== '2';
       default:
         return true;
     }

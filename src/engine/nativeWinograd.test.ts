@@ -5,7 +5,7 @@
 // and ConvWinogradWeightGrad against the weight gradient's definition in float64.
 
 import { describe, it } from 'node:test';
-import { Graph } from '../graph/graph.js';
+import { Graph, type WinogradTile } from '../graph/graph.js';
 import { NCHWC_DOMAIN, reorderToBlocked } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { winogradFilters } from '../graph/passes/winogradConvs.js';
@@ -48,12 +48,24 @@ function convReference(
 }
 
 describe('native ConvWinograd', { skip }, () => {
-  for (const [n, c, k, h, w, withSum, why] of [
-    [2, 16, 16, 4, 4, false, 'the smallest: 16 channels, 4 tiles'],
-    [3, 48, 80, 6, 10, true, '80 output channels (64 + 16 at a time), 15 tiles (6, 6, 2, 1), a residual'],
-    [2, 128, 96, 32, 32, true, "L's width: 256 tiles in chunks, 96 outputs (64 + 32 at a time), a residual"],
-  ] as [number, number, number, number, number, boolean, string][]) {
-    it(`${why}: matches the float64 convolution`, async () => {
+  for (const [m, n, c, k, h, w, withSum, why] of [
+    [2, 2, 16, 16, 4, 4, false, 'the smallest: 16 channels, 4 tiles'],
+    [2, 3, 48, 80, 6, 10, true, '80 output channels (64 + 16 at a time), 15 tiles (6, 6, 2, 1), a residual'],
+    [
+      2,
+      2,
+      128,
+      96,
+      32,
+      32,
+      true,
+      "L's width: 256 tiles in chunks, 96 outputs (64 + 32 at a time), a residual",
+    ],
+    [4, 2, 16, 16, 4, 4, false, 'the smallest: one tile per image'],
+    [4, 3, 48, 80, 12, 20, true, '80 output channels, 15 tiles (6, 6, 2, 1), a residual'],
+    [4, 2, 128, 96, 32, 32, true, "L's width: 64 tiles in chunks, a residual"],
+  ] as [WinogradTile, number, number, number, number, number, boolean, string][]) {
+    it(`F(${m}x${m}, 3x3), ${why}: matches the float64 convolution`, async () => {
       const rng = new Rng(c * 7 + k);
       const x = rng.normalArray(n * c * h * w);
       const wt = rng.normalArray(k * c * 9).map((v) => v / Math.sqrt(9 * c));
@@ -62,7 +74,7 @@ describe('native ConvWinograd', { skip }, () => {
       const g = new Graph();
       const xi = g.input('x', [n, c, h, w]);
       const si = withSum ? g.input('s', [n, k, h, w]) : undefined;
-      const u = g.constant(Float32Array.from(winogradFilters(wt, k, c)), [16, c, k]);
+      const u = g.constant(Float32Array.from(winogradFilters(wt, k, c, m)), [(m + 2) ** 2, c, k]);
       const y = g.convWinograd(reorderToBlocked(g, xi), u, g.constant(b, [k]), si && reorderToBlocked(g, si)); // blocked
       const out = g.node(
         'ReorderOutput',
@@ -82,7 +94,15 @@ describe('native ConvWinograd', { skip }, () => {
         };
         if (s) feeds.s = { data: s, shape: [n, k, h, w] };
         const got = await session.run(feeds);
-        allClose(got.y!.data, convReference(x, wt, b, s, { n, c, k, h, w }), 1e-4, 1e-5, 'ConvWinograd');
+        // F(4x4, 3x3)'s transforms multiply by up to 8 and divide by 24: about 10x F(2x2)'s rounding (max abs
+        // error 3.8e-5 at 128 channels on outputs of size 1, against 2.3e-6)
+        allClose(
+          got.y!.data,
+          convReference(x, wt, b, s, { n, c, k, h, w }),
+          1e-4,
+          m === 4 ? 1e-4 : 1e-5,
+          'ConvWinograd',
+        );
       } finally {
         await session.release();
       }
@@ -91,28 +111,33 @@ describe('native ConvWinograd', { skip }, () => {
 });
 
 describe('native WinogradFilter', { skip }, () => {
-  it("transforms fed filters as winogradFilters does, and flipped (the conv's input gradient) from the weight", async () => {
-    const [k, c] = [48, 32];
-    const w = new Rng(5).normalArray(k * c * 9);
-    // flippedKernel(w) [C, K, 3, 3]: transposed, and flipped in both axes
-    const flipped = new Float32Array(k * c * 9);
-    for (let o = 0; o < k; o++)
-      for (let i = 0; i < c; i++)
-        for (let t = 0; t < 9; t++) flipped[(i * k + o) * 9 + t] = w[(o * c + i) * 9 + 8 - t]!;
-    const g = new Graph();
-    const wi = g.input('w', [k, c, 3, 3]);
-    const outputs = { u: g.winogradFilter(wi), uf: g.winogradFilter(wi, true) };
-    const session = await engine!.createSession(toOnnx(g, { outputs, params: 'initializer' }), {
-      threads: 2,
+  for (const [m, k, c] of [
+    [2, 48, 32],
+    [4, 48, 32],
+    [4, 40, 24], // channel counts that leave part of a 16-lane block
+  ] as [WinogradTile, number, number][]) {
+    it(`F(${m}x${m}, 3x3), ${k} x ${c} filters: transforms fed filters as winogradFilters does, and flipped (the conv's input gradient) from the weight`, async () => {
+      const w = new Rng(5).normalArray(k * c * 9);
+      // flippedKernel(w) [C, K, 3, 3]: transposed, and flipped in both axes
+      const flipped = new Float32Array(k * c * 9);
+      for (let o = 0; o < k; o++)
+        for (let i = 0; i < c; i++)
+          for (let t = 0; t < 9; t++) flipped[(i * k + o) * 9 + t] = w[(o * c + i) * 9 + 8 - t]!;
+      const g = new Graph();
+      const wi = g.input('w', [k, c, 3, 3]);
+      const outputs = { u: g.winogradFilter(wi, false, m), uf: g.winogradFilter(wi, true, m) };
+      const session = await engine!.createSession(toOnnx(g, { outputs, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const got = await session.run({ w: { data: w, shape: [k, c, 3, 3] } });
+        allClose(got.u!.data, winogradFilters(w, k, c, m), 1e-6, 1e-6, 'WinogradFilter');
+        allClose(got.uf!.data, winogradFilters(flipped, c, k, m), 1e-6, 1e-6, 'WinogradFilter flip');
+      } finally {
+        await session.release();
+      }
     });
-    try {
-      const got = await session.run({ w: { data: w, shape: [k, c, 3, 3] } });
-      allClose(got.u!.data, winogradFilters(w, k, c), 1e-6, 1e-6, 'WinogradFilter');
-      allClose(got.uf!.data, winogradFilters(flipped, c, k), 1e-6, 1e-6, 'WinogradFilter flip');
-    } finally {
-      await session.release();
-    }
-  });
+  }
 });
 
 /** dw[o, c, i, j] = sum over n, y, x of dy[n, o, y, x] x[n, c, y + i - 1, x + j - 1], in float64. */
@@ -144,20 +169,23 @@ describe('native ConvWinogradWeightGrad', {
     skip ||
     (!nativeKernelNames().includes('ConvWinogradWeightGrad') && 'this build has no ConvWinogradWeightGrad'),
 }, () => {
-  for (const [n, c, k, h, w, why] of [
-    [2, 16, 16, 4, 4, 'the smallest: 16 channels, 8 tiles in one range'],
-    [3, 48, 32, 6, 10, '48 input channels (one 3-vector tile), 32 outputs (4 rows of 8), 45 tiles'],
-    [2, 64, 16, 16, 16, '64 input channels (two 2-vector tiles), 128 tiles in 2 ranges'],
-    [4, 80, 16, 16, 16, '80 input channels (3 + 2 vectors), 256 tiles: 2 ranges of 2 chunks each'],
-  ] as [number, number, number, number, number, string][]) {
-    it(`${why}: matches the float64 weight gradient`, async () => {
+  for (const [m, n, c, k, h, w, why] of [
+    [2, 2, 16, 16, 4, 4, 'the smallest: 16 channels, 8 tiles in one range'],
+    [2, 3, 48, 32, 6, 10, '48 input channels (one 3-vector tile), 32 outputs (4 rows of 8), 45 tiles'],
+    [2, 2, 64, 16, 16, 16, '64 input channels (two 2-vector tiles), 128 tiles in 2 ranges'],
+    [2, 4, 80, 16, 16, 16, '80 input channels (3 + 2 vectors), 256 tiles: 2 ranges of 2 chunks each'],
+    [4, 2, 16, 16, 4, 4, 'the smallest: one tile per image'],
+    [4, 3, 48, 32, 12, 20, '48 input channels, 32 outputs, 45 tiles'],
+    [4, 8, 80, 16, 32, 32, '80 input channels (3 + 2 vectors), 512 tiles: 2 ranges of several chunks'],
+  ] as [WinogradTile, number, number, number, number, number, string][]) {
+    it(`F(3x3, ${m}x${m}), ${why}: matches the float64 weight gradient`, async () => {
       const rng = new Rng(c * 11 + k + h);
       const x = rng.normalArray(n * c * h * w);
       const dy = rng.normalArray(n * k * h * w);
       const g = new Graph();
       const xi = g.input('x', [n, c, h, w]);
       const dyi = g.input('dy', [n, k, h, w]);
-      const dw = g.convWinogradWeightGrad(reorderToBlocked(g, xi), reorderToBlocked(g, dyi)); // [K, C, 3, 3]
+      const dw = g.convWinogradWeightGrad(reorderToBlocked(g, xi), reorderToBlocked(g, dyi), m); // [K, C, 3, 3]
       const session = await engine!.createSession(toOnnx(g, { outputs: { dw }, params: 'initializer' }), {
         threads: 2,
       });

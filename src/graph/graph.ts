@@ -24,7 +24,8 @@ export const FUSED_DOMAIN = 'ai.ddpm';
 /**
  * The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use, and its
  * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks;
- * BlockedTraining = GroupNormSiluGrad, DropoutMul and ConvWeightGrad take the blocked layout too.
+ * BlockedTraining = GroupNormSiluGrad, DropoutMul and ConvWeightGrad take the blocked layout too;
+ * WinogradF4 = the Winograd kernels take F(4x4, 3x3) (36-position filters, attribute m = 4) beside F(2x2, 3x3).
  */
 export const FUSED_KERNELS = [
   'GroupNormSilu',
@@ -41,8 +42,12 @@ export const FUSED_KERNELS = [
   'ConvWinograd',
   'WinogradFilter',
   'ConvWinogradWeightGrad',
+  'WinogradF4',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
+
+/** The output tile m of Winograd F(m x m, 3x3). */
+export type WinogradTile = 2 | 4;
 
 /**
  * Whether c channels in `groups` groups fit the fused GroupNorm's blocked form at this NCHWc block size
@@ -838,17 +843,19 @@ export class Graph {
   }
 
   /**
-   * A 3x3, stride-1, pad-1 convolution as Winograd F(2x2, 3x3) (native ConvWinograd; inference: no gradient
-   * rule) on the NCHW16c layout: x [N, C, H, W] blocked, u [16, C, K] (winogradFilters of the filters), bias
-   * [K], sum [N, K, H, W] blocked (optional: added to the output) -> [N, K, H, W] blocked.
+   * A 3x3, stride-1, pad-1 convolution as Winograd F(m x m, 3x3) (native ConvWinograd; inference: no gradient
+   * rule) on the NCHW16c layout: x [N, C, H, W] blocked, u [P, C, K] (winogradFilters of the filters; P = 16
+   * for m = 2, 36 for m = 4), bias [K], sum [N, K, H, W] blocked (optional: added to the output) -> [N, K, H, W]
+   * blocked.
    */
   convWinograd(x: Value, u: Value, bias: Value, sum?: Value): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
-    const k = u.shape[2]!;
-    if (u.shape[0] !== 16 || u.shape[1] !== c || c % 16 || k % 16 || h % 2 || w % 2) {
+    const [p, uc, k] = u.shape as [number, number, number];
+    const m = p === 36 ? 4 : 2;
+    if ((p !== 16 && p !== 36) || uc !== c || c % 16 || k % 16 || h % m || w % m) {
       throw new GraphError(
         'ConvWinograd',
-        `x ${shapeStr(x.shape)}, u ${shapeStr(u.shape)}: needs u [16, C, K], C and K multiples of 16, H and W even`,
+        `x ${shapeStr(x.shape)}, u ${shapeStr(u.shape)}: needs u [16 or 36, C, K], C and K multiples of 16, H and W multiples of 2 or 4`,
       );
     }
     return this.node(
@@ -863,17 +870,19 @@ export class Graph {
   }
 
   /**
-   * The filters w [K, C, 3, 3] as convWinograd takes them, [16, C, K] (native WinogradFilter; no gradient rule);
-   * `flip`: those of flippedKernel(w) (the conv's input gradient), [16, K, C], made from w directly.
+   * The filters w [K, C, 3, 3] as convWinograd takes them for F(m x m, 3x3), [P, C, K] (native WinogradFilter;
+   * no gradient rule); `flip`: those of flippedKernel(w) (the conv's input gradient), [P, K, C], made from w
+   * directly.
    */
-  winogradFilter(w: Value, flip = false): Value {
+  winogradFilter(w: Value, flip = false, m: WinogradTile = 2): Value {
     const [k, c] = w.shape as [number, number];
-    const shape = flip ? [16, k, c] : [16, c, k];
+    const p = (m + 2) ** 2;
+    const shape = flip ? [p, k, c] : [p, c, k];
     return this.node(
       'WinogradFilter',
       [w],
       [shape],
-      { flip: flip ? 1 : 0 },
+      { flip: flip ? 1 : 0, m },
       undefined,
       undefined,
       FUSED_DOMAIN,
@@ -882,23 +891,23 @@ export class Graph {
 
   /**
    * The weight gradient [K, C, 3, 3] of a 3x3, stride-1, pad-1 convolution from its input x [N, C, H, W] and
-   * output gradient dy [N, K, H, W], both NCHW16c, as Winograd F(3x3, 2x2) (native ConvWinogradWeightGrad;
+   * output gradient dy [N, K, H, W], both NCHW16c, as Winograd F(3x3, m x m) (native ConvWinogradWeightGrad;
    * no gradient rule): what ConvWeightGrad computes for such a convolution.
    */
-  convWinogradWeightGrad(x: Value, dy: Value): Value {
+  convWinogradWeightGrad(x: Value, dy: Value, m: WinogradTile = 2): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
-    if (dn !== n || dh !== h || dw !== w || c % 16 || k % 16 || h % 2 || w % 2) {
+    if (dn !== n || dh !== h || dw !== w || c % 16 || k % 16 || h % m || w % m) {
       throw new GraphError(
         'ConvWinogradWeightGrad',
-        `x ${shapeStr(x.shape)}, dy ${shapeStr(dy.shape)}: needs one batch and size, C and K multiples of 16, H and W even`,
+        `x ${shapeStr(x.shape)}, dy ${shapeStr(dy.shape)}: needs one batch and size, C and K multiples of 16, H and W multiples of ${m}`,
       );
     }
     return this.node(
       'ConvWinogradWeightGrad',
       [x, dy],
       [[k, c, 3, 3]],
-      {},
+      { m },
       undefined,
       undefined,
       FUSED_DOMAIN,

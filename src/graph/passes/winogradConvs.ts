@@ -1,46 +1,66 @@
 // winograd-convs: ONNX Runtime's blocked 3x3, stride-1, pad-1 convolutions -> the native
-// ConvWinograd kernel (native/winograd.cc): Winograd F(2x2, 3x3) (Lavin & Gray 2016), 16 products per input
-// and output channel pair for each 2x2 output tile instead of 36. The filters are transformed here, in
-// float64: U = G g G^T for each filter g, as [16, C, K]; in a training graph, whose filters are fed every step,
-// by the native WinogradFilter kernel in the graph. Runs after the gradient is taken (layout stage,
-// after blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the
-// flipped filters) are rewritten too, and no gradient rule is needed. The native engine's NCHW16c layout
-// (AVX-512 builds: WinogradPreferred); C and K multiples of 16, even sizes. The same convolution to float
-// rounding (the transforms only add and halve). A training graph's weight gradients of these convolutions, x
-// and dy both blocked, go to ConvWinogradWeightGrad: Winograd F(3x3, 2x2), 16 products per channel pair and
-// tile against 36.
+// ConvWinograd kernel (native/winograd.cc): Winograd F(m x m, 3x3) (Lavin & Gray 2016), (m + 2)^2 products per
+// input and output channel pair for each m x m output tile instead of 9 m^2: F(4x4, 3x3) where the grid is a
+// multiple of 4 (36 against 144), else F(2x2, 3x3) (16 against 36). The filters are transformed here, in
+// float64: U = G g G^T for each filter g, as [P, C, K]; in a training graph, whose filters are fed every step,
+// by the native WinogradFilter kernel in the graph. Runs after the gradient is taken (layout stage, after
+// blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the flipped
+// filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x and
+// dy both blocked, go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHW16c layout (AVX-512
+// builds: WinogradPreferred; WinogradF4 for the 4x4 tiles, DDPM_WINOGRAD_TILE=2 without); C and K multiples
+// of 16. The same convolution to float rounding: F(2x2)'s transforms only add and halve; F(4x4)'s multiply by
+// up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
 
-import { FUSED_DOMAIN, type Graph, type Node, type Value } from '../graph.js';
+import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
 import { NCHWC_DOMAIN } from '../nchwc.js';
 import { constant32, constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
 
-/** U [16, C, K] (position i * 4 + j of the 4x4 transformed tile, input channel, output channel) of w [K, C, 3, 3]. */
-export function winogradFilters(w: ArrayLike<number>, k: number, c: number): Float64Array {
-  const u = new Float64Array(16 * c * k);
-  const t = [new Float64Array(3), new Float64Array(3), new Float64Array(3), new Float64Array(3)];
+/** G g of one filter column g (3 values) for F(m x m, 3x3): m + 2 values. */
+function filterColumn(g: readonly number[], m: WinogradTile): number[] {
+  const [a, b, c] = g as [number, number, number];
+  switch (m) {
+    case 2: // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+      return [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+    case 4: // G = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
+      return [a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c];
+  }
+}
+
+/**
+ * U [P, C, K] (position i * (m + 2) + j of the transformed tile, input channel, output channel; P = (m + 2)^2)
+ * of w [K, C, 3, 3]: G g G^T of each filter g, for F(m x m, 3x3).
+ */
+export function winogradFilters(
+  w: ArrayLike<number>,
+  k: number,
+  c: number,
+  m: WinogradTile = 2,
+): Float64Array {
+  const a = m + 2;
+  const u = new Float64Array(a * a * c * k);
   for (let o = 0; o < k; o++)
     for (let ci = 0; ci < c; ci++) {
       const g = (r: number, s: number) => w[((o * c + ci) * 3 + r) * 3 + s]!;
-      // G g, G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-      for (let s = 0; s < 3; s++) {
-        t[0]![s] = g(0, s);
-        t[1]![s] = 0.5 * (g(0, s) + g(1, s) + g(2, s));
-        t[2]![s] = 0.5 * (g(0, s) - g(1, s) + g(2, s));
-        t[3]![s] = g(2, s);
-      }
-      for (let i = 0; i < 4; i++) {
-        const r = t[i]!;
-        const row = [r[0]!, 0.5 * (r[0]! + r[1]! + r[2]!), 0.5 * (r[0]! - r[1]! + r[2]!), r[2]!]; // (G g) G^T
-        for (let j = 0; j < 4; j++) u[((i * 4 + j) * c + ci) * k + o] = row[j]!;
+      const cols = [0, 1, 2].map((s) => filterColumn([g(0, s), g(1, s), g(2, s)], m)); // G g, column by column
+      for (let i = 0; i < a; i++) {
+        const row = filterColumn([cols[0]![i]!, cols[1]![i]!, cols[2]![i]!], m); // (G g) G^T
+        for (let j = 0; j < a; j++) u[((i * a + j) * c + ci) * k + o] = row[j]!;
       }
     }
   return u;
 }
 
 /** U of filters fed at run time, in the graph: from the weight itself where w is flippedKernel of it. */
-function fedFilters(g: Graph, w: Value): Value {
+function fedFilters(g: Graph, w: Value, m: WinogradTile): Value {
   const of = w.producer?.meta?.flippedKernelOf as Value | undefined;
-  return of && of.shape[2] === 3 && of.shape[3] === 3 ? g.winogradFilter(of, true) : g.winogradFilter(w);
+  return of && of.shape[2] === 3 && of.shape[3] === 3
+    ? g.winogradFilter(of, true, m)
+    : g.winogradFilter(w, false, m);
+}
+
+/** The output tile for an H x W grid: F(4x4, 3x3) where the grid takes it and the engine has it, else F(2x2). */
+function tileFor(g: Graph, h: number, w: number): WinogradTile {
+  return g.fused.includes('WinogradF4') && h % 4 === 0 && w % 4 === 0 ? 4 : 2;
 }
 
 function rewrite(ctx: PassContext, n: Node): boolean {
@@ -59,10 +79,11 @@ function rewrite(ctx: PassContext, n: Node): boolean {
   const filters = constantOf(ctx, w);
   const g = ctx.graph;
   if (!filters && !g.fused.includes('WinogradFilter')) return false;
+  const m = tileFor(g, h, wd);
   g.replaceNode(n, () => {
     const u = filters
-      ? constant32(g, winogradFilters(filters, k, c), [16, c, k]) // [16, C, K]
-      : fedFilters(g, w); // transformed every step
+      ? constant32(g, winogradFilters(filters, k, c, m), [(m + 2) ** 2, c, k]) // [P, C, K]
+      : fedFilters(g, w, m); // transformed every step
     const b = bias ?? g.constant(new Float32Array(k), [k]);
     return g.convWinograd(x, u, b, sum);
   });
@@ -81,7 +102,7 @@ function rewriteWeightGrad(ctx: PassContext, n: Node): boolean {
   const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
   if (xn !== dn || dh !== h || dw !== w || k % 16 || c % 16 || h % 2 || w % 2) return false;
   const g = ctx.graph;
-  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy)); // [K, C, 3, 3]
+  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy, tileFor(g, h, w))); // [K, C, 3, 3]
   return true;
 }
 
@@ -90,7 +111,7 @@ export const winogradConvs: GraphPass = {
   stage: 'layout',
   scope: 'any',
   summary:
-    '3x3 stride-1 convolutions -> Winograd F(2x2, 3x3), their weight gradients -> F(3x3, 2x2) (native, NCHW16c)',
+    '3x3 stride-1 convolutions and their weight gradients -> Winograd F(4x4 or 2x2, 3x3) (native, NCHW16c)',
   run(ctx) {
     if (ctx.nchwcBlock !== 16 || !ctx.graph.fused.includes('ConvWinograd')) return 0;
     let count = 0;
