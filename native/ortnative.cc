@@ -28,9 +28,10 @@
 //   Attention(q [B, D, L], k [B, D, Lk], v [B, Dv, Lk]; scale) -> o [B, Dv, L], lse [B, L]: softmax attention
 //     without its [L, Lk] weights in memory (native/attention.cc); AttentionGrad(q, k, v, o, lse, do) -> dq,
 //     dk, dv, the weights made again from lse.
-//   ConvWinograd(x, u, bias), ConvWinogradSum(x, u, bias, sum) -> y: a 3x3, stride-1, pad-1 convolution on the
-//     NCHW16c layout as Winograd F(2x2, 3x3) (native/winograd.cc); WinogradFilter(w; flip) -> u, its filters;
-//     ConvWinogradWeightGrad(x, dy) -> dw, its weight gradient as Winograd F(3x3, 2x2).
+//   ConvWinograd(x, u, bias; block), ConvWinogradSum(x, u, bias, sum; block) -> y: a 3x3, stride-1, pad-1
+//     convolution on the NCHWc layout as Winograd F(2x2 or 4x4, 3x3) (native/winograd.cc); WinogradFilter(w;
+//     flip, m) -> u, its filters; ConvWinogradWeightGrad(x, dy; m, block) -> dw, its weight gradient as
+//     Winograd F(3x3, m x m).
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -1479,14 +1480,22 @@ static const CustomOpAbi attnGradOp = fusedOp<AttnKernel, 6, 3>(
     [](const CustomOpAbi*) -> const char* { return "AttentionGrad"; }, attnCreate, attnGradCompute);
 
 // ---- ConvWinograd and ConvWinogradSum (native/winograd.cc) ----
-// ConvWinograd(x [N, C, H, W] in NCHW16c, u [16, C, K], bias [K]) -> y [N, K, H, W] in NCHW16c: a 3x3, stride-1,
-// pad-1 convolution whose filters were transformed to u (when the graph was built, or by WinogradFilter in a
-// training graph); ConvWinogradSum adds a fourth input (a residual, NCHW16c) to its output.
-struct WinoKernel {};
-static void* winoCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*) { return new WinoKernel(); }
-static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {
+// ConvWinograd(x [N, C, H, W], u [P, C, K], bias [K]; block) -> y [N, K, H, W], x and y in ORT's NCHWc layout of
+// `block` (16 or 8) channels: a 3x3, stride-1, pad-1 convolution whose filters were transformed to u (when the
+// graph was built, or by WinogradFilter in a training graph; P = 16 for F(2x2, 3x3), 36 for F(4x4, 3x3));
+// ConvWinogradSum adds a fourth input (a residual, blocked) to its output.
+struct WinoKernel {
+  int64_t block = 16;  // the layout's channel block: 16, or 8 (AVX2's NCHW8c)
+};
+static void* winoCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
+  auto* k = new WinoKernel();
+  attr(info, "block", &k->block);
+  return k;
+}
+static void winoComputeWith(void* kernel, OrtKernelContext* ctx, bool withSum) {
   std::vector<int64_t> xd, ud, bd, sd;
   WinoJob j{};
+  j.block = static_cast<const WinoKernel*>(kernel)->block;
   j.x = inputOf(ctx, 0, &xd), j.u = inputOf(ctx, 1, &ud), j.bias = inputOf(ctx, 2, &bd);
   j.sum = withSum ? inputOf(ctx, 3, &sd) : nullptr;
   const bool shaped = xd.size() == 4 && ud.size() == 3;
@@ -1496,7 +1505,7 @@ static void winoComputeWith(OrtKernelContext* ctx, bool withSum) {
   j.y = outputOf(ctx, 0, {j.n, j.k, j.h, j.w});
   const bool ok = shaped && ud[0] == winoPositions(j.m) && ud[1] == j.c && bd.size() == 1 && bd[0] == j.k &&
                   (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) &&
-                  winoShapesOk(j.m, j.c, j.k, j.h, j.w);
+                  winoShapesOk(j.m, j.block, j.c, j.k, j.h, j.w);
   if (!ok) return fillNaN(j.y, j.n * j.k * j.h * j.w);
   const int64_t units = winoUnits(j);
   parallelUnits(ctx, &j, [](const void* jj, int64_t u) { winoUnit(*static_cast<const WinoJob*>(jj), u); }, units,
@@ -1543,23 +1552,26 @@ static void winoFilterCompute(void* kernel, OrtKernelContext* ctx) {
 // gradient of a 3x3, stride-1, pad-1 convolution, as Winograd F(3x3, m x m) (native/winograd.cc): ranges of the
 // batch's tiles summed per thread in the transformed domain, then one output transform per filter.
 struct WinoGradKernel {
-  int64_t m = 2;
+  int64_t m = 2, block = 16;
 };
 static void* winoGradCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* info) {
   auto* k = new WinoGradKernel();
   attr(info, "m", &k->m);
+  attr(info, "block", &k->block);
   return k;
 }
 static void winoGradCompute(void* kernel, OrtKernelContext* ctx) {
   std::vector<int64_t> xd, dd;
   WinoGradJob j{};
   j.m = static_cast<const WinoGradKernel*>(kernel)->m == 4 ? 4 : 2;
+  j.block = static_cast<const WinoGradKernel*>(kernel)->block;
   j.x = inputOf(ctx, 0, &xd), j.dy = inputOf(ctx, 1, &dd);
   const bool shaped = xd.size() == 4 && dd.size() == 4;
   j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
   j.k = shaped ? dd[1] : 0;
   j.dw = outputOf(ctx, 0, {j.k, j.c, 3, 3});
-  const bool ok = shaped && dd[0] == j.n && dd[2] == j.h && dd[3] == j.w && winoShapesOk(j.m, j.c, j.k, j.h, j.w);
+  const bool ok =
+      shaped && dd[0] == j.n && dd[2] == j.h && dd[3] == j.w && winoShapesOk(j.m, j.block, j.c, j.k, j.h, j.w);
   if (!ok) return fillNaN(j.dw, j.k * j.c * 9);
   winoGradPlan(j, std::max<int64_t>(1, std::thread::hardware_concurrency()));
   // The ranges' sums, shared by every node of this op (one runs at a time; the lock keeps it so).
@@ -1580,10 +1592,10 @@ static const CustomOpAbi winoFilterOp = fusedOp<WinoFilterKernel, 1, 1>(
     [](const CustomOpAbi*) -> const char* { return "WinogradFilter"; }, winoFilterCreate, winoFilterCompute);
 static const CustomOpAbi winoOp = fusedOp<WinoKernel, 3, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinograd"; }, winoCreate,
-    [](void*, OrtKernelContext* ctx) { winoComputeWith(ctx, false); });
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, false); });
 static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinogradSum"; }, winoCreate,
-    [](void*, OrtKernelContext* ctx) { winoComputeWith(ctx, true); });
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, true); });
 
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
@@ -1606,7 +1618,10 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // uses it (DDPM_WINOGRAD=1 asks for it where a build has 16-float blocks but not the capability).
 // WinogradF4: the Winograd kernels take F(4x4, 3x3) (WinogradFilter and ConvWinogradWeightGrad attribute m = 4,
 // ConvWinograd 36-position filters) beside F(2x2, 3x3); the graphs use it wherever the grid is a multiple of 4.
+// WinogradBlock8: ConvWinograd, ConvWinogradSum and ConvWinogradWeightGrad take attribute block = 8 (AVX2's
+// NCHW8c layout; 8-float vectors); untimed on an AVX2 machine, so there the graphs use them only when asked.
 static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining", "WinogradF4",
+                                            "WinogradBlock8",
 #if defined(__AVX512F__)
                                             "ConvWeightGradPreferred", "AttentionPreferred", "WinogradPreferred",
 #endif

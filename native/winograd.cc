@@ -14,21 +14,53 @@
 
 #include "simd.h"
 
-typedef float V16 __attribute__((vector_size(64)));
-typedef float V16U __attribute__((vector_size(64), aligned(4)));
-static inline V16 ld(const float* p) { return *reinterpret_cast<const V16U*>(p); }
-static inline void st(float* p, V16 v) { *reinterpret_cast<V16U*>(p) = v; }
+// One NCHWc block of B floats as a vector: 16 (AVX-512 builds' layout) or 8 (AVX2's).
+template <int B>
+struct Lanes;
+template <>
+struct Lanes<16> {
+  typedef float V __attribute__((vector_size(64)));
+  typedef float VU __attribute__((vector_size(64), aligned(4)));
+};
+template <>
+struct Lanes<8> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef float VU __attribute__((vector_size(32), aligned(4)));
+};
+template <int B>
+using Vec = typename Lanes<B>::V;
+template <int B>
+static inline Vec<B> ld(const float* p) {
+  return *reinterpret_cast<const typename Lanes<B>::VU*>(p);
+}
+template <int B>
+static inline void st(float* p, Vec<B> v) {
+  *reinterpret_cast<typename Lanes<B>::VU*>(p) = v;
+}
+typedef Vec<16> V16;  // the filter transform's 16 filters at a time, whatever the layout
 
-bool winoShapesOk(int64_t m, int64_t c, int64_t k, int64_t h, int64_t w) {
-  return (m == 2 || m == 4) && c > 0 && k > 0 && h > 0 && w > 0 && c % 16 == 0 && k % 16 == 0 && h % m == 0 &&
-         w % m == 0;
+// Keeps a broadcast in a register for all its uses (GCC otherwise re-broadcasts from memory per use); a
+// 16-float register only with AVX-512.
+template <int B>
+static inline void keep(Vec<B>& v) {
+#if defined(__x86_64__)
+  if constexpr (B == 8) asm("" : "+v"(v));
+#if defined(__AVX512F__)
+  if constexpr (B == 16) asm("" : "+v"(v));
+#endif
+#endif
+}
+
+bool winoShapesOk(int64_t m, int64_t block, int64_t c, int64_t k, int64_t h, int64_t w) {
+  return (m == 2 || m == 4) && (block == 8 || block == 16) && c > 0 && k > 0 && h > 0 && w > 0 &&
+         c % block == 0 && k % block == 0 && h % m == 0 && w % m == 0;
 }
 
 // ---- The transforms, one axis at a time (the second axis applies the same to the first's results) ----
 
 // B^T d of one input column (m + 2 values).
-template <int M>
-static inline void bt(const V16* d, V16* e) {
+template <int M, typename V>
+static inline void bt(const V* d, V* e) {
   if constexpr (M == 2) {  // B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
     e[0] = d[0] - d[2];
     e[1] = d[1] + d[2];
@@ -36,7 +68,7 @@ static inline void bt(const V16* d, V16* e) {
     e[3] = d[1] - d[3];
   } else {  // B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
             //        [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-    const V16 p = d[4] - d[2], q = d[3] - d[1];
+    const V p = d[4] - d[2], q = d[3] - d[1];
     e[0] = 4.f * (d[0] - d[2]) + p;
     e[1] = (d[3] + d[4]) - 4.f * (d[1] + d[2]);
     e[2] = (d[4] - d[3]) + 4.f * (d[1] - d[2]);
@@ -47,13 +79,13 @@ static inline void bt(const V16* d, V16* e) {
 }
 
 // A^T m of one column of products (m + 2 values -> m).
-template <int M>
-static inline void at(const V16* p, V16* o) {
+template <int M, typename V>
+static inline void at(const V* p, V* o) {
   if constexpr (M == 2) {  // A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
     o[0] = p[0] + p[1] + p[2];
     o[1] = p[1] - p[2] - p[3];
   } else {  // A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
-    const V16 a = p[1] + p[2], b = p[1] - p[2], c = p[3] + p[4], d = p[3] - p[4];
+    const V a = p[1] + p[2], b = p[1] - p[2], c = p[3] + p[4], d = p[3] - p[4];
     o[0] = p[0] + a + c;
     o[1] = b + 2.f * d;
     o[2] = a + 4.f * c;
@@ -81,8 +113,8 @@ static inline void gt(const V16* g, V16* u) {
 }
 
 // A e of one column of an output gradient's tile (m values -> m + 2): the weight gradient's "filter" transform.
-template <int M>
-static inline void ae(const V16* e, V16* a) {
+template <int M, typename V>
+static inline void ae(const V* e, V* a) {
   if constexpr (M == 2) {  // A = [[1, 0], [1, 1], [1, -1], [0, -1]]
     a[0] = e[0];
     a[1] = e[0] + e[1];
@@ -90,7 +122,7 @@ static inline void ae(const V16* e, V16* a) {
     a[3] = -e[1];
   } else {  // A = A^T of F(4x4, 3x3), transposed: rows (1, 0, 0, 0), (1, 1, 1, 1), (1, -1, 1, -1), (1, 2, 4, 8),
             // (1, -2, 4, -8), (0, 0, 0, 1)
-    const V16 ev = e[0] + e[2], od = e[1] + e[3], ev4 = e[0] + 4.f * e[2], od4 = 2.f * e[1] + 8.f * e[3];
+    const V ev = e[0] + e[2], od = e[1] + e[3], ev4 = e[0] + 4.f * e[2], od4 = 2.f * e[1] + 8.f * e[3];
     a[0] = e[0];
     a[1] = ev + od;
     a[2] = ev - od;
@@ -101,15 +133,15 @@ static inline void ae(const V16* e, V16* a) {
 }
 
 // G^T s of one column of summed products (m + 2 values -> 3): the weight gradient's output transform.
-template <int M>
-static inline void gtT(const V16* s, V16* o) {
+template <int M, typename V>
+static inline void gtT(const V* s, V* o) {
   if constexpr (M == 2) {  // G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]
-    const V16 p = 0.5f * (s[1] + s[2]);
+    const V p = 0.5f * (s[1] + s[2]);
     o[0] = s[0] + p;
     o[1] = 0.5f * (s[1] - s[2]);
     o[2] = p + s[3];
   } else {  // G^T = [[1/4, -1/6, -1/6, 1/24, 1/24, 0], [0, -1/6, 1/6, 1/12, -1/12, 0], [0, -1/6, -1/6, 1/6, 1/6, 1]]
-    const V16 a = s[1] + s[2], c = s[3] + s[4];
+    const V a = s[1] + s[2], c = s[3] + s[4];
     o[0] = 0.25f * s[0] - a * (1.f / 6) + c * (1.f / 24);
     o[1] = (s[2] - s[1]) * (1.f / 6) + (s[3] - s[4]) * (1.f / 12);
     o[2] = (c - a) * (1.f / 6) + s[5];
@@ -121,34 +153,35 @@ static inline void gtT(const V16* s, V16* o) {
 // floats a multiple of 4 KB put all of them in one set of 12 ways).
 static inline int64_t posStride(int64_t T, int64_t n) { return (T * n + 1023) / 1024 * 1024 + 16; }
 
-// V [P][T][C] (positions posStride(T, C) apart) of tiles p0 .. p0 + T of x [N, C/16, H, W, 16] (tile p: image
-// p / tiles, then row by row): d -> B^T d B; 16 channels per vector.
-template <int M>
+// V [P][T][C] (positions posStride(T, C) apart) of tiles p0 .. p0 + T of x [N, C/B, H, W, B] (tile p: image
+// p / tiles, then row by row): d -> B^T d B; one block of B channels per vector.
+template <int M, int B>
 static void inputTransform(const float* x, int64_t C, int64_t H, int64_t W, int64_t p0, int64_t T, float* Vb) {
   constexpr int A = M + 2;
+  using V = Vec<B>;
   const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, C);
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
     const int64_t y0 = M * ty - 1, x0 = M * tx - 1;
     const bool inside = y0 >= 0 && x0 >= 0 && y0 + A <= H && x0 + A <= W;
-    for (int64_t cb = 0; cb < C / 16; cb++) {
-      const float* xc = x + (n * C / 16 + cb) * H * W * 16;
-      V16 e[A][A];  // B^T d, column by column
+    for (int64_t cb = 0; cb < C / B; cb++) {
+      const float* xc = x + (n * C / B + cb) * H * W * B;
+      V e[A][A];  // B^T d, column by column
       for (int k = 0; k < A; k++) {
-        V16 d[A];
+        V d[A];
         for (int i = 0; i < A; i++) {
           const int64_t hy = y0 + i, wx = x0 + k;
-          d[i] = inside || (hy >= 0 && hy < H && wx >= 0 && wx < W) ? ld(xc + (hy * W + wx) * 16) : V16{};
+          d[i] = inside || (hy >= 0 && hy < H && wx >= 0 && wx < W) ? ld<B>(xc + (hy * W + wx) * B) : V{};
         }
-        V16 c[A];
+        V c[A];
         bt<M>(d, c);
         for (int i = 0; i < A; i++) e[i][k] = c[i];
       }
       for (int i = 0; i < A; i++) {
-        V16 v[A];
+        V v[A];
         bt<M>(e[i], v);
-        float* out = Vb + i * A * xs + t * C + cb * 16;
-        for (int k = 0; k < A; k++) st(out + k * xs, v[k]);
+        float* out = Vb + i * A * xs + t * C + cb * B;
+        for (int k = 0; k < A; k++) st<B>(out + k * xs, v[k]);
       }
     }
   }
@@ -164,33 +197,34 @@ int64_t winoUnits(WinoJob& j) {
   return j.n * chunks;
 }
 
-// M[t][k0 ..] (NV vectors of 16 output channels) = sum over c < C of V[t][c] U[c][k0 ..], rows t < R.
-template <int R, int NV>
+// M[t][k0 ..] (NV vectors of B output channels) = sum over c < C of V[t][c] U[c][k0 ..], rows t < R.
+// R x NV accumulators: 6 x 4 of 32 registers (AVX-512), 6 x 2 of 16 (AVX2).
+template <int R, int NV, int B>
 __attribute__((noinline)) static void tile(const float* V, int64_t C, const float* U, int64_t K, float* M) {
-  V16 acc[R][NV];
+  using W = Vec<B>;
+  W acc[R][NV];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = V16{};
+    for (int v = 0; v < NV; v++) acc[r][v] = W{};
   for (int64_t c = 0; c < C; c++) {
-    V16 u[NV];
-    for (int v = 0; v < NV; v++) u[v] = ld(U + c * K + v * 16);
+    W u[NV];
+    for (int v = 0; v < NV; v++) u[v] = ld<B>(U + c * K + v * B);
     for (int r = 0; r < R; r++) {
-      V16 b = splat<V16>(V[r * C + c]);
-#if defined(__AVX512F__)
-      asm("" : "+v"(b));  // one broadcast per row value (a 16-float register only with AVX-512)
-#endif
+      W b = splat<W>(V[r * C + c]);
+      keep<B>(b);
       for (int v = 0; v < NV; v++) acc[r][v] += b * u[v];
     }
   }
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) st(M + r * K + v * 16, acc[r][v]);
+    for (int v = 0; v < NV; v++) st<B>(M + r * K + v * B, acc[r][v]);
 }
 
-template <int R>
+template <int R, int B>
 static void rows(const float* V, int64_t C, const float* U, int64_t K, float* M) {
+  constexpr int NV = B == 16 ? 4 : 2;
   int64_t k0 = 0;
-  for (; k0 + 64 <= K; k0 += 64) tile<R, 4>(V, C, U + k0, K, M + k0);
-  if (k0 + 32 <= K) tile<R, 2>(V, C, U + k0, K, M + k0), k0 += 32;
-  if (k0 < K) tile<R, 1>(V, C, U + k0, K, M + k0);
+  for (; k0 + NV * B <= K; k0 += NV * B) tile<R, NV, B>(V, C, U + k0, K, M + k0);
+  if (NV == 4 && k0 + 2 * B <= K) tile<R, 2, B>(V, C, U + k0, K, M + k0), k0 += 2 * B;
+  for (; k0 < K; k0 += B) tile<R, 1, B>(V, C, U + k0, K, M + k0);
 }
 
 // out[i * (m + 2) + j] = (G g G^T)[i][j] of 16 3x3 filters g (lane l: tap t of filter l in g[t]).
@@ -224,15 +258,15 @@ static void filterUnit(const float* w, int64_t K, int64_t C, bool flip, int64_t 
       for (int t = 0; t < 9; t++) g[t][l] = f ? f[flip ? 8 - t : t] : 0.f;
     }
     V16 gv[9], ov[P];
-    for (int t = 0; t < 9; t++) gv[t] = ld(g[t]);
+    for (int t = 0; t < 9; t++) gv[t] = ld<16>(g[t]);
     filterTransform<M>(gv, ov);
     for (int xi = 0; xi < P; xi++) {
       float* dst = flip ? u + (xi * K + b) * C + l0 : u + (xi * C + q) * K + l0;
       if (lanes == 16) {
-        st(dst, ov[xi]);
+        st<16>(dst, ov[xi]);
         continue;
       }
-      st(o[xi], ov[xi]);
+      st<16>(o[xi], ov[xi]);
       std::copy(o[xi], o[xi] + lanes, dst);
     }
   }
@@ -243,9 +277,10 @@ void winoFilterUnit(int64_t m, const float* w, int64_t K, int64_t C, bool flip, 
   filterUnit<2>(w, K, C, flip, b, u);
 }
 
-template <int M>
+template <int M, int B>
 static void unit(const WinoJob& j, int64_t u) {
   constexpr int A = M + 2, P = A * A;
+  using V = Vec<B>;
   const int64_t H = j.h, W = j.w, C = j.c, K = j.k, tw = W / M, tiles = (H / M) * tw;
   const int64_t chunks = (tiles + j.tilesPerUnit - 1) / j.tilesPerUnit;
   const int64_t n = u / chunks, t0 = u % chunks * j.tilesPerUnit, T = std::min(j.tilesPerUnit, tiles - t0);
@@ -253,44 +288,45 @@ static void unit(const WinoJob& j, int64_t u) {
   const int64_t vs = posStride(T, C), ms = posStride(T, K);
   float* Vb = threadScratch(P * (vs + ms));  // V [P][T][C], then M [P][T][K]
   float* Mb = Vb + P * vs;
-  inputTransform<M>(j.x, C, H, W, n * tiles + t0, T, Vb);
+  inputTransform<M, B>(j.x, C, H, W, n * tiles + t0, T, Vb);
   // M_xi [T][K] = V_xi [T][C] U_xi [C][K], for the P positions xi of the transformed tile.
   for (int xi = 0; xi < P; xi++) {
-    const float* V = Vb + xi * vs;
+    const float* Vx = Vb + xi * vs;
     const float* U = j.u + xi * C * K;
     float* Mx = Mb + xi * ms;
     int64_t t = 0;
-    for (; t + 6 <= T; t += 6) rows<6>(V + t * C, C, U, K, Mx + t * K);
-    for (; t + 2 <= T; t += 2) rows<2>(V + t * C, C, U, K, Mx + t * K);
-    if (t < T) rows<1>(V + t * C, C, U, K, Mx + t * K);
+    for (; t + 6 <= T; t += 6) rows<6, B>(Vx + t * C, C, U, K, Mx + t * K);
+    for (; t + 2 <= T; t += 2) rows<2, B>(Vx + t * C, C, U, K, Mx + t * K);
+    if (t < T) rows<1, B>(Vx + t * C, C, U, K, Mx + t * K);
   }
   // y = A^T m A + bias (+ sum)
   float* y = j.y + n * K * H * W;
   const float* s = j.sum ? j.sum + n * K * H * W : nullptr;
-  for (int64_t kb = 0; kb < K / 16; kb++) {
-    const V16 b = ld(j.bias + kb * 16);
+  for (int64_t kb = 0; kb < K / B; kb++) {
+    const V b = ld<B>(j.bias + kb * B);
     for (int64_t t = 0; t < T; t++) {
       const int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
-      V16 r[M][A];  // A^T m, column by column
+      V r[M][A];  // A^T m, column by column
       for (int k = 0; k < A; k++) {
-        V16 p[A], o[M];
-        for (int i = 0; i < A; i++) p[i] = ld(Mb + (i * A + k) * ms + t * K + kb * 16);
+        V p[A], o[M];
+        for (int i = 0; i < A; i++) p[i] = ld<B>(Mb + (i * A + k) * ms + t * K + kb * B);
         at<M>(p, o);
         for (int i = 0; i < M; i++) r[i][k] = o[i];
       }
       for (int i = 0; i < M; i++) {
-        V16 o[M];
+        V o[M];
         at<M>(r[i], o);
-        const int64_t row = ((kb * H + M * ty + i) * W + M * tx) * 16;
-        for (int q = 0; q < M; q++) st(y + row + q * 16, s ? o[q] + b + ld(s + row + q * 16) : o[q] + b);
+        const int64_t row = ((kb * H + M * ty + i) * W + M * tx) * B;
+        for (int q = 0; q < M; q++) st<B>(y + row + q * B, s ? o[q] + b + ld<B>(s + row + q * B) : o[q] + b);
       }
     }
   }
 }
 
 void winoUnit(const WinoJob& j, int64_t u) {
-  if (j.m == 4) return unit<4>(j, u);
-  unit<2>(j, u);
+  if (j.block == 8) return j.m == 4 ? unit<4, 8>(j, u) : unit<2, 8>(j, u);
+  if (j.m == 4) return unit<4, 16>(j, u);
+  unit<2, 16>(j, u);
 }
 
 // ---- The weight gradient: Winograd F(3x3, m x m) ----
@@ -310,56 +346,61 @@ void winoGradPlan(WinoGradJob& j, int64_t threads) {
 }
 
 // E [P][T][K] (positions posStride(T, K) apart) of the output gradient's tiles p0 .. p0 + T: e -> A e A^T.
-template <int M>
+template <int M, int B>
 static void gradTransform(const float* dy, int64_t K, int64_t H, int64_t W, int64_t p0, int64_t T, float* Eb) {
   constexpr int A = M + 2;
+  using V = Vec<B>;
   const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, K);
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
-    for (int64_t kb = 0; kb < K / 16; kb++) {
-      const float* e = dy + ((n * K / 16 + kb) * H * W + M * ty * W + M * tx) * 16;
-      V16 a[A][M];  // A e, column by column
+    for (int64_t kb = 0; kb < K / B; kb++) {
+      const float* e = dy + ((n * K / B + kb) * H * W + M * ty * W + M * tx) * B;
+      V a[A][M];  // A e, column by column
       for (int k = 0; k < M; k++) {
-        V16 col[M], c[A];
-        for (int i = 0; i < M; i++) col[i] = ld(e + (i * W + k) * 16);
+        V col[M], c[A];
+        for (int i = 0; i < M; i++) col[i] = ld<B>(e + (i * W + k) * B);
         ae<M>(col, c);
         for (int i = 0; i < A; i++) a[i][k] = c[i];
       }
       for (int i = 0; i < A; i++) {
-        V16 v[A];
+        V v[A];
         ae<M>(a[i], v);
-        float* out = Eb + i * A * xs + t * K + kb * 16;
-        for (int k = 0; k < A; k++) st(out + k * xs, v[k]);
+        float* out = Eb + i * A * xs + t * K + kb * B;
+        for (int k = 0; k < A; k++) st<B>(out + k * xs, v[k]);
       }
     }
   }
 }
 
-// S[k0 + r][c0 ..] (NV vectors of 16 input channels) += sum over t < T of E[t][k0 + r] V[t][c0 ..], r < 8.
-template <int NV>
+// The rows of K a gradient tile takes: 8 x 3 vectors of 32 registers (AVX-512), 4 x 3 of 16 (AVX2).
+template <int B>
+inline constexpr int kGradRows = B == 16 ? 8 : 4;
+
+// S[k0 + r][c0 ..] (NV vectors of B input channels) += sum over t < T of E[t][k0 + r] V[t][c0 ..].
+template <int NV, int B>
 __attribute__((noinline)) static void gradTile(const float* E, int64_t K, const float* V, int64_t C, int64_t T,
                                                float* S) {
-  V16 acc[8][NV];
-  for (int r = 0; r < 8; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = ld(S + r * C + v * 16);
+  constexpr int R = kGradRows<B>;
+  using W = Vec<B>;
+  W acc[R][NV];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = ld<B>(S + r * C + v * B);
   for (int64_t t = 0; t < T; t++) {
-    V16 b[NV];
-    for (int v = 0; v < NV; v++) b[v] = ld(V + t * C + v * 16);
-    for (int r = 0; r < 8; r++) {
-      V16 a = splat<V16>(E[t * K + r]);
-#if defined(__AVX512F__)
-      asm("" : "+v"(a));  // one broadcast per value of E
-#endif
+    W b[NV];
+    for (int v = 0; v < NV; v++) b[v] = ld<B>(V + t * C + v * B);
+    for (int r = 0; r < R; r++) {
+      W a = splat<W>(E[t * K + r]);
+      keep<B>(a);
       for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
     }
   }
-  for (int r = 0; r < 8; r++)
-    for (int v = 0; v < NV; v++) st(S + r * C + v * 16, acc[r][v]);
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) st<B>(S + r * C + v * B, acc[r][v]);
 }
 
-template <int M>
+template <int M, int B>
 static void gradRange(const WinoGradJob& j, int64_t r) {
-  constexpr int P = (M + 2) * (M + 2);
+  constexpr int P = (M + 2) * (M + 2), R = kGradRows<B>;
   const int64_t C = j.c, K = j.k, tiles = j.n * (j.h / M) * (j.w / M);
   const int64_t p0 = tiles * r / j.ranges, p1 = tiles * (r + 1) / j.ranges;
   float* S = j.s + r * P * K * C;  // [P][K][C]
@@ -370,61 +411,64 @@ static void gradRange(const WinoGradJob& j, int64_t r) {
     const int64_t T = std::min(T0, p1 - q);
     const int64_t es = posStride(T, K), vs = posStride(T, C);
     float* Vb = Eb + P * es;
-    gradTransform<M>(j.dy, K, j.h, j.w, q, T, Eb);
-    inputTransform<M>(j.x, C, j.h, j.w, q, T, Vb);
+    gradTransform<M, B>(j.dy, K, j.h, j.w, q, T, Eb);
+    inputTransform<M, B>(j.x, C, j.h, j.w, q, T, Vb);
     for (int xi = 0; xi < P; xi++) {
       const float* E = Eb + xi * es;
       const float* V = Vb + xi * vs;
       float* Sx = S + xi * K * C;
-      const int64_t dv = C / 16;
-      for (int64_t k0 = 0; k0 < K; k0 += 8) {
+      const int64_t dv = C / B;
+      for (int64_t k0 = 0; k0 < K; k0 += R) {  // K is a multiple of B, so of R
         int64_t v = 0;
         // 4 vectors as two tiles of 2, not 3 and a 1-vector tail (a load per multiply-add there)
         if (dv != 4)
-          for (; v + 3 <= dv; v += 3) gradTile<3>(E + k0, K, V + v * 16, C, T, Sx + k0 * C + v * 16);
-        for (; v + 2 <= dv; v += 2) gradTile<2>(E + k0, K, V + v * 16, C, T, Sx + k0 * C + v * 16);
-        for (; v < dv; v++) gradTile<1>(E + k0, K, V + v * 16, C, T, Sx + k0 * C + v * 16);
+          for (; v + 3 <= dv; v += 3) gradTile<3, B>(E + k0, K, V + v * B, C, T, Sx + k0 * C + v * B);
+        for (; v + 2 <= dv; v += 2) gradTile<2, B>(E + k0, K, V + v * B, C, T, Sx + k0 * C + v * B);
+        for (; v < dv; v++) gradTile<1, B>(E + k0, K, V + v * B, C, T, Sx + k0 * C + v * B);
       }
     }
   }
 }
 
 void winoGradRange(const WinoGradJob& j, int64_t r) {
-  if (j.m == 4) return gradRange<4>(j, r);
-  gradRange<2>(j, r);
+  if (j.block == 8) return j.m == 4 ? gradRange<4, 8>(j, r) : gradRange<2, 8>(j, r);
+  if (j.m == 4) return gradRange<4, 16>(j, r);
+  gradRange<2, 16>(j, r);
 }
 
-// dw[k, c] = G^T S[k, c] G (S summed over the ranges), 16 input channels at a time.
-template <int M>
+// dw[k, c] = G^T S[k, c] G (S summed over the ranges), B input channels at a time.
+template <int M, int B>
 static void gradOutput(const WinoGradJob& j, int64_t k) {
   constexpr int A = M + 2, P = A * A;
+  using V = Vec<B>;
   const int64_t C = j.c, K = j.k;
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
-    V16 s[P];
+  for (int64_t c0 = 0; c0 < C; c0 += B) {
+    V s[P];
     for (int xi = 0; xi < P; xi++) {
-      s[xi] = ld(j.s + (xi * K + k) * C + c0);
-      for (int64_t r = 1; r < j.ranges; r++) s[xi] += ld(j.s + ((r * P + xi) * K + k) * C + c0);
+      s[xi] = ld<B>(j.s + (xi * K + k) * C + c0);
+      for (int64_t r = 1; r < j.ranges; r++) s[xi] += ld<B>(j.s + ((r * P + xi) * K + k) * C + c0);
     }
-    V16 t[3][A];  // G^T s, column by column
+    V t[3][A];  // G^T s, column by column
     for (int b = 0; b < A; b++) {
-      V16 col[A], o[3];
+      V col[A], o[3];
       for (int a = 0; a < A; a++) col[a] = s[a * A + b];
       gtT<M>(col, o);
       for (int i = 0; i < 3; i++) t[i][b] = o[i];
     }
-    float o9[9][16];  // (G^T s) G, tap i * 3 + j
+    alignas(64) float o9[9][B];  // (G^T s) G, tap i * 3 + j
     for (int i = 0; i < 3; i++) {
-      V16 o[3];
+      V o[3];
       gtT<M>(t[i], o);
-      for (int q = 0; q < 3; q++) st(o9[i * 3 + q], o[q]);
+      for (int q = 0; q < 3; q++) st<B>(o9[i * 3 + q], o[q]);
     }
-    float* dst = j.dw + (k * C + c0) * 9;  // 16 input channels' 9 taps, contiguous
-    for (int l = 0; l < 16; l++)
+    float* dst = j.dw + (k * C + c0) * 9;  // B input channels' 9 taps, contiguous
+    for (int l = 0; l < B; l++)
       for (int q = 0; q < 9; q++) dst[l * 9 + q] = o9[q][l];
   }
 }
 
 void winoGradOutput(const WinoGradJob& j, int64_t k) {
-  if (j.m == 4) return gradOutput<4>(j, k);
-  gradOutput<2>(j, k);
+  if (j.block == 8) return j.m == 4 ? gradOutput<4, 8>(j, k) : gradOutput<2, 8>(j, k);
+  if (j.m == 4) return gradOutput<4, 16>(j, k);
+  gradOutput<2, 16>(j, k);
 }

@@ -1,5 +1,5 @@
-// A 3x3, stride-1, pad-1 convolution as Winograd F(m x m, 3x3), m = 2 or 4, on ONNX Runtime's NCHW16c blocked
-// layout (native/winograd.cc): the 3x3 convolutions of sampling and training graphs and their weight gradients
+// A 3x3, stride-1, pad-1 convolution as Winograd F(m x m, 3x3), m = 2 or 4, on ONNX Runtime's NCHWc blocked
+// layout, blocks of 16 (AVX-512) or 8 (AVX2) channels (native/winograd.cc): the 3x3 convolutions of sampling and training graphs and their weight gradients
 // (graph pass winograd-convs).
 #pragma once
 #include <cstdint>
@@ -9,16 +9,17 @@ inline int64_t winoPositions(int64_t m) { return (m + 2) * (m + 2); }
 
 struct WinoJob {
   int64_t m;              // output tile size, 2 or 4
-  int64_t n, c, k, h, w;  // batch, input and output channels (multiples of 16), height and width (multiples of m)
+  int64_t block;          // the layout's channel block B, 16 or 8
+  int64_t n, c, k, h, w;  // batch, input and output channels (multiples of B), height and width (multiples of m)
   int64_t tilesPerUnit;   // m x m output tiles per unit of work (the tiles of one image in chunks)
-  const float* x;         // [N, C/16, H, W, 16]
+  const float* x;         // [N, C/B, H, W, B]
   const float* u;         // [P, C, K]: each filter g as G g G^T, P = winoPositions(m)
   const float* bias;      // [K]
-  const float* sum;       // [N, K/16, H, W, 16] added to the output (a residual), or null
-  float* y;               // [N, K/16, H, W, 16]
+  const float* sum;       // [N, K/B, H, W, B] added to the output (a residual), or null
+  float* y;               // [N, K/B, H, W, B]
 };
 
-bool winoShapesOk(int64_t m, int64_t c, int64_t k, int64_t h, int64_t w);
+bool winoShapesOk(int64_t m, int64_t block, int64_t c, int64_t k, int64_t h, int64_t w);
 // The job's units (image, chunk of tiles), each independent; tilesPerUnit set for the cache.
 int64_t winoUnits(WinoJob& j);
 void winoUnit(const WinoJob& j, int64_t u);
@@ -34,11 +35,12 @@ void winoFilterUnit(int64_t m, const float* w, int64_t k, int64_t c, bool flip, 
 // domain, (m + 2)^2 products per channel pair and tile against the direct form's 9 m^2.
 struct WinoGradJob {
   int64_t m;               // tile size, 2 or 4
+  int64_t block;           // the layout's channel block B, 16 or 8
   int64_t n, c, k, h, w;   // as WinoJob
   int64_t ranges;          // ranges of the batch's tiles, each summed into its own S (added at the end)
   int64_t tilesPerChunk;   // tiles transformed at a time within a range
-  const float* x;          // [N, C/16, H, W, 16]
-  const float* dy;         // [N, K/16, H, W, 16]
+  const float* x;          // [N, C/B, H, W, B]
+  const float* dy;         // [N, K/B, H, W, B]
   float* s;                // [ranges, P, K, C]: the sums of the transformed products
   float* dw;               // [K, C, 3, 3]
 };

@@ -1,11 +1,12 @@
 // Times the project's own Winograd kernels (native/winograd.cc) outside ONNX Runtime: the forward convolution
 // (ConvWinograd) or the weight gradient (ConvWinogradWeightGrad) of one layer, F(2x2, 3x3) or F(4x4, 3x3), on
 // 1 or 2 threads (the gradient's ranges of tiles on std::threads; the forward on one thread only), random
-// NCHW16c data. Prints the best of 40 runs and the rate counting a direct convolution's multiply-adds
+// NCHWc data in blocks of 16 (AVX-512's layout) or 8 (AVX2's). Prints the best of 40 runs and the rate counting a direct convolution's multiply-adds
 // (2 x 9 C K N H W flops), the unit of the bench's "of peak" column.
 //   g++ -O3 -march=native -std=c++17 -pthread -Inative -o /tmp/wk bench/proto/winogradKernels.cc native/winograd.cc
 //   /tmp/wk fwd 64 32 32 32 32 4      # kind, batch, C, K, H, W, tile m (fwd: 1 thread)
 //   /tmp/wk grad 64 64 64 16 16 2 2   # ... and threads
+//   /tmp/wk grad 64 64 64 16 16 2 2 8 # ... and the block (default 16)
 // bench/README.md ("Winograd F(4x4, 3x3) and the weight gradients") has its numbers.
 #include <algorithm>
 #include <chrono>
@@ -19,14 +20,14 @@
 
 int main(int argc, char** argv) {
   if (argc < 8 || (strcmp(argv[1], "fwd") && strcmp(argv[1], "grad"))) {
-    fprintf(stderr, "usage: wk fwd|grad N C K H W M [THREADS]\n");
+    fprintf(stderr, "usage: wk fwd|grad N C K H W M [THREADS [BLOCK]]\n");
     return 2;
   }
   const bool grad = !strcmp(argv[1], "grad");
   const int64_t n = atoi(argv[2]), c = atoi(argv[3]), k = atoi(argv[4]), h = atoi(argv[5]), w = atoi(argv[6]);
-  const int64_t m = atoi(argv[7]), threads = argc > 8 ? atoi(argv[8]) : 1;
-  if (!winoShapesOk(m, c, k, h, w)) {
-    fprintf(stderr, "wk: C and K must be multiples of 16, H and W of m (2 or 4)\n");
+  const int64_t m = atoi(argv[7]), threads = argc > 8 ? atoi(argv[8]) : 1, block = argc > 9 ? atoi(argv[9]) : 16;
+  if (!winoShapesOk(m, block, c, k, h, w)) {
+    fprintf(stderr, "wk: the block must be 8 or 16, C and K multiples of it, H and W of m (2 or 4)\n");
     return 2;
   }
   std::vector<float> x(n * c * h * w), dy(n * k * h * w), u(winoPositions(m) * c * k), b(k), out(n * k * h * w);
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
   double best = 1e30;
   if (grad) {
     WinoGradJob j{};
-    j.m = m, j.n = n, j.c = c, j.k = k, j.h = h, j.w = w, j.x = x.data(), j.dy = dy.data(), j.dw = out.data();
+    j.m = m, j.block = block, j.n = n, j.c = c, j.k = k, j.h = h, j.w = w;
+    j.x = x.data(), j.dy = dy.data(), j.dw = out.data();
     winoGradPlan(j, threads);
     std::vector<float> s(j.ranges * winoPositions(m) * k * c);
     j.s = s.data();
@@ -50,7 +52,8 @@ int main(int argc, char** argv) {
     }
   } else {
     WinoJob j{};
-    j.m = m, j.n = n, j.c = c, j.k = k, j.h = h, j.w = w, j.x = x.data(), j.u = u.data(), j.bias = b.data();
+    j.m = m, j.block = block, j.n = n, j.c = c, j.k = k, j.h = h, j.w = w;
+    j.x = x.data(), j.u = u.data(), j.bias = b.data();
     j.y = out.data();
     const int64_t units = winoUnits(j);
     for (int it = 0; it < 40; it++) {
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
       best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
   }
-  printf("%s F(%ldx%ld) batch %ld, %ld -> %ld channels, %ldx%ld, %ld thread(s): %.2f ms, %.0f GFLOP/s (direct-equivalent)\n",
-         grad ? "weight gradient" : "forward", m, m, n, c, k, h, w, grad ? threads : 1, best,
+  printf("%s F(%ldx%ld), block %ld, batch %ld, %ld -> %ld channels, %ldx%ld, %ld thread(s): %.2f ms, %.0f GFLOP/s"
+         " (direct-equivalent)\n",
+         grad ? "weight gradient" : "forward", m, m, block, n, c, k, h, w, grad ? threads : 1, best,
          2.0 * 9 * c * k * n * h * w / best / 1e6);
 }

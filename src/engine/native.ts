@@ -138,6 +138,7 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
       case 'ConvWinograd':
       case 'WinogradFilter':
       case 'ConvWinogradWeightGrad':
+      case 'WinogradBlock8':
         return winograd;
       case 'WinogradF4':
         return winograd && process.env.DDPM_WINOGRAD_TILE !== '2';

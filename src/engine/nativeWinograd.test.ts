@@ -202,3 +202,86 @@ describe('native ConvWinogradWeightGrad', {
     });
   }
 });
+
+/** x [N, C, H, W] in ORT's NCHWc layout of b channels, [N, C/b, H, W, b] (C a multiple of b). */
+function toBlocked(x: Float32Array, n: number, c: number, hw: number, b: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < c; ch++)
+      for (let p = 0; p < hw; p++)
+        out[((i * (c / b) + ((ch / b) | 0)) * hw + p) * b + (ch % b)] = x[(i * c + ch) * hw + p]!;
+  return out;
+}
+
+function fromBlocked(x: Float32Array, n: number, c: number, hw: number, b: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < c; ch++)
+      for (let p = 0; p < hw; p++)
+        out[(i * c + ch) * hw + p] = x[((i * (c / b) + ((ch / b) | 0)) * hw + p) * b + (ch % b)]!;
+  return out;
+}
+
+// AVX2 builds' layout: blocks of 8 channels, 8-float vectors (fed and read blocked here, since ORT's own
+// reorders use this machine's block).
+describe('native Winograd kernels on 8-channel blocks', {
+  skip:
+    skip ||
+    (!nativeKernelNames().includes('WinogradBlock8') && 'this build has no 8-channel Winograd kernels'),
+}, () => {
+  for (const [m, n, c, k, h, w] of [
+    [2, 3, 24, 40, 6, 10],
+    [4, 2, 48, 24, 12, 8],
+  ] as [WinogradTile, number, number, number, number, number][]) {
+    it(`ConvWinogradSum F(${m}x${m}, 3x3), ${c} -> ${k} channels, ${h}x${w}: matches the float64 convolution`, async () => {
+      const rng = new Rng(c + k + m);
+      const x = rng.normalArray(n * c * h * w);
+      const wt = rng.normalArray(k * c * 9).map((v) => v / Math.sqrt(9 * c));
+      const b = rng.normalArray(k);
+      const s = rng.normalArray(n * k * h * w);
+      const g = new Graph();
+      const [xi, si] = [g.input('x', [n, c, h, w]), g.input('s', [n, k, h, w])]; // fed blocked
+      const u = g.constant(Float32Array.from(winogradFilters(wt, k, c, m)), [(m + 2) ** 2, c, k]);
+      const y = g.convWinograd(xi, u, g.constant(b, [k]), si, 8);
+      const session = await engine!.createSession(toOnnx(g, { outputs: { y }, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const got = await session.run({
+          x: { data: toBlocked(x, n, c, h * w, 8), shape: [n, c, h, w] },
+          s: { data: toBlocked(s, n, k, h * w, 8), shape: [n, k, h, w] },
+        });
+        const want = convReference(x, wt, b, s, { n, c, k, h, w });
+        allClose(
+          fromBlocked(got.y!.data, n, k, h * w, 8),
+          want,
+          1e-4,
+          m === 4 ? 1e-4 : 1e-5,
+          'ConvWinograd block 8',
+        );
+      } finally {
+        await session.release();
+      }
+    });
+    it(`ConvWinogradWeightGrad F(3x3, ${m}x${m}), ${c} -> ${k} channels, ${h}x${w}: matches the float64 weight gradient`, async () => {
+      const rng = new Rng(c * 3 + k + m);
+      const x = rng.normalArray(n * c * h * w);
+      const dy = rng.normalArray(n * k * h * w);
+      const g = new Graph();
+      const dw = g.convWinogradWeightGrad(g.input('x', [n, c, h, w]), g.input('dy', [n, k, h, w]), m, 8);
+      const session = await engine!.createSession(toOnnx(g, { outputs: { dw }, params: 'initializer' }), {
+        threads: 2,
+      });
+      try {
+        const got = await session.run({
+          x: { data: toBlocked(x, n, c, h * w, 8), shape: [n, c, h, w] },
+          dy: { data: toBlocked(dy, n, k, h * w, 8), shape: [n, k, h, w] },
+        });
+        const want = weightGradReference(x, dy, { n, c, k, h, w });
+        allClose(got.dw!.data, want, 1e-4, 1e-6 * n * h * w, 'ConvWinogradWeightGrad block 8');
+      } finally {
+        await session.release();
+      }
+    });
+  }
+});

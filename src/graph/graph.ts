@@ -25,7 +25,8 @@ export const FUSED_DOMAIN = 'ai.ddpm';
  * The native engine's kernels (domain ai.ddpm, native/ortnative.cc), all that a graph may use, and its
  * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks;
  * BlockedTraining = GroupNormSiluGrad, DropoutMul and ConvWeightGrad take the blocked layout too;
- * WinogradF4 = the Winograd kernels take F(4x4, 3x3) (36-position filters, attribute m = 4) beside F(2x2, 3x3).
+ * WinogradF4 = the Winograd kernels take F(4x4, 3x3) (36-position filters, attribute m = 4) beside F(2x2, 3x3);
+ * WinogradBlock8 = they take the 8-channel NCHWc blocks of AVX2 builds (attribute block = 8) beside 16.
  */
 export const FUSED_KERNELS = [
   'GroupNormSilu',
@@ -43,6 +44,7 @@ export const FUSED_KERNELS = [
   'WinogradFilter',
   'ConvWinogradWeightGrad',
   'WinogradF4',
+  'WinogradBlock8',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -844,25 +846,25 @@ export class Graph {
 
   /**
    * A 3x3, stride-1, pad-1 convolution as Winograd F(m x m, 3x3) (native ConvWinograd; inference: no gradient
-   * rule) on the NCHW16c layout: x [N, C, H, W] blocked, u [P, C, K] (winogradFilters of the filters; P = 16
-   * for m = 2, 36 for m = 4), bias [K], sum [N, K, H, W] blocked (optional: added to the output) -> [N, K, H, W]
-   * blocked.
+   * rule) on ORT's NCHWc layout of `block` channels (16, or 8 on AVX2): x [N, C, H, W] blocked, u [P, C, K]
+   * (winogradFilters of the filters; P = 16 for m = 2, 36 for m = 4), bias [K], sum [N, K, H, W] blocked
+   * (optional: added to the output) -> [N, K, H, W] blocked.
    */
-  convWinograd(x: Value, u: Value, bias: Value, sum?: Value): Value {
+  convWinograd(x: Value, u: Value, bias: Value, sum?: Value, block: 8 | 16 = 16): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [p, uc, k] = u.shape as [number, number, number];
     const m = p === 36 ? 4 : 2;
-    if ((p !== 16 && p !== 36) || uc !== c || c % 16 || k % 16 || h % m || w % m) {
+    if ((p !== 16 && p !== 36) || uc !== c || c % block || k % block || h % m || w % m) {
       throw new GraphError(
         'ConvWinograd',
-        `x ${shapeStr(x.shape)}, u ${shapeStr(u.shape)}: needs u [16 or 36, C, K], C and K multiples of 16, H and W multiples of 2 or 4`,
+        `x ${shapeStr(x.shape)}, u ${shapeStr(u.shape)}: needs u [16 or 36, C, K], C and K multiples of ${block}, H and W multiples of ${m}`,
       );
     }
     return this.node(
       sum ? 'ConvWinogradSum' : 'ConvWinograd',
       sum ? [x, u, bias, sum] : [x, u, bias],
       [[n, k, h, w]],
-      {},
+      { block },
       undefined,
       undefined,
       FUSED_DOMAIN,
@@ -891,23 +893,24 @@ export class Graph {
 
   /**
    * The weight gradient [K, C, 3, 3] of a 3x3, stride-1, pad-1 convolution from its input x [N, C, H, W] and
-   * output gradient dy [N, K, H, W], both NCHW16c, as Winograd F(3x3, m x m) (native ConvWinogradWeightGrad;
-   * no gradient rule): what ConvWeightGrad computes for such a convolution.
+   * output gradient dy [N, K, H, W], both in ORT's NCHWc layout of `block` channels, as Winograd F(3x3, m x m)
+   * (native ConvWinogradWeightGrad; no gradient rule): what ConvWeightGrad computes for such a convolution.
    */
-  convWinogradWeightGrad(x: Value, dy: Value, m: WinogradTile = 2): Value {
+  convWinogradWeightGrad(x: Value, dy: Value, m: WinogradTile = 2, block: 8 | 16 = 16): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
-    if (dn !== n || dh !== h || dw !== w || c % 16 || k % 16 || h % m || w % m) {
+    if (dn !== n || dh !== h || dw !== w || c % block || k % block || h % m || w % m) {
       throw new GraphError(
         'ConvWinogradWeightGrad',
-        `x ${shapeStr(x.shape)}, dy ${shapeStr(dy.shape)}: needs one batch and size, C and K multiples of 16, H and W multiples of ${m}`,
+        `x ${shapeStr(x.shape)}, dy ${shapeStr(dy.shape)}: needs one batch and size, C and K multiples of ${block}, H and W multiples of ${m}`,
       );
     }
+    const attrs = { m, block };
     return this.node(
       'ConvWinogradWeightGrad',
       [x, dy],
       [[k, c, 3, 3]],
-      { m },
+      attrs,
       undefined,
       undefined,
       FUSED_DOMAIN,

@@ -6,9 +6,10 @@
 // by the native WinogradFilter kernel in the graph. Runs after the gradient is taken (layout stage, after
 // blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the flipped
 // filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x and
-// dy both blocked, go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHW16c layout (AVX-512
-// builds: WinogradPreferred; WinogradF4 for the 4x4 tiles, DDPM_WINOGRAD_TILE=2 without); C and K multiples
-// of 16. The same convolution to float rounding: F(2x2)'s transforms only add and halve; F(4x4)'s multiply by
+// dy both blocked, go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHWc layout: 16-channel
+// blocks (AVX-512 builds: WinogradPreferred), or 8 (AVX2, WinogradBlock8; untimed there, so only with
+// DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles (DDPM_WINOGRAD_TILE=2 without); C and K multiples of the
+// block. The same convolution to float rounding: F(2x2)'s transforms only add and halve; F(4x4)'s multiply by
 // up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
 
 import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
@@ -63,7 +64,7 @@ function tileFor(g: Graph, h: number, w: number): WinogradTile {
   return g.fused.includes('WinogradF4') && h % 4 === 0 && w % 4 === 0 ? 4 : 2;
 }
 
-function rewrite(ctx: PassContext, n: Node): boolean {
+function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   if (n.op !== 'Conv' || n.domain !== NCHWC_DOMAIN) return false;
   const a = n.attrs;
   const same = (x: unknown, want: number[]) => JSON.stringify(x) === JSON.stringify(want);
@@ -75,7 +76,7 @@ function rewrite(ctx: PassContext, n: Node): boolean {
   if (!w || x.shape.length !== 4 || out.shape.length !== 4) return false;
   const [k, c] = w.shape as [number, number];
   const [, xc, h, wd] = x.shape as [number, number, number, number];
-  if (k % 16 || c % 16 || xc !== c || out.shape[1] !== k || h % 2 || wd % 2) return false;
+  if (k % block || c % block || xc !== c || out.shape[1] !== k || h % 2 || wd % 2) return false;
   const filters = constantOf(ctx, w);
   const g = ctx.graph;
   if (!filters && !g.fused.includes('WinogradFilter')) return false;
@@ -85,24 +86,24 @@ function rewrite(ctx: PassContext, n: Node): boolean {
       ? constant32(g, winogradFilters(filters, k, c, m), [(m + 2) ** 2, c, k]) // [P, C, K]
       : fedFilters(g, w, m); // transformed every step
     const b = bias ?? g.constant(new Float32Array(k), [k]);
-    return g.convWinograd(x, u, b, sum);
+    return g.convWinograd(x, u, b, sum, block);
   });
   return true;
 }
 
-/** A training graph's ConvWeightGrad of such a convolution, x and dy both NCHW16c -> ConvWinogradWeightGrad. */
-function rewriteWeightGrad(ctx: PassContext, n: Node): boolean {
+/** A training graph's ConvWeightGrad of such a convolution, x and dy both blocked -> ConvWinogradWeightGrad. */
+function rewriteWeightGrad(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   if (n.op !== 'ConvWeightGrad' || n.domain !== FUSED_DOMAIN) return false;
   const a = n.attrs;
   if (a.kh !== 3 || a.kw !== 3 || a.sh !== 1 || a.sw !== 1 || a.pt !== 1 || a.pl !== 1) return false;
-  if (a.xblock !== 16 || a.dyblock !== 16) return false;
+  if (a.xblock !== block || a.dyblock !== block) return false;
   const [x, dy] = n.inputs as [Value, Value];
   if (x.shape.length !== 4 || dy.shape.length !== 4) return false;
   const [xn, c, h, w] = x.shape as [number, number, number, number];
   const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
-  if (xn !== dn || dh !== h || dw !== w || k % 16 || c % 16 || h % 2 || w % 2) return false;
+  if (xn !== dn || dh !== h || dw !== w || k % block || c % block || h % 2 || w % 2) return false;
   const g = ctx.graph;
-  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy, tileFor(g, h, w))); // [K, C, 3, 3]
+  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy, tileFor(g, h, w), block)); // [K, C, 3, 3]
   return true;
 }
 
@@ -111,12 +112,19 @@ export const winogradConvs: GraphPass = {
   stage: 'layout',
   scope: 'any',
   summary:
-    '3x3 stride-1 convolutions and their weight gradients -> Winograd F(4x4 or 2x2, 3x3) (native, NCHW16c)',
+    '3x3 stride-1 convolutions and their weight gradients -> Winograd F(4x4 or 2x2, 3x3) (native, NCHWc)',
   run(ctx) {
-    if (ctx.nchwcBlock !== 16 || !ctx.graph.fused.includes('ConvWinograd')) return 0;
+    const fused = ctx.graph.fused;
+    const block = ctx.nchwcBlock;
+    if (
+      !fused.includes('ConvWinograd') ||
+      !(block === 16 || (block === 8 && fused.includes('WinogradBlock8')))
+    )
+      return 0;
     let count = 0;
-    const grads = ctx.graph.fused.includes('ConvWinogradWeightGrad');
-    for (const n of liveNodes(ctx)) if (rewrite(ctx, n) || (grads && rewriteWeightGrad(ctx, n))) count++;
+    const grads = fused.includes('ConvWinogradWeightGrad');
+    for (const n of liveNodes(ctx))
+      if (rewrite(ctx, n, block) || (grads && rewriteWeightGrad(ctx, n, block))) count++;
     return count;
   },
 };
