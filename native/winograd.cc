@@ -197,25 +197,35 @@ int64_t winoUnits(WinoJob& j) {
   return j.n * chunks;
 }
 
-// M[t][k0 ..] (NV vectors of B output channels) = sum over c < C of V[t][c] U[c][k0 ..], rows t < R.
-// R x NV accumulators: 6 x 4 of 32 registers (AVX-512), 6 x 2 of 16 (AVX2).
-template <int R, int NV, int B>
-__attribute__((noinline)) static void tile(const float* V, int64_t C, const float* U, int64_t K, float* M) {
+// The products of both directions as one register tile: c[r][v] (+)= sum over q < Q of a[r ar + q aq] times
+// the vector b[q bq + v B ..], for R rows and NV vectors of B lanes, each a value broadcast once for its NV
+// uses. `accumulate`: start from c, else from zero. R x NV accumulators: up to 24 of 32 registers (AVX-512),
+// 12 of 16 (AVX2).
+template <int R, int NV, int B, bool accumulate>
+__attribute__((noinline)) static void outerTile(const float* a, int64_t ar, int64_t aq, const float* b, int64_t bq,
+                                                int64_t Q, float* c, int64_t cr) {
   using W = Vec<B>;
   W acc[R][NV];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = W{};
-  for (int64_t c = 0; c < C; c++) {
+    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? ld<B>(c + r * cr + v * B) : W{};
+  for (int64_t q = 0; q < Q; q++) {
     W u[NV];
-    for (int v = 0; v < NV; v++) u[v] = ld<B>(U + c * K + v * B);
+    for (int v = 0; v < NV; v++) u[v] = ld<B>(b + q * bq + v * B);
     for (int r = 0; r < R; r++) {
-      W b = splat<W>(V[r * C + c]);
-      keep<B>(b);
-      for (int v = 0; v < NV; v++) acc[r][v] += b * u[v];
+      W s = splat<W>(a[r * ar + q * aq]);
+      keep<B>(s);
+      for (int v = 0; v < NV; v++) acc[r][v] += s * u[v];
     }
   }
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) st<B>(M + r * K + v * B, acc[r][v]);
+    for (int v = 0; v < NV; v++) st<B>(c + r * cr + v * B, acc[r][v]);
+}
+
+// M[t][k0 ..] (NV vectors of B output channels) = sum over c < C of V[t][c] U[c][k0 ..], rows t < R: 6 x 4
+// vectors (AVX-512) or 6 x 2 (AVX2).
+template <int R, int NV, int B>
+static void tile(const float* V, int64_t C, const float* U, int64_t K, float* M) {
+  outerTile<R, NV, B, false>(V, C, 1, U, K, C, M, K);
 }
 
 template <int R, int B>
@@ -378,24 +388,8 @@ inline constexpr int kGradRows = B == 16 ? 8 : 4;
 
 // S[k0 + r][c0 ..] (NV vectors of B input channels) += sum over t < T of E[t][k0 + r] V[t][c0 ..].
 template <int NV, int B>
-__attribute__((noinline)) static void gradTile(const float* E, int64_t K, const float* V, int64_t C, int64_t T,
-                                               float* S) {
-  constexpr int R = kGradRows<B>;
-  using W = Vec<B>;
-  W acc[R][NV];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = ld<B>(S + r * C + v * B);
-  for (int64_t t = 0; t < T; t++) {
-    W b[NV];
-    for (int v = 0; v < NV; v++) b[v] = ld<B>(V + t * C + v * B);
-    for (int r = 0; r < R; r++) {
-      W a = splat<W>(E[t * K + r]);
-      keep<B>(a);
-      for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) st<B>(S + r * C + v * B, acc[r][v]);
+static void gradTile(const float* E, int64_t K, const float* V, int64_t C, int64_t T, float* S) {
+  outerTile<kGradRows<B>, NV, B, true>(E, 1, K, V, C, T, S, C);
 }
 
 template <int M, int B>
