@@ -202,7 +202,9 @@ describe('browser demo (onnxruntime-web in a worker, headless Chromium)', { skip
       assert.equal(web.stepsSeen, SAMPLE.steps);
       assert.equal(web.calls, ref.calls);
       assert.deepEqual(web.shape, [...ref.sample.shape]);
-      allClose(web.sample, ref.sample.data, 1e-4, 1e-4, `${sampler} samples, browser vs Node`);
+      // Node's AVX-512 builds run the 3x3 convolutions as Winograd F(4x4, 3x3), about ten times the rounding of
+      // the browser's direct ones: dpm++2m's multistep chain carried it to 2.95e-4 (ddpm and ddim within 1e-4).
+      allClose(web.sample, ref.sample.data, 1e-4, 6e-4, `${sampler} samples, browser vs Node`);
       t.diagnostic(
         `TINY_UNET ${sampler} ${SAMPLE.steps} steps x ${SAMPLE.n} images: browser ${web.sampleMs.toFixed(0)} ms ` +
           `(${web.threads} threads), Node ${ref.sampleMs.toFixed(0)} ms; rel err ${relErr(web.sample, ref.sample.data).toExponential(2)}`,

@@ -5,15 +5,15 @@
 // float64: U = G g G^T for each filter g, as [P, C, K]; in a training graph, whose filters are fed every step,
 // by the native WinogradFilter kernel in the graph. Runs after the gradient is taken (layout stage, after
 // blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the flipped
-// filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x and
-// dy both blocked, go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHWc layout: 16-channel
+// filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x or
+// dy blocked (the other reordered), go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHWc layout: 16-channel
 // blocks (AVX-512 builds: WinogradPreferred), or 8 (AVX2, WinogradBlock8; untimed there, so only with
 // DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles (DDPM_WINOGRAD_TILE=2 without); C and K multiples of the
 // block. The same convolution to float rounding: F(2x2)'s transforms only add and halve; F(4x4)'s multiply by
 // up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
 
 import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
-import { NCHWC_DOMAIN } from '../nchwc.js';
+import { NCHWC_DOMAIN, reorderToBlocked } from '../nchwc.js';
 import { constant32, constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
 
 /** G g of one filter column g (3 values) for F(m x m, 3x3): m + 2 values. */
@@ -91,19 +91,28 @@ function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   return true;
 }
 
-/** A training graph's ConvWeightGrad of such a convolution, x and dy both blocked -> ConvWinogradWeightGrad. */
+/**
+ * A training graph's ConvWeightGrad of such a convolution, x or dy blocked -> ConvWinogradWeightGrad, the other
+ * side reordered to blocks if it is plain: the algorithm (so the rounding) of a weight gradient does not depend
+ * on which ops made its inputs (kernel dropout's gradients equal fed masks' bit for bit).
+ */
 function rewriteWeightGrad(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   if (n.op !== 'ConvWeightGrad' || n.domain !== FUSED_DOMAIN) return false;
   const a = n.attrs;
   if (a.kh !== 3 || a.kw !== 3 || a.sh !== 1 || a.sw !== 1 || a.pt !== 1 || a.pl !== 1) return false;
-  if (a.xblock !== block || a.dyblock !== block) return false;
+  const [xb, dyb] = [a.xblock ?? 0, a.dyblock ?? 0];
+  if (!(xb === block || dyb === block) || (xb && xb !== block) || (dyb && dyb !== block)) return false;
   const [x, dy] = n.inputs as [Value, Value];
   if (x.shape.length !== 4 || dy.shape.length !== 4) return false;
   const [xn, c, h, w] = x.shape as [number, number, number, number];
   const [dn, k, dh, dw] = dy.shape as [number, number, number, number];
   if (xn !== dn || dh !== h || dw !== w || k % block || c % block || h % 2 || w % 2) return false;
   const g = ctx.graph;
-  g.replaceNode(n, () => g.convWinogradWeightGrad(x, dy, tileFor(g, h, w), block)); // [K, C, 3, 3]
+  g.replaceNode(n, () => {
+    const bx = xb ? x : reorderToBlocked(g, x); // [N, C, H, W] blocked
+    const bdy = dyb ? dy : reorderToBlocked(g, dy); // [N, K, H, W] blocked
+    return g.convWinogradWeightGrad(bx, bdy, tileFor(g, h, w), block); // [K, C, 3, 3]
+  });
   return true;
 }
 
