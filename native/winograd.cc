@@ -1,13 +1,15 @@
 // Winograd F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2016), for the U-Net's 3x3 convolutions (Ho et al. 2020
-// appendix B: every ResNet block's two), on ONNX Runtime's NCHW16c blocked layout. Each m x m output tile is
-// made from its (m + 2) x (m + 2) input tile d: d -> B^T d B ((m + 2)^2 values per input channel), one product
-// M_xi = V_xi U_xi over the channels per position xi (U = G g G^T of each filter, transformed once when the
-// graph is built), then A^T m A plus the bias. Per channel pair and output pixel: 4 multiplies (m = 2) or 2.25
-// (m = 4) instead of the direct convolution's 9, at the price of the transforms (adds, and for m = 4 small
-// constant multiples). A unit of work is a chunk of one image's tiles, sized so its transformed tiles stay in a
-// core's L2 cache. The GEMMs are register tiles of 6 tiles x up to 4 vectors of 16 output channels.
-// F(4x4, 3x3) uses the points 0, 1, -1, 2, -2 and infinity: its float32 error is a few times F(2x2, 3x3)'s
-// (src/engine/nativeWinograd.test.ts bounds both against float64).
+// appendix B: every ResNet block's two) and their weight gradients, on ONNX Runtime's NCHWc blocked layout
+// (blocks of 16 channels on AVX-512 builds, 8 on AVX2). Each m x m output tile is made from its (m + 2) x
+// (m + 2) input tile d: d -> B^T d B ((m + 2)^2 values per input channel), one product M_xi = V_xi U_xi over the
+// channels per position xi (U = G g G^T of each filter, transformed once when the graph is built or by
+// WinogradFilter each training step), then A^T m A plus the bias. Per channel pair and output pixel: 4
+// multiplies (m = 2) or 2.25 (m = 4) instead of the direct convolution's 9, at the price of the transforms
+// (adds, and for m = 4 small constant multiples). A unit of work is a chunk of one image's tiles, sized so its
+// transformed tiles stay in a core's L2 cache. The products are register tiles (outerTile) of 6 tiles x up to 4
+// vectors of 16 output channels (AVX-512) or 6 x 2 vectors of 8 (AVX2). F(4x4, 3x3) uses the points 0, 1, -1,
+// 2, -2 and infinity: its float32 rounding is about ten times F(2x2, 3x3)'s (src/engine/nativeWinograd.test.ts
+// bounds both against float64).
 #include "winograd.h"
 
 #include <algorithm>
@@ -39,16 +41,17 @@ static inline void st(float* p, Vec<B> v) {
 }
 typedef Vec<16> V16;  // the filter transform's 16 filters at a time, whatever the layout
 
-// Keeps a broadcast in a register for all its uses (GCC otherwise re-broadcasts from memory per use); a
-// 16-float register only with AVX-512.
+// Keeps a broadcast in a register for all its uses (GCC otherwise re-broadcasts from memory per use): an
+// 8-float register with AVX, a 16-float one only with AVX-512.
 template <int B>
 static inline void keep(Vec<B>& v) {
-#if defined(__x86_64__)
+#if defined(__AVX__)
   if constexpr (B == 8) asm("" : "+v"(v));
+#endif
 #if defined(__AVX512F__)
   if constexpr (B == 16) asm("" : "+v"(v));
 #endif
-#endif
+  (void)v;
 }
 
 bool winoShapesOk(int64_t m, int64_t block, int64_t c, int64_t k, int64_t h, int64_t w) {
