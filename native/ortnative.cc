@@ -1548,9 +1548,10 @@ static void winoFilterCompute(void* kernel, OrtKernelContext* ctx) {
       },
       winoFilterUnits(j.k, j.c, j.flip), P * 16 * j.c);
 }
-// ConvWinogradWeightGrad(x [N, C, H, W], dy [N, K, H, W], both NCHW16c; m) -> dw [K, C, 3, 3]: the weight
-// gradient of a 3x3, stride-1, pad-1 convolution, as Winograd F(3x3, m x m) (native/winograd.cc): ranges of the
-// batch's tiles summed per thread in the transformed domain, then one output transform per filter.
+// ConvWinogradWeightGrad(x [N, C, H, W], dy [N, K, H, W], both in ORT's NCHWc layout of `block` channels; m,
+// block) -> dw [K, C, 3, 3]: the weight gradient of a 3x3, stride-1, pad-1 convolution, as Winograd
+// F(3x3, m x m) (native/winograd.cc): ranges of the batch's tiles summed per thread in the transformed domain,
+// then one output transform per filter.
 struct WinoGradKernel {
   int64_t m = 2, block = 16;
 };
