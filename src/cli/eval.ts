@@ -1015,11 +1015,12 @@ function writeCombined(
   sets: readonly ShardSet[],
   names: readonly string[],
 ): void {
-  const nOf = imageCountOf;
-  const odd = sets.findIndex((s, i) => s.of !== sets[0]!.of || nOf(parts[i]!.meta) !== nOf(parts[0]!.meta));
+  const odd = sets.findIndex(
+    (s, i) => s.of !== sets[0]!.of || imageCountOf(parts[i]!.meta) !== imageCountOf(parts[0]!.meta),
+  );
   if (odd >= 0) {
     throw new UsageError(
-      `ddpm eval merge --out: ${names[odd]} (shard ${String(parts[odd]!.meta.shard)} of N = ${nOf(parts[odd]!.meta)}) is not a shard of the run ${names[0]} is from (shard ${String(parts[0]!.meta.shard)} of N = ${nOf(parts[0]!.meta)}); --out combines the shards of one run`,
+      `ddpm eval merge --out: ${names[odd]} (shard ${String(parts[odd]!.meta.shard)} of N = ${imageCountOf(parts[odd]!.meta)}) is not a shard of the run ${names[0]} is from (shard ${String(parts[0]!.meta.shard)} of N = ${imageCountOf(parts[0]!.meta)}); --out combines the shards of one run`,
     );
   }
   const gen = mergeFeatureSets(
@@ -1038,7 +1039,7 @@ function writeCombined(
   const shard = formatShardSet({ ks: sets.flatMap((s) => s.ks), of: sets[0]!.of });
   writePartial(out, gen, { ...parts[0]!.meta, metrics, shard, ...seconds });
   console.log(
-    `wrote ${out}: partial results of shards ${shard} (${gen.indices.length} of ${nOf(parts[0]!.meta)} images); a later merge takes it as those shards`,
+    `wrote ${out}: partial results of shards ${shard} (${gen.indices.length} of ${imageCountOf(parts[0]!.meta)} images); a later merge takes it as those shards`,
   );
 }
 

@@ -5,6 +5,7 @@
 
 import { describe, it } from 'node:test';
 import { FUSED_DOMAIN, Graph } from '../graph/graph.js';
+import { relayout } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { allClose } from '../util/allclose.js';
 import { Rng } from '../util/rng.js';
@@ -17,22 +18,6 @@ const skip = !engine
   : !nativeKernelNames().includes('BlockedTraining')
     ? 'this build has no blocked training kernels'
     : false;
-
-/** x [N, C, ...] (C a multiple of b) in the blocked layout [N, C/b, ..., b], or back with `inverse`. */
-function relayout(x: Float32Array, shape: readonly number[], b: number, inverse = false): Float32Array {
-  const [n, c] = shape as [number, number];
-  const inner = shape.slice(2).reduce((a, d) => a * d, 1);
-  const y = new Float32Array(x.length);
-  for (let i = 0; i < n; i++)
-    for (let ch = 0; ch < c; ch++)
-      for (let p = 0; p < inner; p++) {
-        const nchw = (i * c + ch) * inner + p;
-        const blocked = ((i * (c / b) + Math.floor(ch / b)) * inner + p) * b + (ch % b);
-        if (inverse) y[nchw] = x[blocked]!;
-        else y[blocked] = x[nchw]!;
-      }
-  return y;
-}
 
 /** One fused node in a session of its own: its outputs for the inputs (named, in order). */
 async function runNode(

@@ -6,7 +6,7 @@
 
 import { describe, it } from 'node:test';
 import { Graph, type WinogradTile } from '../graph/graph.js';
-import { NCHWC_DOMAIN, reorderToBlocked } from '../graph/nchwc.js';
+import { NCHWC_DOMAIN, relayout, reorderToBlocked } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { winogradFilters } from '../graph/passes/winogradConvs.js';
 import { allClose } from '../util/allclose.js';
@@ -203,25 +203,6 @@ describe('native ConvWinogradWeightGrad', {
   }
 });
 
-/** x [N, C, H, W] in ORT's NCHWc layout of b channels, [N, C/b, H, W, b] (C a multiple of b). */
-function toBlocked(x: Float32Array, n: number, c: number, hw: number, b: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < n; i++)
-    for (let ch = 0; ch < c; ch++)
-      for (let p = 0; p < hw; p++)
-        out[((i * (c / b) + ((ch / b) | 0)) * hw + p) * b + (ch % b)] = x[(i * c + ch) * hw + p]!;
-  return out;
-}
-
-function fromBlocked(x: Float32Array, n: number, c: number, hw: number, b: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < n; i++)
-    for (let ch = 0; ch < c; ch++)
-      for (let p = 0; p < hw; p++)
-        out[(i * c + ch) * hw + p] = x[((i * (c / b) + ((ch / b) | 0)) * hw + p) * b + (ch % b)]!;
-  return out;
-}
-
 // AVX2 builds' layout: blocks of 8 channels, 8-float vectors (fed and read blocked here, since ORT's own
 // reorders use this machine's block).
 describe('native Winograd kernels on 8-channel blocks', {
@@ -248,12 +229,12 @@ describe('native Winograd kernels on 8-channel blocks', {
       });
       try {
         const got = await session.run({
-          x: { data: toBlocked(x, n, c, h * w, 8), shape: [n, c, h, w] },
-          s: { data: toBlocked(s, n, k, h * w, 8), shape: [n, k, h, w] },
+          x: { data: relayout(x, [n, c, h, w], 8), shape: [n, c, h, w] },
+          s: { data: relayout(s, [n, k, h, w], 8), shape: [n, k, h, w] },
         });
         const want = convReference(x, wt, b, s, { n, c, k, h, w });
         allClose(
-          fromBlocked(got.y!.data, n, k, h * w, 8),
+          relayout(got.y!.data, [n, k, h, w], 8, true),
           want,
           1e-4,
           m === 4 ? 1e-4 : 1e-5,
@@ -274,8 +255,8 @@ describe('native Winograd kernels on 8-channel blocks', {
       });
       try {
         const got = await session.run({
-          x: { data: toBlocked(x, n, c, h * w, 8), shape: [n, c, h, w] },
-          dy: { data: toBlocked(dy, n, k, h * w, 8), shape: [n, k, h, w] },
+          x: { data: relayout(x, [n, c, h, w], 8), shape: [n, c, h, w] },
+          dy: { data: relayout(dy, [n, k, h, w], 8), shape: [n, k, h, w] },
         });
         const want = weightGradReference(x, dy, { n, c, k, h, w });
         allClose(got.dw!.data, want, 1e-4, 1e-6 * n * h * w, 'ConvWinogradWeightGrad block 8');

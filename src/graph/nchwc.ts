@@ -219,3 +219,24 @@ export function nchwcBlockOf(engine: Engine): Promise<number> {
   }
   return p;
 }
+
+/** x [N, C, ...] (C a multiple of b) in the blocked layout [N, C/b, ..., b], or back with `inverse`. */
+export function relayout(
+  x: Float32Array,
+  shape: readonly number[],
+  b: number,
+  inverse = false,
+): Float32Array {
+  const [n, c] = shape as [number, number];
+  const inner = shape.slice(2).reduce((a, d) => a * d, 1);
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < c; ch++)
+      for (let p = 0; p < inner; p++) {
+        const nchw = (i * c + ch) * inner + p;
+        const blocked = ((i * (c / b) + Math.floor(ch / b)) * inner + p) * b + (ch % b);
+        if (inverse) y[nchw] = x[blocked]!;
+        else y[blocked] = x[nchw]!;
+      }
+  return y;
+}
