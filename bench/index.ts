@@ -44,13 +44,13 @@ const TORCH_CANDIDATES: readonly TorchThreads[] = [
   { torch: 1, blas: 2 },
 ];
 
-const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|int8|memory|web|all> [options]
+const USAGE = `usage: npm run bench -- <engine|sample|eval|throughput|precision|memory|web|all> [options]
   --reps N        timed runs per side and row (default: 5 for fwd/train rows, 3 for sampling rows)
                   (memory: runs per process, at least 3; default 5 for train rows, 3 for sampling rows)
   --rows A,B      only these rows (engine: ${rowNames('engine')}; sample: ${rowNames('sample')};
                   eval: ${rowNames('eval')};
                   throughput: ${rowNames('throughput')};
-                  int8: ${rowNames('int8')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
+                  precision (int8 is its old name): ${rowNames('precision')}; memory: ${MEMORY_ROWS.map((r) => r.label).join(', ')})
   --no-torch      time our side only (ratio null; GFLOP per image from the reference's published count)
   --threads N     ONNX Runtime intra-op threads for our side (default 2; the web suite: 1 and 2)
   --batch N       web suite: images per forward pass (default 9)
@@ -120,10 +120,13 @@ function parseArgs(argv: string[]): Options {
       case 'sample':
       case 'eval':
       case 'throughput':
-      case 'int8':
+      case 'precision':
       case 'memory':
       case 'web':
         o.suites.push(flag);
+        break;
+      case 'int8': // the precision suite's name before its bf16 rows
+        o.suites.push('precision');
         break;
       case 'all':
         o.suites.push('engine', 'sample');
@@ -710,7 +713,12 @@ async function main(): Promise<void> {
         );
         continue;
       }
-      const defs = ROWS.filter((d) => d.suite === suite && (!o.rows || o.rows.includes(d.name)));
+      const picked = ROWS.filter((d) => d.suite === suite && (!o.rows || o.rows.includes(d.name)));
+      // bf16 rows need AVX-512 BF16 (the native WinogradBf16 kernels); elsewhere they are left out, said so.
+      const bf16 = (engine.fusedKernels ?? []).includes('WinogradBf16');
+      const defs = picked.filter((d) => d.precision !== 'bf16' || bf16);
+      if (defs.length < picked.length)
+        console.error(`bench: ${suite}: bf16 rows left out (this CPU or build has no AVX-512 BF16)`);
       if (defs.length === 0) continue;
       const results: RowResult[] = [];
       for (const def of defs) {

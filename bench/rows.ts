@@ -14,7 +14,7 @@ import { createTrainSession } from '../src/train/trainGraph.js';
 import { Rng } from '../src/util/rng.js';
 import { sliceBatch, type Tensor } from '../src/util/tensor.js';
 
-export type Suite = 'engine' | 'sample' | 'eval' | 'throughput' | 'int8';
+export type Suite = 'engine' | 'sample' | 'eval' | 'throughput' | 'precision';
 export type RowKind = 'fwd' | 'train' | 'ddim50' | 'ancestral100' | 'inception';
 
 export interface RowDef {
@@ -30,8 +30,11 @@ export interface RowDef {
   readonly what: string;
   /** The torch server's setup of the same work when its name differs (throughput rows: `S-fwd` at `batch`). */
   readonly torchName?: string;
-  /** Our side's convolutions: float32 (default) or int8 (calibrated first, as `--precision int8`). */
-  readonly precision?: 'float32' | 'int8';
+  /**
+   * Our side's convolutions: float32 (default), int8 (calibrated first, as `--precision int8`) or bf16 (the
+   * Winograd products in bfloat16, as `--precision bf16`; rows skipped where the engine lacks it).
+   */
+  readonly precision?: 'float32' | 'int8' | 'bf16';
 }
 
 /** Images per session run of the inception row, on both sides (the torch server's INCEPTION_CHUNK). */
@@ -132,15 +135,16 @@ for (const size of ['S', 'L'] as const) {
   }
 }
 
-// The int8 suite: each model's forward in float32 and in int8, interleaved with PyTorch's float32 forward.
+// The precision suite: each model's forward in float32, int8 and bf16, interleaved with PyTorch's float32
+// forward.
 for (const [size, batch] of [
   ['S', 64],
   ['L', 16],
 ] as const) {
-  for (const precision of ['float32', 'int8'] as const) {
+  for (const precision of ['float32', 'int8', 'bf16'] as const) {
     (ROWS as RowDef[]).push({
-      name: `${size}-fwd-${precision === 'int8' ? 'int8' : 'f32'}`,
-      suite: 'int8',
+      name: `${size}-fwd-${precision === 'float32' ? 'f32' : precision}`,
+      suite: 'precision',
       size,
       batch,
       kind: 'fwd',
@@ -211,6 +215,7 @@ export async function createOurs(
   const den = await createDenoiser(engine, cfg, params, B, {
     threads,
     ...(calibration ? { calibration } : {}),
+    ...(row.precision === 'bf16' ? { bf16: true } : {}),
   });
   switch (row.kind) {
     case 'fwd': {

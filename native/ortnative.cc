@@ -31,7 +31,8 @@
 //   ConvWinograd(x, u, bias; block), ConvWinogradSum(x, u, bias, sum; block) -> y: a 3x3, stride-1, pad-1
 //     convolution on the NCHWc layout as Winograd F(2x2 or 4x4, 3x3) (native/winograd.cc); WinogradFilter(w;
 //     flip, m) -> u, its filters; ConvWinogradWeightGrad(x, dy; m, block) -> dw, its weight gradient as
-//     Winograd F(3x3, m x m).
+//     Winograd F(3x3, m x m); ConvWinogradBf16(x, words, bias; block), ConvWinogradSumBf16(x, words, bias,
+//     sum; block): the same with bfloat16 filters and products (AVX-512 BF16 builds; graph pass winograd-bf16).
 //
 // The C API is a table of function pointers that only ever grows, so a function keeps its slot across
 // versions; the slots used here are named in `Slot` (from ONNX Runtime's onnxruntime_c_api.h).
@@ -438,6 +439,7 @@ struct CustomOpAbi {
 static_assert(sizeof(CustomOpAbi) == 208, "OrtCustomOp is 26 slots on 64-bit");
 
 static const int kFloat = 1;  // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+static const int kInt32 = 6;  // ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32
 
 // A kernel's attribute into *out; an absent one leaves the default in place.
 static void attr(const OrtKernelInfo* info, const char* name, int64_t* out) {
@@ -489,9 +491,10 @@ static void gnCompute(void* kernel, OrtKernelContext* ctx) {
   }
 }
 
-// A CPU custom op of this file: In float inputs, Out float outputs, all required; `create` reads the
-// node's attributes into a Kernel, which ORT hands to `compute` and then destroys.
-template <typename Kernel, size_t In, size_t Out>
+// A CPU custom op of this file: In float inputs (input WordsInput, if any, int32: packed words), Out float
+// outputs, all required; `create` reads the node's attributes into a Kernel, which ORT hands to `compute` and
+// then destroys.
+template <typename Kernel, size_t In, size_t Out, int WordsInput = -1>
 static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*),
                                      void* (*create)(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo*),
                                      void (*compute)(void*, OrtKernelContext*)) {
@@ -500,7 +503,7 @@ static constexpr CustomOpAbi fusedOp(const char* (*name)(const CustomOpAbi*),
       create,
       name,
       [](const CustomOpAbi*) -> const char* { return nullptr; },  // CPU
-      [](const CustomOpAbi*, size_t) -> int { return kFloat; },
+      [](const CustomOpAbi*, size_t i) -> int { return int(i) == WordsInput ? kInt32 : kFloat; },
       [](const CustomOpAbi*) -> size_t { return In; },
       [](const CustomOpAbi*, size_t) -> int { return kFloat; },
       [](const CustomOpAbi*) -> size_t { return Out; },
@@ -1492,20 +1495,26 @@ static void* winoCreate(const CustomOpAbi*, OrtApiTable, const OrtKernelInfo* in
   attr(info, "block", &k->block);
   return k;
 }
-static void winoComputeWith(void* kernel, OrtKernelContext* ctx, bool withSum) {
+static void winoComputeWith(void* kernel, OrtKernelContext* ctx, bool withSum, bool bf16) {
   std::vector<int64_t> xd, ud, bd, sd;
   WinoJob j{};
   j.block = static_cast<const WinoKernel*>(kernel)->block;
-  j.x = inputOf(ctx, 0, &xd), j.u = inputOf(ctx, 1, &ud), j.bias = inputOf(ctx, 2, &bd);
+  j.x = inputOf(ctx, 0, &xd), j.bias = inputOf(ctx, 2, &bd);
+  const float* u = inputOf(ctx, 1, &ud);
+  if (bf16)
+    j.ub = reinterpret_cast<const uint32_t*>(u);
+  else
+    j.u = u;
   j.sum = withSum ? inputOf(ctx, 3, &sd) : nullptr;
   const bool shaped = xd.size() == 4 && ud.size() == 3;
   j.n = shaped ? xd[0] : 0, j.c = shaped ? xd[1] : 0, j.h = shaped ? xd[2] : 0, j.w = shaped ? xd[3] : 0;
   j.k = shaped ? ud[2] : 0;
   j.m = shaped && ud[0] == winoPositions(4) ? 4 : 2;  // u's positions give the tile: 16 for F(2x2), 36 for F(4x4)
   j.y = outputOf(ctx, 0, {j.n, j.k, j.h, j.w});
-  const bool ok = shaped && ud[0] == winoPositions(j.m) && ud[1] == j.c && bd.size() == 1 && bd[0] == j.k &&
-                  (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) &&
-                  winoShapesOk(j.m, j.block, j.c, j.k, j.h, j.w);
+  // bf16: u [P, C/2, K] words of two bfloat16 filters, 16-channel blocks, a build with AVX-512 BF16.
+  const bool ok = shaped && ud[0] == winoPositions(j.m) && ud[1] * (bf16 ? 2 : 1) == j.c && bd.size() == 1 &&
+                  bd[0] == j.k && (!withSum || sd == std::vector<int64_t>{j.n, j.k, j.h, j.w}) &&
+                  winoShapesOk(j.m, j.block, j.c, j.k, j.h, j.w) && (!bf16 || (winoBf16() && j.block == 16));
   if (!ok) return fillNaN(j.y, j.n * j.k * j.h * j.w);
   const int64_t units = winoUnits(j);
   parallelUnits(ctx, &j, [](const void* jj, int64_t u) { winoUnit(*static_cast<const WinoJob*>(jj), u); }, units,
@@ -1593,10 +1602,19 @@ static const CustomOpAbi winoFilterOp = fusedOp<WinoFilterKernel, 1, 1>(
     [](const CustomOpAbi*) -> const char* { return "WinogradFilter"; }, winoFilterCreate, winoFilterCompute);
 static const CustomOpAbi winoOp = fusedOp<WinoKernel, 3, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinograd"; }, winoCreate,
-    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, false); });
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, false, false); });
 static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
     [](const CustomOpAbi*) -> const char* { return "ConvWinogradSum"; }, winoCreate,
-    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, true); });
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, true, false); });
+// ConvWinogradBf16 and ConvWinogradSumBf16: the same with u [P, C/2, K] int32, each word two bfloat16 filters
+// (input channel 2q in the low half, 2q + 1 in the high; graph pass winograd-bf16), the products in bfloat16
+// summed in float32 (AVX-512 BF16; registered on every build, NaN outputs where the build lacks it).
+static const CustomOpAbi winoBf16Op = fusedOp<WinoKernel, 3, 1, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWinogradBf16"; }, winoCreate,
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, false, true); });
+static const CustomOpAbi winoSumBf16Op = fusedOp<WinoKernel, 4, 1, 1>(
+    [](const CustomOpAbi*) -> const char* { return "ConvWinogradSumBf16"; }, winoCreate,
+    [](void* k, OrtKernelContext* ctx) { winoComputeWith(k, ctx, true, true); });
 
 // The kernels of the "ai.ddpm" domain, registered for every session; kernels() lists their names and the
 // capabilities of this build (GroupNormSiluBlockedAnyGroups: the blocked layout with groups straddling
@@ -1605,7 +1623,8 @@ static const CustomOpAbi winoSumOp = fusedOp<WinoKernel, 4, 1>(
 static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRecomputeOp,  &gnGradOp,
                                                &im2colOp,  &dropoutOp,     &blockFilterOp,  &sumTransposeOp,
                                                &convWeightGradOp, &attnOp,     &attnGradOp,     &winoOp,
-                                               &winoSumOp, &winoFilterOp,  &winoGradOp};
+                                               &winoSumOp, &winoFilterOp,  &winoGradOp,     &winoBf16Op,
+                                               &winoSumBf16Op};
 // ConvWeightGradPreferred: ConvWeightGrad was measured faster than Im2col + MLAS on this build's ISA (AVX-512;
 // bench/README.md). Its AVX2 form passes the same tests but has not been timed on an AVX2 machine, so the
 // graphs use it there only when asked (DDPM_CONV_WEIGHT_GRAD=1, src/engine/native.ts).
@@ -1621,10 +1640,14 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // ConvWinograd 36-position filters) beside F(2x2, 3x3); the graphs use it wherever the grid is a multiple of 4.
 // WinogradBlock8: ConvWinograd, ConvWinogradSum and ConvWinogradWeightGrad take attribute block = 8 (AVX2's
 // NCHW8c layout; 8-float vectors); untimed on an AVX2 machine, so there the graphs use them only when asked.
+// WinogradBf16: ConvWinogradBf16 and ConvWinogradSumBf16 compute (a build for a CPU with AVX-512 BF16).
 static const char* const kCapabilities[] = {"GroupNormSiluBlockedAnyGroups", "BlockedTraining", "WinogradF4",
                                             "WinogradBlock8",
 #if defined(__AVX512F__)
                                             "ConvWeightGradPreferred", "AttentionPreferred", "WinogradPreferred",
+#endif
+#if defined(__AVX512BF16__)
+                                            "WinogradBf16",
 #endif
 };
 

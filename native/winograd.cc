@@ -157,12 +157,13 @@ static inline void gtT(const V* s, V* o) {
 static inline int64_t posStride(int64_t T, int64_t n) { return (T * n + 1023) / 1024 * 1024 + 16; }
 
 // V [P][T][C] (positions posStride(T, C) apart) of tiles p0 .. p0 + T of x [N, C/B, H, W, B] (tile p: image
-// p / tiles, then row by row): d -> B^T d B; one block of B channels per vector.
-template <int M, int B>
+// p / tiles, then row by row): d -> B^T d B; one block of B channels per vector. BF: V in bfloat16 (rounded to
+// nearest even), each row C halves, positions posStride(T, C / 2) floats apart.
+template <int M, int B, bool BF = false>
 static void inputTransform(const float* x, int64_t C, int64_t H, int64_t W, int64_t p0, int64_t T, float* Vb) {
   constexpr int A = M + 2;
   using V = Vec<B>;
-  const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, C);
+  const int64_t tw = W / M, tiles = (H / M) * tw, xs = posStride(T, BF ? C / 2 : C);
   for (int64_t t = 0; t < T; t++) {
     const int64_t n = (p0 + t) / tiles, ty = (p0 + t) % tiles / tw, tx = (p0 + t) % tw;
     const int64_t y0 = M * ty - 1, x0 = M * tx - 1;
@@ -183,8 +184,17 @@ static void inputTransform(const float* x, int64_t C, int64_t H, int64_t W, int6
       for (int i = 0; i < A; i++) {
         V v[A];
         bt<M>(e[i], v);
-        float* out = Vb + i * A * xs + t * C + cb * B;
-        for (int k = 0; k < A; k++) st<B>(out + k * xs, v[k]);
+        if constexpr (BF) {
+#if defined(__AVX512BF16__)
+          for (int k = 0; k < A; k++) {
+            auto* out = reinterpret_cast<uint16_t*>(Vb + (i * A + k) * xs) + t * C + cb * B;
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), (__m256i)_mm512_cvtneps_pbh(__m512(v[k])));
+          }
+#endif
+        } else {
+          float* out = Vb + i * A * xs + t * C + cb * B;
+          for (int k = 0; k < A; k++) st<B>(out + k * xs, v[k]);
+        }
       }
     }
   }
@@ -240,6 +250,40 @@ static void rows(const float* V, int64_t C, const float* U, int64_t K, float* M)
   for (; k0 < K; k0 += B) tile<R, 1, B>(V, C, U + k0, K, M + k0);
 }
 
+#if defined(__AVX512BF16__)
+// The bfloat16 form of tile: M[t][k0 ..] = sum over pairs q < C / 2 of V[t][2q, 2q + 1] . U[q][k0 ..][2], each
+// word of V (two channels) broadcast and multiplied with NV vectors of 16 filter pairs by one dot-product
+// instruction (VDPBF16PS: two products per lane, summed in float32), half the float32 tile's instructions.
+template <int R, int NV>
+__attribute__((noinline)) static void tileBf16(const uint32_t* a, int64_t ar, const uint32_t* b, int64_t bq,
+                                               int64_t Q, float* c, int64_t cr) {
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < Q; q++) {
+    __m512bh u[NV];
+    for (int v = 0; v < NV; v++) u[v] = (__m512bh)_mm512_loadu_si512(b + q * bq + v * 16);
+    for (int r = 0; r < R; r++) {
+      const __m512bh s = (__m512bh)_mm512_set1_epi32(int(a[r * ar + q]));
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], s, u[v]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * cr + v * 16, acc[r][v]);
+}
+
+template <int R>
+static void rowsBf16(const uint32_t* V, int64_t C, const uint32_t* U, int64_t K, float* M) {
+  int64_t k0 = 0;
+  for (; k0 + 64 <= K; k0 += 64) tileBf16<R, 4>(V, C / 2, U + k0, K, C / 2, M + k0, K);
+  if (k0 + 32 <= K) tileBf16<R, 2>(V, C / 2, U + k0, K, C / 2, M + k0, K), k0 += 32;
+  for (; k0 < K; k0 += 16) tileBf16<R, 1>(V, C / 2, U + k0, K, C / 2, M + k0, K);
+}
+bool winoBf16() { return true; }
+#else
+bool winoBf16() { return false; }
+#endif
+
 // out[i * (m + 2) + j] = (G g G^T)[i][j] of 16 3x3 filters g (lane l: tap t of filter l in g[t]).
 template <int M>
 static inline void filterTransform(const V16* g, V16* out) {
@@ -290,7 +334,7 @@ void winoFilterUnit(int64_t m, const float* w, int64_t K, int64_t C, bool flip, 
   filterUnit<2>(w, K, C, flip, b, u);
 }
 
-template <int M, int B>
+template <int M, int B, bool BF = false>
 static void unit(const WinoJob& j, int64_t u) {
   constexpr int A = M + 2, P = A * A;
   using V = Vec<B>;
@@ -298,19 +342,29 @@ static void unit(const WinoJob& j, int64_t u) {
   const int64_t chunks = (tiles + j.tilesPerUnit - 1) / j.tilesPerUnit;
   const int64_t n = u / chunks, t0 = u % chunks * j.tilesPerUnit, T = std::min(j.tilesPerUnit, tiles - t0);
   if (T <= 0) return;
-  const int64_t vs = posStride(T, C), ms = posStride(T, K);
-  float* Vb = threadScratch(P * (vs + ms));  // V [P][T][C], then M [P][T][K]
+  const int64_t vs = posStride(T, BF ? C / 2 : C), ms = posStride(T, K);
+  float* Vb = threadScratch(P * (vs + ms));  // V [P][T][C] (BF: bfloat16), then M [P][T][K]
   float* Mb = Vb + P * vs;
-  inputTransform<M, B>(j.x, C, H, W, n * tiles + t0, T, Vb);
+  inputTransform<M, B, BF>(j.x, C, H, W, n * tiles + t0, T, Vb);
   // M_xi [T][K] = V_xi [T][C] U_xi [C][K], for the P positions xi of the transformed tile.
   for (int xi = 0; xi < P; xi++) {
-    const float* Vx = Vb + xi * vs;
-    const float* U = j.u + xi * C * K;
     float* Mx = Mb + xi * ms;
     int64_t t = 0;
-    for (; t + 6 <= T; t += 6) rows<6, B>(Vx + t * C, C, U, K, Mx + t * K);
-    for (; t + 2 <= T; t += 2) rows<2, B>(Vx + t * C, C, U, K, Mx + t * K);
-    if (t < T) rows<1, B>(Vx + t * C, C, U, K, Mx + t * K);
+    if constexpr (BF) {
+#if defined(__AVX512BF16__)
+      const auto* Vx = reinterpret_cast<const uint32_t*>(Vb + xi * vs);
+      const uint32_t* U = j.ub + xi * (C / 2) * K;
+      for (; t + 6 <= T; t += 6) rowsBf16<6>(Vx + t * C / 2, C, U, K, Mx + t * K);
+      for (; t + 2 <= T; t += 2) rowsBf16<2>(Vx + t * C / 2, C, U, K, Mx + t * K);
+      if (t < T) rowsBf16<1>(Vx + t * C / 2, C, U, K, Mx + t * K);
+#endif
+    } else {
+      const float* Vx = Vb + xi * vs;
+      const float* U = j.u + xi * C * K;
+      for (; t + 6 <= T; t += 6) rows<6, B>(Vx + t * C, C, U, K, Mx + t * K);
+      for (; t + 2 <= T; t += 2) rows<2, B>(Vx + t * C, C, U, K, Mx + t * K);
+      if (t < T) rows<1, B>(Vx + t * C, C, U, K, Mx + t * K);
+    }
   }
   // y = A^T m A + bias (+ sum)
   float* y = j.y + n * K * H * W;
@@ -337,6 +391,9 @@ static void unit(const WinoJob& j, int64_t u) {
 }
 
 void winoUnit(const WinoJob& j, int64_t u) {
+#if defined(__AVX512BF16__)
+  if (!j.u) return j.m == 4 ? unit<4, 16, true>(j, u) : unit<2, 16, true>(j, u);
+#endif
   if (j.block == 8) return j.m == 4 ? unit<4, 8>(j, u) : unit<2, 8>(j, u);
   if (j.m == 4) return unit<4, 16>(j, u);
   unit<2, 16>(j, u);

@@ -13,7 +13,9 @@ struct WinoJob {
   int64_t n, c, k, h, w;  // batch, input and output channels (multiples of B), height and width (multiples of m)
   int64_t tilesPerUnit;   // m x m output tiles per unit of work (the tiles of one image in chunks)
   const float* x;         // [N, C/B, H, W, B]
-  const float* u;         // [P, C, K]: each filter g as G g G^T, P = winoPositions(m)
+  const float* u;         // [P, C, K]: each filter g as G g G^T, P = winoPositions(m); or null, then ub
+  const uint32_t* ub;     // with u null: [P, C/2, K] in bfloat16, pairs of input channels in one word (channel
+                          // 2q in the low half, 2q + 1 in the high), products by AVX-512 BF16 (winoBf16)
   const float* bias;      // [K]
   const float* sum;       // [N, K/B, H, W, B] added to the output (a residual), or null
   float* y;               // [N, K/B, H, W, B]
@@ -22,6 +24,8 @@ struct WinoJob {
 bool winoShapesOk(int64_t m, int64_t block, int64_t c, int64_t k, int64_t h, int64_t w);
 // The job's units (image, chunk of tiles), each independent; tilesPerUnit set for the cache.
 int64_t winoUnits(WinoJob& j);
+// Whether this build has the bfloat16 form (ub; AVX-512 BF16, 16-channel blocks only).
+bool winoBf16();
 void winoUnit(const WinoJob& j, int64_t u);
 // The filters w [K, C, 3, 3] as ConvWinograd takes them: u [P, C, K] = G g G^T of each filter g; with flip,
 // those of the convolution with w's filters flipped in space and transposed (the input gradient of a conv by

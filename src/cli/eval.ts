@@ -508,6 +508,7 @@ async function openImages(o: Parsed): Promise<Images> {
       batch,
       // int8: how many convolutions were quantized (the first and last stay float32; calibrate.ts).
       ...(picked.int8Convs !== undefined ? { precision: 'int8', int8Convs: picked.int8Convs } : {}),
+      ...(picked.bf16 ? { precision: 'bf16' } : {}),
     },
     domain: model.spec.data,
     defaultRef: defaultRef(model.spec.data),

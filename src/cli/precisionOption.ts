@@ -1,6 +1,8 @@
-// The denoiser of the commands that sample (sample, eval): --precision, float32 (the default) or int8
+// The denoiser of the commands that sample (sample, eval): --precision, float32 (the default), int8
 // convolutions calibrated on the model's own sampling inputs first (src/sample/calibrate.ts, the
-// quantize-int8 graph pass), then --ep, --threads and the batch (src/sample/autoBatch.ts): commandDenoiser.
+// quantize-int8 graph pass) or bf16 (the 3x3 convolutions' Winograd products in bfloat16 on CPUs with
+// AVX-512 BF16: the winograd-bf16 graph pass), then --ep, --threads and the batch
+// (src/sample/autoBatch.ts): commandDenoiser.
 
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import type { Engine } from '../engine/engine.js';
@@ -11,13 +13,13 @@ import type { DenoiserOptions } from '../sample/denoiser.js';
 import type { OptDef, Parsed } from './args.js';
 import { openEpOption } from './epOption.js';
 
-export type Precision = 'float32' | 'int8';
+export type Precision = 'float32' | 'int8' | 'bf16';
 
 export const PRECISION_OPTION: OptDef = {
   kind: 'string',
-  help: 'float32, or int8 convolutions (ONNX Runtime QLinearConv; calibrated on a short sampling run first; approximate: see the README)',
+  help: 'float32, int8 convolutions (ONNX Runtime QLinearConv; calibrated on a short sampling run first) or bf16 (the 3x3 convolutions in bfloat16; CPUs with AVX-512 BF16); both approximate: see the README',
   default: 'float32',
-  choices: ['float32', 'int8'],
+  choices: ['float32', 'int8', 'bf16'],
 };
 
 /** The denoiser options of a precision: float32 as is, int8 with its calibration (a few seconds). */
@@ -41,7 +43,23 @@ async function precisionOptions(
       );
       return { ...session, calibration };
     }
+    case 'bf16': {
+      const has = engine.fusedKernels ?? [];
+      if (!has.includes('ConvWinogradBf16') || !has.includes('WinogradBf16')) {
+        throw new Error(
+          `--precision bf16 needs this project's native engine built for a CPU with AVX-512 BF16 (its Winograd kernels: ${bf16Missing(has)}); use --precision float32 (the default) or int8`,
+        );
+      }
+      return { ...session, bf16: true };
+    }
   }
+}
+
+/** Why the bf16 kernels are not there, for the error. */
+function bf16Missing(has: readonly string[]): string {
+  if (!has.includes('ConvWinograd'))
+    return 'the engine has none (onnxruntime-node, a GPU provider, or an AVX2 CPU without DDPM_WINOGRAD=1)';
+  return 'this CPU or build has no AVX-512 BF16';
 }
 
 /**
@@ -53,7 +71,7 @@ export async function commandDenoiser(
   o: Parsed,
   model: { readonly cfg: UNetConfig; readonly params: ParamStore; readonly diffusion: GaussianDiffusion },
   job: Parameters<typeof denoiserForJob>[4],
-): Promise<DenoiserChoice & { readonly int8Convs?: number }> {
+): Promise<DenoiserChoice & { readonly int8Convs?: number; readonly bf16?: boolean }> {
   const say = (line: string) => console.error(`ddpm ${cmd}: ${line}`);
   const engine = await openEpOption(o.ep);
   const session = await precisionOptions(
@@ -67,5 +85,6 @@ export async function commandDenoiser(
   );
   const choice = await denoiserForJob(engine, model.cfg, model.params, session, job, say);
   if (choice.measured) say(`network ${choice.how}`);
-  return session.calibration ? { ...choice, int8Convs: session.calibration.size } : choice;
+  if (session.calibration) return { ...choice, int8Convs: session.calibration.size };
+  return session.bf16 ? { ...choice, bf16: true } : choice;
 }

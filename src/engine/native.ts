@@ -139,6 +139,8 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
       case 'WinogradFilter':
       case 'ConvWinogradWeightGrad':
       case 'WinogradBlock8':
+      case 'ConvWinogradBf16':
+      case 'WinogradBf16':
         return winograd;
       case 'WinogradF4':
         return winograd && process.env.DDPM_WINOGRAD_TILE !== '2';

@@ -26,7 +26,8 @@ export const FUSED_DOMAIN = 'ai.ddpm';
  * capabilities: GroupNormSiluBlockedAnyGroups = the blocked GroupNormSilu takes groups that straddle blocks;
  * BlockedTraining = GroupNormSiluGrad, DropoutMul and ConvWeightGrad take the blocked layout too;
  * WinogradF4 = the Winograd kernels take F(4x4, 3x3) (36-position filters, attribute m = 4) beside F(2x2, 3x3);
- * WinogradBlock8 = they take the 8-channel NCHWc blocks of AVX2 builds (attribute block = 8) beside 16.
+ * WinogradBlock8 = they take the 8-channel NCHWc blocks of AVX2 builds (attribute block = 8) beside 16;
+ * WinogradBf16 = ConvWinogradBf16 computes (a build for a CPU with AVX-512 BF16).
  */
 export const FUSED_KERNELS = [
   'GroupNormSilu',
@@ -45,6 +46,8 @@ export const FUSED_KERNELS = [
   'ConvWinogradWeightGrad',
   'WinogradF4',
   'WinogradBlock8',
+  'ConvWinogradBf16',
+  'WinogradBf16',
 ] as const;
 export type FusedKernel = (typeof FUSED_KERNELS)[number];
 
@@ -850,7 +853,7 @@ export class Graph {
    * (winogradFilters of the filters; P = 16 for m = 2, 36 for m = 4), bias [K], sum [N, K, H, W] blocked
    * (optional: added to the output) -> [N, K, H, W] blocked.
    */
-  convWinograd(x: Value, u: Value, bias: Value, sum?: Value, block: 8 | 16 = 16): Value {
+  convWinograd(x: Value, u: Value, bias: Value, sum?: Value, block: 8 | 16 = 16, filterOf?: Value): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [p, uc, k] = u.shape as [number, number, number];
     const m = p === 36 ? 4 : 2;
@@ -865,6 +868,40 @@ export class Graph {
       sum ? [x, u, bias, sum] : [x, u, bias],
       [[n, k, h, w]],
       { block },
+      filterOf ? { filterOf } : undefined, // the [K, C, 3, 3] weight u was made from (winograd-bf16 reads it)
+      undefined,
+      FUSED_DOMAIN,
+    )[0]!; // [N, K, H, W] blocked
+  }
+
+  /**
+   * convWinograd with the filters in bfloat16 (native ConvWinogradBf16, 16-channel blocks): `words` [P, C/2, K]
+   * int32, each two bfloat16 filter values (input channel 2q in the low half, 2q + 1 in the high); the
+   * products in bfloat16, summed in float32.
+   */
+  convWinogradBf16(x: Value, words: Value, bias: Value, sum?: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const [p, half, k] = words.shape as [number, number, number];
+    const m = p === 36 ? 4 : 2;
+    if (
+      (p !== 16 && p !== 36) ||
+      half * 2 !== c ||
+      words.dtype !== 'int32' ||
+      c % 16 ||
+      k % 16 ||
+      h % m ||
+      w % m
+    ) {
+      throw new GraphError(
+        'ConvWinogradBf16',
+        `x ${shapeStr(x.shape)}, words ${shapeStr(words.shape)} ${words.dtype}: needs int32 words [16 or 36, C/2, K], C and K multiples of 16, H and W multiples of ${m}`,
+      );
+    }
+    return this.node(
+      sum ? 'ConvWinogradSumBf16' : 'ConvWinogradBf16',
+      sum ? [x, words, bias, sum] : [x, words, bias],
+      [[n, k, h, w]],
+      { block: 16 },
       undefined,
       undefined,
       FUSED_DOMAIN,

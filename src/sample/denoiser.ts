@@ -20,6 +20,8 @@ export interface InferenceTarget {
   readonly passes?: string | readonly string[];
   /** int8 convolutions with these ranges (calibrate.ts; the quantize-int8 pass added to the selection). */
   readonly calibration?: ConvRanges;
+  /** The Winograd convolutions' products in bfloat16 (the winograd-bf16 pass added to the selection). */
+  readonly bf16?: boolean;
 }
 
 /**
@@ -40,15 +42,21 @@ export function buildInferenceModel(
   runPasses(g, [u.out], 'all', {
     constantWeights: true,
     nchwcBlock: target.nchwcBlock,
-    passes: target.calibration ? withQuantize(target.passes) : target.passes,
+    passes: withOptIn(target.passes, [
+      ...(target.calibration ? ['quantize-int8'] : []),
+      ...(target.bf16 ? ['winograd-bf16'] : []),
+    ]),
     ...(target.calibration ? { calibration: target.calibration } : {}),
   });
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }
 
-/** A pass selection plus quantize-int8. */
-function withQuantize(passes: string | readonly string[] | undefined): readonly string[] {
-  return [...new Set([...selectPasses(passes), 'quantize-int8'])];
+/** A pass selection plus the opt-in passes a precision asks for (none: the selection as given). */
+function withOptIn(
+  passes: string | readonly string[] | undefined,
+  add: readonly string[],
+): string | readonly string[] | undefined {
+  return add.length ? [...new Set([...selectPasses(passes), ...add])] : passes;
 }
 
 /** The inference target of an engine: its fused kernels and, for those, its NCHWc block size. */
@@ -57,8 +65,8 @@ export async function inferenceTargetOf(engine: Engine): Promise<InferenceTarget
   return { fused, nchwcBlock: fused.includes('GroupNormSilu') ? await nchwcBlockOf(engine) : 0 };
 }
 
-/** Session options, plus int8 convolutions with these ranges (calibrate.ts). */
-export type DenoiserOptions = SessionOptions & { readonly calibration?: ConvRanges };
+/** Session options, plus int8 convolutions with these ranges (calibrate.ts) or bfloat16 Winograd products. */
+export type DenoiserOptions = SessionOptions & { readonly calibration?: ConvRanges; readonly bf16?: boolean };
 
 export interface UNetDenoiser {
   readonly denoise: Denoiser;
@@ -74,7 +82,7 @@ export async function createDenoiser(
   batch: number,
   options: DenoiserOptions = {},
 ): Promise<UNetDenoiser> {
-  const { calibration, ...opts } = options;
+  const { calibration, bf16, ...opts } = options;
   // ONNX Runtime's memory pattern off unless asked for (as the training session): peak resident memory of
   // sampling S batch 64 441 -> 316 MB, L batch 64 2190 -> 1611 MB, the same speed in paired A/B runs
   // (bench/README.md, "Memory").
@@ -82,6 +90,7 @@ export async function createDenoiser(
     buildInferenceModel(cfg, params, batch, {
       ...(await inferenceTargetOf(engine)),
       ...(calibration ? { calibration } : {}),
+      ...(bf16 ? { bf16 } : {}),
     }),
     { memPattern: false, ...opts },
   );

@@ -10,6 +10,7 @@
 //   DDPM_PASSES=drop-key-bias,nchwc-convs      only these
 //   DDPM_PASSES=none                           the model exactly as written
 //   DDPM_PASSES=+quantize-int8                 the default plus an opt-in pass (needs calibration)
+//   DDPM_PASSES=+winograd-bf16                 bfloat16 Winograd products (AVX-512 BF16 builds)
 
 import type { Graph, Value } from '../graph.js';
 import { cancelTimestepShift } from './cancelTimestepShift.js';
@@ -25,6 +26,7 @@ import { kernelDropout } from './kernelDropout.js';
 import { blockedLayout, nchwcConvs } from './layout.js';
 import { blockFilter } from './blockFilter.js';
 import { phaseSplitUpsample } from './phaseSplitUpsample.js';
+import { winogradBf16 } from './winogradBf16.js';
 import { winogradConvs } from './winogradConvs.js';
 import { recomputeNormAct } from './recomputeNormAct.js';
 import { quantizeInt8 } from './quantizeInt8.js';
@@ -50,12 +52,13 @@ export const PASSES: readonly GraphPass[] = [
   blockedLayout,
   blockFilter,
   winogradConvs,
+  winogradBf16,
   foldConstantReorders,
 ];
 
 export const PASS_NAMES: readonly string[] = PASSES.map((p) => p.name);
 
-/** The default selection: every pass but the opt-in ones (quantize-int8), which run only when named. */
+/** The default selection: every pass but the opt-in ones (quantize-int8, winograd-bf16), which run only when named. */
 export const DEFAULT_PASSES: readonly string[] = PASSES.filter((p) => !p.optIn).map((p) => p.name);
 
 /** The environment variable that selects passes (see the header): read when no `passes` option is given. */

@@ -86,7 +86,7 @@ function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
       ? constant32(g, winogradFilters(filters, k, c, m), [(m + 2) ** 2, c, k]) // [P, C, K]
       : fedFilters(g, w, m); // transformed every step
     const b = bias ?? g.constant(new Float32Array(k), [k]);
-    return g.convWinograd(x, u, b, sum, block);
+    return g.convWinograd(x, u, b, sum, block, filters ? w : undefined);
   });
   return true;
 }
