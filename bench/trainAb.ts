@@ -7,7 +7,8 @@
 //   (memArena: shared, session or off), or
 //   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act), or
 //   kernels=-NAME[,-NAME] (the engine's fused kernels or capabilities without these, e.g.
-//   kernels=-GroupNormSilu), or optim=off (Adam and the EMA without the engine's native passes)
+//   kernels=-GroupNormSilu), or optim=off (Adam and the EMA without the engine's native passes), or
+//   precision=bf16 (or int8, float32: a forward row's convolutions, as the precision suite's rows)
 // Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
 
 import { type Engine, MEM_ARENAS, type MemArena, type SessionOptions } from '../src/engine/engine.js';
@@ -21,6 +22,7 @@ const base = nodeEngine();
 
 interface Settings extends MemSettings {
   passes?: string;
+  precision?: 'float32' | 'int8' | 'bf16';
   withoutKernels?: string[];
   optim?: boolean;
 }
@@ -43,6 +45,12 @@ function settings(arg: string): Settings {
       out.withoutKernels = names.map((n) => n.slice(1));
       continue;
     }
+    if (k === 'precision') {
+      if (v !== 'float32' && v !== 'int8' && v !== 'bf16')
+        throw new Error(`trainAb: ${kv}: the value must be float32, int8 or bf16`);
+      out.precision = v;
+      continue;
+    }
     if (k === 'memArena') {
       if (!MEM_ARENAS.includes(v as MemArena))
         throw new Error(`trainAb: ${kv}: the value must be one of ${MEM_ARENAS.join(', ')}`);
@@ -58,7 +66,9 @@ function settings(arg: string): Settings {
         out.memPattern = v === 'on';
         break;
       default:
-        throw new Error(`trainAb: unknown setting ${k} (memArena, memPattern, passes, kernels, optim)`);
+        throw new Error(
+          `trainAb: unknown setting ${k} (memArena, memPattern, passes, kernels, optim, precision)`,
+        );
     }
   }
   return out;
@@ -92,11 +102,15 @@ const engine = (m: MemSettings, without: readonly string[] = [], optim = true): 
 const batch = Number(batchArg);
 /** One side's runner; its graph passes are chosen through DDPM_PASSES while it is built. */
 async function side(arg: string): Promise<OursRunner> {
-  const { passes, withoutKernels, optim, ...mem } = settings(arg);
+  const { passes, withoutKernels, optim, precision, ...mem } = settings(arg);
   const saved = process.env.DDPM_PASSES;
   if (passes !== undefined) process.env.DDPM_PASSES = passes;
   try {
-    return await createOurs(engine(mem, withoutKernels, optim), { ...def!, batch }, 2);
+    return await createOurs(
+      engine(mem, withoutKernels, optim),
+      { ...def!, batch, ...(precision ? { precision } : {}) },
+      2,
+    );
   } finally {
     if (saved === undefined) delete process.env.DDPM_PASSES;
     else process.env.DDPM_PASSES = saved;

@@ -27,7 +27,8 @@ import { SAMPLE_OPTIONS } from '../src/cli/sample.js';
 import { TRAIN_OPTIONS } from '../src/cli/train.js';
 import { openDataset } from '../src/data/open.js';
 import { parseSafeTensors } from '../src/util/safetensors.js';
-import { ddpmIn } from './ddpmProcess.js';
+import { nativeKernelNames } from '../src/engine/native.js';
+import { ddpmIn, ROOT, startDdpm } from './ddpmProcess.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'ddpm-cli-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -237,6 +238,41 @@ describe('ddpm', () => {
     assert.deepEqual([png.width, png.height, png.channels, png.depth], [38, 38, 1, 8]);
     assert.ok(readFileSync(out('s1.png')).equals(readFileSync(out('s1b.png'))), 'same seed, same PNG');
     assert.ok(!readFileSync(out('s1.png')).equals(readFileSync(out('s2.png'))), 'other seed, other PNG');
+  });
+
+  it("--precision bf16: the bfloat16 convolutions where the CPU has AVX-512 BF16 (images near float32's), else an error naming what is missing", async () => {
+    const mnist = join(ROOT, 'models', 'mnist');
+    const common = ['sample', '--model', mnist, '--n', '4', '--steps', '5', '--threads', '1', '--seed', '3'];
+    const out = (name: string) => join(TMP, name);
+    const [f32, bf16, ortNode] = await pool([
+      () => ddpm([...common, '--out', out('p-f32.png')]),
+      () => ddpm([...common, '--precision', 'bf16', '--out', out('p-bf16.png')]),
+      () =>
+        startDdpm([...common, '--precision', 'bf16', '--out', out('p-ort.png')], {
+          cwd: TMP,
+          env: { DDPM_ENGINE: 'onnxruntime-node' },
+        }).done,
+    ]);
+    assert.equal(ortNode!.code, 1, ortNode!.stderr);
+    assert.match(
+      ortNode!.stderr,
+      /--precision bf16 needs .*AVX-512 BF16.*this engine has no Winograd kernels/,
+    );
+    assert.ok(!existsSync(out('p-ort.png')), 'nothing written');
+    assert.equal(f32!.code, 0, f32!.stderr);
+    if (!nativeKernelNames().includes('WinogradBf16')) {
+      assert.equal(bf16!.code, 1, bf16!.stderr);
+      assert.match(bf16!.stderr, /--precision bf16 needs .*AVX-512 BF16/);
+      return;
+    }
+    assert.equal(bf16!.code, 0, bf16!.stderr);
+    const a = decode(readFileSync(out('p-f32.png'))).data;
+    const b = decode(readFileSync(out('p-bf16.png'))).data;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff += Math.abs(a[i]! - b[i]!);
+    // the same noise, products rounded to 8 significant bits: the same digits, pixels a grey level or so
+    // apart (mean 0.087 of 255 here)
+    assert.ok(diff > 0 && diff / a.length < 1, `mean pixel difference ${diff / a.length} of 255`);
   });
 
   it('a model\'s config.json "sampling" is the default, said in one line; the options override it', async () => {

@@ -27,12 +27,16 @@ export interface Started {
   stderr(): string;
 }
 
-/** Start `node [node...] ARGS` (node defaults to bin/ddpm.mjs) in cwd. */
-export function startDdpm(args: readonly string[], opts: { cwd: string; node?: readonly string[] }): Started {
+/** Start `node [node...] ARGS` (node defaults to bin/ddpm.mjs) in cwd, with these variables added to the environment. */
+export function startDdpm(
+  args: readonly string[],
+  opts: { cwd: string; node?: readonly string[]; env?: Readonly<Record<string, string>> },
+): Started {
   const t0 = performance.now();
   const child = spawn(process.execPath, [...(opts.node ?? [BIN]), ...args], {
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
   });
   let stdout = '';
   let stderr = '';

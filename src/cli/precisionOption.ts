@@ -47,7 +47,7 @@ async function precisionOptions(
       const has = engine.fusedKernels ?? [];
       if (!has.includes('ConvWinogradBf16') || !has.includes('WinogradBf16')) {
         throw new Error(
-          `--precision bf16 needs this project's native engine built for a CPU with AVX-512 BF16 (its Winograd kernels: ${bf16Missing(has)}); use --precision float32 (the default) or int8`,
+          `--precision bf16 needs the native engine's bfloat16 Winograd kernels, which run on CPUs with AVX-512 BF16, and ${bf16Missing(has)}; use --precision float32 (the default) or int8`,
         );
       }
       return { ...session, bf16: true };
@@ -58,8 +58,8 @@ async function precisionOptions(
 /** Why the bf16 kernels are not there, for the error. */
 function bf16Missing(has: readonly string[]): string {
   if (!has.includes('ConvWinograd'))
-    return 'the engine has none (onnxruntime-node, a GPU provider, or an AVX2 CPU without DDPM_WINOGRAD=1)';
-  return 'this CPU or build has no AVX-512 BF16';
+    return 'this engine has no Winograd kernels (onnxruntime-node, a GPU provider, or an AVX2 build without DDPM_WINOGRAD=1)';
+  return 'this CPU (the native build is made for the machine that ran npm ci) has no AVX-512 BF16';
 }
 
 /**

@@ -39,7 +39,7 @@ export function buildInferenceModel(
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
   const t = g.input('t', [batch]);
   const u = buildUNet(g, cfg, params, x, t);
-  runPasses(g, [u.out], 'all', {
+  const report = runPasses(g, [u.out], 'all', {
     constantWeights: true,
     nchwcBlock: target.nchwcBlock,
     passes: withOptIn(target.passes, [
@@ -48,6 +48,11 @@ export function buildInferenceModel(
     ]),
     ...(target.calibration ? { calibration: target.calibration } : {}),
   });
+  if (target.bf16 && !report['winograd-bf16']) {
+    throw new Error(
+      'bf16: no convolution took the bfloat16 kernel (the winograd-convs pass is off in DDPM_PASSES, or no 3x3 convolution has a multiple of 16 channels in and out); use float32',
+    );
+  }
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
 }
 
