@@ -9,7 +9,8 @@
 // transformed tiles stay in a core's L2 cache. The products are register tiles (outerTile) of 6 tiles x up to 4
 // vectors of 16 output channels (AVX-512) or 6 x 2 vectors of 8 (AVX2). F(4x4, 3x3) uses the points 0, 1, -1,
 // 2, -2 and infinity: its float32 rounding is about ten times F(2x2, 3x3)'s (src/engine/nativeWinograd.test.ts
-// bounds both against float64).
+// bounds both against float64). The bfloat16 form (WinoJob.ub, builds with AVX-512 BF16; graph pass winograd-bf16
+// uses it with F(2x2)) stores the transformed tiles in bfloat16 and multiplies channel pairs by VDPBF16PS.
 #include "winograd.h"
 
 #include <algorithm>

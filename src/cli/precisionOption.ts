@@ -22,7 +22,10 @@ export const PRECISION_OPTION: OptDef = {
   choices: ['float32', 'int8', 'bf16'],
 };
 
-/** The denoiser options of a precision: float32 as is, int8 with its calibration (a few seconds). */
+/**
+ * The denoiser options of a precision: float32 as is, int8 with its calibration (a few seconds), bf16 where the
+ * engine has its kernels (else an error saying what is missing).
+ */
 async function precisionOptions(
   precision: Precision,
   engine: Engine,
