@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Graph, type WinogradTile } from '../graph/graph.js';
+import { Graph, type Value, type WinogradTile } from '../graph/graph.js';
 import { NCHWC_DOMAIN, relayout, reorderToBlocked } from '../graph/nchwc.js';
 import { toOnnx } from '../graph/onnx.js';
 import { bf16Bits, bf16Value, packBf16Pairs } from '../graph/passes/winogradBf16.js';
@@ -55,6 +55,44 @@ function convReference(
   return y;
 }
 
+/**
+ * A session of one convolution on the blocked layout: x [N, C, H, W] (and the residual s [N, K, H, W] when
+ * withSum) reordered to blocks, `conv` of them, the output reordered back. run(x) -> y [N, K, H, W].
+ */
+async function blockedConv(
+  d: { n: number; c: number; k: number; h: number; w: number },
+  s: Float32Array | undefined,
+  conv: (g: Graph, x: Value, s: Value | undefined) => Value,
+): Promise<{ run: (x: Float32Array) => Promise<Float32Array>; release: () => Promise<void> }> {
+  const { n, c, k, h, w } = d;
+  const g = new Graph();
+  const xi = g.input('x', [n, c, h, w]);
+  const si = s ? g.input('s', [n, k, h, w]) : undefined;
+  const y = conv(g, reorderToBlocked(g, xi), si && reorderToBlocked(g, si)); // blocked
+  const out = g.node(
+    'ReorderOutput',
+    [y],
+    [[n, k, h, w]],
+    { channels_last: 0, channels: k },
+    undefined,
+    undefined,
+    NCHWC_DOMAIN,
+  )[0]!;
+  const session = await engine!.createSession(toOnnx(g, { outputs: { y: out }, params: 'initializer' }), {
+    threads: 2,
+  });
+  return {
+    run: async (x) => {
+      const feeds: Record<string, { data: Float32Array; shape: number[] }> = {
+        x: { data: x, shape: [n, c, h, w] },
+      };
+      if (s) feeds.s = { data: s, shape: [n, k, h, w] };
+      return (await session.run(feeds)).y!.data;
+    },
+    release: () => session.release(),
+  };
+}
+
 describe('native ConvWinograd', { skip }, () => {
   for (const [m, n, c, k, h, w, withSum, why] of [
     [2, 2, 16, 16, 4, 4, false, 'the smallest: 16 channels, 4 tiles'],
@@ -79,40 +117,26 @@ describe('native ConvWinograd', { skip }, () => {
       const wt = rng.normalArray(k * c * 9).map((v) => v / Math.sqrt(9 * c));
       const b = rng.normalArray(k);
       const s = withSum ? rng.normalArray(n * k * h * w) : undefined;
-      const g = new Graph();
-      const xi = g.input('x', [n, c, h, w]);
-      const si = withSum ? g.input('s', [n, k, h, w]) : undefined;
-      const u = g.constant(Float32Array.from(winogradFilters(wt, k, c, m)), [(m + 2) ** 2, c, k]);
-      const y = g.convWinograd(reorderToBlocked(g, xi), u, g.constant(b, [k]), si && reorderToBlocked(g, si)); // blocked
-      const out = g.node(
-        'ReorderOutput',
-        [y],
-        [[n, k, h, w]],
-        { channels_last: 0, channels: k },
-        undefined,
-        undefined,
-        NCHWC_DOMAIN,
-      )[0]!;
-      const session = await engine!.createSession(toOnnx(g, { outputs: { y: out }, params: 'initializer' }), {
-        threads: 2,
-      });
+      const conv = await blockedConv({ n, c, k, h, w }, s, (g, xb, sb) =>
+        g.convWinograd(
+          xb,
+          g.constant(Float32Array.from(winogradFilters(wt, k, c, m)), [(m + 2) ** 2, c, k]),
+          g.constant(b, [k]),
+          sb,
+        ),
+      );
       try {
-        const feeds: Record<string, { data: Float32Array; shape: number[] }> = {
-          x: { data: x, shape: [n, c, h, w] },
-        };
-        if (s) feeds.s = { data: s, shape: [n, k, h, w] };
-        const got = await session.run(feeds);
         // F(4x4, 3x3)'s transforms multiply by up to 8 and divide by 24: about 10x F(2x2)'s rounding (max abs
         // error 3.8e-5 at 128 channels on outputs of size 1, against 2.3e-6)
         allClose(
-          got.y!.data,
+          await conv.run(x),
           convReference(x, wt, b, s, { n, c, k, h, w }),
           1e-4,
           m === 4 ? 1e-4 : 1e-5,
           'ConvWinograd',
         );
       } finally {
-        await session.release();
+        await conv.release();
       }
     });
   }
@@ -399,36 +423,12 @@ describe('native ConvWinogradBf16', { skip: skipBf16 }, () => {
       const s = withSum ? rng.normalArray(n * k * h * w) : undefined;
       const u = winogradFilters(wt, k, c, m); // [P, C, K] float64
       const p = (m + 2) ** 2;
-      const g = new Graph();
-      const xi = g.input('x', [n, c, h, w]);
-      const si = withSum ? g.input('s', [n, k, h, w]) : undefined;
-      const words = g.constant(packBf16Pairs(Float32Array.from(u), p, c, k), [p, c / 2, k]);
-      const y = g.convWinogradBf16(
-        reorderToBlocked(g, xi),
-        words,
-        g.constant(b, [k]),
-        si && reorderToBlocked(g, si),
+      const words = packBf16Pairs(Float32Array.from(u), p, c, k);
+      const conv = await blockedConv({ n, c, k, h, w }, s, (g, xb, sb) =>
+        g.convWinogradBf16(xb, g.constant(words, [p, c / 2, k]), g.constant(b, [k]), sb),
       );
-      const out = g.node(
-        'ReorderOutput',
-        [y],
-        [[n, k, h, w]],
-        { channels_last: 0, channels: k },
-        undefined,
-        undefined,
-        NCHWC_DOMAIN,
-      )[0]!;
-      const session = await engine!.createSession(toOnnx(g, { outputs: { y: out }, params: 'initializer' }), {
-        threads: 2,
-      });
+      const run = conv.run;
       try {
-        const run = async (x: Float32Array) => {
-          const feeds: Record<string, { data: Float32Array; shape: number[] }> = {
-            x: { data: x, shape: [n, c, h, w] },
-          };
-          if (s) feeds.s = { data: s, shape: [n, k, h, w] };
-          return (await session.run(feeds)).y!.data;
-        };
         // x in {-1, 0, 1}: every B^T d B is an integer below 256 in size, exact in bfloat16, so only the
         // filters' rounding and float32 sums remain
         const small = Float32Array.from(rng.normalArray(n * c * h * w), (v) => Math.sign(Math.round(v)));
@@ -446,7 +446,7 @@ describe('native ConvWinogradBf16', { skip: skipBf16 }, () => {
         const rms = Math.sqrt(sq / got.length);
         assert.ok(rms > 1e-4 && rms < (m === 4 ? 4e-2 : 6e-3), `rms error ${rms} against the convolution`);
       } finally {
-        await session.release();
+        await conv.release();
       }
     });
   }
