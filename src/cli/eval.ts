@@ -441,6 +441,11 @@ async function openImages(o: Parsed): Promise<Images> {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new UsageError(`ddpm eval: --samples ${dir}: no such folder`);
     }
+    if (o.precision !== 'float32') {
+      throw new UsageError(
+        `ddpm eval: --precision ${o.precision as string} sets how a model samples; the images of --samples ${dir} are already drawn (a folder from 'ddpm sample --out DIR/ --precision ...' records it in sampling.json)`,
+      );
+    }
     // The folder's images take the shape of the reference data (32x32 RGB when there is none); an .npz
     // written by `ddpm eval stats` records its data set and image shape.
     const refSpec = o.ref as string | undefined;
