@@ -400,7 +400,7 @@ describe('ddpm eval of a model, sharded', () => {
 });
 
 describe('ddpm eval: bad input names the problem', () => {
-  it('unknown metric, shard without --out, missing folder, missing Inception weights, statistics of another network, --precision with --samples', async () => {
+  it('unknown metric, shard without --out, missing folder, missing Inception weights, statistics of another network, sampling options with --samples', async () => {
     const [metric, shard, folder, inception, other, noRef, outDir, trainRef, drawn] = await Promise.all([
       ddpm(['eval', 'fidd']),
       ddpm(['eval', 'fid', '--shard', '1/2']),
@@ -432,14 +432,14 @@ describe('ddpm eval: bad input names the problem', () => {
       ddpm(['eval', 'fid', '--samples', SAME, '--features', 'mnist-classifier']),
       ddpm(['eval', 'stats', '--data', 'mnist:test', '--out', 'no/such/dir/x.npz']),
       ddpm(['train', '--run', 'r', '--eval-every', '2', '--eval-ref', 'nope.npz', '--threads', '1']),
-      ddpm(['eval', 'fid', '--samples', SAME, '--ref', REF, '--precision', 'bf16']),
+      ddpm(['eval', 'fid', '--samples', SAME, '--ref', REF, '--precision', 'bf16', '--sampler', 'ddim']),
     ]);
     for (const r of [metric, shard, folder, inception, other, noRef, outDir, trainRef, drawn]) {
       assert.notEqual(r.code, 0);
     }
     assert.match(
       drawn.stderr,
-      /--precision bf16 sets how a model samples; the images of --samples .* are already drawn/,
+      /--sampler, --precision set how a model samples; the images of --samples .* are already drawn/,
     );
     assert.match(metric.stderr, /unknown metric or command 'fidd' \(did you mean 'fid'\?\)/);
     assert.match(shard.stderr, /--shard 1\/2 writes partial results: pass --out/);

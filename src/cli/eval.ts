@@ -441,9 +441,19 @@ async function openImages(o: Parsed): Promise<Images> {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new UsageError(`ddpm eval: --samples ${dir}: no such folder`);
     }
-    if (o.precision !== 'float32') {
+    // The options of a model's sampling would be ignored: refused, so no record claims what did not happen.
+    const sampling = [
+      o.model !== MODEL_OPTION.default && '--model',
+      o.weights !== WEIGHTS_OPTION.default && '--weights',
+      o.sampler !== undefined && '--sampler',
+      o.steps !== undefined && '--steps',
+      o['var-type'] !== undefined && '--var-type',
+      o.eta !== 0 && '--eta',
+      o.precision !== 'float32' && '--precision',
+    ].filter(Boolean);
+    if (sampling.length) {
       throw new UsageError(
-        `ddpm eval: --precision ${o.precision as string} sets how a model samples; the images of --samples ${dir} are already drawn (a folder from 'ddpm sample --out DIR/ --precision ...' records it in sampling.json)`,
+        `ddpm eval: ${sampling.join(', ')} ${sampling.length > 1 ? 'set' : 'sets'} how a model samples; the images of --samples ${dir} are already drawn (a folder from 'ddpm sample --out DIR/' records how in its sampling.json)`,
       );
     }
     // The folder's images take the shape of the reference data (32x32 RGB when there is none); an .npz
