@@ -7,6 +7,7 @@
 import { loadavg } from 'node:os';
 import { MEM_ARENAS, type MemArena } from '../src/engine/engine.js';
 import { nodeEngine } from '../src/engine/node.js';
+import { hasBf16Winograd } from '../src/graph/passes/winogradBf16.js';
 import { type GemmPeak, gemmPeak, type MachineInfo, machineInfo } from './machine.js';
 import { MEMORY_ROWS, type Measured, type MemorySettings, measureOurs, measureTorch } from './memory.js';
 import { createOurs, ROWS, type RowDef, type Suite } from './rows.js';
@@ -715,7 +716,7 @@ async function main(): Promise<void> {
       }
       const picked = ROWS.filter((d) => d.suite === suite && (!o.rows || o.rows.includes(d.name)));
       // bf16 rows need AVX-512 BF16 (the native WinogradBf16 kernels); elsewhere they are left out, said so.
-      const bf16 = (engine.fusedKernels ?? []).includes('WinogradBf16');
+      const bf16 = hasBf16Winograd(engine.fusedKernels ?? []);
       const defs = picked.filter((d) => d.precision !== 'bf16' || bf16);
       if (defs.length < picked.length)
         console.error(`bench: ${suite}: bf16 rows left out (this CPU or build has no AVX-512 BF16)`);

@@ -6,6 +6,7 @@
 
 import type { GaussianDiffusion } from '../diffusion/gaussianDiffusion.js';
 import type { Engine } from '../engine/engine.js';
+import { hasBf16Winograd } from '../graph/passes/winogradBf16.js';
 import type { ParamStore, UNetConfig } from '../nn/unet.js';
 import { calibrateConvs } from '../sample/calibrate.js';
 import { type DenoiserChoice, denoiserForJob } from '../sample/autoBatch.js';
@@ -48,7 +49,7 @@ async function precisionOptions(
     }
     case 'bf16': {
       const has = engine.fusedKernels ?? [];
-      if (!has.includes('ConvWinogradBf16') || !has.includes('WinogradBf16')) {
+      if (!hasBf16Winograd(has)) {
         throw new Error(
           `--precision bf16 needs the native engine's bfloat16 Winograd kernels, which run on CPUs with AVX-512 BF16, and ${bf16Missing(has)}; use --precision float32 (the default) or int8`,
         );

@@ -45,6 +45,11 @@ export function packBf16Pairs(u: ArrayLike<number>, p: number, c: number, k: num
   return words;
 }
 
+/** Whether an engine's fused kernels run ConvWinogradBf16 (the kernel, and a build with AVX-512 BF16). */
+export function hasBf16Winograd(fused: readonly string[]): boolean {
+  return fused.includes('ConvWinogradBf16') && fused.includes('WinogradBf16');
+}
+
 function rewrite(ctx: PassContext, g: Graph, n: Node): boolean {
   if ((n.op !== 'ConvWinograd' && n.op !== 'ConvWinogradSum') || n.attrs.block !== 16) return false;
   const w = n.meta?.filterOf as Value | undefined;
@@ -65,7 +70,7 @@ export const winogradBf16: GraphPass = {
   summary: 'Winograd convolutions of constant filters -> F(2x2, 3x3) with bfloat16 products (AVX-512 BF16)',
   run(ctx) {
     const g = ctx.graph;
-    if (!g.fused.includes('ConvWinogradBf16') || !g.fused.includes('WinogradBf16')) return 0;
+    if (!hasBf16Winograd(g.fused)) return 0;
     let count = 0;
     for (const n of liveNodes(ctx)) if (rewrite(ctx, g, n)) count++;
     return count;
