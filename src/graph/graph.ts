@@ -853,7 +853,7 @@ export class Graph {
    * (winogradFilters of the filters; P = 16 for m = 2, 36 for m = 4), bias [K], sum [N, K, H, W] blocked
    * (optional: added to the output) -> [N, K, H, W] blocked.
    */
-  convWinograd(x: Value, u: Value, bias: Value, sum?: Value, block: 8 | 16 = 16, filterOf?: Value): Value {
+  convWinograd(x: Value, u: Value, bias: Value, sum?: Value, block: 8 | 16 = 16): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [p, uc, k] = u.shape as [number, number, number];
     const m = p === 36 ? 4 : 2;
@@ -868,7 +868,7 @@ export class Graph {
       sum ? [x, u, bias, sum] : [x, u, bias],
       [[n, k, h, w]],
       { block },
-      filterOf ? { filterOf } : undefined, // the [K, C, 3, 3] weight u was made from (winograd-bf16 reads it)
+      undefined,
       undefined,
       FUSED_DOMAIN,
     )[0]!; // [N, K, H, W] blocked

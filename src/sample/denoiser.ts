@@ -50,7 +50,7 @@ export function buildInferenceModel(
   });
   if (target.bf16 && !report['winograd-bf16']) {
     throw new Error(
-      'bf16: no convolution took the bfloat16 kernel (the winograd-convs pass is off in DDPM_PASSES, or no 3x3 convolution has a multiple of 16 channels in and out); use float32',
+      "bf16: no convolution took the bfloat16 kernel (DDPM_PASSES leaves out blocked-layout, which puts an inference graph's convolutions in the blocked layout the kernel reads; or no 3x3 convolution has a multiple of 16 channels in and out); use float32",
     );
   }
   return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });

@@ -51,8 +51,8 @@ export const PASSES: readonly GraphPass[] = [
   nchwcConvs,
   blockedLayout,
   blockFilter,
-  winogradConvs,
   winogradBf16,
+  winogradConvs,
   foldConstantReorders,
 ];
 

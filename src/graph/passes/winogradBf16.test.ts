@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { nativeEngine, nativeKernelNames } from '../../engine/native.js';
+import { buildInferenceModel, inferenceTargetOf } from '../../sample/denoiser.js';
 import { buildUNet, initParams, SMALL_UNET } from '../../nn/unet.js';
 import { Rng } from '../../util/rng.js';
 import { Graph } from '../graph.js';
@@ -67,5 +68,32 @@ describe('winograd-bf16', { skip }, () => {
     const rel = Math.sqrt(err / size);
     // 44 layers of 8-significant-bit products, F(2x2): measured 6.4e-3 (with F(4x4)'s transforms 4.0e-2)
     assert.ok(rel > 1e-4 && rel < 0.02, `relative rms difference ${rel}`);
+  });
+
+  it('needs only the blocked layout, not winograd-convs; without blocked-layout, --precision bf16 is an error', async () => {
+    const params = initParams(SMALL_UNET, 'fixture', 0);
+    const target = { ...(await inferenceTargetOf(engine!)), bf16: true };
+    const ops = (passes: string) => {
+      const g = new Graph();
+      g.fused = target.fused ?? [];
+      const x = g.input('x', [1, 1, 32, 32]);
+      const u = buildUNet(g, SMALL_UNET, params, x, g.input('t', [1]));
+      const report = runPasses(g, [u.out], 'all', {
+        constantWeights: true,
+        nchwcBlock: target.nchwcBlock,
+        passes,
+      });
+      return { report, ops: g.liveNodes([u.out]).map((n) => n.op) };
+    };
+    const all = ops('+winograd-bf16');
+    const alone = ops('-winograd-convs,+winograd-bf16');
+    assert.ok(all.report['winograd-bf16']! >= 20);
+    assert.equal(alone.report['winograd-bf16'], all.report['winograd-bf16']);
+    assert.equal(all.report['winograd-convs'], 0, 'nothing left for winograd-convs');
+    assert.deepEqual(alone.ops, all.ops);
+    assert.throws(
+      () => buildInferenceModel(SMALL_UNET, params, 1, { ...target, passes: '-blocked-layout' }),
+      /no convolution took the bfloat16 kernel \(DDPM_PASSES leaves out blocked-layout/,
+    );
   });
 });

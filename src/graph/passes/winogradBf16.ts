@@ -1,19 +1,20 @@
 // winograd-bf16 (opt-in; `--precision bf16`): the Winograd convolutions of an inference graph with their
 // products in bfloat16 (native ConvWinogradBf16, AVX-512 BF16's VDPBF16PS: two products per float32 lane,
-// twice the float32 kernel's multiply-adds per instruction). Runs after winograd-convs: each ConvWinograd of
-// 16-channel blocks made from constant filters g gets U = G g G^T of F(2x2, 3x3) (computed in float64 from g)
+// twice the float32 kernel's multiply-adds per instruction). Runs just before winograd-convs, on the same
+// convolutions (winogradConvOf: blocked 3x3, stride 1, pad 1) where they have 16-channel blocks and constant
+// filters g, which winograd-convs then leaves alone: U = G g G^T of F(2x2, 3x3) (computed in float64 from g)
 // rounded to bfloat16 (through float32, to nearest, ties to even) and packed two input channels to an int32 word,
 // [16, C/2, K]; the kernel rounds the transformed input tiles B^T d B the same way and sums the products in
-// float32. F(2x2) even where winograd-convs chose F(4x4): F(4x4)'s transforms (input entries up to 100 times
+// float32. F(2x2) even where winograd-convs would choose F(4x4): F(4x4)'s transforms (input entries up to 100 times
 // d's, outputs up to 8 times the products) amplify bfloat16's rounding about 7x (rms error 2.1e-2-2.6e-2
 // against 3.4e-3-3.6e-3 on outputs of size ~1.4, src/engine/nativeWinograd.test.ts), for a tenth more speed
 // (L-fwd batch 16 218 against 245 ms). Approximate by design (8 significant bits per operand): the
 // "Fast and lean" issue, item 4; its speed and FID change are in the README's Benchmarks. Everything else
 // stays float32.
 
-import type { Graph, Node, Value } from '../graph.js';
-import { winogradFilters } from './winogradConvs.js';
-import { constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
+import type { Graph, Node } from '../graph.js';
+import { winogradConvOf, winogradFilters } from './winogradConvs.js';
+import { type GraphPass, liveNodes, type PassContext } from './util.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -51,14 +52,18 @@ export function hasBf16Winograd(fused: readonly string[]): boolean {
 }
 
 function rewrite(ctx: PassContext, g: Graph, n: Node): boolean {
-  if ((n.op !== 'ConvWinograd' && n.op !== 'ConvWinogradSum') || n.attrs.block !== 16) return false;
-  const w = n.meta?.filterOf as Value | undefined;
-  const filters = w && constantOf(ctx, w);
-  if (!w || !filters) return false;
-  const [x, , bias, sum] = n.inputs as [Value, Value, Value, Value | undefined];
-  const [k, c] = w.shape as [number, number];
-  const words = packBf16Pairs(winogradFilters(filters, k, c, 2), 16, c, k); // [16, C/2, K]
-  g.replaceNode(n, () => g.convWinogradBf16(x, g.constant(words, [16, c / 2, k]), bias, sum));
+  const conv = winogradConvOf(ctx, n, 16);
+  if (!conv?.filters) return false;
+  const { x, filters, bias, sum, k, c } = conv;
+  const words = packBf16Pairs(winogradFilters(filters, k, c, 2, new Float32Array(16 * c * k)), 16, c, k); // [16, C/2, K]
+  g.replaceNode(n, () =>
+    g.convWinogradBf16(
+      x,
+      g.constant(words, [16, c / 2, k]),
+      bias ?? g.constant(new Float32Array(k), [k]),
+      sum,
+    ),
+  );
   return true;
 }
 
@@ -70,7 +75,7 @@ export const winogradBf16: GraphPass = {
   summary: 'Winograd convolutions of constant filters -> F(2x2, 3x3) with bfloat16 products (AVX-512 BF16)',
   run(ctx) {
     const g = ctx.graph;
-    if (!hasBf16Winograd(g.fused)) return 0;
+    if (!hasBf16Winograd(g.fused) || ctx.nchwcBlock !== 16) return 0;
     let count = 0;
     for (const n of liveNodes(ctx)) if (rewrite(ctx, g, n)) count++;
     return count;

@@ -14,38 +14,61 @@
 
 import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
 import { NCHWC_DOMAIN, reorderToBlocked } from '../nchwc.js';
-import { constant32, constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
+import { constantOf, type GraphPass, liveNodes, type PassContext } from './util.js';
 
-/** G g of one filter column g (3 values) for F(m x m, 3x3): m + 2 values. */
-function filterColumn(g: readonly number[], m: WinogradTile): number[] {
-  const [a, b, c] = g as [number, number, number];
+/** G g of one filter column g = (a, b, c) for F(m x m, 3x3): m + 2 values, written to out[at + i * stride]. */
+function filterColumn(
+  a: number,
+  b: number,
+  c: number,
+  m: WinogradTile,
+  out: Float64Array,
+  at: number,
+  stride: number,
+): void {
   switch (m) {
     case 2: // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-      return [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+      out[at] = a;
+      out[at + stride] = 0.5 * (a + b + c);
+      out[at + 2 * stride] = 0.5 * (a - b + c);
+      out[at + 3 * stride] = c;
+      return;
     case 4: // G = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
-      return [a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c];
+      out[at] = a / 4;
+      out[at + stride] = -(a + b + c) / 6;
+      out[at + 2 * stride] = -(a - b + c) / 6;
+      out[at + 3 * stride] = a / 24 + b / 12 + c / 6;
+      out[at + 4 * stride] = a / 24 - b / 12 + c / 6;
+      out[at + 5 * stride] = c;
+      return;
   }
 }
 
 /**
  * U [P, C, K] (position i * (m + 2) + j of the transformed tile, input channel, output channel; P = (m + 2)^2)
- * of w [K, C, 3, 3]: G g G^T of each filter g, for F(m x m, 3x3).
+ * of w [K, C, 3, 3]: G g G^T of each filter g, for F(m x m, 3x3), computed in float64 and stored in `u`
+ * (default float64; a Float32Array rounds each value once, as a float32 constant of the float64 result would).
  */
-export function winogradFilters(
+export function winogradFilters<U extends Float64Array | Float32Array = Float64Array>(
   w: ArrayLike<number>,
   k: number,
   c: number,
   m: WinogradTile = 2,
-): Float64Array {
+  u: U = new Float64Array((m + 2) ** 2 * c * k) as U,
+): U {
   const a = m + 2;
-  const u = new Float64Array(a * a * c * k);
-  for (let o = 0; o < k; o++)
-    for (let ci = 0; ci < c; ci++) {
-      const g = (r: number, s: number) => w[((o * c + ci) * 3 + r) * 3 + s]!;
-      const cols = [0, 1, 2].map((s) => filterColumn([g(0, s), g(1, s), g(2, s)], m)); // G g, column by column
+  if (u.length !== a * a * c * k)
+    throw new Error(`winogradFilters: u has ${u.length} values, not ${a * a * c * k}`);
+  const gg = new Float64Array(a * 3); // G g [a, 3]
+  const row = new Float64Array(a); // (G g) G^T, one row
+  const ck = c * k;
+  for (let ci = 0; ci < c; ci++)
+    for (let o = 0; o < k; o++) {
+      const f = (o * c + ci) * 9; // g [3, 3] at w[f + 3 r + s]
+      for (let s = 0; s < 3; s++) filterColumn(w[f + s]!, w[f + 3 + s]!, w[f + 6 + s]!, m, gg, s, 3);
       for (let i = 0; i < a; i++) {
-        const row = filterColumn([cols[0]![i]!, cols[1]![i]!, cols[2]![i]!], m); // (G g) G^T
-        for (let j = 0; j < a; j++) u[((i * a + j) * c + ci) * k + o] = row[j]!;
+        filterColumn(gg[3 * i]!, gg[3 * i + 1]!, gg[3 * i + 2]!, m, row, 0, 1);
+        for (let j = 0; j < a; j++) u[(i * a + j) * ck + ci * k + o] = row[j]!;
       }
     }
   return u;
@@ -64,29 +87,50 @@ function tileFor(g: Graph, h: number, w: number): WinogradTile {
   return g.fused.includes('WinogradF4') && h % 4 === 0 && w % 4 === 0 ? 4 : 2;
 }
 
-function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
-  if (n.op !== 'Conv' || n.domain !== NCHWC_DOMAIN) return false;
+/** A blocked 3x3, stride-1, pad-1 convolution that a Winograd kernel can run: its operands and sizes. */
+export interface WinogradConv {
+  readonly x: Value; // [N, C, H, W] blocked
+  readonly w: Value; // [K, C, 3, 3], the filters the blocked ones were reordered from
+  readonly filters: ArrayLike<number> | undefined; // w's values where they are constant
+  readonly bias: Value | undefined; // [K]
+  readonly sum: Value | undefined; // [N, K, H, W] blocked, added to the output
+  readonly k: number;
+  readonly c: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+/** n as a WinogradConv for `block`-channel blocks (C and K multiples of it, H and W even), else undefined. */
+export function winogradConvOf(ctx: PassContext, n: Node, block: 8 | 16): WinogradConv | undefined {
+  if (n.op !== 'Conv' || n.domain !== NCHWC_DOMAIN) return undefined;
   const a = n.attrs;
   const same = (x: unknown, want: number[]) => JSON.stringify(x) === JSON.stringify(want);
-  if (!same(a.kernel_shape, [3, 3]) || !same(a.strides, [1, 1]) || !same(a.pads, [1, 1, 1, 1])) return false;
-  if ((a.group ?? 1) !== 1 || a.activation !== undefined) return false;
+  if (!same(a.kernel_shape, [3, 3]) || !same(a.strides, [1, 1]) || !same(a.pads, [1, 1, 1, 1]))
+    return undefined;
+  if ((a.group ?? 1) !== 1 || a.activation !== undefined) return undefined;
   const w = n.meta?.filterOf as Value | undefined;
   const [x, , bias, sum] = n.inputs as [Value, Value, Value | undefined, Value | undefined];
   const out = n.outputs[0]!;
-  if (!w || x.shape.length !== 4 || out.shape.length !== 4) return false;
+  if (!w || x.shape.length !== 4 || out.shape.length !== 4) return undefined;
   const [k, c] = w.shape as [number, number];
   const [, xc, h, wd] = x.shape as [number, number, number, number];
-  if (k % block || c % block || xc !== c || out.shape[1] !== k || h % 2 || wd % 2) return false;
-  const filters = constantOf(ctx, w);
+  if (k % block || c % block || xc !== c || out.shape[1] !== k || h % 2 || wd % 2) return undefined;
+  return { x, w, filters: constantOf(ctx, w), bias, sum, k, c, height: h, width: wd };
+}
+
+function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
+  const conv = winogradConvOf(ctx, n, block);
   const g = ctx.graph;
-  if (!filters && !g.fused.includes('WinogradFilter')) return false;
-  const m = tileFor(g, h, wd);
+  if (!conv || (!conv.filters && !g.fused.includes('WinogradFilter'))) return false;
+  const { x, w, filters, bias, sum, k, c } = conv;
+  const m = tileFor(g, conv.height, conv.width);
+  const p = (m + 2) ** 2;
   g.replaceNode(n, () => {
     const u = filters
-      ? constant32(g, winogradFilters(filters, k, c, m), [(m + 2) ** 2, c, k]) // [P, C, K]
+      ? g.constant(winogradFilters(filters, k, c, m, new Float32Array(p * c * k)), [p, c, k]) // [P, C, K]
       : fedFilters(g, w, m); // transformed every step
     const b = bias ?? g.constant(new Float32Array(k), [k]);
-    return g.convWinograd(x, u, b, sum, block, filters ? w : undefined);
+    return g.convWinograd(x, u, b, sum, block);
   });
   return true;
 }
