@@ -85,7 +85,9 @@ async function main() {
     }
   } else {
     // The sampling graph exactly as createDenoiser builds it (input x).
-    model = buildInferenceModel(cfg, params, B, await inferenceTargetOf(engine));
+    const built = buildInferenceModel(cfg, params, B, await inferenceTargetOf(engine));
+    model = built.model;
+    Object.assign(feeds, built.feeds); // the constants fed with every run
   }
   feeds[train ? 'xt' : 'x'] = { data: rng.normalArray(per), shape };
   feeds.t = { data: Float32Array.from({ length: B }, () => rng.int(1000)), shape: [B] };

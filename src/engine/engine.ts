@@ -65,6 +65,11 @@ export interface Engine {
   readonly standardOnnxOnly?: boolean;
   createSession(model: Uint8Array, opts?: SessionOptions): Promise<EngineSession>;
   /**
+   * Sessions read float32 feeds in place, neither copied nor kept (the native engine): a model's large
+   * constants can then be graph inputs fed with every run (onnx.ts toOnnxWithFeeds) at no cost per run.
+   */
+  readonly feedsInPlace?: boolean;
+  /**
    * Collect the host's garbage now (Node: a full V8 collection; absent in the browser). Callers that built a
    * large model call it once the session exists and the model's bytes are dropped: V8 does not see ONNX
    * Runtime's memory, so the build-time buffers would otherwise stay resident (src/engine/gc.ts).

@@ -174,6 +174,9 @@ function makeEngine(): Engine | null {
     fusedKernels: fusedKernelsOf(b),
     optimKernels: optimKernelsOf(b),
     collectGarbage,
+    // run() wraps each Float32Array as an ONNX Runtime tensor over its memory. DDPM_FEED_CONSTANTS=0 turns the
+    // use of it off (the weights then travel in the model's bytes), for A/B runs.
+    feedsInPlace: process.env.DDPM_FEED_CONSTANTS !== '0',
     async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<EngineSession> {
       const provider = opts.provider ?? 'cpu';
       if (provider !== 'cpu') {

@@ -4,6 +4,7 @@
 // (training: the optimiser in TypeScript feeds fresh weights every step).
 
 import { type Attr, type ConstData, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
+import type { Tensor } from '../util/tensor.js';
 import { Msg, ProtobufError, readFields } from './protobuf.js';
 
 export const OPSET = 17;
@@ -57,6 +58,29 @@ function attribute(name: string, a: Attr): Msg {
 }
 
 export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
+  return serialize(g, opts, () => false).model;
+}
+
+/** A model some of whose constants are graph inputs, fed by the caller on every run (toOnnxWithFeeds). */
+export interface ModelWithFeeds {
+  readonly model: Uint8Array;
+  /** The constants left out of `model`'s bytes, by input name: feed them with every run. */
+  readonly feeds: Record<string, Tensor>;
+}
+
+/**
+ * toOnnx, with the float32 constants `feed` picks written as graph inputs instead of initializers, and returned
+ * beside the bytes: for an engine that reads feeds in place (Engine.feedsInPlace), a large model's weights are
+ * then neither serialised, nor parsed, nor copied by ONNX Runtime at load; the caller's arrays are the only copy.
+ */
+export function toOnnxWithFeeds(g: Graph, opts: ExportOptions, feed: (v: Value) => boolean): ModelWithFeeds {
+  return serialize(g, opts, feed);
+}
+
+function serialize(g: Graph, opts: ExportOptions, feed: (v: Value) => boolean): ModelWithFeeds {
+  const feeds: Record<string, Tensor> = {};
+  const fed = (leaf: (typeof g.leaves)[number]): leaf is typeof leaf & { data: Float32Array } =>
+    leaf.kind === 'const' && leaf.data instanceof Float32Array && feed(leaf.value);
   const outs = Object.entries(opts.outputs);
   const live = g.liveNodes(outs.map(([, v]) => v));
   const used = new Set<number>();
@@ -87,13 +111,14 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   for (const leaf of g.leaves) {
     if (!used.has(leaf.value.id) && !(opts.allParams && leaf.kind === 'param')) continue;
     if (leaf.kind === 'const' || (leaf.kind === 'param' && opts.params === 'initializer')) {
-      graph.msg(5, tensorProto(leaf.value.name, leaf.value, leaf.data));
+      if (fed(leaf)) feeds[leaf.value.name] = { data: leaf.data, shape: leaf.value.shape };
+      else graph.msg(5, tensorProto(leaf.value.name, leaf.value, leaf.data));
     }
   }
   for (const leaf of g.leaves) {
     if (!used.has(leaf.value.id)) continue;
     const opaque = leaf.kind === 'const' && leaf.opaque;
-    if (leaf.kind === 'input' || opaque || (leaf.kind === 'param' && opts.params === 'input')) {
+    if (leaf.kind === 'input' || opaque || fed(leaf) || (leaf.kind === 'param' && opts.params === 'input')) {
       graph.msg(11, valueInfo(leaf.value.name, leaf.value, opts.dynamicBatch && leaf.kind === 'input'));
     }
   }
@@ -116,7 +141,7 @@ export function toOnnx(g: Graph, opts: ExportOptions): Uint8Array {
   for (const d of new Set(live.flatMap((n) => (n.domain ? [n.domain] : [])))) {
     model.msg(8, new Msg().string(1, d).int(2, 1));
   }
-  return model.toBytes();
+  return { model: model.toBytes(), feeds };
 }
 
 /** What readOnnx finds in an ONNX model: its metadata_props and its float32 initializers by name. */

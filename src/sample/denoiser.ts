@@ -4,9 +4,9 @@
 
 import type { Denoiser } from '../diffusion/types.js';
 import type { Engine, EngineSession, FusedKernel, SessionOptions } from '../engine/engine.js';
-import { Graph } from '../graph/graph.js';
+import { FUSED_DOMAIN, Graph, type Value } from '../graph/graph.js';
 import { nchwcBlockOf } from '../graph/nchwc.js';
-import { toOnnx } from '../graph/onnx.js';
+import { type ModelWithFeeds, toOnnx, toOnnxWithFeeds } from '../graph/onnx.js';
 import { type ConvRanges, runPasses, selectPasses } from '../graph/passes/index.js';
 import { buildUNet, type ParamStore, type UNetConfig } from '../nn/unet.js';
 import { sizeOf, type Tensor } from '../util/tensor.js';
@@ -22,6 +22,29 @@ export interface InferenceTarget {
   readonly calibration?: ConvRanges;
   /** The Winograd convolutions' products in bfloat16 (the winograd-bf16 pass added to the selection). */
   readonly bf16?: boolean;
+  /**
+   * The engine reads feeds in place (Engine.feedsInPlace): the large constants that only the native kernels
+   * read (the Winograd filters) become graph inputs, fed with every run, instead of initializers.
+   */
+  readonly feedsInPlace?: boolean;
+}
+
+/** Constants of at least this many bytes that only the native kernels read are fed, not serialised. */
+const FEED_BYTES = 1 << 16;
+
+/**
+ * The float32 constants of at least FEED_BYTES that only the "ai.ddpm" domain's kernels read: fed rather than
+ * baked in, they lose nothing, since ONNX Runtime's optimisers never look into a custom op's inputs. L's
+ * Winograd F(4x4) filters are 467 MB, which as initializers ONNX Runtime parsed and copied twice while the
+ * caller still held the bytes: 1643 MB at the peak of setting up L's sampling at batch 64 (bench/README.md,
+ * "Memory").
+ */
+function kernelOnlyConstants(g: Graph, roots: readonly Value[]): (v: Value) => boolean {
+  const byKernels = new Set<number>();
+  const byOthers = new Set<number>();
+  for (const n of g.liveNodes(roots))
+    for (const v of n.inputs) (n.domain === FUSED_DOMAIN ? byKernels : byOthers).add(v.id);
+  return (v) => byKernels.has(v.id) && !byOthers.has(v.id) && sizeOf(v.shape) * 4 >= FEED_BYTES;
 }
 
 /**
@@ -33,7 +56,7 @@ export function buildInferenceModel(
   params: ParamStore,
   batch: number,
   target: InferenceTarget = {},
-): Uint8Array {
+): ModelWithFeeds {
   const g = new Graph();
   g.fused = target.fused ?? [];
   const x = g.input('x', [batch, cfg.inChannels, cfg.resolution, cfg.resolution]);
@@ -53,7 +76,10 @@ export function buildInferenceModel(
       "bf16: no convolution took the bfloat16 kernel (DDPM_PASSES leaves out blocked-layout, which puts an inference graph's convolutions in the blocked layout the kernel reads; or no 3x3 convolution has a multiple of 16 channels in and out); use float32",
     );
   }
-  return toOnnx(g, { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' });
+  const opts = { outputs: { out: u.out }, params: 'initializer', name: 'ddpm-unet' } as const;
+  return target.feedsInPlace
+    ? toOnnxWithFeeds(g, opts, kernelOnlyConstants(g, [u.out]))
+    : { model: toOnnx(g, opts), feeds: {} };
 }
 
 /** A pass selection plus the opt-in passes a precision asks for (none: the selection as given). */
@@ -67,7 +93,11 @@ function withOptIn(
 /** The inference target of an engine: its fused kernels and, for those, its NCHWc block size. */
 export async function inferenceTargetOf(engine: Engine): Promise<InferenceTarget> {
   const fused = engine.fusedKernels ?? [];
-  return { fused, nchwcBlock: fused.includes('GroupNormSilu') ? await nchwcBlockOf(engine) : 0 };
+  return {
+    fused,
+    nchwcBlock: fused.includes('GroupNormSilu') ? await nchwcBlockOf(engine) : 0,
+    feedsInPlace: engine.feedsInPlace ?? false,
+  };
 }
 
 /** Session options, plus int8 convolutions with these ranges (calibrate.ts) or bfloat16 Winograd products. */
@@ -91,14 +121,13 @@ export async function createDenoiser(
   // ONNX Runtime's memory pattern off unless asked for (as the training session): peak resident memory of
   // sampling S batch 64 441 -> 316 MB, L batch 64 2190 -> 1611 MB, the same speed in paired A/B runs
   // (bench/README.md, "Memory").
-  const session: EngineSession = await engine.createSession(
-    buildInferenceModel(cfg, params, batch, {
-      ...(await inferenceTargetOf(engine)),
-      ...(calibration ? { calibration } : {}),
-      ...(bf16 ? { bf16 } : {}),
-    }),
-    { memPattern: false, ...opts },
-  );
+  const built = buildInferenceModel(cfg, params, batch, {
+    ...(await inferenceTargetOf(engine)),
+    ...(calibration ? { calibration } : {}),
+    ...(bf16 ? { bf16 } : {}),
+  });
+  const session: EngineSession = await engine.createSession(built.model, { memPattern: false, ...opts });
+  const constants = built.feeds; // the model's fed constants: the only copy of them
   // The model's bytes and reordered weights are garbage now; collected, they leave the peak (L batch 64:
   // 1193 -> 897 MB).
   engine.collectGarbage?.();
@@ -122,6 +151,7 @@ export async function createDenoiser(
       tbuf.fill(0);
       for (let i = 0; i < m; i++) tbuf[i] = t[s + i]!;
       const res = await session.run({
+        ...constants,
         x: { data: xbuf, shape: [batch, cfg.inChannels, cfg.resolution, cfg.resolution] },
         t: { data: tbuf, shape: [batch] },
       });
