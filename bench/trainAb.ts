@@ -8,7 +8,8 @@
 //   passes=SELECTION (DDPM_PASSES's syntax with ',' inside it, e.g. passes=-recompute-norm-act), or
 //   kernels=-NAME[,-NAME] (the engine's fused kernels or capabilities without these, e.g.
 //   kernels=-GroupNormSilu), or optim=off (Adam and the EMA without the engine's native passes), or
-//   precision=bf16 (or int8, float32: a forward row's convolutions, as the precision suite's rows)
+//   precision=bf16 (or int8, float32: a forward row's convolutions, as the precision suite's rows), or
+//   tile=2, 4 or auto (the Winograd tile, DDPM_WINOGRAD_TILE while the side is built; auto: the measured rule)
 // Example: npx tsx bench/trainAb.ts S-train 64 12 default memPattern=off
 
 import { type Engine, MEM_ARENAS, type MemArena, type SessionOptions } from '../src/engine/engine.js';
@@ -22,6 +23,7 @@ const base = nodeEngine();
 
 interface Settings extends MemSettings {
   passes?: string;
+  tile?: '2' | '4' | 'auto';
   precision?: 'float32' | 'int8' | 'bf16';
   withoutKernels?: string[];
   optim?: boolean;
@@ -43,6 +45,12 @@ function settings(arg: string): Settings {
           throw new Error(`trainAb: ${kv}: expected -NAME of the engine's kernels (${known.join(', ')})`);
       }
       out.withoutKernels = names.map((n) => n.slice(1));
+      continue;
+    }
+    if (k === 'tile') {
+      if (v !== '2' && v !== '4' && v !== 'auto')
+        throw new Error(`trainAb: ${kv}: the value must be 2, 4 or auto`);
+      out.tile = v;
       continue;
     }
     if (k === 'precision') {
@@ -67,7 +75,7 @@ function settings(arg: string): Settings {
         break;
       default:
         throw new Error(
-          `trainAb: unknown setting ${k} (memArena, memPattern, passes, kernels, optim, precision)`,
+          `trainAb: unknown setting ${k} (memArena, memPattern, passes, kernels, optim, precision, tile)`,
         );
     }
   }
@@ -102,9 +110,12 @@ const engine = (m: MemSettings, without: readonly string[] = [], optim = true): 
 const batch = Number(batchArg);
 /** One side's runner; its graph passes are chosen through DDPM_PASSES while it is built. */
 async function side(arg: string): Promise<OursRunner> {
-  const { passes, withoutKernels, optim, precision, ...mem } = settings(arg);
+  const { passes, withoutKernels, optim, precision, tile, ...mem } = settings(arg);
   const saved = process.env.DDPM_PASSES;
+  const savedTile = process.env.DDPM_WINOGRAD_TILE;
   if (passes !== undefined) process.env.DDPM_PASSES = passes;
+  if (tile === 'auto') delete process.env.DDPM_WINOGRAD_TILE;
+  else if (tile !== undefined) process.env.DDPM_WINOGRAD_TILE = tile;
   try {
     return await createOurs(
       engine(mem, withoutKernels, optim),
@@ -114,6 +125,8 @@ async function side(arg: string): Promise<OursRunner> {
   } finally {
     if (saved === undefined) delete process.env.DDPM_PASSES;
     else process.env.DDPM_PASSES = saved;
+    if (savedTile === undefined) delete process.env.DDPM_WINOGRAD_TILE;
+    else process.env.DDPM_WINOGRAD_TILE = savedTile;
   }
 }
 const A = await side(aArg);

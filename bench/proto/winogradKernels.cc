@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "wk: the block must be 8 or 16, C and K multiples of it, H and W of m (2 or 4)\n");
     return 2;
   }
-  std::vector<float> x(n * c * h * w), dy(n * k * h * w), u(winoPositions(m) * c * k), b(k), out(n * k * h * w);
+  std::vector<float> x(n * c * h * w), dy(n * k * h * w), u(winoPositions(m) * c * k), b(k);
+  std::vector<float> out(grad ? k * c * 9 : n * k * h * w);  // dw [K, C, 3, 3] or y
   srand(1);
   for (auto* v : {&x, &dy, &u})
     for (auto& f : *v) f = rand() / float(RAND_MAX) - 0.5f;

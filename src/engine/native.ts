@@ -121,7 +121,7 @@ function kernelNamesOf(b: Binding): string[] {
  * (ConvWeightGradPreferred: AVX-512) or DDPM_CONV_WEIGHT_GRAD=1 asks for it (to time both on another machine:
  * bench/README.md, "The weight gradients" and "The training graph in the blocked layout"); Attention likewise
  * (AttentionPreferred, or DDPM_ATTENTION=1), and the Winograd kernels (WinogradPreferred, or DDPM_WINOGRAD=1;
- * DDPM_WINOGRAD_TILE=2 keeps them to F(2x2, 3x3), without WinogradF4).
+ * which tile each layer takes: graph/passes/winogradConvs.ts, tileFor).
  */
 function fusedKernelsOf(b: Binding): FusedKernel[] {
   const has = kernelNamesOf(b);
@@ -143,7 +143,7 @@ function fusedKernelsOf(b: Binding): FusedKernel[] {
       case 'WinogradBf16':
         return winograd;
       case 'WinogradF4':
-        return winograd && process.env.DDPM_WINOGRAD_TILE !== '2';
+        return winograd;
       default:
         return true;
     }

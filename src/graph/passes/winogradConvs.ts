@@ -8,8 +8,8 @@
 // filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x or
 // dy blocked (the other reordered), go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHWc
 // layout: 16-channel blocks (AVX-512 builds: WinogradPreferred), or 8 (AVX2, WinogradBlock8; untimed there,
-// so only with DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles (DDPM_WINOGRAD_TILE=2 without); C and K
-// multiples of the block. The same convolution to float rounding: F(2x2)'s transforms only add and halve;
+// so only with DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles where they were measured faster (tileFor;
+// DDPM_WINOGRAD_TILE=2 or 4 forces one); C and K multiples of the block. The same convolution to float rounding: F(2x2)'s transforms only add and halve;
 // F(4x4)'s multiply by up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
 
 import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
@@ -82,9 +82,31 @@ function fedFilters(g: Graph, w: Value, m: WinogradTile): Value {
     : g.winogradFilter(w, false, m);
 }
 
-/** The output tile for an H x W grid: F(4x4, 3x3) where the grid takes it and the engine has it, else F(2x2). */
-function tileFor(g: Graph, h: number, w: number): WinogradTile {
-  return g.fused.includes('WinogradF4') && h % 4 === 0 && w % 4 === 0 ? 4 : 2;
+/** DDPM_WINOGRAD_TILE: '2' or '4' takes that tile wherever the grid allows (A/B runs); unset, tileFor's rule. */
+export const WINOGRAD_TILE_ENV = 'DDPM_WINOGRAD_TILE';
+
+/**
+ * The output tile for a C -> K convolution on an H x W grid: F(4x4, 3x3) where the engine has it, the grid is a
+ * multiple of 4 and it was measured faster, else F(2x2). F(4x4)'s filters are 2.25 times F(2x2)'s, and on small
+ * grids (few tiles per image) a wide layer's time goes to reading them: one Zen 5 core, forward, 256 -> 256 at
+ * 8x8, batch 16 / 64: F(2x2) 4.89 / 17.56 ms, F(4x4) 6.11 / 20.49; 512 -> 256 at 8x8 10.42 against 15.09; at
+ * 4x4 even (2.35 / 2.24); at 16x16 F(4x4) 11.17 against 19.21; narrow layers (64 -> 64) F(4x4) as fast or
+ * faster on every grid (8x8 1.08 against 1.10, 4x4 0.26 against 0.43); the weight gradients alike
+ * (bench/README.md, "Winograd tiles by layer"). So F(4x4) from 16x16 up, and below for C K <= 64 x 64.
+ */
+export function tileFor(g: Graph, h: number, w: number, c: number, k: number): WinogradTile {
+  if (!g.fused.includes('WinogradF4') || h % 4 || w % 4) return 2;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
+    WINOGRAD_TILE_ENV
+  ];
+  switch (env) {
+    case '2':
+      return 2;
+    case '4':
+      return 4;
+    default:
+      return h * w >= 256 || c * k <= 64 * 64 ? 4 : 2;
+  }
 }
 
 /** A blocked 3x3, stride-1, pad-1 convolution that a Winograd kernel can run: its operands and sizes. */
@@ -123,7 +145,7 @@ function rewrite(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   const g = ctx.graph;
   if (!conv || (!conv.filters && !g.fused.includes('WinogradFilter'))) return false;
   const { x, w, filters, bias, sum, k, c } = conv;
-  const m = tileFor(g, conv.height, conv.width);
+  const m = tileFor(g, conv.height, conv.width, c, k);
   const p = (m + 2) ** 2;
   g.replaceNode(n, () => {
     const u = filters
@@ -155,7 +177,7 @@ function rewriteWeightGrad(ctx: PassContext, n: Node, block: 8 | 16): boolean {
   g.replaceNode(n, () => {
     const bx = xb ? x : reorderToBlocked(g, x); // [N, C, H, W] blocked
     const bdy = dyb ? dy : reorderToBlocked(g, dy); // [N, K, H, W] blocked
-    return g.convWinogradWeightGrad(bx, bdy, tileFor(g, h, w), block); // [K, C, 3, 3]
+    return g.convWinogradWeightGrad(bx, bdy, tileFor(g, h, w, c, k), block); // [K, C, 3, 3]
   });
   return true;
 }
