@@ -1,7 +1,8 @@
 // Serialise a Graph to an ONNX ModelProto (opset 17, IR version 8) that onnxruntime-node and
 // onnxruntime-web both load; and read back an ONNX file's metadata and float32 initializers (readOnnx). Only the nodes the requested outputs depend on are written.
 // Parameters go in as initializers (inference: ORT can pre-pack weights) or as graph inputs
-// (training: the optimiser in TypeScript feeds fresh weights every step).
+// (training: the optimiser in TypeScript feeds fresh weights every step); toOnnxWithFeeds makes chosen
+// constants graph inputs too, for engines that read feeds in place.
 
 import { type Attr, type ConstData, FUSED_DOMAIN, type Graph, type Value } from './graph.js';
 import type { Tensor } from '../util/tensor.js';

@@ -1,5 +1,6 @@
 // A U-Net behind the diffusion layer's Denoiser interface: builds the inference graph with the
-// weights baked in (ONNX Runtime pre-packs them), compiles one session per batch size, and splits
+// weights baked in (ONNX Runtime pre-packs them; on the native engine the native kernels' large filters are
+// fed with every run instead, read in place), compiles one session per batch size, and splits
 // or pads any batch to the compiled size. The diffusion code only ever sees denoise(x, t).
 
 import type { Denoiser } from '../diffusion/types.js';
@@ -34,10 +35,10 @@ const FEED_BYTES = 1 << 16;
 
 /**
  * The float32 constants of at least FEED_BYTES that only the "ai.ddpm" domain's kernels read: fed rather than
- * baked in, they lose nothing, since ONNX Runtime's optimisers never look into a custom op's inputs. L's
- * Winograd F(4x4) filters are 467 MB, which as initializers ONNX Runtime parsed and copied twice while the
- * caller still held the bytes: 1643 MB at the peak of setting up L's sampling at batch 64 (bench/README.md,
- * "Memory").
+ * baked in, they lose nothing, since ONNX Runtime's optimisers never look into a custom op's inputs. As
+ * initializers, L's Winograd filters (429 MB when every layer took F(4x4)) were parsed and copied by ONNX
+ * Runtime while the caller still held the bytes: a peak of 1643 MB when setting up L's sampling at batch 64,
+ * 1172 MB fed (bench/README.md, "Memory").
  */
 function kernelOnlyConstants(g: Graph, roots: readonly Value[]): (v: Value) => boolean {
   const byKernels = new Set<number>();
