@@ -1637,7 +1637,7 @@ static const CustomOpAbi* const kFusedOps[] = {&gnOp,      &gnShiftOp,     &gnRe
 // bench/README.md, "Winograd F(2x2, 3x3)"); it takes the 16-float blocks only, so AVX2's 8-float layout never
 // uses it (DDPM_WINOGRAD=1 asks for it where a build has 16-float blocks but not the capability).
 // WinogradF4: the Winograd kernels take F(4x4, 3x3) (WinogradFilter and ConvWinogradWeightGrad attribute m = 4,
-// ConvWinograd 36-position filters) beside F(2x2, 3x3); the graphs use it wherever the grid is a multiple of 4.
+// ConvWinograd 36-position filters) beside F(2x2, 3x3); the graphs choose per layer (winogradConvs.ts, tileFor).
 // WinogradBlock8: ConvWinograd, ConvWinogradSum and ConvWinogradWeightGrad take attribute block = 8 (AVX2's
 // NCHW8c layout; 8-float vectors); untimed on an AVX2 machine, so there the graphs use them only when asked.
 // WinogradBf16: ConvWinogradBf16 and ConvWinogradSumBf16 compute (a build for a CPU with AVX-512 BF16).

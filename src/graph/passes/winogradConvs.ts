@@ -1,16 +1,16 @@
 // winograd-convs: ONNX Runtime's blocked 3x3, stride-1, pad-1 convolutions -> the native
 // ConvWinograd kernel (native/winograd.cc): Winograd F(m x m, 3x3) (Lavin & Gray 2016), (m + 2)^2 products per
-// input and output channel pair for each m x m output tile instead of 9 m^2: F(4x4, 3x3) where the grid is a
-// multiple of 4 (36 against 144), else F(2x2, 3x3) (16 against 36). Constant filters are transformed here, in
+// input and output channel pair for each m x m output tile instead of 9 m^2: F(4x4, 3x3) (36 against 144) or
+// F(2x2, 3x3) (16 against 36), per layer as measured (tileFor). Constant filters are transformed here, in
 // float64: U = G g G^T for each filter g, as [P, C, K]; a training graph's, fed every step, by the native
 // WinogradFilter kernel in the graph (float32). Runs after the gradient is taken (layout stage, after
 // blocked-layout), so a training graph's input-gradient convolutions (3x3, stride 1, pad 1, with the flipped
 // filters) are rewritten too, and no gradient rule is needed; its weight gradients of these convolutions, x or
 // dy blocked (the other reordered), go to ConvWinogradWeightGrad (F(3x3, m x m)). The native engine's NCHWc
 // layout: 16-channel blocks (AVX-512 builds: WinogradPreferred), or 8 (AVX2, WinogradBlock8; untimed there,
-// so only with DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles where they were measured faster (tileFor;
-// DDPM_WINOGRAD_TILE=2 or 4 forces one); C and K multiples of the block. The same convolution to float rounding: F(2x2)'s transforms only add and halve;
-// F(4x4)'s multiply by up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
+// so only with DDPM_WINOGRAD=1); WinogradF4 for the 4x4 tiles (DDPM_WINOGRAD_TILE=2 or 4 forces a tile);
+// C and K multiples of the block. The same convolution to float rounding: F(2x2)'s transforms only add and
+// halve; F(4x4)'s multiply by up to 8 and divide by 24, about ten times the rounding (src/engine/nativeWinograd.test.ts).
 
 import { FUSED_DOMAIN, type Graph, type Node, type Value, type WinogradTile } from '../graph.js';
 import { NCHWC_DOMAIN, reorderToBlocked } from '../nchwc.js';
