@@ -51,5 +51,7 @@ describe('winograd-convs tile', () => {
     assert.equal(tileFor(graph(false), 8, 8, 16, 16), 2);
     process.env[WINOGRAD_TILE_ENV] = '2';
     assert.equal(tileFor(g, 32, 32, 32, 32), 2);
+    process.env[WINOGRAD_TILE_ENV] = '3';
+    assert.throws(() => tileFor(g, 32, 32, 32, 32), /DDPM_WINOGRAD_TILE=3: the Winograd tile must be 2 or 4/);
   });
 });

@@ -104,8 +104,13 @@ export function tileFor(g: Graph, h: number, w: number, c: number, k: number): W
       return 2;
     case '4':
       return 4;
-    default:
+    case undefined:
+    case '':
       return h * w >= 256 || c * k <= 64 * 64 ? 4 : 2;
+    default:
+      throw new Error(
+        `${WINOGRAD_TILE_ENV}=${env}: the Winograd tile must be 2 or 4 (unset: each layer's measured choice)`,
+      );
   }
 }
 
