@@ -79,9 +79,7 @@ export function toOnnxWithFeeds(g: Graph, opts: ExportOptions, feed: (v: Value) 
 }
 
 function serialize(g: Graph, opts: ExportOptions, feed: (v: Value) => boolean): ModelWithFeeds {
-  const feeds: Record<string, Tensor> = {};
-  const fed = (leaf: (typeof g.leaves)[number]): leaf is typeof leaf & { data: Float32Array } =>
-    leaf.kind === 'const' && leaf.data instanceof Float32Array && feed(leaf.value);
+  const feeds: Record<string, Tensor> = {}; // picked once, in the initializer loop below
   const outs = Object.entries(opts.outputs);
   const live = g.liveNodes(outs.map(([, v]) => v));
   const used = new Set<number>();
@@ -112,14 +110,17 @@ function serialize(g: Graph, opts: ExportOptions, feed: (v: Value) => boolean): 
   for (const leaf of g.leaves) {
     if (!used.has(leaf.value.id) && !(opts.allParams && leaf.kind === 'param')) continue;
     if (leaf.kind === 'const' || (leaf.kind === 'param' && opts.params === 'initializer')) {
-      if (fed(leaf)) feeds[leaf.value.name] = { data: leaf.data, shape: leaf.value.shape };
-      else graph.msg(5, tensorProto(leaf.value.name, leaf.value, leaf.data));
+      const d = leaf.data;
+      if (leaf.kind === 'const' && d instanceof Float32Array && feed(leaf.value))
+        feeds[leaf.value.name] = { data: d, shape: leaf.value.shape };
+      else graph.msg(5, tensorProto(leaf.value.name, leaf.value, d));
     }
   }
   for (const leaf of g.leaves) {
     if (!used.has(leaf.value.id)) continue;
     const opaque = leaf.kind === 'const' && leaf.opaque;
-    if (leaf.kind === 'input' || opaque || fed(leaf) || (leaf.kind === 'param' && opts.params === 'input')) {
+    const fed = leaf.value.name in feeds;
+    if (leaf.kind === 'input' || opaque || fed || (leaf.kind === 'param' && opts.params === 'input')) {
       graph.msg(11, valueInfo(leaf.value.name, leaf.value, opts.dynamicBatch && leaf.kind === 'input'));
     }
   }
