@@ -107,7 +107,7 @@ describe('ddpm', () => {
       { args: ['train', '--steps', 'ten'], code: 2, says: ['--steps "ten": expected an integer'] },
       { args: ['sample', '--steps', '2e3'], code: 2, says: ['--steps "2e3": expected an integer'] },
       { args: ['train', '--batch=-4'], code: 2, says: ['--batch "-4": must be at least 1'] },
-      { args: ['train', '--batch', '-4'], code: 2, says: ['--batch needs a value', '--batch=-4'] },
+      { args: ['train', '--batch', '-3'], code: 2, says: ['--batch needs a value', '--batch=-3'] },
       { args: ['train', '--lr=-1e-4'], code: 2, says: ['--lr "-1e-4": must be at least 0'] },
       {
         args: ['train', '--ch-mult', '1,two'],
@@ -153,6 +153,14 @@ describe('ddpm', () => {
         code: 1,
         says: [`no model.safetensors in ${join(TMP, 'noweights')}`],
       },
+      {
+        args: ['sample', '--model', join(ROOT, 'README.md')],
+        code: 1,
+        says: [`model: ${join(ROOT, 'README.md')} is not a model`],
+      },
+      // A reference that is not there fails before the model's set-up.
+      { args: ['eval', 'fid', '--ref', 'no-such-ref'], code: 1, says: ["unknown dataset 'no-such-ref'"] },
+      { args: ['eval', 'fid', '--ref', join(TMP, 'none.npz')], code: 2, says: ['none.npz: no such file'] },
       // Data specs that do not exist: the error names them.
       {
         args: ['train', '--run', join(TMP, 'r2'), '--data', 'no-such-data', '--threads', '1'],

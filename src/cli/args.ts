@@ -84,8 +84,9 @@ export function parseWithPositionals(
     const msg = (e as Error).message;
     const opt = /'(--?[\w-]+)'/.exec(msg)?.[1];
     const unknown = (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    const next = opt ? argv[argv.indexOf(opt) + 1] : undefined; // the dash-led word parseArgs would not take
     const text = /ambiguous/.test(msg)
-      ? `${opt} needs a value (write a value starting with '-' as ${opt}=-4)`
+      ? `${opt} needs a value (a value starting with '-' is written ${opt}=${next ?? '-4'})`
       : unknown && opt
         ? `Unknown option '${opt}'${didYouMean(opt.replace(/^-+/, ''), ['help', ...Object.keys(table)], '--')}`
         : msg.split('\n')[0]!.replace(/\.$/, '');

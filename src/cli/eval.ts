@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadImageFolder } from '../data/folder.js';
-import { heldOutSplit, openDataset } from '../data/open.js';
+import { checkDataSpec, heldOutSplit, openDataset } from '../data/open.js';
 import { samplerEntry } from '../diffusion/samplers.js';
 import {
   ALL_METRICS,
@@ -301,6 +301,14 @@ function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Referenc
   };
 }
 
+function checkNpzExists(path: string, who = 'ddpm eval: --ref'): void {
+  if (!existsSync(path) || statSync(path).isDirectory()) {
+    throw new UsageError(
+      `${who} ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as mnist or fashion-mnist:test`,
+    );
+  }
+}
+
 /** An .npz of reference statistics: ours, pytorch-fid's, TTUR's or clean-fid's (mu, sigma). */
 /** `who` names the option in messages: 'ddpm eval: --ref', 'ddpm train: --eval-ref'. */
 export function referenceFromNpz(
@@ -308,11 +316,7 @@ export function referenceFromNpz(
   net: Pick<FeatureNet, 'name' | 'weightsHash' | 'dims'>,
   who = 'ddpm eval: --ref',
 ): Reference {
-  if (!existsSync(path) || statSync(path).isDirectory()) {
-    throw new UsageError(
-      `${who} ${path}: no such file; write reference statistics with 'ddpm eval stats --data SPEC --out ${path}', or pass a data spec such as mnist or fashion-mnist:test`,
-    );
-  }
+  checkNpzExists(path, who);
   let arrays: ReturnType<typeof readNpz>;
   try {
     arrays = readNpz(new Uint8Array(readFileSync(path)), path);
@@ -554,6 +558,10 @@ async function metricsCommand(metrics: MetricName[], argv: readonly string[]): P
   if (shard) checkWritable('eval', o.out as string, 'partial results');
   if (o.log) checkWritable('eval', o.log as string, 'log');
   const t0 = performance.now();
+  // A reference that cannot be there fails now, not after the model's set-up and batch measurement.
+  const refArg = o.ref as string | undefined;
+  if (refArg && /\.npz$/i.test(refArg)) checkNpzExists(refArg);
+  else if (refArg) checkDataSpec(refArg);
   const images = await openImages(o);
   let net: FeatureNet | undefined;
   try {

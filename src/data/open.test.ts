@@ -10,7 +10,14 @@ import { allClose } from '../util/allclose.js';
 import { CIFAR_RECORD } from './cifar.js';
 import { DataError } from './dataset.js';
 import { readMnistClass } from './mnist.js';
-import { FASHION_MNIST_DIRS, fashionMnistPath, heldOutSplit, openDataset, seenInTraining } from './open.js';
+import {
+  checkDataSpec,
+  FASHION_MNIST_DIRS,
+  fashionMnistPath,
+  heldOutSplit,
+  openDataset,
+  seenInTraining,
+} from './open.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ddpm-open-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -183,4 +190,23 @@ test('open: the held-out split of training data is its test split; data with non
   for (const s of ['mnist', 'mnist:test', 'fashion-mnist:test', 'cifar10:/x', 'folder:/x', undefined]) {
     assert.equal(heldOutSplit(s), undefined, String(s));
   }
+});
+
+test('checkDataSpec: fails as openDataset would for missing data, without reading any; passes what opens', () => {
+  const missing = join(root, 'no-such');
+  for (const spec of ['nope', `idx:${missing}`, `cifar10:${missing}`, `folder:${missing}`, 'mnist:val']) {
+    const opened = (() => {
+      try {
+        openDataset(spec);
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(opened instanceof DataError, `${spec}: openDataset fails`);
+    assert.throws(() => checkDataSpec(spec), DataError, spec);
+  }
+  assert.throws(() => checkDataSpec(`fashion-mnist:test:${root}`), /no t10k-images-idx3-ubyte\[\.gz\] in/);
+  assert.throws(() => checkDataSpec('idx:'), /idx: needs a path/);
+  for (const spec of ['mnist', 'mnist:test', `folder:${root}`]) checkDataSpec(spec);
 });

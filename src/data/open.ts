@@ -54,6 +54,35 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
   }
 }
 
+/**
+ * Fail now, with openDataset's message, where opening `spec` would fail for a missing file, folder or split,
+ * without reading any data: for commands that do minutes of work before they open their reference data.
+ */
+export function checkDataSpec(spec: string): void {
+  const colon = spec.indexOf(':');
+  const kind = colon > 1 ? spec.slice(0, colon) : spec;
+  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  switch (kind) {
+    case 'mnist':
+      mnistSplitOf(arg);
+      return;
+    case 'fashion-mnist': {
+      const { split, dir } = fashionArgs(arg);
+      fashionMnistPath(dir, split);
+      return;
+    }
+    case 'idx':
+    case 'cifar10':
+    case 'folder':
+      if (!arg) throw new DataError(`data: ${kind}: needs a path, e.g. ${kind}:/data/...`);
+      if (!existsSync(arg)) throw new DataError(`data: ${kind}: ${arg} does not exist`);
+      return;
+    default:
+      if (!existsSync(spec))
+        throw new DataError(`data: unknown dataset '${spec}' (no such file or folder); ${SPEC_HELP}`);
+  }
+}
+
 /** The channel count a data spec holds, and for a folder of images how it was decided. */
 export interface SourceChannels {
   readonly channels: 1 | 3;

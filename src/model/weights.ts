@@ -160,6 +160,12 @@ export function loadModel(path: string): LoadedModel {
   if (!statSync(path).isDirectory() && path.endsWith('.onnx')) return loadOnnxModel(path);
   if (statSync(path).isDirectory() && existsSync(join(path, 'model_index.json')))
     return loadModel(unetOfPipeline(path)); // a diffusers pipeline folder: its unet/ (scheduler/ read beside it)
+  if (!statSync(path).isDirectory() && !path.endsWith('.safetensors'))
+    throw new Error(
+      path.endsWith('.bin')
+        ? `model: ${path} is a pickled PyTorch file, which runs Python code and is not read; convert it to safetensors`
+        : `model: ${path} is not a model: pass a model folder (config.json and model.safetensors), a run folder, a .safetensors file with config.json beside it, or an .onnx file from ddpm export`,
+    );
   const dir = statSync(path).isDirectory() ? path : join(path, '..');
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath))
