@@ -407,7 +407,7 @@ describe('fuzz findings', () => {
     assert.ok(e instanceof DataError);
     assert.match(
       e.message,
-      /^folder: big\.png claims 20000 x 20000 pixels, more than its \d+ bytes of PNG can hold/,
+      /^image: big\.png claims 20000 x 20000 pixels, more than its \d+ bytes of PNG can hold/,
     );
   });
 
@@ -425,7 +425,7 @@ describe('fuzz findings', () => {
     const e = timed(() => refusal(() => decodeImage(j, 'big.jpg')), 200, 'decodeImage');
     assert.match(
       e.message,
-      /^folder: big\.jpg claims 9000 x 9000 pixels, more than its \d+ bytes of JPEG can hold/,
+      /^image: big\.jpg claims 9000 x 9000 pixels, more than its \d+ bytes of JPEG can hold/,
     );
   });
 

@@ -55,14 +55,14 @@ export function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
   const isJpeg = bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
   if (!isPng && !isJpeg) {
     throw new DataError(
-      `folder: ${file} is neither a PNG nor a JPEG (bad signature); remove it or convert it`,
+      `image: ${file} is neither a PNG nor a JPEG (bad signature); convert it (or, in a folder of images, remove it)`,
     );
   }
   const kind = isPng ? 'PNG' : 'JPEG';
   const claim = isPng ? pngClaim(bytes) : jpegClaim(bytes);
   if (claim && claim.bytes > claim.most) {
     throw new DataError(
-      `folder: ${file} claims ${claim.width} x ${claim.height} pixels, more than its ${bytes.length} bytes of ${kind} can hold; the file is corrupt or crafted: remove or replace it`,
+      `image: ${file} claims ${claim.width} x ${claim.height} pixels, more than its ${bytes.length} bytes of ${kind} can hold; the file is corrupt or crafted: remove or replace it`,
     );
   }
   try {
@@ -71,7 +71,7 @@ export function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
     return { width: j.width, height: j.height, channels: 3, data: j.data };
   } catch (e) {
     throw new DataError(
-      `folder: cannot decode ${file} as ${kind} (${decoderProblem(e)}); the file is corrupt or truncated: remove or replace it`,
+      `image: cannot decode ${file} as ${kind} (${decoderProblem(e)}); the file is corrupt or truncated: remove or replace it`,
     );
   }
 }
@@ -162,7 +162,7 @@ export function toPlanes(img: DecodedImage, channels: 1 | 3): Uint8Array {
 
 /** Convert + resize + crop a decoded image to channels x res x res bytes (CHW); `file` names it in errors. */
 export function imageToBytes(img: DecodedImage, file: string, res: number, channels: 1 | 3): Uint8Array {
-  if (img.width < 1 || img.height < 1) throw new DataError(`folder: ${file} has no pixels`);
+  if (img.width < 1 || img.height < 1) throw new DataError(`image: ${file} has no pixels`);
   return toBytes(resizeCenterCrop(toPlanes(img, channels), channels, img.height, img.width, res));
 }
 
