@@ -104,6 +104,9 @@ export function measureTorch(r: MemoryRow, runs: number): Promise<Measured> {
       TORCH_THREADS: '2',
       OMP_NUM_THREADS: '2',
       OPENBLAS_NUM_THREADS: '1',
+      // glibc's own malloc: its lowest peak (the speed suites keep memory for reuse, 60-85 MB more on
+      // S-sample-b64; bench/README.md, "PyTorch at its best").
+      TORCH_MALLOC: 'glibc',
     },
   );
 }

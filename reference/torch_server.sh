@@ -10,8 +10,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export TORCH_THREADS=${TORCH_THREADS:-$OMP_NUM_THREADS}
 # glibc malloc keeps freed activations for reuse instead of returning each to the kernel and faulting fresh
 # pages in on the next forward (every block under 32 MB from the heap, no trimming): measured faster for PyTorch
-# on every row tried (bench/README.md, "PyTorch at its best"). Set any of them to override.
-export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-4294967296}
-export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
+# on every row tried (bench/README.md, "PyTorch at its best"). Set any of them to override; TORCH_MALLOC=glibc
+# leaves glibc's own behaviour, which returns memory sooner (the memory suite measures PyTorch that way).
+if [ "${TORCH_MALLOC:-reuse}" = reuse ]; then
+  export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432}
+  export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-4294967296}
+  export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
+fi
 exec /usr/bin/python3 "$here/torch_server.py" "$@"
