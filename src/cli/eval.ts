@@ -301,6 +301,7 @@ function referenceOf(set: FeatureSet, source: string, net: FeatureNet): Referenc
   };
 }
 
+/** An .npz reference that is not there: the error says how to write one (checked before any work). */
 function checkNpzExists(path: string, who = 'ddpm eval: --ref'): void {
   if (!existsSync(path) || statSync(path).isDirectory()) {
     throw new UsageError(
