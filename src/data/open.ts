@@ -55,8 +55,9 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
 }
 
 /**
- * Fail now, as openDataset would (its message, or one naming the same missing path), where opening `spec` would fail for a missing file, folder or split,
- * without reading any data: for commands that do minutes of work before they open their reference data.
+ * Fail now where opening `spec` would fail for a missing file, folder or split, as openDataset would (its
+ * message, or one naming the same missing path), without reading any data: for commands that do minutes of
+ * work before they open their reference data.
  */
 export function checkDataSpec(spec: string): void {
   const colon = spec.indexOf(':');
