@@ -27,14 +27,19 @@ export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist', '/usr/sh
 const SPEC_HELP =
   "expected 'mnist[:train|:test]', 'fashion-mnist[:train|:test]', 'idx:PATH', 'cifar10:PATH', 'folder:PATH' or a path to such data";
 
+/** A data spec's kind and argument: 'idx:/a/b' -> (idx, /a/b); a bare path or name is its own kind. */
+function specParts(spec: string): { kind: string; arg: string } {
+  const colon = spec.indexOf(':');
+  // colon > 1 keeps Windows drive letters as paths
+  return colon > 1 ? { kind: spec.slice(0, colon), arg: spec.slice(colon + 1) } : { kind: spec, arg: '' };
+}
+
 export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
   const res = opts.resolution;
   if (res !== undefined && (!Number.isInteger(res) || res < 1)) {
     throw new DataError(`data: resolution must be a positive integer, got ${res}`);
   }
-  const colon = spec.indexOf(':');
-  const kind = colon > 1 ? spec.slice(0, colon) : spec; // colon > 1 keeps Windows drive letters as paths
-  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  const { kind, arg } = specParts(spec);
   switch (kind) {
     case 'mnist':
       return adapt(mnistSplit(loadMnist({ pad: res === 28 ? 0 : 2 }), mnistSplitOf(arg)), opts);
@@ -60,9 +65,7 @@ export function openDataset(spec = 'mnist', opts: OpenOptions = {}): U8Dataset {
  * work before they open their reference data.
  */
 export function checkDataSpec(spec: string): void {
-  const colon = spec.indexOf(':');
-  const kind = colon > 1 ? spec.slice(0, colon) : spec;
-  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  const { kind, arg } = specParts(spec);
   switch (kind) {
     case 'mnist':
       mnistSplitOf(arg);
@@ -96,9 +99,7 @@ export interface SourceChannels {
  * folder of images 3 if any of a sample of them has colour, else 1.
  */
 export function sourceChannels(spec = 'mnist'): SourceChannels {
-  const colon = spec.indexOf(':');
-  const kind = colon > 1 ? spec.slice(0, colon) : spec;
-  const arg = colon > 1 ? spec.slice(colon + 1) : '';
+  const { kind, arg } = specParts(spec);
   switch (kind) {
     case 'mnist':
     case 'fashion-mnist':

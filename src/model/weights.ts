@@ -157,16 +157,16 @@ export function saveDiffusers(dir: string, spec: ModelSpec, params: ParamStore):
 export function loadModel(path: string): LoadedModel {
   if (!existsSync(path))
     throw new Error(`model: ${path} does not exist (pass a model folder or its model.safetensors)`);
-  if (!statSync(path).isDirectory() && path.endsWith('.onnx')) return loadOnnxModel(path);
-  if (statSync(path).isDirectory() && existsSync(join(path, 'model_index.json')))
-    return loadModel(unetOfPipeline(path)); // a diffusers pipeline folder: its unet/ (scheduler/ read beside it)
-  if (!statSync(path).isDirectory() && !path.endsWith('.safetensors'))
+  const isDir = statSync(path).isDirectory();
+  if (!isDir && path.endsWith('.onnx')) return loadOnnxModel(path);
+  if (isDir && existsSync(join(path, 'model_index.json'))) return loadModel(unetOfPipeline(path)); // a diffusers pipeline folder: its unet/ (scheduler/ read beside it)
+  if (!isDir && !path.endsWith('.safetensors'))
     throw new Error(
       path.endsWith('.bin')
         ? `model: ${path} is a pickled PyTorch file, which runs Python code and is not read; convert it to safetensors`
         : `model: ${path} is not a model: pass a model folder (config.json and model.safetensors), a run folder, a .safetensors file with config.json beside it, or an .onnx file from ddpm export`,
     );
-  const dir = statSync(path).isDirectory() ? path : join(path, '..');
+  const dir = isDir ? path : join(path, '..');
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath))
     throw new Error(`model: no config.json in ${dir}; a model folder holds config.json and the weights`);
@@ -190,7 +190,7 @@ export function loadModel(path: string): LoadedModel {
     throw new Error(
       `${cfgPath}: neither a ddpm-ts model config (no "format": "ddpm-ts/model/v1") nor a diffusers UNet2DModel config (no "block_out_channels")`,
     );
-  const candidates = statSync(path).isDirectory()
+  const candidates = isDir
     ? ['model.safetensors', 'diffusion_pytorch_model.safetensors'].map((f) => join(dir, f))
     : [path];
   const wpath = candidates.find(existsSync);
